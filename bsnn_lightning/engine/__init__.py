@@ -1,0 +1,25 @@
+"""The multistep engine: ``x[T, N, ...]`` + initial state + parameters -> spikes (+ final state).
+
+``multistep`` validates and dispatches to a backend (:mod:`.backends`); ``torch`` (:mod:`.reference`) is the
+specification, and faster backends register themselves next to it.
+"""
+
+from .api import MultistepOutput, multistep
+from .backends import available_backends, register_backend, resolve_backend
+from .dynamics import Bifurcation, Dynamics, SnnTorchLeaky, SpikingJellyLIF
+from .surrogates import Surrogate, available_surrogates, register_surrogate
+
+__all__ = [
+    "Bifurcation",
+    "Dynamics",
+    "MultistepOutput",
+    "SnnTorchLeaky",
+    "SpikingJellyLIF",
+    "Surrogate",
+    "available_backends",
+    "available_surrogates",
+    "multistep",
+    "register_backend",
+    "register_surrogate",
+    "resolve_backend",
+]

@@ -1,0 +1,161 @@
+"""``multistep``: the one function that runs a layer of spiking neurons over a whole sequence."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, NamedTuple
+
+import torch
+
+from .backends import resolve_backend
+from .dynamics import Dynamics
+
+
+class MultistepOutput(NamedTuple):
+    spikes: torch.Tensor  #: [T, N, ...], the input's dtype
+    v: torch.Tensor  #: [N, ...], the state after the last step
+    v_seq: torch.Tensor | None  #: [T, N, ...], the state after every step, when asked for
+
+
+def multistep(
+    x: torch.Tensor,
+    dynamics: Dynamics,
+    params: Mapping[str, "float | torch.Tensor"],
+    v0: "torch.Tensor | float | None" = None,
+    *,
+    backend: str = "auto",
+    return_v_seq: bool = False,
+    check_finite: bool = True,
+) -> MultistepOutput:
+    """Run ``dynamics`` over ``x[T, N, ...]`` from the initial state ``v0``; differentiable in x, v0, params.
+
+    Shapes, with ``S = x.shape[2:]`` the shape of one sample and ``C = S[0]`` its channels:
+
+    - ``v0``: ``[N, *S]`` (a full state, e.g. carried over from the previous chunk), ``S`` (per neuron,
+      shared over the batch, e.g. a learnable initial membrane potential), ``[C]`` (per channel), ``[]``
+      (per layer), a float, or ``None`` for the dynamics' resting state;
+    - each parameter (``dynamics.param_names``): a float, or a tensor of shape ``[]``, ``[C]`` or ``S``;
+      ``coupling`` (coupled bifurcation) is ``[C, C]``.
+
+    Gradients flow to every tensor that requires them, reduced over the batch (and over space for
+    per-channel values). ``check_finite`` raises if the final state is NaN or Inf, which happens exactly
+    when a NaN/Inf entered through x, v0 or a parameter (NaN and Inf survive every step: ``0 * inf`` is NaN),
+    or when the dynamics blew up; the error then names the culprit.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> out = multistep(torch.tensor([[[1.5]], [[0.0]], [[2.5]]]), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
+    >>> out.spikes.flatten().tolist(), out.v.flatten().tolist()
+    ([0.0, 0.0, 1.0], [0.0])
+    """
+    _check_input(x)
+    sample_shape = x.shape[2:]
+    params = _check_params(params, dynamics, sample_shape, x)
+    v0 = _check_initial_state(v0, dynamics, x)
+    chosen = resolve_backend(backend, x, dynamics)
+    spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
+    if check_finite and not bool(torch.isfinite(v).all()):
+        raise ValueError(_diagnose_non_finite(x, v0, params))
+    return MultistepOutput(spikes, v, v_seq)
+
+
+def _check_input(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected x to be a torch.Tensor of shape [T, N, ...], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(
+            f"expected x of shape [T, N, ...] (time first, then batch), got {_fmt(x.shape)}; "
+            "a single step [N, ...] needs a leading time dimension: x.unsqueeze(0)"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"expected x of a floating dtype, got {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError(f"expected at least one time step, got x of shape {_fmt(x.shape)} (T = 0)")
+
+
+def _check_params(params, dynamics, sample_shape, x) -> dict:
+    if params is None:
+        params = {}
+    missing = [n for n in dynamics.param_names if n not in params]
+    extra = [n for n in params if n not in dynamics.param_names]
+    if missing or extra:
+        raise ValueError(
+            f"{type(dynamics).__name__} expects parameters {list(dynamics.param_names)}, got {sorted(params)}"
+        )
+    out = {}
+    for name in dynamics.param_names:
+        value = params[name]
+        if name in dynamics.matrix_params:
+            out[name] = _check_matrix(name, value, sample_shape)
+        else:
+            out[name] = _broadcastable(name, value, sample_shape, x, allow_full=False)
+    return out
+
+
+def _check_initial_state(v0, dynamics, x):
+    if v0 is None:
+        v0 = dynamics.resting_state()
+    if isinstance(v0, (int, float)):
+        return torch.full((), float(v0), dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
+    return _broadcastable("initial state v0", v0, x.shape[2:], x, allow_full=True)
+
+
+def _broadcastable(name, value, sample_shape, x, allow_full):
+    """Validate a per-layer/channel/neuron (or full-state) tensor and view it to broadcast on [N, *S]."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite {name}, got {value}")
+        return float(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"expected {name} to be a float or a tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"expected {name} of a floating dtype, got {value.dtype}")
+    if value.device != x.device:
+        raise ValueError(f"expected {name} on {x.device} like x, got {value.device}")
+    shape = tuple(value.shape)
+    sample = tuple(sample_shape)
+    if allow_full and shape == tuple(x.shape[1:]):
+        return value
+    if shape in ((), (1,)):
+        return value.reshape(())
+    if shape == sample:
+        return value
+    if sample and shape == (sample[0],):
+        return value.reshape(sample[0], *([1] * (len(sample) - 1)))
+    options = []
+    if allow_full:
+        options.append(f"{_fmt(x.shape[1:])} (full state)")
+    options.append(f"{_fmt(sample)} (per neuron)")
+    if sample:
+        options.append(f"[{sample[0]}] (per channel)")
+    options.append("[] (per layer)")
+    raise ValueError(
+        f"expected {name} of shape {', '.join(options)} for x of shape {_fmt(x.shape)}, got {_fmt(shape)}"
+    )
+
+
+def _check_matrix(name, value, sample_shape):
+    if not isinstance(value, torch.Tensor) or not sample_shape:
+        raise ValueError(f"expected {name} to be a [C, C] tensor for x of shape [T, N, C, ...], got {value!r}")
+    channels = sample_shape[0]
+    if tuple(value.shape) != (channels, channels):
+        raise ValueError(f"expected {name} of shape [{channels}, {channels}], got {_fmt(value.shape)}")
+    return value
+
+
+def _diagnose_non_finite(x, v0, params) -> str:
+    culprits = []
+    if not bool(torch.isfinite(x).all()):
+        t = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0])
+        culprits.append(f"the input x has NaN or Inf (first at time step {t})")
+    if isinstance(v0, torch.Tensor) and not bool(torch.isfinite(v0).all()):
+        culprits.append("the initial state v0 has NaN or Inf")
+    for name, value in params.items():
+        if isinstance(value, torch.Tensor) and not bool(torch.isfinite(value).all()):
+            culprits.append(f"the parameter {name!r} has NaN or Inf")
+    if not culprits:
+        culprits.append("the dynamics overflowed from finite inputs (check the eigenvalues / decay and the input scale)")
+    return "non-finite neuron state: " + "; ".join(culprits)
+
+
+def _fmt(shape) -> str:
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"

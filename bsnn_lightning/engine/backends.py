@@ -1,0 +1,70 @@
+"""The backend registry: who runs the time loop of :func:`bsnn_lightning.engine.multistep`.
+
+A backend is a function ``run(x, v0, dynamics, params, return_v_seq) -> (spikes, v_final, v_seq | None)``
+with the reference backend's exact semantics (``bsnn_lightning.engine.reference`` is the specification),
+plus a ``supports(x, dynamics)`` check that returns ``None`` when it can run the call, or the reason it
+cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call, which
+is ``"triton"`` for CUDA tensors once that backend is registered, and ``"torch"`` everywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .dynamics import Dynamics
+from .reference import run_reference
+
+RunFn = Callable[..., tuple]
+SupportsFn = Callable[[torch.Tensor, Dynamics], "str | None"]
+
+#: the order in which "auto" tries backends
+AUTO_ORDER = ("triton", "torch")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    run: RunFn
+    supports: SupportsFn
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(name: str, run: RunFn, supports: SupportsFn | None = None) -> None:
+    """Register (or replace) a backend under ``name``."""
+    if name in ("auto", "native"):
+        raise ValueError(f"{name!r} is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron")
+    _BACKENDS[name] = Backend(name, run, supports or (lambda x, dynamics: None))
+
+
+def available_backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
+    """The backend that will run this call, or a ValueError that says why none can."""
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            backend = _BACKENDS.get(candidate)
+            if backend is not None and backend.supports(x, dynamics) is None:
+                return backend
+        raise ValueError(f"no registered backend supports {type(dynamics).__name__} on {x.device}")
+    if name == "native":
+        raise ValueError(
+            "backend 'native' keeps a library's own neuron loop and is chosen at convert(); "
+            f"the engine runs one of {available_backends() + ['auto']}"
+        )
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {available_backends() + ['auto']}")
+    backend = _BACKENDS[name]
+    reason = backend.supports(x, dynamics)
+    if reason is not None:
+        raise ValueError(f"backend {name!r} cannot run this call: {reason}")
+    return backend
+
+
+register_backend("torch", run_reference)

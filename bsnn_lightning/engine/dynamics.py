@@ -1,0 +1,302 @@
+"""Neuron dynamics: one discrete step forward, and its exact derivative backward.
+
+Each dynamics is a frozen dataclass of static choices (reset mode, surrogate, ...) with three pure step
+functions over explicit state, in the order every backend follows::
+
+    h_t = charge(x_t, v_{t-1})     # integrate the input
+    s_t = fire(h_t)                # spike: Heaviside of h_t - threshold (surrogate gradient backward)
+    v_t = reset(h_t, s_t)          # the state carried to the next step
+
+and ``backward_step``, the vector-Jacobian product of one step, which the reference backend
+(:mod:`bsnn_lightning.engine.reference`) runs in reverse time. Learnable quantities (tau, beta, threshold,
+eigenvalues, ...) are not stored here: they arrive in ``p``, a dict of Python floats or tensors that
+broadcast against one time step ``[N, ...]``. The backward needs only the charged potentials ``h`` of every
+step (and the initial state), from which it recomputes spikes and the previous states.
+
+The arithmetic is written in the same order as the libraries whose semantics each class reproduces, so
+that a converted model's spikes equal the library's own bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Literal
+
+import torch
+
+from .surrogates import Surrogate
+
+Param = "float | torch.Tensor"
+ParamGrads = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """Base of every dynamics: subclasses define the three step functions and their backward."""
+
+    surrogate: Surrogate = field(default_factory=Surrogate)
+    #: replace the Heaviside step by the surrogate's primitive in the forward pass: a smooth relaxation
+    #: whose exact derivative the backward computes, so ``torch.autograd.gradcheck`` can verify it
+    relaxed: bool = False
+    #: names of the values ``p`` must hold; the engine checks them
+    param_names: ClassVar[tuple[str, ...]] = ()
+    #: the shape rule for each parameter: "elementwise" (scalar, per channel or per neuron) or "matrix"
+    matrix_params: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "surrogate", Surrogate.parse(self.surrogate))
+
+    def _step(self, z: torch.Tensor, strict: bool) -> torch.Tensor:
+        """H(z) as 0/1 in z's dtype (``strict``: spike only when z > 0), or sigma(z) when relaxed."""
+        if self.relaxed:
+            return self.surrogate.primitive(z)
+        return (z > 0 if strict else z >= 0).to(z.dtype)
+
+    def resting_state(self) -> float:
+        """The state a sequence starts from when no initial state is given."""
+        return 0.0
+
+    def charge(self, x: torch.Tensor, v: torch.Tensor, p: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fire(self, h: torch.Tensor, p: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reset(self, h: torch.Tensor, s: torch.Tensor, p: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def backward_step(
+        self,
+        gs: torch.Tensor,
+        gv: torch.Tensor,
+        h: torch.Tensor,
+        v_prev: Callable[[], torch.Tensor],
+        p: dict,
+        needs: frozenset[str],
+    ) -> tuple[torch.Tensor, torch.Tensor, ParamGrads]:
+        """Given dL/ds_t and dL/dv_t, return dL/dx_t, dL/dv_{t-1} and dL/dparam (elementwise, unreduced).
+
+        ``v_prev()`` recomputes the state before the step; call it only when a gradient needs it.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _FireThenReset(Dynamics):
+    """Spike when ``h >= threshold``, then reset the potential that fired (SpikingJelly's order).
+
+    hard reset (``v_reset`` a number): ``v = s * v_reset + (1 - s) * h``;
+    soft reset (``v_reset=None``):     ``v = h - s * threshold``.
+    ``detach_reset`` stops the gradient through ``s`` in the reset (not through the spike output).
+    """
+
+    v_reset: float | None = 0.0
+    detach_reset: bool = False
+
+    def resting_state(self) -> float:
+        return 0.0 if self.v_reset is None else float(self.v_reset)
+
+    def fire(self, h, p):
+        return self._step(h - p["threshold"], strict=False)
+
+    def reset(self, h, s, p):
+        if self.v_reset is None:
+            return h - s * p["threshold"]
+        return s * self.v_reset + (1.0 - s) * h
+
+    def _reset_backward(self, gs, gv, h, p, needs):
+        """dL/dh through fire and reset, and dL/dthreshold (elementwise) if asked."""
+        threshold = p["threshold"]
+        z = h - threshold
+        sg = self.surrogate.grad(z)
+        s = self._step(z, strict=False)
+        if self.v_reset is None:
+            dv_dh = 1.0 if self.detach_reset else 1.0 - threshold * sg
+        else:
+            dv_dh = 1.0 - s
+            if not self.detach_reset:
+                dv_dh = dv_dh + (self.v_reset - h) * sg
+        gh = gs * sg + gv * dv_dh
+        grads: ParamGrads = {}
+        if "threshold" in needs:
+            if self.v_reset is None:
+                dv_dth = -s if self.detach_reset else threshold * sg - s
+            else:
+                dv_dth = 0.0 if self.detach_reset else (h - self.v_reset) * sg
+            grads["threshold"] = gv * dv_dth - gs * sg
+        return gh, grads
+
+
+@dataclass(frozen=True)
+class SpikingJellyLIF(_FireThenReset):
+    """LIF with SpikingJelly's semantics (``spikingjelly.activation_based.neuron.LIFNode``).
+
+    decay_input=True:  ``h_t = v_{t-1} + (x_t - (v_{t-1} - v_reset)) / tau``
+    decay_input=False: ``h_t = v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``
+    then ``s_t = H(h_t - threshold)`` (spike when equal) and the hard or soft reset of
+    :class:`_FireThenReset`; a soft reset charges towards 0. Parameters: ``tau``, ``threshold``.
+    """
+
+    surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
+    decay_input: bool = True
+    param_names: ClassVar[tuple[str, ...]] = ("tau", "threshold")
+
+    def charge(self, x, v, p):
+        tau = p["tau"]
+        rest = 0.0 if self.v_reset is None else self.v_reset
+        if self.decay_input:
+            return v + (x - (v - rest)) / tau
+        return v - (v - rest) / tau + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        tau = p["tau"]
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        gx = gh / tau if self.decay_input else gh
+        gv_prev = gh - gh / tau
+        if "tau" in needs:
+            v = v_prev()
+            if self.decay_input:  # dh/dtau = -(x - (v - rest)) / tau^2 = -(h - v) / tau
+                grads["tau"] = -gh * (h - v) / tau
+            else:  # dh/dtau = (v - rest) / tau^2
+                rest = 0.0 if self.v_reset is None else self.v_reset
+                grads["tau"] = gh * (v - rest) / (tau * tau)
+        return gx, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class SnnTorchLeaky(Dynamics):
+    """LIF with snnTorch 1.0's ``Leaky`` semantics (``reset_delay=True``).
+
+    The reset is decided from the previous step's membrane, detached, with a strict comparison::
+
+        r_t = H(u_{t-1} - threshold)                   (no gradient)
+        subtract: u_t = clamp(beta, 0, 1) * u_{t-1} + x_t - r_t * threshold
+        zero:     u_t = clamp(beta, 0, 1) * ((1 - r_t) * u_{t-1}) + x_t
+        none:     u_t = clamp(beta, 0, 1) * u_{t-1} + x_t
+        s_t = graded * H(u_t - threshold)              (spike only when strictly above)
+
+    The state carried is ``u_t`` itself. Parameters: ``beta``, ``threshold``, ``graded`` (the graded spike
+    factor).
+    """
+
+    surrogate: Surrogate = field(default_factory=lambda: Surrogate("atan", 2.0))
+    reset_mechanism: Literal["subtract", "zero", "none"] = "subtract"
+    param_names: ClassVar[tuple[str, ...]] = ("beta", "threshold", "graded")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reset_mechanism not in ("subtract", "zero", "none"):
+            raise ValueError(
+                f"expected reset_mechanism 'subtract', 'zero' or 'none', got {self.reset_mechanism!r}"
+            )
+
+    def charge(self, x, v, p):
+        beta, threshold = _clamp01(p["beta"]), p["threshold"]
+        if self.reset_mechanism == "none":
+            return beta * v + x
+        r = (v - threshold > 0).to(v.dtype)
+        if self.reset_mechanism == "subtract":
+            return beta * v + x - r * threshold
+        return beta * ((1 - r) * v) + x
+
+    def fire(self, h, p):
+        return self._step(h - p["threshold"], strict=True) * p["graded"]
+
+    def reset(self, h, s, p):
+        return h
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        beta, threshold, graded = p["beta"], p["threshold"], p["graded"]
+        z = h - threshold
+        sg = self.surrogate.grad(z)
+        gh = gs * graded * sg + gv
+        grads: ParamGrads = {}
+        need_r = self.reset_mechanism == "zero" or (self.reset_mechanism == "subtract" and "threshold" in needs)
+        u_prev = v_prev() if need_r or "beta" in needs else None
+        r = (u_prev - threshold > 0).to(h.dtype) if need_r else None
+        keep = 1.0 - r if self.reset_mechanism == "zero" else 1.0
+        if "threshold" in needs:
+            grads["threshold"] = -gs * graded * sg
+            if self.reset_mechanism == "subtract":
+                grads["threshold"] = grads["threshold"] - r * gh
+        if "graded" in needs:
+            grads["graded"] = gs * self._step(z, strict=True)
+        if "beta" in needs:
+            grads["beta"] = gh * (keep * u_prev) * _clamp01_mask(beta)
+        gv_prev = gh * _clamp01(beta) * keep
+        return gh, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class Bifurcation(_FireThenReset):
+    """Bifurcation dynamics (Zhang, Zhang & Zhou, "Bifurcation Spiking Neural Network", JMLR 2021).
+
+    The continuous membrane ``tau_m du/dt = -u + P u + I`` with a learnable self-connection ``P``,
+    Euler-discretised with step 1 and the constant ``1/tau_m`` folded into the input weights::
+
+        diagonal: h_t = (1 + lambda) * v_{t-1} + x_t          lambda per neuron or per channel
+        coupled:  h_t = A v_{t-1} + x_t,  A = Q diag(1 + lambda) Q^T acting on the channel dimension
+
+    ``lambda`` are the eigenvalues of ``(P - I) / tau_m``: dissipative below 0, conservative at 0, energy
+    diffusing above 0. Plain LIF (``decay_input=False``, reset to 0) is the special case
+    ``lambda = -1/tau``. The guard against blow-up: diagonal eigenvalues are clamped to ``bounds`` in the
+    forward pass (no gradient outside them, like snnTorch's clamp of beta); for the coupled structure the
+    neuron module builds ``A`` from clamped eigenvalues and passes the matrix as the parameter ``coupling``.
+    Fire and reset as :class:`_FireThenReset` (default: soft reset). See ``docs/methods.md``.
+    """
+
+    v_reset: float | None = None
+    structure: Literal["diagonal", "coupled"] = "diagonal"
+    bounds: tuple[float, float] = (-1.0, 0.2)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.structure not in ("diagonal", "coupled"):
+            raise ValueError(f"expected structure 'diagonal' or 'coupled', got {self.structure!r}")
+        lo, hi = self.bounds
+        if not lo < hi:
+            raise ValueError(f"expected eigenvalue bounds (lo, hi) with lo < hi, got {self.bounds!r}")
+        object.__setattr__(self, "bounds", (float(lo), float(hi)))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("eigenvalues", "threshold") if self.structure == "diagonal" else ("coupling", "threshold")
+
+    @property
+    def matrix_params(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("coupling",) if self.structure == "coupled" else ()
+
+    def charge(self, x, v, p):
+        if self.structure == "coupled":
+            return _mix_channels(p["coupling"], v) + x
+        return (1 + p["eigenvalues"].clamp(*self.bounds)) * v + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        if self.structure == "coupled":
+            coupling = p["coupling"]
+            gv_prev = _mix_channels(coupling.transpose(0, 1), gh)
+            if "coupling" in needs:  # dL/dA_ij = sum over batch and space of gh_i * v_j
+                v = v_prev()
+                grads["coupling"] = torch.einsum("ni...,nj...->ij", gh, v)
+            return gh, gv_prev, grads
+        lam = p["eigenvalues"]
+        gv_prev = gh * (1 + lam.clamp(*self.bounds))
+        if "eigenvalues" in needs:
+            lo, hi = self.bounds
+            grads["eigenvalues"] = gh * v_prev() * ((lam >= lo) & (lam <= hi)).to(gh.dtype)
+        return gh, gv_prev, grads
+
+
+def _mix_channels(matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``out[n, i, ...] = sum_j matrix[i, j] * v[n, j, ...]``."""
+    return torch.einsum("ij,nj...->ni...", matrix, v)
+
+
+def _clamp01(beta):
+    return beta.clamp(0, 1) if isinstance(beta, torch.Tensor) else min(max(beta, 0.0), 1.0)
+
+
+def _clamp01_mask(beta):
+    """The derivative of clamp(beta, 0, 1), as torch defines it (1 on the closed interval)."""
+    return ((beta >= 0) & (beta <= 1)).to(beta.dtype)

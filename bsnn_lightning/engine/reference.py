@@ -1,0 +1,114 @@
+"""The ``torch`` backend: the reference implementation every other backend is tested against.
+
+A plain time loop over the step functions of :mod:`bsnn_lightning.engine.dynamics`, wrapped in a custom
+``torch.autograd.Function`` so that the backward keeps only what it needs: the charged potential ``h_t`` of
+every step (one tensor of the input's shape, in the compute dtype), the initial state and the parameters.
+Spikes and earlier states are recomputed from ``h`` in the backward, and no autograd graph is built per
+step. State arithmetic runs in float32, or float64 for float64 inputs (so ``gradcheck`` can run); spikes
+come back in the input's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .dynamics import Dynamics
+
+
+def run_reference(
+    x: torch.Tensor,
+    v0: torch.Tensor,
+    dynamics: Dynamics,
+    params: dict[str, "float | torch.Tensor"],
+    return_v_seq: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    names = tuple(params)
+    spikes, v_final, v_seq = _ReferenceMultistep.apply(
+        dynamics, names, return_v_seq, x, v0, *(params[n] for n in names)
+    )
+    return spikes, v_final, (v_seq if return_v_seq else None)
+
+
+class _ReferenceMultistep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dynamics, names, return_v_seq, x, v0, *values):
+        compute = torch.promote_types(x.dtype, torch.float32)
+        p = _as_compute(dict(zip(names, values)), compute)
+        steps = x.shape[0]
+        charged = torch.empty(x.shape, dtype=compute, device=x.device)
+        spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
+        v_seq = torch.empty(x.shape, dtype=compute, device=x.device) if return_v_seq else None
+        v = v0.to(compute).expand(x.shape[1:])
+        for t in range(steps):
+            h = dynamics.charge(x[t].to(compute), v, p)
+            s = dynamics.fire(h, p)
+            v = dynamics.reset(h, s, p)
+            charged[t] = h
+            spikes[t] = s
+            if v_seq is not None:
+                v_seq[t] = v
+        ctx.dynamics, ctx.names, ctx.return_v_seq = dynamics, names, return_v_seq
+        ctx.x_dtype, ctx.compute = x.dtype, compute
+        ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
+        tensors = [val for val in values if isinstance(val, torch.Tensor)]
+        ctx.save_for_backward(charged, v0, *tensors)
+        return spikes, v, (v_seq if v_seq is not None else x.new_empty(0))
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
+        dynamics, names, compute = ctx.dynamics, ctx.names, ctx.compute
+        charged, v0, *tensors = ctx.saved_tensors
+        values, it = {}, iter(tensors)
+        for n in names:
+            values[n] = ctx.constants[n] if n in ctx.constants else next(it)
+        p = _as_compute(values, compute)
+        needs = frozenset(n for i, n in enumerate(names) if ctx.needs_input_grad[5 + i])
+        state_shape = charged.shape[1:]
+        v0_full = v0.to(compute).expand(state_shape)
+
+        grad_x = torch.empty(charged.shape, dtype=ctx.x_dtype, device=charged.device)
+        sums: dict[str, torch.Tensor] = {}
+        carry = grad_v_final.to(compute)
+        for t in range(charged.shape[0] - 1, -1, -1):
+            gv = carry + grad_v_seq[t].to(compute) if ctx.return_v_seq else carry
+            gx, carry, grads = dynamics.backward_step(
+                grad_spikes[t].to(compute), gv, charged[t], _previous_state(dynamics, charged, v0_full, t, p), p, needs
+            )
+            grad_x[t] = gx
+            for n, g in grads.items():
+                sums[n] = g if n not in sums else sums[n] + g
+
+        grad_params = []
+        for n in names:
+            if n in needs:
+                grad_params.append(_sum_to_shape(sums[n], values[n].shape).to(values[n].dtype))
+            else:
+                grad_params.append(None)
+        grad_v0 = _sum_to_shape(carry, v0.shape).to(v0.dtype) if ctx.needs_input_grad[4] else None
+        return (None, None, None, grad_x if ctx.needs_input_grad[3] else None, grad_v0, *grad_params)
+
+
+def _previous_state(dynamics, charged, v0_full, t, p):
+    """A thunk for v_{t-1}: the initial state at t = 0, else the reset of the step before (recomputed)."""
+
+    def v_prev():
+        if t == 0:
+            return v0_full
+        h = charged[t - 1]
+        return dynamics.reset(h, dynamics.fire(h, p), p)
+
+    return v_prev
+
+
+def _as_compute(params: dict, compute: torch.dtype) -> dict:
+    return {n: (v.to(compute) if isinstance(v, torch.Tensor) else v) for n, v in params.items()}
+
+
+def _sum_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Reduce a broadcast gradient back to a parameter's shape (sum over the broadcast dimensions)."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.dim() - len(shape)
+    dims = list(range(lead)) + [lead + i for i, size in enumerate(shape) if size == 1 and grad.shape[lead + i] != 1]
+    return grad.sum(dim=dims, keepdim=True).reshape(shape) if dims else grad.reshape(shape)

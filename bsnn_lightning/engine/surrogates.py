@@ -1,0 +1,132 @@
+"""Surrogate gradients: the derivative used in place of the Heaviside step's in the backward pass.
+
+The forward pass of every spiking neuron is a step function ``s = H(z)`` with ``z = h - threshold``; its
+true derivative is zero almost everywhere, so training uses a smooth stand-in ``sigma'(z)``. Each surrogate
+here is the derivative formula of one published function, with the parameter ``alpha`` that sets its width,
+written so that it matches both snnTorch 1.0 (``snntorch.surrogate``) and SpikingJelly 2.0
+(``spikingjelly.activation_based.surrogate``) where they implement the same function:
+
+=================  ===========================================  ==========  ====================================
+name               sigma'(z)                                    default     library equivalents
+=================  ===========================================  ==========  ====================================
+``atan``           alpha / 2 / (1 + (pi/2 * alpha * z)^2)       alpha=2     snnTorch ``atan(alpha)``,
+                                                                            SpikingJelly ``ATan(alpha)``
+``sigmoid``        alpha * sig(alpha z) * (1 - sig(alpha z))    alpha=4     snnTorch ``sigmoid(slope)``,
+                                                                            SpikingJelly ``Sigmoid(alpha)``
+``fast_sigmoid``   1 / (alpha * |z| + 1)^2                      alpha=25    snnTorch ``fast_sigmoid(slope)``;
+                                                                            SuperSpike (Zenke & Ganguli 2018)
+``triangle``       max(0, alpha - alpha^2 * |z|)                alpha=1     SpikingJelly
+                                                                            ``PiecewiseQuadratic(alpha)``
+=================  ===========================================  ==========  ====================================
+
+``superspike`` is an alias of ``fast_sigmoid``. A new surrogate is one call to :func:`register_surrogate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+GradFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+# name -> (sigma', sigma, default alpha); sigma is the smooth function whose derivative sigma' is
+_REGISTRY: dict[str, tuple[GradFn, GradFn, float]] = {}
+_ALIASES = {"superspike": "fast_sigmoid"}
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A surrogate gradient by name and width parameter, e.g. ``Surrogate("atan", 2.0)``.
+
+    >>> Surrogate("atan").alpha
+    2.0
+    >>> Surrogate.parse("sigmoid:25")
+    Surrogate(name='sigmoid', alpha=25.0)
+    """
+
+    name: str = "atan"
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        name = _ALIASES.get(self.name, self.name)
+        if name not in _REGISTRY:
+            raise ValueError(
+                f"unknown surrogate {self.name!r}; expected one of {sorted(_REGISTRY) + sorted(_ALIASES)}"
+            )
+        object.__setattr__(self, "name", name)
+        alpha = _REGISTRY[name][2] if self.alpha is None else float(self.alpha)
+        if not math.isfinite(alpha) or alpha <= 0:
+            raise ValueError(f"expected surrogate alpha > 0, got {self.alpha!r} for {name!r}")
+        object.__setattr__(self, "alpha", alpha)
+
+    @classmethod
+    def parse(cls, spec: "str | Surrogate") -> "Surrogate":
+        """Accept a Surrogate, a name (``"atan"``) or ``"name:alpha"`` (``"sigmoid:4"``)."""
+        if isinstance(spec, Surrogate):
+            return spec
+        if not isinstance(spec, str):
+            raise TypeError(f"expected a surrogate name such as 'atan' or 'sigmoid:4', got {type(spec).__name__}")
+        name, _, alpha = spec.partition(":")
+        return cls(name, float(alpha) if alpha else None)
+
+    def grad(self, z: torch.Tensor) -> torch.Tensor:
+        """sigma'(z), the surrogate derivative of H at ``z = h - threshold``."""
+        return _REGISTRY[self.name][0](z, self.alpha)
+
+    def primitive(self, z: torch.Tensor) -> torch.Tensor:
+        """sigma(z), a smooth step whose derivative is :meth:`grad` (used by relaxed dynamics)."""
+        return _REGISTRY[self.name][1](z, self.alpha)
+
+
+def register_surrogate(name: str, grad_fn: GradFn, primitive_fn: GradFn, default_alpha: float) -> None:
+    """Add a surrogate: ``grad_fn(z, alpha)`` returns sigma'(z), ``primitive_fn(z, alpha)`` sigma(z).
+
+    Every backend must then support it (the reference backend does at once)."""
+    _REGISTRY[name] = (grad_fn, primitive_fn, float(default_alpha))
+
+
+def available_surrogates() -> list[str]:
+    return sorted(_REGISTRY) + sorted(_ALIASES)
+
+
+def _atan(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    return alpha / 2 / (1 + (math.pi / 2 * alpha * z).square())
+
+
+def _sigmoid(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    sig = torch.sigmoid(alpha * z)
+    return alpha * sig * (1 - sig)
+
+
+def _fast_sigmoid(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    return 1 / (alpha * z.abs() + 1).square()
+
+
+def _triangle(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (alpha - alpha * alpha * z.abs()).clamp_min(0)
+
+
+def _atan_primitive(z, alpha):
+    return torch.atan(math.pi / 2 * alpha * z) / math.pi + 0.5
+
+
+def _sigmoid_primitive(z, alpha):
+    return torch.sigmoid(alpha * z)
+
+
+def _fast_sigmoid_primitive(z, alpha):
+    return z / (alpha * z.abs() + 1) + 0.5
+
+
+def _triangle_primitive(z, alpha):
+    inside = -(alpha**2) / 2 * z.abs() * z + alpha * z + 0.5
+    return torch.where(z > 1 / alpha, torch.ones_like(z), torch.where(z < -1 / alpha, torch.zeros_like(z), inside))
+
+
+register_surrogate("atan", _atan, _atan_primitive, 2.0)
+register_surrogate("sigmoid", _sigmoid, _sigmoid_primitive, 4.0)
+register_surrogate("fast_sigmoid", _fast_sigmoid, _fast_sigmoid_primitive, 25.0)
+register_surrogate("triangle", _triangle, _triangle_primitive, 1.0)
