@@ -1,0 +1,23 @@
+"""bsnn-lightning: bifurcation dynamics, learnable IMP, LTS readout and label-smoothed TET for spiking
+neural networks, with a PyTorch Lightning front end.
+
+    >>> from bsnn_lightning import convert, losses, readouts
+"""
+
+from . import engine
+from .convert import convert, materialize, neuron_param_groups, reset_states, spiking_neurons
+from .neurons import BifurcationNeuron, EngineNeuron, LIFNeuron
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BifurcationNeuron",
+    "EngineNeuron",
+    "LIFNeuron",
+    "convert",
+    "engine",
+    "materialize",
+    "neuron_param_groups",
+    "reset_states",
+    "spiking_neurons",
+]

@@ -1,0 +1,152 @@
+"""``convert`` and the model-wide helpers built on the adapter registry."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .adapters import Adapter, adapter_for, registered_adapters
+
+DYNAMICS = ("lif", "bifurcation")
+IMP_CHOICES = ("neuron", "channel", "layer", "none")
+
+
+def convert(
+    model: nn.Module,
+    dynamics: str | None = None,
+    imp: str | None = None,
+    backend: str | None = None,
+    *,
+    example_input: torch.Tensor | None = None,
+    **options,
+) -> nn.Module:
+    """Give every spiking neuron in ``model`` the requested dynamics, IMP and backend, in place.
+
+    - ``dynamics``: ``"lif"`` (keep the neuron's own LIF equations), ``"bifurcation"`` (BSNN dynamics;
+      ``options`` such as ``structure="coupled"``, ``granularity="neuron"``, ``eigen_init``, ``bounds``
+      configure it), or None to leave the dynamics as they are;
+    - ``imp``: a learnable initial membrane potential ``"neuron"``, ``"channel"`` or ``"layer"`` wide,
+      ``"none"`` to remove one, or None to leave it;
+    - ``backend``: the engine backend (``"torch"``, ``"triton"``, ``"auto"``), or None to leave it.
+
+    Per-neuron and per-channel parameters need each neuron's input shape: give ``example_input`` (one
+    batch, as ``model`` takes it) unless the model has already run a forward pass. Returns the model (the
+    same object unless the model itself was a neuron that had to be replaced). Raises if the model holds no
+    neuron that a registered adapter knows.
+    """
+    if dynamics is not None and dynamics not in DYNAMICS:
+        raise ValueError(f"expected dynamics to be one of {list(DYNAMICS)} or None, got {dynamics!r}")
+    if imp is not None and imp not in IMP_CHOICES:
+        raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
+    found = 0
+    for parent, name, module, adapter in list(_neurons_with_parents(model)):
+        new = adapter.convert(module, dynamics=dynamics, imp=imp, backend=backend, options=dict(options))
+        found += 1
+        if new is not module:
+            if parent is None:
+                model = new
+            else:
+                setattr(parent, name, new)
+    if found == 0:
+        raise ValueError(
+            f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
+            f"{registered_adapters()}"
+        )
+    if example_input is not None:
+        materialize(model, example_input)
+    else:
+        pending = [n for n, m, a in _named_neurons(model) if a.needs_shape(m)]
+        if pending:
+            raise ValueError(
+                f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for "
+                f"per-neuron or per-channel parameters: call convert(..., example_input=batch), or run the "
+                "model once before converting"
+            )
+    return model
+
+
+def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
+    """Run one dry forward pass to learn every neuron's input shape and create its shaped parameters.
+
+    Runs without gradients in eval mode, then restores the training flag and resets all neuron states.
+    """
+    shapes: dict[nn.Module, tuple[int, ...]] = {}
+    hooks = []
+    for _, module, adapter in _named_neurons(model):
+        if adapter.needs_shape(module):
+            hooks.append(module.register_forward_pre_hook(_record_shape(module, adapter, shapes)))
+    if not hooks:
+        return
+    was_training = model.training
+    try:
+        model.eval()
+        reset_states(model)
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+        reset_states(model)
+
+
+def reset_states(model: nn.Module) -> None:
+    """Reset every neuron's state (any registered library), so the next call starts a new sequence."""
+    for _, module, adapter in _named_neurons(model):
+        adapter.reset(module)
+
+
+def spiking_neurons(model: nn.Module) -> Iterator[tuple[str, nn.Module, Adapter]]:
+    """``(qualified name, module, adapter)`` for every neuron in ``model`` that an adapter knows."""
+    return _named_neurons(model)
+
+
+def neuron_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: weight decay on the weights, none on the neurons' own parameters.
+
+    Neuron parameters (IMP, eigenvalues, learnable thresholds and time constants) set the dynamics; decaying
+    them towards 0 would pull the IMP to v_reset and the eigenvalues to the conservative regime.
+    """
+    no_decay = {id(p) for _, m, a in _named_neurons(model) for p in a.neuron_parameters(m)}
+    decay_params = [p for p in model.parameters() if p.requires_grad and id(p) not in no_decay]
+    plain = [p for p in model.parameters() if p.requires_grad and id(p) in no_decay]
+    groups = [{"params": decay_params, "weight_decay": weight_decay}]
+    if plain:
+        groups.append({"params": plain, "weight_decay": 0.0})
+    return groups
+
+
+def _record_shape(module, adapter, shapes):
+    def hook(mod, args):
+        x = args[0]
+        step_mode = getattr(mod, "step_mode", "m")
+        sample = tuple(x.shape[1:]) if step_mode == "s" else tuple(x.shape[2:])
+        adapter.materialize(mod, sample)
+
+    return hook
+
+
+def _named_neurons(model: nn.Module):
+    for name, module in model.named_modules():
+        adapter = adapter_for(module)
+        if adapter is not None:
+            yield name, module, adapter
+
+
+def _neurons_with_parents(model: nn.Module):
+    """Neurons with their parent module and attribute name; a neuron's own children are not searched."""
+    root = adapter_for(model)
+    if root is not None:
+        yield None, "", model, root
+        return
+    stack = [model]
+    while stack:
+        parent = stack.pop()
+        for name, child in parent.named_children():
+            adapter = adapter_for(child)
+            if adapter is not None:
+                yield parent, name, child, adapter
+            else:
+                stack.append(child)
