@@ -5,7 +5,15 @@ neural networks, with a PyTorch Lightning front end.
 """
 
 from . import engine
-from .convert import convert, materialize, neuron_param_groups, reset_states, spiking_neurons
+from .convert import (
+    convert,
+    firing_rates,
+    materialize,
+    neuron_param_groups,
+    reset_states,
+    set_monitoring,
+    spiking_neurons,
+)
 from .neurons import BifurcationNeuron, EngineNeuron, LIFNeuron
 
 __version__ = "0.1.0"
@@ -16,8 +24,10 @@ __all__ = [
     "LIFNeuron",
     "convert",
     "engine",
+    "firing_rates",
     "materialize",
     "neuron_param_groups",
     "reset_states",
+    "set_monitoring",
     "spiking_neurons",
 ]

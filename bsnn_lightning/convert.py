@@ -103,19 +103,42 @@ def spiking_neurons(model: nn.Module) -> Iterator[tuple[str, nn.Module, Adapter]
     return _named_neurons(model)
 
 
-def neuron_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def neuron_param_groups(model: nn.Module, weight_decay: float | None = None) -> list[dict]:
     """Optimizer parameter groups: weight decay on the weights, none on the neurons' own parameters.
 
     Neuron parameters (IMP, eigenvalues, learnable thresholds and time constants) set the dynamics; decaying
-    them towards 0 would pull the IMP to v_reset and the eigenvalues to the conservative regime.
+    them towards 0 would pull the IMP to v_reset and the eigenvalues to the conservative regime. With
+    ``weight_decay=None`` the first group takes the optimizer's own ``weight_decay`` setting.
+
+    >>> import torch, bsnn_lightning as bl
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), bl.LIFNeuron(imp="layer"))
+    >>> opt = torch.optim.AdamW(bl.neuron_param_groups(net), lr=1e-3, weight_decay=0.06)
+    >>> [g["weight_decay"] for g in opt.param_groups], [len(g["params"]) for g in opt.param_groups]
+    ([0.06, 0.0], [2, 1])
     """
     no_decay = {id(p) for _, m, a in _named_neurons(model) for p in a.neuron_parameters(m)}
     decay_params = [p for p in model.parameters() if p.requires_grad and id(p) not in no_decay]
     plain = [p for p in model.parameters() if p.requires_grad and id(p) in no_decay]
-    groups = [{"params": decay_params, "weight_decay": weight_decay}]
+    groups = [{"params": decay_params} if weight_decay is None else {"params": decay_params, "weight_decay": weight_decay}]
     if plain:
         groups.append({"params": plain, "weight_decay": 0.0})
     return groups
+
+
+def set_monitoring(model: nn.Module, on: bool) -> None:
+    """Make every neuron keep (or drop) a reference to the spikes of its last forward pass."""
+    for _, module, adapter in _named_neurons(model):
+        adapter.set_monitor(module, on)
+
+
+def firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Mean firing rate (spikes per neuron per step) of every monitored neuron's last forward pass."""
+    rates = {}
+    for name, module, adapter in _named_neurons(model):
+        spikes = adapter.spikes(module)
+        if spikes is not None:
+            rates[name] = spikes.float().mean()
+    return rates
 
 
 def _record_shape(module, adapter, shapes):

@@ -30,8 +30,9 @@ class BsnnAdapter(Adapter):
             )
         elif options and not isinstance(module, BifurcationNeuron):
             raise ValueError(f"options {sorted(options)} apply to dynamics='bifurcation' only")
-        if imp is not None:
-            module.set_imp(None if imp == "none" else imp)
+        wanted_imp = None if imp == "none" else imp
+        if imp is not None and module.imp_mode != wanted_imp:  # idempotent: a second convert keeps learned values
+            module.set_imp(wanted_imp)
         if backend is not None:
             module.backend = backend
         return module

@@ -1,0 +1,185 @@
+"""``SpikingClassifier``: a LightningModule for any spiking network ``[T, N, ...] -> [T, N, C]``."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import lightning as L
+import torch
+from torch import nn
+
+from . import losses as losses_mod
+from . import readouts as readouts_mod
+from .convert import firing_rates, neuron_param_groups, reset_states, set_monitoring
+from .metrics import PerStepAccuracy
+
+OptimizerFactory = Callable[[Iterable], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+
+
+def _default_optimizer(params) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-3)
+
+
+class SpikingClassifier(L.LightningModule):
+    """Trains and evaluates a spiking classifier; readout, loss, optimizer and scheduler come from config.
+
+    Batches are ``(x, y)`` with ``x`` batch-first as a DataLoader collates it: ``[N, T, ...]`` for
+    sequences (event frames), or ``[N, ...]`` static samples when ``time_steps`` is set, which are then
+    presented at every one of ``time_steps`` steps. The network receives time-major ``[T, N, ...]`` and
+    must return ``[T, N, num_classes]``; neuron states are reset before every forward pass.
+
+    Args:
+        net: the spiking network.
+        num_classes: number of classes C.
+        time_steps: repeat static inputs over this many steps; None for sequence inputs.
+        loss: a name from :func:`bsnn_lightning.losses.get_loss` ("ce", "lts", "tet",
+            "label_smoothed_tet") or an ``nn.Module`` taking ``(out_seq, target)``.
+        loss_options: keyword arguments of the named loss (e.g. ``{"epsilon": 0.01}``).
+        readout: how a prediction is read from ``out_seq`` ("mean", "lts"); default: the loss's own.
+        optimizer: a callable from parameter groups to an optimizer (LightningCLI fills it from
+            ``class_path``/``init_args``); the neurons' own parameters (IMP, eigenvalues, thresholds) get no
+            weight decay (:func:`bsnn_lightning.neuron_param_groups`).
+        lr_scheduler: a callable from the optimizer to a scheduler, stepped once per epoch.
+
+    Logged: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_t{t}`` (accuracy of the
+    output at each time step, the curve the IMP paper studies), ``val/rate/{layer}`` (firing rate of every
+    neuron layer), and the same under ``test/``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        time_steps: int | None = None,
+        loss: str | nn.Module = "label_smoothed_tet",
+        loss_options: dict | None = None,
+        readout: str | None = None,
+        optimizer: OptimizerFactory = _default_optimizer,
+        lr_scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"expected num_classes >= 2, got {num_classes}")
+        if time_steps is not None and time_steps < 1:
+            raise ValueError(f"expected time_steps >= 1 (or None for sequence inputs), got {time_steps}")
+        self.save_hyperparameters(ignore=["net", "loss"] if isinstance(loss, nn.Module) else ["net"])
+        self.net = net
+        self.num_classes = num_classes
+        self.time_steps = time_steps
+        if isinstance(loss, nn.Module):
+            if loss_options:
+                raise ValueError("loss_options apply to a loss given by name, not to an nn.Module")
+            self.loss_fn = loss
+        else:
+            self.loss_fn = losses_mod.get_loss(loss, **(loss_options or {}))
+        readout = readout or getattr(self.loss_fn, "readout", "mean")
+        self.readout_name = readout
+        self.readout = readouts_mod.get_readout(readout)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.train_acc = _accuracy(num_classes)
+        self.val_acc = _accuracy(num_classes)
+        self.test_acc = _accuracy(num_classes)
+        self.val_step_acc = PerStepAccuracy()
+        self.test_step_acc = PerStepAccuracy()
+
+    # --- forward -----------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch-first input -> time-major output ``[T, N, num_classes]``."""
+        seq = self.to_time_major(x)
+        reset_states(self.net)
+        out = self.net(seq)
+        if out.dim() != 3 or out.shape[:2] != seq.shape[:2] or out.shape[2] != self.num_classes:
+            raise ValueError(
+                f"expected the network to map [T, N, ...] = {list(seq.shape)} to "
+                f"[T, N, num_classes] = {[seq.shape[0], seq.shape[1], self.num_classes]}, got {list(out.shape)}"
+            )
+        return out
+
+    def to_time_major(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_steps is not None:
+            return x.unsqueeze(0).expand(self.time_steps, *x.shape)
+        if x.dim() < 3:
+            raise ValueError(
+                f"expected a batch of sequences [N, T, ...], got shape {list(x.shape)}; "
+                "for static inputs [N, ...] set time_steps"
+            )
+        return x.transpose(0, 1)
+
+    @property
+    def example_input_array(self):
+        """One small batch of the datamodule's shape, for dry runs (shape inference, model summary)."""
+        if self._example_input_array is not None:
+            return self._example_input_array
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        shape = getattr(dm, "input_shape", None)
+        if shape is None:
+            return None
+        return torch.zeros(2, *shape)
+
+    @example_input_array.setter
+    def example_input_array(self, value):
+        self._example_input_array = value
+
+    # --- steps -------------------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        out = self(x)
+        loss = self.loss_fn(out, y)
+        self.train_acc(self.readout(out), y)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
+        self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=y.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val", self.val_acc, self.val_step_acc)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test", self.test_acc, self.test_step_acc)
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self.readout(self(x)).argmax(dim=-1)
+
+    def _evaluate(self, batch, stage, acc, step_acc):
+        x, y = batch
+        set_monitoring(self.net, True)
+        try:
+            out = self(x)
+            rates = firing_rates(self.net)
+        finally:
+            set_monitoring(self.net, False)
+        n = y.shape[0]
+        self.log(f"{stage}/loss", self.loss_fn(out, y), prog_bar=True, batch_size=n, sync_dist=True)
+        acc(self.readout(out), y)
+        self.log(f"{stage}/acc", acc, prog_bar=True, batch_size=n)
+        step_acc.update(out, y)
+        for name, rate in rates.items():
+            self.log(f"{stage}/rate/{name}", rate, batch_size=n, sync_dist=True)
+
+    def on_validation_epoch_end(self):
+        self._log_step_accuracy("val", self.val_step_acc)
+
+    def on_test_epoch_end(self):
+        self._log_step_accuracy("test", self.test_step_acc)
+
+    def _log_step_accuracy(self, stage, metric):
+        if not metric.update_called:
+            return
+        for t, value in enumerate(metric.compute()):
+            self.log(f"{stage}/acc_t{t + 1}", value)
+        metric.reset()
+
+    # --- optimisation ------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(neuron_param_groups(self, weight_decay=None))
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+
+
+def _accuracy(num_classes: int):
+    from torchmetrics.classification import MulticlassAccuracy
+
+    return MulticlassAccuracy(num_classes=num_classes, average="micro")

@@ -1,0 +1,45 @@
+"""``bsnn``: the console command, a thin LightningCLI.
+
+    bsnn fit --config recipes/quickstart.yaml
+    bsnn test --config recipes/quickstart.yaml --ckpt_path runs/quickstart/.../last.ckpt
+    bsnn fit --config recipes/quickstart.yaml --print_config
+
+Recipes are YAML with ``class_path``/``init_args`` for the model (any LightningModule), the data (any
+LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated and its metrics printed
+(``--test_after_fit false`` to skip).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI
+
+
+class BsnnCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--test_after_fit", type=bool, default=True, help="evaluate the test split after fit")
+
+    def after_fit(self) -> None:
+        cfg = self.config.get(self.subcommand, self.config)
+        if cfg.get("test_after_fit", True) and not self.trainer.fast_dev_run and self.trainer.state.finished:
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
+        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or getattr(
+            self.trainer.checkpoint_callback, "best_model_path", ""
+        )
+        if checkpoint and self.trainer.is_global_zero:
+            print(f"checkpoint: {checkpoint}")
+
+
+def main(args: list[str] | None = None) -> BsnnCLI:
+    return BsnnCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()
