@@ -38,9 +38,10 @@ def multistep(
       ``coupling`` (coupled bifurcation) is ``[C, C]``.
 
     Gradients flow to every tensor that requires them, reduced over the batch (and over space for
-    per-channel values). ``check_finite`` raises if the final state is NaN or Inf, which happens exactly
-    when a NaN/Inf entered through x, v0 or a parameter (NaN and Inf survive every step: ``0 * inf`` is NaN),
-    or when the dynamics blew up; the error then names the culprit.
+    per-channel values). ``check_finite`` raises if a parameter or the final state is NaN or Inf; a NaN or
+    Inf in x or v0 always reaches the final state (every step multiplies or adds the state, and
+    ``0 * inf`` is NaN), so one reduction over ``[N, ...]`` instead of ``[T, N, ...]`` catches it, and
+    the error then names the culprit; so does an overflow of the dynamics.
 
     >>> from bsnn_lightning.engine import SpikingJellyLIF
     >>> out = multistep(torch.tensor([[[1.5]], [[0.0]], [[2.5]]]), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
@@ -53,7 +54,7 @@ def multistep(
     v0 = _check_initial_state(v0, dynamics, x)
     chosen = resolve_backend(backend, x, dynamics)
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
-    if check_finite and not bool(torch.isfinite(v).all()):
+    if check_finite and not bool(_all_finite(v, params)):
         raise ValueError(_diagnose_non_finite(x, v0, params))
     return MultistepOutput(spikes, v, v_seq)
 
@@ -140,6 +141,14 @@ def _check_matrix(name, value, sample_shape):
     if tuple(value.shape) != (channels, channels):
         raise ValueError(f"expected {name} of shape [{channels}, {channels}], got {_fmt(value.shape)}")
     return value
+
+
+def _all_finite(v, params) -> torch.Tensor:
+    finite = torch.isfinite(v).all()
+    for value in params.values():
+        if isinstance(value, torch.Tensor):
+            finite = finite & torch.isfinite(value).all()
+    return finite
 
 
 def _diagnose_non_finite(x, v0, params) -> str:
