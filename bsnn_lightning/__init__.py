@@ -4,7 +4,8 @@ neural networks, with a PyTorch Lightning front end.
     >>> from bsnn_lightning import convert, losses, readouts
 """
 
-from . import engine
+from . import engine, losses, readouts
+from .classifier import SpikingClassifier
 from .convert import (
     convert,
     firing_rates,
@@ -22,11 +23,14 @@ __all__ = [
     "BifurcationNeuron",
     "EngineNeuron",
     "LIFNeuron",
+    "SpikingClassifier",
     "convert",
     "engine",
     "firing_rates",
+    "losses",
     "materialize",
     "neuron_param_groups",
+    "readouts",
     "reset_states",
     "set_monitoring",
     "spiking_neurons",
