@@ -25,14 +25,14 @@ class SpikingClassifier(L.LightningModule):
     """Trains and evaluates a spiking classifier; readout, loss, optimizer and scheduler come from config.
 
     Batches are ``(x, y)`` with ``x`` batch-first as a DataLoader collates it: ``[N, T, ...]`` for
-    sequences (event frames), or ``[N, ...]`` static samples when ``time_steps`` is set, which are then
-    presented at every one of ``time_steps`` steps. The network receives time-major ``[T, N, ...]`` and
+    sequences (event frames), or ``[N, ...]`` static samples when ``static_steps`` is set, which are then
+    presented at every one of ``static_steps`` steps. The network receives time-major ``[T, N, ...]`` and
     must return ``[T, N, num_classes]``; neuron states are reset before every forward pass.
 
     Args:
         net: the spiking network.
         num_classes: number of classes C.
-        time_steps: repeat static inputs over this many steps; None for sequence inputs.
+        static_steps: repeat static inputs over this many steps; None for sequence inputs.
         loss: a name from :func:`bsnn_lightning.losses.get_loss` ("ce", "lts", "tet",
             "label_smoothed_tet") or an ``nn.Module`` taking ``(out_seq, target)``.
         loss_options: keyword arguments of the named loss (e.g. ``{"epsilon": 0.01}``).
@@ -51,7 +51,7 @@ class SpikingClassifier(L.LightningModule):
         self,
         net: nn.Module,
         num_classes: int,
-        time_steps: int | None = None,
+        static_steps: int | None = None,
         loss: str | nn.Module = "label_smoothed_tet",
         loss_options: dict | None = None,
         readout: str | None = None,
@@ -61,12 +61,12 @@ class SpikingClassifier(L.LightningModule):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"expected num_classes >= 2, got {num_classes}")
-        if time_steps is not None and time_steps < 1:
-            raise ValueError(f"expected time_steps >= 1 (or None for sequence inputs), got {time_steps}")
+        if static_steps is not None and static_steps < 1:
+            raise ValueError(f"expected static_steps >= 1 (or None for sequence inputs), got {static_steps}")
         self.save_hyperparameters(ignore=["net", "loss"] if isinstance(loss, nn.Module) else ["net"])
         self.net = net
         self.num_classes = num_classes
-        self.time_steps = time_steps
+        self.static_steps = static_steps
         if isinstance(loss, nn.Module):
             if loss_options:
                 raise ValueError("loss_options apply to a loss given by name, not to an nn.Module")
@@ -98,12 +98,12 @@ class SpikingClassifier(L.LightningModule):
         return out
 
     def to_time_major(self, x: torch.Tensor) -> torch.Tensor:
-        if self.time_steps is not None:
-            return x.unsqueeze(0).expand(self.time_steps, *x.shape)
+        if self.static_steps is not None:
+            return x.unsqueeze(0).expand(self.static_steps, *x.shape)
         if x.dim() < 3:
             raise ValueError(
                 f"expected a batch of sequences [N, T, ...], got shape {list(x.shape)}; "
-                "for static inputs [N, ...] set time_steps"
+                "for static inputs [N, ...] set static_steps"
             )
         return x.transpose(0, 1)
 

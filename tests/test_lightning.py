@@ -59,7 +59,7 @@ def test_classifier_fits_and_logs_accuracy_per_step_and_firing_rates(tmp_path):
 
 def test_static_inputs_are_repeated_over_time_steps(tmp_path):
     net = nn.Sequential(TimeDistributed(nn.Flatten(), nn.Linear(16, 8)), bl.LIFNeuron(), TimeDistributed(nn.Linear(8, 3)))
-    model = bl.SpikingClassifier(net, num_classes=3, time_steps=5, loss="lts")
+    model = bl.SpikingClassifier(net, num_classes=3, static_steps=5, loss="lts")
     out = model(torch.rand(7, 1, 4, 4))
     assert out.shape == (5, 7, 3)
     assert model.readout_name == "lts"

@@ -1,0 +1,48 @@
+"""The ``bsnn`` command runs the recipes."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bsnn_lightning.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
+
+
+def test_quickstart_recipe_fast_dev_run(tmp_path):
+    cli = main(
+        [
+            "fit",
+            "--config", QUICKSTART,
+            "--trainer.fast_dev_run=true",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            "--data.init_args.limit=120",
+        ]
+    )
+    assert cli.trainer.state.finished
+    metrics = cli.trainer.callback_metrics
+    assert {"train/loss", "val/acc", "val/acc_t8"} <= set(metrics)
+    neurons = [m for m in cli.model.modules() if type(m).__name__ == "BifurcationNeuron"]
+    assert len(neurons) == 3 and all(n.imp is not None and n.imp.shape[0] > 1 for n in neurons)
+
+
+def test_print_config_from_the_console_command(tmp_path):
+    bsnn = shutil.which("bsnn")
+    assert bsnn is not None, "the bsnn console command is not installed (pip install -e .)"
+    out = subprocess.run(
+        [bsnn, "fit", "--config", QUICKSTART, "--print_config"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout
+    assert "class_path: bsnn_lightning.SpikingClassifier" in out
+    assert "class_path: bsnn_lightning.callbacks.ConvertNeurons" in out
+    assert "epsilon: 0.01" in out
+
+
+def test_unknown_option_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", QUICKSTART, "--model.init_args.no_such_option=1"])
