@@ -30,7 +30,8 @@ class BsnnCLI(LightningCLI):
             print(f"checkpoint: {checkpoint}")
 
 
-def main(args: list[str] | None = None) -> BsnnCLI:
+def build_cli(args: list[str] | None = None) -> BsnnCLI:
+    """Parse ``args`` (default: ``sys.argv``) and run the subcommand; returns the CLI (model, trainer, ...)."""
     return BsnnCLI(
         L.LightningModule,
         L.LightningDataModule,
@@ -41,5 +42,11 @@ def main(args: list[str] | None = None) -> BsnnCLI:
     )
 
 
+def main(args: list[str] | None = None) -> int:
+    """The ``bsnn`` console command: 0 on success (errors raise, or exit non-zero from the parser)."""
+    build_cli(args)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

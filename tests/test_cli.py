@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bsnn_lightning.cli import main
+from bsnn_lightning.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
 
 
 def test_quickstart_recipe_fast_dev_run(tmp_path):
-    cli = main(
+    cli = build_cli(
         [
             "fit",
             "--config", QUICKSTART,
@@ -45,4 +45,23 @@ def test_print_config_from_the_console_command(tmp_path):
 
 def test_unknown_option_is_refused(tmp_path):
     with pytest.raises(SystemExit):
-        main(["fit", "--config", QUICKSTART, "--model.init_args.no_such_option=1"])
+        build_cli(["fit", "--config", QUICKSTART, "--model.init_args.no_such_option=1"])
+
+
+def test_console_command_exits_zero_after_a_run(tmp_path):
+    """A successful ``bsnn fit`` must exit 0 (scripts and schedulers check the exit status)."""
+    bsnn = shutil.which("bsnn")
+    assert bsnn is not None, "the bsnn console command is not installed (pip install -e .)"
+    result = subprocess.run(
+        [
+            bsnn, "fit", "--config", QUICKSTART,
+            "--trainer.fast_dev_run=true",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            "--data.init_args.limit=64",
+        ],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "BsnnCLI object" not in result.stdout + result.stderr

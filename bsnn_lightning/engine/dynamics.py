@@ -115,7 +115,7 @@ class _FireThenReset(Dynamics):
         else:
             dv_dh = 1.0 - s
             if not self.detach_reset:
-                dv_dh = dv_dh + (self.v_reset - h) * sg
+                dv_dh = dv_dh - (h - self.v_reset) * sg if self.v_reset else dv_dh - h * sg
         gh = gs * sg + gv * dv_dh
         grads: ParamGrads = {}
         if "threshold" in needs:
@@ -151,8 +151,9 @@ class SpikingJellyLIF(_FireThenReset):
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         tau = p["tau"]
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
-        gx = gh / tau if self.decay_input else gh
-        gv_prev = gh - gh / tau
+        gh_over_tau = gh / tau
+        gx = gh_over_tau if self.decay_input else gh
+        gv_prev = gh - gh_over_tau
         if "tau" in needs:
             v = v_prev()
             if self.decay_input:  # dh/dtau = -(x - (v - rest)) / tau^2 = -(h - v) / tau

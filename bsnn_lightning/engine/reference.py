@@ -24,19 +24,22 @@ def run_reference(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
     names = tuple(params)
-    spikes, v_final, v_seq = _ReferenceMultistep.apply(
-        dynamics, names, return_v_seq, x, v0, *(params[n] for n in names)
+    values = [params[n] for n in names]
+    # Without a gradient to compute (inference, torch.no_grad()), the charged potentials need not be kept.
+    keep = torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values)
     )
+    spikes, v_final, v_seq = _ReferenceMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
     return spikes, v_final, (v_seq if return_v_seq else None)
 
 
 class _ReferenceMultistep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, dynamics, names, return_v_seq, x, v0, *values):
+    def forward(ctx, dynamics, names, return_v_seq, keep, x, v0, *values):
         compute = torch.promote_types(x.dtype, torch.float32)
         p = _as_compute(dict(zip(names, values)), compute)
         steps = x.shape[0]
-        charged = torch.empty(x.shape, dtype=compute, device=x.device)
+        charged = torch.empty(x.shape, dtype=compute, device=x.device) if keep else None
         spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
         v_seq = torch.empty(x.shape, dtype=compute, device=x.device) if return_v_seq else None
         v = v0.to(compute).expand(x.shape[1:])
@@ -44,7 +47,8 @@ class _ReferenceMultistep(torch.autograd.Function):
             h = dynamics.charge(x[t].to(compute), v, p)
             s = dynamics.fire(h, p)
             v = dynamics.reset(h, s, p)
-            charged[t] = h
+            if charged is not None:
+                charged[t] = h
             spikes[t] = s
             if v_seq is not None:
                 v_seq[t] = v
@@ -52,7 +56,8 @@ class _ReferenceMultistep(torch.autograd.Function):
         ctx.x_dtype, ctx.compute = x.dtype, compute
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         tensors = [val for val in values if isinstance(val, torch.Tensor)]
-        ctx.save_for_backward(charged, v0, *tensors)
+        if charged is not None:
+            ctx.save_for_backward(charged, v0, *tensors)
         return spikes, v, (v_seq if v_seq is not None else x.new_empty(0))
 
     @staticmethod
@@ -63,7 +68,7 @@ class _ReferenceMultistep(torch.autograd.Function):
         for n in names:
             values[n] = ctx.constants[n] if n in ctx.constants else next(it)
         p = _as_compute(values, compute)
-        needs = frozenset(n for i, n in enumerate(names) if ctx.needs_input_grad[5 + i])
+        needs = frozenset(n for i, n in enumerate(names) if ctx.needs_input_grad[6 + i])
         state_shape = charged.shape[1:]
         v0_full = v0.to(compute).expand(state_shape)
 
@@ -85,8 +90,8 @@ class _ReferenceMultistep(torch.autograd.Function):
                 grad_params.append(_sum_to_shape(sums[n], values[n].shape).to(values[n].dtype))
             else:
                 grad_params.append(None)
-        grad_v0 = _sum_to_shape(carry, v0.shape).to(v0.dtype) if ctx.needs_input_grad[4] else None
-        return (None, None, None, grad_x if ctx.needs_input_grad[3] else None, grad_v0, *grad_params)
+        grad_v0 = _sum_to_shape(carry, v0.shape).to(v0.dtype) if ctx.needs_input_grad[5] else None
+        return (None, None, None, None, grad_x if ctx.needs_input_grad[4] else None, grad_v0, *grad_params)
 
 
 def _previous_state(dynamics, charged, v0_full, t, p):
