@@ -11,6 +11,7 @@ from .adapters import Adapter, adapter_for, registered_adapters
 
 DYNAMICS = ("lif", "bifurcation")
 IMP_CHOICES = ("neuron", "channel", "layer", "none")
+BACKEND_CHOICES = ("torch", "triton", "auto", "native")
 
 
 def convert(
@@ -19,17 +20,27 @@ def convert(
     imp: str | None = None,
     backend: str | None = None,
     *,
+    step_mode: str | None = None,
     example_input: torch.Tensor | None = None,
     **options,
 ) -> nn.Module:
     """Give every spiking neuron in ``model`` the requested dynamics, IMP and backend, in place.
+
+    Works on this package's neurons and on snnTorch and SpikingJelly models (see
+    :mod:`bsnn_lightning.adapters`): library neurons keep their object, class lineage and state-dict keys.
 
     - ``dynamics``: ``"lif"`` (keep the neuron's own LIF equations), ``"bifurcation"`` (BSNN dynamics;
       ``options`` such as ``structure="coupled"``, ``granularity="neuron"``, ``eigen_init``, ``bounds``
       configure it), or None to leave the dynamics as they are;
     - ``imp``: a learnable initial membrane potential ``"neuron"``, ``"channel"`` or ``"layer"`` wide,
       ``"none"`` to remove one, or None to leave it;
-    - ``backend``: the engine backend (``"torch"``, ``"triton"``, ``"auto"``), or None to leave it.
+    - ``backend``: who runs the neuron loop: ``"torch"`` (the reference engine), ``"triton"``, ``"auto"``,
+      ``"native"`` (a library's own neuron, untouched; converting back to it needs ``dynamics="lif"`` and no
+      IMP), or None to leave it;
+    - ``step_mode``: ``"m"`` to run whole sequences ``[T, N, ...]`` in one call (for snnTorch
+      ``nn.Sequential`` models with ``init_hidden=True`` this also folds time into the batch for the layers
+      between neurons; for SpikingJelly it is ``functional.set_step_mode``), ``"s"`` for one step per call,
+      or None to leave it.
 
     Per-neuron and per-channel parameters need each neuron's input shape: give ``example_input`` (one
     batch, as ``model`` takes it) unless the model has already run a forward pass. Returns the model (the
@@ -40,15 +51,29 @@ def convert(
         raise ValueError(f"expected dynamics to be one of {list(DYNAMICS)} or None, got {dynamics!r}")
     if imp is not None and imp not in IMP_CHOICES:
         raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
+    if backend is not None and backend not in BACKEND_CHOICES:
+        raise ValueError(f"expected backend to be one of {list(BACKEND_CHOICES)} or None, got {backend!r}")
+    if step_mode not in (None, "s", "m"):
+        raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
     found = 0
+    used: list[Adapter] = []
     for parent, name, module, adapter in list(_neurons_with_parents(model)):
-        new = adapter.convert(module, dynamics=dynamics, imp=imp, backend=backend, options=dict(options))
+        try:
+            new = adapter.convert(
+                module, dynamics=dynamics, imp=imp, backend=backend, options=dict(options), step_mode=step_mode
+            )
+        except ValueError as error:
+            raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
         found += 1
+        if adapter not in used:
+            used.append(adapter)
         if new is not module:
             if parent is None:
                 model = new
             else:
                 setattr(parent, name, new)
+    for adapter in used:
+        adapter.after_convert(model, step_mode)
     if found == 0:
         raise ValueError(
             f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
@@ -144,9 +169,7 @@ def firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
 def _record_shape(module, adapter, shapes):
     def hook(mod, args):
         x = args[0]
-        step_mode = getattr(mod, "step_mode", "m")
-        sample = tuple(x.shape[1:]) if step_mode == "s" else tuple(x.shape[2:])
-        adapter.materialize(mod, sample)
+        adapter.materialize(mod, adapter.sample_shape(mod, x), x.device)
 
     return hook
 

@@ -32,10 +32,17 @@ import torch
 from torch import nn
 
 from .engine import Bifurcation, Dynamics, SpikingJellyLIF, Surrogate, multistep
+from .neuron_params import (
+    GRANULARITIES,
+    IMP_MODES,
+    coupling_matrix,
+    granular_shape,
+    initial_eigenvalues,
+    initial_imp,
+    mode_of,
+)
 
-IMP_MODES = ("neuron", "channel", "layer")
 STEP_MODES = ("m", "s")
-GRANULARITIES = ("neuron", "channel")
 
 
 class EngineNeuron(nn.Module):
@@ -182,28 +189,15 @@ class EngineNeuron(nn.Module):
             )
 
     def _make_imp(self) -> None:
-        shape = self._granular_shape(self.imp_mode)
-        lo, hi = self.imp_init
-        value = torch.empty(shape).uniform_(lo, hi) * float(self.threshold)
-        self.imp = nn.Parameter(value.to(self.threshold.device))
-
-    def _granular_shape(self, mode: str) -> tuple[int, ...]:
-        if mode == "layer":
-            return ()
-        if self.sample_shape is None:
-            raise RuntimeError(f"{type(self).__name__}: shape unknown before materialize()")
-        if mode == "channel":
-            if not self.sample_shape:
-                raise ValueError(f"per-channel parameters need samples with a channel dimension, got shape []")
-            return (self.sample_shape[0],)
-        return self.sample_shape
+        shape = granular_shape(self.imp_mode, self.sample_shape, type(self).__name__)
+        self.imp = nn.Parameter(initial_imp(shape, self.imp_init, float(self.threshold), self.threshold.device))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # a checkpoint of a materialized neuron loads into a fresh one: take the shapes from the checkpoint
         imp_key = prefix + "imp"
         if imp_key in state_dict and self.imp is None:
             stored = state_dict[imp_key]
-            self.imp_mode = self.imp_mode or _mode_of(tuple(stored.shape))
+            self.imp_mode = self.imp_mode or mode_of(tuple(stored.shape))
             self.imp = nn.Parameter(torch.empty_like(stored))
         self._load_shaped_dynamics(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
@@ -310,21 +304,17 @@ class BifurcationNeuron(EngineNeuron):
 
     def coupling_matrix(self) -> torch.Tensor:
         """``Q diag(1 + clamp(lambda)) Q^T`` with ``Q = matrix_exp(S - S^T)``."""
-        q = torch.linalg.matrix_exp(self.basis - self.basis.transpose(0, 1))
-        return q @ torch.diag(1 + self.eigenvalues.clamp(*self.bounds)) @ q.transpose(0, 1)
+        return coupling_matrix(self.basis, self.eigenvalues, self.bounds)
 
     def effective_eigenvalues(self) -> torch.Tensor:
         """The eigenvalues the forward pass uses (clamped to ``bounds``), flattened."""
         return self.eigenvalues.detach().clamp(*self.bounds).flatten()
 
     def _materialize_dynamics(self) -> None:
-        shape = self._granular_shape(self.granularity)
-        count = math.prod(shape)
-        lo, hi = self.eigen_init
-        spread = torch.linspace(lo, hi, count) if count > 1 else torch.tensor([(lo + hi) / 2])
-        values = spread[torch.randperm(count)].reshape(shape)
-        self.eigenvalues = nn.Parameter(values.to(self.threshold.device))
+        shape = granular_shape(self.granularity, self.sample_shape, type(self).__name__)
+        self.eigenvalues = nn.Parameter(initial_eigenvalues(shape, self.eigen_init, self.threshold.device))
         if self.structure == "coupled":
+            count = math.prod(shape)
             self.basis = nn.Parameter(torch.zeros(count, count, device=self.threshold.device))
 
     def _load_shaped_dynamics(self, state_dict, prefix) -> None:
@@ -342,10 +332,6 @@ class BifurcationNeuron(EngineNeuron):
 
     def extra_repr(self) -> str:
         return f"structure={self.structure}, granularity={self.granularity}, bounds={self.bounds}, " + super().extra_repr()
-
-
-def _mode_of(shape: tuple[int, ...]) -> str:
-    return "layer" if shape == () else ("channel" if len(shape) == 1 else "neuron")
 
 
 def _check_choice(name, value, choices):

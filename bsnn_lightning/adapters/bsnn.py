@@ -17,7 +17,11 @@ class BsnnAdapter(Adapter):
     def owns(self, module: nn.Module) -> bool:
         return isinstance(module, EngineNeuron)
 
-    def convert(self, module, *, dynamics, imp, backend, options):
+    def convert(self, module, *, dynamics, imp, backend, options, step_mode=None):
+        if backend == "native":
+            raise ValueError("backend 'native' keeps a library's own neuron; bsnn_lightning's own neurons always run on the engine")
+        if step_mode not in (None, "s", "m"):
+            raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
         unknown = sorted(set(options) - set(BIFURCATION_OPTIONS))
         if unknown:
             raise ValueError(f"unknown convert options {unknown}; expected some of {list(BIFURCATION_OPTIONS)}")
@@ -35,6 +39,8 @@ class BsnnAdapter(Adapter):
             module.set_imp(wanted_imp)
         if backend is not None:
             module.backend = backend
+        if step_mode is not None:
+            module.step_mode = step_mode
         return module
 
     def needs_shape(self, module) -> bool:
@@ -42,7 +48,7 @@ class BsnnAdapter(Adapter):
             return False
         return (module.imp_mode in ("neuron", "channel")) or isinstance(module, BifurcationNeuron)
 
-    def materialize(self, module, sample_shape) -> None:
+    def materialize(self, module, sample_shape, device=None) -> None:
         module.materialize(sample_shape)
 
     def reset(self, module) -> None:

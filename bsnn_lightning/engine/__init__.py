@@ -6,7 +6,7 @@ specification, and faster backends register themselves next to it.
 
 from .api import MultistepOutput, multistep
 from .backends import available_backends, register_backend, resolve_backend
-from .dynamics import Bifurcation, Dynamics, SnnTorchLeaky, SpikingJellyLIF
+from .dynamics import Bifurcation, Dynamics, SnnTorchLeaky, SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF
 from .surrogates import Surrogate, available_surrogates, register_surrogate
 
 __all__ = [
@@ -14,7 +14,9 @@ __all__ = [
     "Dynamics",
     "MultistepOutput",
     "SnnTorchLeaky",
+    "SpikingJellyIF",
     "SpikingJellyLIF",
+    "SpikingJellyPLIF",
     "Surrogate",
     "available_backends",
     "available_surrogates",

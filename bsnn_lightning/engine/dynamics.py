@@ -62,8 +62,16 @@ class Dynamics:
     def fire(self, h: torch.Tensor, p: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def reset(self, h: torch.Tensor, s: torch.Tensor, p: dict) -> torch.Tensor:
+    def reset(self, h: torch.Tensor, s: torch.Tensor, p: dict, v_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """The state after the step; ``v_prev`` (the state before it) is needed only by dynamics whose
+        :attr:`state_from_charge` is False."""
         raise NotImplementedError
+
+    @property
+    def state_from_charge(self) -> bool:
+        """True if ``v_t`` follows from ``h_t`` alone, so a backward can recompute states from the saved
+        charged potentials; otherwise the reference backend saves the states too."""
+        return True
 
     def backward_step(
         self,
@@ -99,7 +107,7 @@ class _FireThenReset(Dynamics):
     def fire(self, h, p):
         return self._step(h - p["threshold"], strict=False)
 
-    def reset(self, h, s, p):
+    def reset(self, h, s, p, v_prev=None):
         if self.v_reset is None:
             return h - s * p["threshold"]
         return s * self.v_reset + (1.0 - s) * h
@@ -166,22 +174,29 @@ class SpikingJellyLIF(_FireThenReset):
 
 @dataclass(frozen=True)
 class SnnTorchLeaky(Dynamics):
-    """LIF with snnTorch 1.0's ``Leaky`` semantics (``reset_delay=True``).
+    """LIF with snnTorch 1.0's ``Leaky`` semantics.
 
-    The reset is decided from the previous step's membrane, detached, with a strict comparison::
+    The delayed reset is decided from the previous step's membrane, detached, with a strict comparison::
 
         r_t = H(u_{t-1} - threshold)                   (no gradient)
-        subtract: u_t = clamp(beta, 0, 1) * u_{t-1} + x_t - r_t * threshold
-        zero:     u_t = clamp(beta, 0, 1) * ((1 - r_t) * u_{t-1}) + x_t
-        none:     u_t = clamp(beta, 0, 1) * u_{t-1} + x_t
-        s_t = graded * H(u_t - threshold)              (spike only when strictly above)
+        subtract: h_t = clamp(beta, 0, 1) * u_{t-1} + x_t - r_t * threshold
+        zero:     h_t = clamp(beta, 0, 1) * ((1 - r_t) * u_{t-1}) + x_t
+        none:     h_t = clamp(beta, 0, 1) * u_{t-1} + x_t
+        s_t = graded * H(h_t - threshold)              (spike only when strictly above)
 
-    The state carried is ``u_t`` itself. Parameters: ``beta``, ``threshold``, ``graded`` (the graded spike
-    factor).
+    With ``reset_delay=True`` (snnTorch's default) the state carried is ``u_t = h_t``. With
+    ``reset_delay=False`` the reset is also applied at once, minus the delayed part already applied
+    (snnTorch's "avoid double reset"), with a gradient through the spike::
+
+        subtract: u_t = h_t - (s_t / graded - r_t) * threshold
+        zero:     u_t = h_t - (s_t / graded - r_t) * h_t
+
+    Parameters: ``beta``, ``threshold``, ``graded`` (the graded spike factor).
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("atan", 2.0))
     reset_mechanism: Literal["subtract", "zero", "none"] = "subtract"
+    reset_delay: bool = True
     param_names: ClassVar[tuple[str, ...]] = ("beta", "threshold", "graded")
 
     def __post_init__(self) -> None:
@@ -191,11 +206,18 @@ class SnnTorchLeaky(Dynamics):
                 f"expected reset_mechanism 'subtract', 'zero' or 'none', got {self.reset_mechanism!r}"
             )
 
+    @property
+    def state_from_charge(self) -> bool:
+        return self.reset_delay or self.reset_mechanism == "none"
+
+    def _delayed(self, v, threshold):
+        return (v - threshold > 0).to(v.dtype)
+
     def charge(self, x, v, p):
         beta, threshold = _clamp01(p["beta"]), p["threshold"]
         if self.reset_mechanism == "none":
             return beta * v + x
-        r = (v - threshold > 0).to(v.dtype)
+        r = self._delayed(v, threshold)
         if self.reset_mechanism == "subtract":
             return beta * v + x - r * threshold
         return beta * ((1 - r) * v) + x
@@ -203,29 +225,101 @@ class SnnTorchLeaky(Dynamics):
     def fire(self, h, p):
         return self._step(h - p["threshold"], strict=True) * p["graded"]
 
-    def reset(self, h, s, p):
-        return h
+    def reset(self, h, s, p, v_prev=None):
+        if self.state_from_charge:
+            return h
+        do_reset = s / p["graded"] - self._delayed(v_prev, p["threshold"])
+        if self.reset_mechanism == "subtract":
+            return h - do_reset * p["threshold"]
+        return h - do_reset * h
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         beta, threshold, graded = p["beta"], p["threshold"], p["graded"]
         z = h - threshold
         sg = self.surrogate.grad(z)
-        gh = gs * graded * sg + gv
-        grads: ParamGrads = {}
-        need_r = self.reset_mechanism == "zero" or (self.reset_mechanism == "subtract" and "threshold" in needs)
+        immediate = not self.state_from_charge
+        need_r = self.reset_mechanism == "zero" or immediate or (
+            self.reset_mechanism == "subtract" and "threshold" in needs
+        )
         u_prev = v_prev() if need_r or "beta" in needs else None
-        r = (u_prev - threshold > 0).to(h.dtype) if need_r else None
+        r = self._delayed(u_prev, threshold) if need_r else None
+        # dL/dh: through the spike, and through the state (du/dh = 1 with the delayed reset alone)
+        if not immediate:
+            gh = gs * graded * sg + gv
+        elif self.reset_mechanism == "subtract":
+            gh = gs * graded * sg + gv * (1 - threshold * sg)
+        else:  # zero
+            fired = self._step(z, strict=True)
+            gh = gs * graded * sg + gv * (1 - (fired - r) - h * sg)
+        grads: ParamGrads = {}
         keep = 1.0 - r if self.reset_mechanism == "zero" else 1.0
         if "threshold" in needs:
             grads["threshold"] = -gs * graded * sg
             if self.reset_mechanism == "subtract":
                 grads["threshold"] = grads["threshold"] - r * gh
+            if immediate and self.reset_mechanism == "subtract":
+                grads["threshold"] = grads["threshold"] + gv * (threshold * sg - (self._step(z, strict=True) - r))
+            elif immediate:  # zero
+                grads["threshold"] = grads["threshold"] + gv * h * sg
         if "graded" in needs:
             grads["graded"] = gs * self._step(z, strict=True)
         if "beta" in needs:
             grads["beta"] = gh * (keep * u_prev) * _clamp01_mask(beta)
         gv_prev = gh * _clamp01(beta) * keep
         return gh, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class SpikingJellyPLIF(SpikingJellyLIF):
+    """SpikingJelly's ``ParametricLIFNode``: LIF whose decay ``q = sigmoid(w) = 1 / tau`` multiplies::
+
+        decay_input=True:  h_t = v_{t-1} + (x_t - (v_{t-1} - v_reset)) * q
+        decay_input=False: h_t = v_{t-1} - (v_{t-1} - v_reset) * q + x_t
+
+    Parameters: ``q`` (pass ``torch.sigmoid(w)``; the gradient reaches ``w`` through autograd), ``threshold``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ("q", "threshold")
+
+    def charge(self, x, v, p):
+        q = p["q"]
+        rest = 0.0 if self.v_reset is None else self.v_reset
+        if self.decay_input:
+            return v + (x - (v - rest)) * q
+        return v - (v - rest) * q + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        q = p["q"]
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        gh_q = gh * q
+        gx = gh_q if self.decay_input else gh
+        gv_prev = gh - gh_q
+        if "q" in needs:
+            v = v_prev()
+            if self.decay_input:  # dh/dq = x - (v - rest) = (h - v) / q
+                grads["q"] = gh * (h - v) / q
+            else:  # dh/dq = -(v - rest)
+                rest = 0.0 if self.v_reset is None else self.v_reset
+                grads["q"] = -gh * (v - rest)
+        return gx, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class SpikingJellyIF(_FireThenReset):
+    """SpikingJelly's ``IFNode``: ``h_t = v_{t-1} + x_t``, then fire and reset as :class:`SpikingJellyLIF`.
+
+    Parameters: ``threshold``.
+    """
+
+    surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
+    param_names: ClassVar[tuple[str, ...]] = ("threshold",)
+
+    def charge(self, x, v, p):
+        return v + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        return gh, gh, grads
 
 
 @dataclass(frozen=True)

@@ -42,28 +42,37 @@ class _ReferenceMultistep(torch.autograd.Function):
         charged = torch.empty(x.shape, dtype=compute, device=x.device) if keep else None
         spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
         v_seq = torch.empty(x.shape, dtype=compute, device=x.device) if return_v_seq else None
+        # dynamics whose state does not follow from h alone keep the states for the backward too
+        history = v_seq
+        if keep and history is None and not dynamics.state_from_charge:
+            history = torch.empty(x.shape, dtype=compute, device=x.device)
         v = v0.to(compute).expand(x.shape[1:])
         for t in range(steps):
             h = dynamics.charge(x[t].to(compute), v, p)
             s = dynamics.fire(h, p)
-            v = dynamics.reset(h, s, p)
+            v = dynamics.reset(h, s, p, v)
             if charged is not None:
                 charged[t] = h
             spikes[t] = s
-            if v_seq is not None:
-                v_seq[t] = v
+            if history is not None:
+                history[t] = v
         ctx.dynamics, ctx.names, ctx.return_v_seq = dynamics, names, return_v_seq
         ctx.x_dtype, ctx.compute = x.dtype, compute
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         tensors = [val for val in values if isinstance(val, torch.Tensor)]
+        ctx.keeps_history = not dynamics.state_from_charge
         if charged is not None:
-            ctx.save_for_backward(charged, v0, *tensors)
+            saved = (charged, history) if ctx.keeps_history else (charged,)
+            ctx.save_for_backward(*saved, v0, *tensors)
         return spikes, v, (v_seq if v_seq is not None else x.new_empty(0))
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
         dynamics, names, compute = ctx.dynamics, ctx.names, ctx.compute
-        charged, v0, *tensors = ctx.saved_tensors
+        saved = list(ctx.saved_tensors)
+        charged = saved.pop(0)
+        history = saved.pop(0) if ctx.keeps_history else None
+        v0, *tensors = saved
         values, it = {}, iter(tensors)
         for n in names:
             values[n] = ctx.constants[n] if n in ctx.constants else next(it)
@@ -78,7 +87,7 @@ class _ReferenceMultistep(torch.autograd.Function):
         for t in range(charged.shape[0] - 1, -1, -1):
             gv = carry + grad_v_seq[t].to(compute) if ctx.return_v_seq else carry
             gx, carry, grads = dynamics.backward_step(
-                grad_spikes[t].to(compute), gv, charged[t], _previous_state(dynamics, charged, v0_full, t, p), p, needs
+                grad_spikes[t].to(compute), gv, charged[t], _previous_state(dynamics, charged, history, v0_full, t, p), p, needs
             )
             grad_x[t] = gx
             for n, g in grads.items():
@@ -94,12 +103,15 @@ class _ReferenceMultistep(torch.autograd.Function):
         return (None, None, None, None, grad_x if ctx.needs_input_grad[4] else None, grad_v0, *grad_params)
 
 
-def _previous_state(dynamics, charged, v0_full, t, p):
-    """A thunk for v_{t-1}: the initial state at t = 0, else the reset of the step before (recomputed)."""
+def _previous_state(dynamics, charged, history, v0_full, t, p):
+    """A thunk for v_{t-1}: the initial state at t = 0, else the saved state of the step before, or its
+    reset recomputed from the charged potential."""
 
     def v_prev():
         if t == 0:
             return v0_full
+        if history is not None:
+            return history[t - 1]
         h = charged[t - 1]
         return dynamics.reset(h, dynamics.fire(h, p), p)
 

@@ -54,7 +54,7 @@ class Surrogate:
         name = _ALIASES.get(self.name, self.name)
         if name not in _REGISTRY:
             raise ValueError(
-                f"unknown surrogate {self.name!r}; expected one of {sorted(_REGISTRY) + sorted(_ALIASES)}"
+                f"unknown surrogate {self.name!r}; expected one of {available_surrogates()}"
             )
         object.__setattr__(self, "name", name)
         alpha = _REGISTRY[name][2] if self.alpha is None else float(self.alpha)
@@ -88,8 +88,41 @@ def register_surrogate(name: str, grad_fn: GradFn, primitive_fn: GradFn, default
     _REGISTRY[name] = (grad_fn, primitive_fn, float(default_alpha))
 
 
+#: library spike functions wrapped by :func:`surrogate_from_function`, by id (kept alive by this dict)
+_FROM_FUNCTION: dict[int, tuple[Callable, str]] = {}
+
+#: names of surrogates whose derivative comes from a library's own function (only the reference backend runs them)
+FUNCTION_PREFIX = "function:"
+
+
+def surrogate_from_function(fn: Callable[[torch.Tensor], torch.Tensor], label: str) -> Surrogate:
+    """A surrogate whose derivative is that of a library's own spike function ``fn(z)`` (e.g. a custom
+    snnTorch ``spike_grad``), taken by autograd at every step of the backward.
+
+    ``fn`` must be elementwise with a Heaviside forward; only its backward is used. Its surrogates are
+    slower than the built-in formulas, and fused backends refuse them (``auto`` falls back to ``torch``).
+    """
+    key = id(fn)
+    if key not in _FROM_FUNCTION:
+        name = f"{FUNCTION_PREFIX}{label}@{key:x}"
+        _FROM_FUNCTION[key] = (fn, name)
+
+        def grad(z: torch.Tensor, alpha: float) -> torch.Tensor:
+            with torch.enable_grad():
+                leaf = z.detach().requires_grad_()
+                (g,) = torch.autograd.grad(fn(leaf), leaf, torch.ones_like(leaf))
+            return g.to(z.dtype)
+
+        def primitive(z: torch.Tensor, alpha: float) -> torch.Tensor:
+            raise NotImplementedError(f"surrogate {name!r} (a library's own function) has no smooth primitive")
+
+        register_surrogate(name, grad, primitive, 1.0)
+    return Surrogate(_FROM_FUNCTION[key][1])
+
+
 def available_surrogates() -> list[str]:
-    return sorted(_REGISTRY) + sorted(_ALIASES)
+    """Names of the built-in and registered surrogates (not the wrapped library functions)."""
+    return sorted(n for n in _REGISTRY if not n.startswith(FUNCTION_PREFIX)) + sorted(_ALIASES)
 
 
 def _atan(z: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -1,0 +1,267 @@
+"""The snnTorch adapter (tested with snnTorch 1.0): ``snntorch.Leaky`` runs on the multistep engine.
+
+Supported: ``Leaky`` with every reset mechanism (subtract, zero, none), ``reset_delay`` True and False,
+learnable ``beta`` (scalar or per neuron) and ``threshold``, graded spikes (learnable too), ``init_hidden``
+on and off, ``output`` on and off. Every other snnTorch neuron (``Synaptic``, ``Alpha``, ``Lapicque``,
+``RLeaky``, ``RSynaptic``, the LSTMs, ``LeakyParallel``, subclasses of ``Leaky``...) is refused with an
+error naming its class, unless ``backend="native"`` leaves the model's neurons as they are. So are
+``inhibition``, ``state_quant`` and ``surrogate_disable``, which the engine does not model.
+
+Step modes. By default (``step_mode="s"``) a converted ``Leaky`` is called once per time step from the
+user's own loop, exactly as before: ``spk, mem = lif(x_t, mem)`` or, with ``init_hidden=True``,
+``spk = lif(x_t)``. With ``convert(..., step_mode="m")`` it takes the whole sequence ``[T, N, ...]`` in one
+engine call, and the layers between neurons in an ``nn.Sequential`` get hooks that fold time into the batch
+dimension (``[T, N, ...] -> [T * N, ...]`` and back), so ``net(x_seq)`` runs the whole model over time.
+In that mode the membrane a neuron returns (``output=True``, or ``init_hidden=False``) is the sequence
+``[T, N, ...]`` of its states, and ``lif.mem`` holds the last one.
+
+Surrogates: snnTorch's ``atan(alpha)``, ``sigmoid(slope)`` and ``fast_sigmoid(slope)`` map to the engine's
+formulas (``sigmoid`` is evaluated in the overflow-free form: where snnTorch's ``exp(-slope z)`` overflows
+and its gradient is NaN, ours is the limit, 0). Any other ``spike_grad`` (``triangular``, ``custom_surrogate``,
+a user's own function) still works: its derivative is taken from the function itself by autograd in the
+reference backend, with one warning at conversion.
+
+The learnable IMP starts a sequence: after ``reset_mem()``/``init_leaky()``, ``snntorch.utils.reset(net)``,
+any other assignment to ``lif.mem``, a membrane of a new shape, or (explicit-state style) a ``mem``
+argument that is not the membrane this neuron returned last (a detached copy of it still counts as the
+same membrane). The sequence then starts from that membrane plus the IMP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+
+import torch
+from torch import nn
+
+from ..engine import Bifurcation, SnnTorchLeaky, Surrogate, multistep
+from ..engine.surrogates import surrogate_from_function
+from . import Adapter, register_adapter
+from .inplace import ConvertedNeuron, Settings, convert_in_place, restore_class
+
+_SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
+
+
+class ConvertedLeaky(ConvertedNeuron):
+    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring)."""
+
+    def __setattr__(self, name, value):
+        if name == "mem":  # a reset or a state set from outside: the next call starts a sequence
+            self.__dict__["bsnn_fresh"] = True
+        super().__setattr__(name, value)
+
+    def forward(self, input_, mem=None):
+        if self.init_hidden and mem is not None:
+            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        sequence = self.bsnn_settings.step_mode == "m"
+        seq = input_ if sequence else input_.unsqueeze(0)
+        if seq.dim() < 2:
+            expected = "[T, N, ...] (step_mode='m')" if sequence else "[N, ...]"
+            raise ValueError(f"converted snntorch.Leaky expected input of shape {expected}, got {list(input_.shape)}")
+        state = self.mem if mem is None else mem
+        fresh = self.bsnn_fresh or (mem is not None and not _same_tensor(mem, self._buffers["mem"]))
+        if tuple(state.shape) != tuple(seq.shape[1:]):
+            state, fresh = torch.zeros_like(seq[0]), True
+        if self.bsnn_settings.needs_shape:
+            self._bsnn_materialize(tuple(seq.shape[2:]), seq.device)
+        self._bsnn_check_ready()
+        dynamics, params = self._bsnn_engine(tuple(seq.shape[2:]))
+        want_v_seq = sequence and (self.output or not self.init_hidden)
+        out = multistep(
+            seq,
+            dynamics,
+            params,
+            self._bsnn_initial_state(state) if fresh else state,
+            backend=self.bsnn_settings.backend,
+            return_v_seq=want_v_seq,
+        )
+        spikes = out.spikes * self.graded_spikes_factor if isinstance(dynamics, Bifurcation) else out.spikes
+        self._buffers["mem"] = out.v
+        self.__dict__["bsnn_fresh"] = False
+        spk = spikes if sequence else spikes[0]
+        mem_out = out.v_seq if want_v_seq else out.v
+        if self.output:
+            return spk, mem_out
+        if self.init_hidden:
+            return spk
+        return spk, mem_out
+
+    # --- what the engine needs ---------------------------------------------------------------------------
+    def _bsnn_library_dynamics(self, sample_shape):
+        dynamics = SnnTorchLeaky(
+            surrogate=self._bsnn_surrogate(), reset_mechanism=self.reset_mechanism, reset_delay=bool(self.reset_delay)
+        )
+        params = {"beta": self.beta, "threshold": self.threshold, "graded": self.graded_spikes_factor}
+        return dynamics, {name: _trailing(value, sample_shape) for name, value in params.items()}
+
+    def _bsnn_bifurcation_reset(self):
+        # subtract -> soft reset, zero -> reset to 0; snnTorch's reset carries no gradient
+        return (None if self.reset_mechanism == "subtract" else 0.0), True
+
+    def _bsnn_threshold(self):
+        return self.threshold
+
+    def _bsnn_surrogate(self) -> Surrogate:
+        return _surrogate_of(self.spike_grad)[0]
+
+
+class SnnTorchAdapter(Adapter):
+    name = "snntorch"
+
+    def owns(self, module: nn.Module) -> bool:
+        snn = sys.modules.get("snntorch")
+        if snn is None:
+            return False
+        return isinstance(module, snn.SpikingNeuron) or type(module).__module__.startswith("snntorch._neurons")
+
+    def convert(self, module, *, dynamics, imp, backend, options, step_mode=None):
+        snn = sys.modules["snntorch"]
+        if backend == "native":
+            _check_native_request(dynamics, imp, options, step_mode)
+            return restore_class(module)
+        library_class = type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
+        if library_class is not snn.Leaky:
+            raise ValueError(
+                f"snntorch.{library_class.__name__} is not supported by the snnTorch adapter (supported: "
+                "snntorch.Leaky); keep the library's own neurons with backend='native', or build the model with Leaky"
+            )
+        for flag in ("inhibition", "state_quant", "surrogate_disable"):
+            if getattr(module, flag):
+                raise ValueError(f"snntorch.Leaky with {flag} enabled is not supported by the engine; use backend='native'")
+        if dynamics == "bifurcation" and module.reset_mechanism == "none":
+            raise ValueError(
+                "bifurcation dynamics fire and reset: a Leaky with reset_mechanism='none' cannot take them; "
+                "use reset_mechanism 'subtract' (soft reset) or 'zero'"
+            )
+        if step_mode not in (None, "s", "m"):
+            raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
+        previous = module.bsnn_settings if isinstance(module, ConvertedNeuron) else Settings(step_mode="s")
+        settings = previous.updated(dynamics=dynamics, imp=imp, backend=backend, options=options)
+        if step_mode is not None:
+            settings = dataclasses.replace(settings, step_mode=step_mode)
+        surrogate, custom = _surrogate_of(module.spike_grad)
+        if custom:
+            warnings.warn(
+                f"snntorch.Leaky uses the surrogate {getattr(module.spike_grad, '__qualname__', module.spike_grad)!r}, "
+                "which has no built-in formula: its derivative is taken from the function by autograd, in the "
+                "reference ('torch') backend only",
+                stacklevel=4,
+            )
+        convert_in_place(module, ConvertedLeaky, settings)
+        module.__dict__["bsnn_fresh"] = True
+        return module
+
+    def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
+        if step_mode == "m":
+            _fold_time_between_neurons(model, self)
+        elif step_mode == "s":
+            _unfold(model)
+
+    def sample_shape(self, module, x) -> tuple[int, ...]:
+        sequence = isinstance(module, ConvertedNeuron) and module.bsnn_settings.step_mode == "m"
+        return tuple(x.shape[2:] if sequence else x.shape[1:])
+
+    def needs_shape(self, module) -> bool:
+        return isinstance(module, ConvertedNeuron) and module._bsnn_needs_shape()
+
+    def materialize(self, module, sample_shape, device=None) -> None:
+        module._bsnn_materialize(sample_shape, device)
+
+    def reset(self, module) -> None:
+        if hasattr(module, "reset_mem"):
+            module.reset_mem()
+
+
+def _surrogate_of(spike_grad) -> tuple[Surrogate, bool]:
+    """The engine surrogate for an snnTorch ``spike_grad``, and whether it is a custom (autograd) one."""
+    qualname = getattr(spike_grad, "__qualname__", "")
+    if getattr(spike_grad, "__module__", "") == "snntorch.surrogate" and qualname.endswith(".<locals>.inner"):
+        kind = qualname.split(".")[0]
+        if kind in _SURROGATES:
+            name, variable = _SURROGATES[kind]
+            cells = dict(zip(spike_grad.__code__.co_freevars, (c.cell_contents for c in spike_grad.__closure__ or ())))
+            if variable in cells:
+                return Surrogate(name, float(cells[variable])), False
+    return surrogate_from_function(spike_grad, f"snntorch:{qualname or type(spike_grad).__name__}"), True
+
+
+def _trailing(value, sample_shape: tuple[int, ...]):
+    """snnTorch broadcasts beta/threshold against the membrane from the trailing dimensions, while the
+    engine reads a 1-D parameter as one value per channel. Expand a non-scalar to one value per neuron to
+    keep snnTorch's meaning (a view: the gradient still reaches the stored parameter)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.numel() == 1:
+        return value.reshape(())
+    if tuple(value.shape) == tuple(sample_shape):
+        return value
+    try:
+        return value.expand(sample_shape)
+    except RuntimeError:
+        raise ValueError(
+            f"snntorch.Leaky parameter of shape {list(value.shape)} does not broadcast against its input's "
+            f"samples of shape {list(sample_shape)}"
+        ) from None
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same membrane: the same tensor, or a view/detached copy sharing its storage."""
+    if a is b:
+        return True
+    return a.shape == b.shape and a.numel() > 0 and a.data_ptr() == b.data_ptr()
+
+
+def _check_native_request(dynamics, imp, options, step_mode) -> None:
+    if dynamics == "bifurcation" or imp not in (None, "none") or options or step_mode == "m":
+        raise ValueError(
+            "backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or "
+            "sequence mode; choose backend 'torch', 'triton' or 'auto' for those"
+        )
+
+
+# --- time folding for nn.Sequential models in step mode "m" --------------------------------------------------
+
+
+def _fold_time_between_neurons(model: nn.Module, adapter: Adapter) -> None:
+    for container in model.modules():
+        if not isinstance(container, nn.Sequential):
+            continue
+        children = list(container.children())
+        if not any(adapter.owns(c) for c in children):
+            continue
+        for child in children:
+            if adapter.owns(child) or any(adapter.owns(m) for m in child.modules()):
+                continue
+            if not hasattr(child, "_bsnn_fold_handles"):
+                child._bsnn_fold_handles = (
+                    child.register_forward_pre_hook(_fold_input),
+                    child.register_forward_hook(_unfold_output),
+                )
+
+
+def _unfold(model: nn.Module) -> None:
+    for module in model.modules():
+        handles = module.__dict__.pop("_bsnn_fold_handles", None)
+        for handle in handles or ():
+            handle.remove()
+
+
+def _fold_input(module, args):
+    x = args[0]
+    if not isinstance(x, torch.Tensor) or x.dim() < 3:
+        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"in step mode 'm' the layer {type(module).__name__} between snnTorch neurons expects a sequence "
+            f"[T, N, ...], got {shape}"
+        )
+    module._bsnn_steps = x.shape[0]
+    return (x.flatten(0, 1), *args[1:])
+
+
+def _unfold_output(module, args, output):
+    return output.unflatten(0, (module.__dict__.pop("_bsnn_steps"), -1))
+
+
+register_adapter(SnnTorchAdapter())
