@@ -119,7 +119,10 @@ class ConvertedNeuron:
         if self.imp is None:
             return state
         if isinstance(state, torch.Tensor):
-            return state + self.imp
+            imp = self.imp
+            if imp.dim() == 1 and state.dim() > 2:  # per channel: broadcast over the spatial dimensions
+                imp = imp.reshape(-1, *([1] * (state.dim() - 2)))
+            return state + imp
         return self.imp + state if state else self.imp
 
     # --- shape-dependent parameters ----------------------------------------------------------------------
@@ -144,7 +147,8 @@ class ConvertedNeuron:
         elif self.imp is None or mode_of(tuple(self.imp.shape)) != settings.imp:
             if settings.imp == "layer" or shape is not None:
                 imp_shape = granular_shape(settings.imp, shape, name)
-                self.imp = nn.Parameter(initial_imp(imp_shape, settings.imp_init, float(self._bsnn_threshold()), device))
+                threshold = float(torch.as_tensor(self._bsnn_threshold()).detach().float().mean())
+                self.imp = nn.Parameter(initial_imp(imp_shape, settings.imp_init, threshold, device))
         if settings.dynamics != "bifurcation":
             self.eigenvalues = None
             self.basis = None

@@ -13,7 +13,9 @@ user's own loop, exactly as before: ``spk, mem = lif(x_t, mem)`` or, with ``init
 engine call, and the layers between neurons in an ``nn.Sequential`` get hooks that fold time into the batch
 dimension (``[T, N, ...] -> [T * N, ...]`` and back), so ``net(x_seq)`` runs the whole model over time.
 In that mode the membrane a neuron returns (``output=True``, or ``init_hidden=False``) is the sequence
-``[T, N, ...]`` of its states, and ``lif.mem`` holds the last one.
+``[T, N, ...]`` of its states, and ``lif.mem`` holds the last one. Batch norm between neurons then
+normalises over all ``T x N`` samples of the sequence at once (as SpikingJelly's multi-step layers do),
+where the per-step loop normalises each step's batch alone; in eval mode the two agree exactly.
 
 Surrogates: snnTorch's ``atan(alpha)``, ``sigmoid(slope)`` and ``fast_sigmoid(slope)`` map to the engine's
 formulas (``sigmoid`` is evaluated in the overflow-free form: where snnTorch's ``exp(-slope z)`` overflows
