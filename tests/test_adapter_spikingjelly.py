@@ -1,0 +1,182 @@
+"""SpikingJelly adapter: converted LIFNode / ParametricLIFNode / IFNode against real, unconverted ones."""
+
+import copy
+import itertools
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+import bsnn_lightning as bl
+
+pytest.importorskip("spikingjelly.activation_based")
+from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
+
+T, N, C, H, W = 6, 3, 4, 5, 5
+
+
+def _node(kind, **kwargs):
+    if kind == "IFNode":
+        kwargs.pop("decay_input", None)
+        return neuron.IFNode(**kwargs)
+    if kind == "ParametricLIFNode":
+        return neuron.ParametricLIFNode(init_tau=2.5, **kwargs)
+    return neuron.LIFNode(tau=2.5, **kwargs)
+
+
+def _inputs(seed=0, shape=(T, N, C, H, W)):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen) * 1.2 + 0.7, torch.randn(shape, generator=gen)
+
+
+def _run(node, x, step_mode):
+    x = x.clone().requires_grad_()
+    functional.reset_net(node)
+    if step_mode == "m":
+        return x, node(x), node.v
+    return x, torch.stack([node(x[t]) for t in range(x.shape[0])]), node.v
+
+
+RESETS = {"hard0": dict(v_reset=0.0), "hard-0.2": dict(v_reset=-0.2), "soft": dict(v_reset=None)}
+
+
+@pytest.mark.parametrize(
+    "kind, step_mode, reset, detach_reset, decay_input",
+    [
+        (k, m, r, d, di)
+        for k, m, r, d, di in itertools.product(
+            ["LIFNode", "ParametricLIFNode", "IFNode"], ["s", "m"], list(RESETS), [False, True], [True, False]
+        )
+        if not (k == "IFNode" and not di)  # IFNode has no decay_input
+    ],
+    ids=str,
+)
+def test_converted_node_is_exact(kind, step_mode, reset, detach_reset, decay_input):
+    native = _node(kind, step_mode=step_mode, detach_reset=detach_reset, decay_input=decay_input, **RESETS[reset])
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    assert isinstance(converted, type(native)) and type(converted) is not type(native)
+    x, grad = _inputs()
+
+    x_n, s_n, v_n = _run(native, x, step_mode)
+    (s_n * grad).sum().backward()
+    x_c, s_c, v_c = _run(converted, x, step_mode)
+    (s_c * grad).sum().backward()
+
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert torch.equal(s_c, s_n)
+    assert torch.equal(v_c, v_n)
+    torch.testing.assert_close(x_c.grad, x_n.grad, rtol=1e-5, atol=1e-6)
+    if kind == "ParametricLIFNode":
+        torch.testing.assert_close(converted.w.grad, native.w.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "function, custom",
+    [(surrogate.Sigmoid(alpha=3.0), False), (surrogate.ATan(alpha=1.5), False),
+     (surrogate.PiecewiseQuadratic(alpha=1.2), False), (surrogate.Erf(alpha=2.0), True)],
+    ids=["Sigmoid", "ATan", "PiecewiseQuadratic", "Erf(custom)"],
+)
+def test_surrogates_are_read_from_the_node(function, custom):
+    native = neuron.LIFNode(tau=2.0, surrogate_function=function, step_mode="m")
+    if custom:
+        with pytest.warns(UserWarning, match="no built-in formula"):
+            converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    else:
+        converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    x, grad = _inputs(1)
+    x_n, s_n, _ = _run(native, x, "m")
+    (s_n * grad).sum().backward()
+    x_c, s_c, _ = _run(converted, x, "m")
+    (s_c * grad).sum().backward()
+    assert torch.equal(s_c, s_n)
+    torch.testing.assert_close(x_c.grad, x_n.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_store_v_seq(step_mode):
+    native = neuron.LIFNode(tau=2.0, store_v_seq=True, step_mode=step_mode)
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    x, _ = _inputs(2)
+    _run(native, x, step_mode)
+    _run(converted, x, step_mode)
+    assert converted.v_seq.shape == (T, N, C, H, W)
+    assert torch.equal(converted.v_seq, native.v_seq)
+
+
+def _model():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        layer.Conv2d(2, C, 3, padding=1), layer.BatchNorm2d(C), neuron.LIFNode(tau=2.0, v_reset=None),
+        layer.MaxPool2d(2), layer.Flatten(), layer.Linear(C * 4 * 4, 5), neuron.ParametricLIFNode(),
+    )
+    functional.set_step_mode(net, "m")
+    return net
+
+
+def test_reset_net_tree_state_dict_and_pickle():
+    native = _model()
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    x, _ = _inputs(3, (T, N, 2, 8, 8))
+    functional.reset_net(native)
+    functional.reset_net(converted)
+    assert torch.equal(converted(x), native(x))
+    assert [n for n, _ in converted.named_modules()] == [n for n, _ in native.named_modules()]
+    assert list(converted.state_dict()) == list(native.state_dict())
+    converted.load_state_dict(native.state_dict())
+    native.load_state_dict(converted.state_dict())
+    assert isinstance(converted[2].v, torch.Tensor)
+    functional.reset_net(converted)  # SpikingJelly's own reset (with its cached module list) still works
+    assert not isinstance(converted[2].v, torch.Tensor)
+    restored = pickle.loads(pickle.dumps(converted))
+    assert type(restored[2]) is type(converted[2])
+    functional.reset_net(restored)
+    functional.reset_net(converted)
+    assert torch.equal(restored(x), converted(x))
+
+
+def test_step_mode_is_set_through_spikingjelly():
+    net = _model()
+    bl.convert(net, dynamics="lif", backend="torch", step_mode="s")
+    assert net[2].step_mode == "s" and net[0].step_mode == "s"
+
+
+def test_bifurcation_and_imp_train_save_restore_and_skip_weight_decay(tmp_path):
+    x, _ = _inputs(4, (T, N, 2, 8, 8))
+    net = bl.convert(_model(), dynamics="bifurcation", imp="neuron", backend="torch", example_input=x)
+    assert net[2].imp.shape == (C, 8, 8) and net[2].eigenvalues.shape == (C,)
+    assert net[6].imp.shape == (5,)
+    groups = bl.neuron_param_groups(net, weight_decay=0.06)
+    assert {id(net[2].imp), id(net[6].eigenvalues), id(net[6].w)} <= {id(p) for p in groups[1]["params"]}
+    opt = torch.optim.Adam(groups, lr=0.05)
+    before = net[2].imp.detach().clone(), net[2].eigenvalues.detach().clone()
+    functional.reset_net(net)
+    loss = net(x).mean()
+    loss.backward()
+    opt.step()
+    assert not torch.equal(net[2].imp, before[0]) and not torch.equal(net[2].eigenvalues, before[1])
+    torch.save(net.state_dict(), tmp_path / "ckpt.pt")
+    fresh = bl.convert(_model(), dynamics="bifurcation", imp="neuron", backend="torch", example_input=x)
+    fresh.load_state_dict(torch.load(tmp_path / "ckpt.pt"))
+    functional.reset_net(net), functional.reset_net(fresh)
+    assert torch.equal(fresh(x), net(x))
+
+
+def test_imp_is_the_start_of_every_sequence():
+    native = neuron.LIFNode(tau=2.0, v_reset=None, step_mode="m")
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", imp="layer", backend="torch")
+    x, _ = _inputs(5)
+    native.v = torch.full((N, C, H, W), float(converted.imp.detach()))  # the native node started from the IMP
+    expected = native(x)
+    for _ in range(2):
+        functional.reset_net(converted)
+        assert torch.equal(converted(x), expected)
+
+
+def test_unsupported_nodes_are_refused_by_name():
+    net = nn.Sequential(layer.Linear(3, 3), neuron.IzhikevichNode())
+    with pytest.raises(ValueError, match=r"IzhikevichNode is not supported.*backend='native'"):
+        bl.convert(net, dynamics="lif", backend="torch")
+    assert bl.convert(net, backend="native") is net
+    with pytest.raises(ValueError, match="found no spiking neuron"):
+        bl.convert(nn.Sequential(layer.Linear(3, 3)), dynamics="lif")
