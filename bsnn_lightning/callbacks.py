@@ -10,8 +10,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from .convert import convert, firing_rates, reset_states, set_monitoring, spiking_neurons
-from .neurons import BifurcationNeuron
+from .convert import bifurcation_eigenvalues, convert, firing_rates, reset_states, set_monitoring
 
 
 class ConvertNeurons(L.Callback):
@@ -23,7 +22,8 @@ class ConvertNeurons(L.Callback):
     module's ``example_input_array``. Converting twice is harmless (fit, then test).
 
     Args:
-        dynamics, imp, backend: as in :func:`bsnn_lightning.convert`.
+        dynamics, imp, backend, step_mode: as in :func:`bsnn_lightning.convert` (``backend="native"`` keeps
+            a library's own neurons, so one recipe key swaps who runs the neuron loop).
         options: bifurcation options (``structure``, ``granularity``, ``eigen_init``, ``bounds``).
         example_input: one batch as the LightningModule's forward takes it.
     """
@@ -33,12 +33,14 @@ class ConvertNeurons(L.Callback):
         dynamics: str | None = None,
         imp: str | None = None,
         backend: str | None = None,
+        step_mode: str | None = None,
         options: dict | None = None,
         example_input: torch.Tensor | None = None,
     ) -> None:
         self.dynamics = dynamics
         self.imp = imp
         self.backend = backend
+        self.step_mode = step_mode
         self.options = dict(options or {})
         self.example_input = example_input
 
@@ -46,7 +48,9 @@ class ConvertNeurons(L.Callback):
         example = self.example_input if self.example_input is not None else pl_module.example_input_array
         if example is not None:
             example = example.to(pl_module.device)
-        convert(pl_module, self.dynamics, self.imp, self.backend, example_input=example, **self.options)
+        convert(
+            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, example_input=example, **self.options
+        )
 
 
 class ResetStates(L.Callback):
@@ -115,10 +119,8 @@ class SpikeMonitor(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if not self.eigenvalues:
             return
-        for name, module, _ in spiking_neurons(pl_module):
-            if not isinstance(module, BifurcationNeuron) or module.eigenvalues is None:
-                continue
-            lam = module.effective_eigenvalues().float()
+        for name, lam in bifurcation_eigenvalues(pl_module).items():
+            lam = lam.float()
             for key, value in eigenvalue_summary(lam, self.tol).items():
                 pl_module.log(f"eigen/{name}/{key}", value)
             _log_histogram(trainer, f"eigen/{name}", lam, trainer.current_epoch)

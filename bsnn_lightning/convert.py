@@ -166,6 +166,18 @@ def firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
     return rates
 
 
+def bifurcation_eigenvalues(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The eigenvalues each bifurcation layer's forward pass uses (clamped to its bounds), flattened."""
+    spectra = {}
+    for name, module, _ in _named_neurons(model):
+        eigenvalues = getattr(module, "eigenvalues", None)
+        if not isinstance(eigenvalues, torch.Tensor):
+            continue
+        bounds = getattr(module, "bounds", None) or module.bsnn_settings.bounds
+        spectra[name] = eigenvalues.detach().clamp(*bounds).flatten()
+    return spectra
+
+
 def _record_shape(module, adapter, shapes):
     def hook(mod, args):
         x = args[0]

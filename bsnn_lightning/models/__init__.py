@@ -1,5 +1,6 @@
-"""Spiking networks for the recipes, built from this package's neurons."""
+"""Spiking networks for the recipes: from this package's neurons, and from snnTorch's and SpikingJelly's."""
 
 from .convnet import SpikingConvNet, TimeDistributed
+from .library import SnnTorchConvNet, SpikingJellyConvNet
 
-__all__ = ["SpikingConvNet", "TimeDistributed"]
+__all__ = ["SnnTorchConvNet", "SpikingJellyConvNet", "SpikingConvNet", "TimeDistributed"]
