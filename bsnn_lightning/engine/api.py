@@ -54,7 +54,7 @@ def multistep(
     v0 = _check_initial_state(v0, dynamics, x)
     chosen = resolve_backend(backend, x, dynamics)
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
-    if check_finite and not bool(_all_finite(v, params)):
+    if check_finite and not _all_finite(v, params):
         raise ValueError(_diagnose_non_finite(x, v0, params))
     return MultistepOutput(spikes, v, v_seq)
 
@@ -143,12 +143,20 @@ def _check_matrix(name, value, sample_shape):
     return value
 
 
-def _all_finite(v, params) -> torch.Tensor:
-    finite = torch.isfinite(v).all()
-    for value in params.values():
-        if isinstance(value, torch.Tensor):
-            finite = finite & torch.isfinite(value).all()
-    return finite
+def _all_finite(v, params) -> bool:
+    """True if the state and every tensor parameter are free of NaN and Inf.
+
+    Fast path: one sum over everything (a NaN or Inf anywhere makes it non-finite, and it is one reduction
+    instead of a boolean tensor per operand); only if that sum is not finite (which finite values can also
+    cause, by overflowing it) are the elements checked one by one.
+    """
+    tensors = [v] + [value for value in params.values() if isinstance(value, torch.Tensor)]
+    total = v.detach().sum(dtype=torch.float32)
+    for value in tensors[1:]:
+        total = total + value.detach().sum(dtype=torch.float32)
+    if bool(torch.isfinite(total)):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _diagnose_non_finite(x, v0, params) -> str:

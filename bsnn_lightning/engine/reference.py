@@ -39,23 +39,32 @@ class _ReferenceMultistep(torch.autograd.Function):
         compute = torch.promote_types(x.dtype, torch.float32)
         p = _as_compute(dict(zip(names, values)), compute)
         steps = x.shape[0]
-        charged = torch.empty(x.shape, dtype=compute, device=x.device) if keep else None
-        spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
-        v_seq = torch.empty(x.shape, dtype=compute, device=x.device) if return_v_seq else None
         # dynamics whose state does not follow from h alone keep the states for the backward too
-        history = v_seq
-        if keep and history is None and not dynamics.state_from_charge:
-            history = torch.empty(x.shape, dtype=compute, device=x.device)
+        keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
         v = v0.to(compute).expand(x.shape[1:])
-        for t in range(steps):
+
+        def step(t, v):
             h = dynamics.charge(x[t].to(compute), v, p)
             s = dynamics.fire(h, p)
-            v = dynamics.reset(h, s, p, v)
-            if charged is not None:
-                charged[t] = h
-            spikes[t] = s
-            if history is not None:
-                history[t] = v
+            return h, s, dynamics.reset(h, s, p, v)
+
+        if steps == 1:  # one step per call (a user's own time loop): views, no copies into buffers
+            h, s, v = step(0, v)
+            charged = h.unsqueeze(0) if keep else None
+            spikes = s.to(x.dtype).unsqueeze(0)
+            history = v.unsqueeze(0) if keep_states else None
+        else:
+            charged = torch.empty(x.shape, dtype=compute, device=x.device) if keep else None
+            spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
+            history = torch.empty(x.shape, dtype=compute, device=x.device) if keep_states else None
+            for t in range(steps):
+                h, s, v = step(t, v)
+                if charged is not None:
+                    charged[t] = h
+                spikes[t] = s
+                if history is not None:
+                    history[t] = v
+        v_seq = history if return_v_seq else None
         ctx.dynamics, ctx.names, ctx.return_v_seq = dynamics, names, return_v_seq
         ctx.x_dtype, ctx.compute = x.dtype, compute
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
@@ -81,15 +90,19 @@ class _ReferenceMultistep(torch.autograd.Function):
         state_shape = charged.shape[1:]
         v0_full = v0.to(compute).expand(state_shape)
 
-        grad_x = torch.empty(charged.shape, dtype=ctx.x_dtype, device=charged.device)
+        steps = charged.shape[0]
+        grad_x = torch.empty(charged.shape, dtype=ctx.x_dtype, device=charged.device) if steps > 1 else None
         sums: dict[str, torch.Tensor] = {}
         carry = grad_v_final.to(compute)
-        for t in range(charged.shape[0] - 1, -1, -1):
+        for t in range(steps - 1, -1, -1):
             gv = carry + grad_v_seq[t].to(compute) if ctx.return_v_seq else carry
             gx, carry, grads = dynamics.backward_step(
                 grad_spikes[t].to(compute), gv, charged[t], _previous_state(dynamics, charged, history, v0_full, t, p), p, needs
             )
-            grad_x[t] = gx
+            if grad_x is None:
+                grad_x = gx.to(ctx.x_dtype).unsqueeze(0)
+            else:
+                grad_x[t] = gx
             for n, g in grads.items():
                 sums[n] = g if n not in sums else sums[n] + g
 
