@@ -256,3 +256,15 @@ def test_unsupported_options_and_native_round_trip():
         bl.convert(net, backend="native")
     with pytest.raises(ValueError, match="native"):
         bl.convert(net, dynamics="bifurcation", backend="native")
+
+
+def test_shapes_come_from_an_example_or_an_earlier_run_else_a_clear_error():
+    net = nn.Sequential(nn.Linear(3, 6), snn.Leaky(beta=0.9, init_hidden=True))
+    with pytest.raises(ValueError, match=r"need their input shape.*example_input"):
+        bl.convert(net, dynamics="bifurcation", structure="coupled", backend="torch")
+    fresh = nn.Sequential(nn.Linear(3, 6), snn.Leaky(beta=0.9, init_hidden=True))
+    fresh(torch.randn(2, 3))  # one native step: the membrane [2, 6] tells the layer's shape
+    bl.convert(fresh, dynamics="bifurcation", structure="coupled", imp="channel", backend="torch")
+    assert fresh[1].eigenvalues.shape == (6,) and fresh[1].basis.shape == (6, 6) and fresh[1].imp.shape == (6,)
+    fresh[1].reset_mem()
+    assert fresh(torch.randn(2, 3)).shape == (2, 6)

@@ -13,6 +13,7 @@ The new parameters the methods add live on the converted module itself, under fi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -136,7 +137,20 @@ class ConvertedNeuron:
                 )
             return
         self.bsnn_sample_shape = sample_shape
+        before = sum(1 for _ in self.parameters(recurse=False))
         self._bsnn_make_parameters(device)
+        if sum(1 for _ in self.parameters(recurse=False)) > before and self.training and torch.is_grad_enabled():
+            warnings.warn(
+                f"converted {type(self).__name__} created its shape-dependent parameters at its first forward; an "
+                "optimizer built before this call does not hold them. Pass example_input to convert (or to the "
+                "ConvertNeurons callback), or run the model once before converting.",
+                stacklevel=4,
+            )
+
+    def _bsnn_learn_shape_from_state(self, state) -> None:
+        """If the library neuron already ran (its state is a tensor [N, ...]), take the sample shape from it."""
+        if self.bsnn_sample_shape is None and isinstance(state, torch.Tensor) and state.dim() >= 1 and state.numel():
+            self._bsnn_materialize(tuple(state.shape[1:]), state.device)
 
     def _bsnn_make_parameters(self, device: torch.device | None = None) -> None:
         """Create the parameters the settings ask for and the known shape allows (keeping existing ones)."""

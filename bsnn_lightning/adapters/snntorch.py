@@ -153,6 +153,8 @@ class SnnTorchAdapter(Adapter):
             )
         convert_in_place(module, ConvertedLeaky, settings)
         module.__dict__["bsnn_fresh"] = True
+        if settings.step_mode == "s":  # a membrane [N, ...] left by an earlier run tells the sample shape
+            module._bsnn_learn_shape_from_state(module._buffers["mem"])
         return module
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:

@@ -128,7 +128,9 @@ class SpikingJellyAdapter(Adapter):
                 "('torch') backend only",
                 stacklevel=4,
             )
-        return convert_in_place(module, ConvertedNode, settings)
+        convert_in_place(module, ConvertedNode, settings)
+        module._bsnn_learn_shape_from_state(module.v)  # a membrane [N, ...] left by an earlier run
+        return module
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         from spikingjelly.activation_based import functional
