@@ -180,3 +180,17 @@ def test_unsupported_nodes_are_refused_by_name():
     assert bl.convert(net, backend="native") is net
     with pytest.raises(ValueError, match="found no spiking neuron"):
         bl.convert(nn.Sequential(layer.Linear(3, 3)), dynamics="lif")
+
+
+def test_firing_rates_are_monitored_on_library_neurons_native_or_converted():
+    x, _ = _inputs(6, (T, N, 2, 8, 8))
+    for backend in ("native", "torch"):
+        net = bl.convert(_model(), dynamics="lif", backend=backend)
+        bl.set_monitoring(net, True)
+        functional.reset_net(net)
+        out = net(x)
+        rates = bl.firing_rates(net)
+        assert set(rates) == {"2", "6"}
+        assert torch.equal(rates["6"], out.float().mean())
+        bl.set_monitoring(net, False)
+        assert bl.firing_rates(net) == {}
