@@ -55,16 +55,19 @@ def convert(
         raise ValueError(f"expected backend to be one of {list(BACKEND_CHOICES)} or None, got {backend!r}")
     if step_mode not in (None, "s", "m"):
         raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
-    found = 0
-    used: list[Adapter] = []
+    planned = []
     for parent, name, module, adapter in list(_neurons_with_parents(model)):
         try:
-            new = adapter.convert(
+            plan = adapter.plan(
                 module, dynamics=dynamics, imp=imp, backend=backend, options=dict(options), step_mode=step_mode
             )
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
-        found += 1
+        planned.append((parent, name, module, adapter, plan))
+    found = len(planned)
+    used: list[Adapter] = []
+    for parent, name, module, adapter, plan in planned:
+        new = adapter.apply(module, plan)
         if adapter not in used:
             used.append(adapter)
         if new is not module:

@@ -268,3 +268,10 @@ def test_shapes_come_from_an_example_or_an_earlier_run_else_a_clear_error():
     assert fresh[1].eigenvalues.shape == (6,) and fresh[1].basis.shape == (6, 6) and fresh[1].imp.shape == (6,)
     fresh[1].reset_mem()
     assert fresh(torch.randn(2, 3)).shape == (2, 6)
+
+
+def test_a_refused_neuron_leaves_the_whole_model_untouched():
+    net = nn.Sequential(nn.Linear(3, 3), snn.Leaky(beta=0.9), nn.Linear(3, 3), snn.Synaptic(alpha=0.9, beta=0.8))
+    with pytest.raises(ValueError, match=r"cannot convert '3'.*Synaptic"):
+        bl.convert(net, dynamics="lif", backend="torch")
+    assert type(net[1]) is snn.Leaky  # the Leaky before it was not converted either

@@ -20,7 +20,7 @@ class Adapter:
         """True if ``module`` is a neuron of this library."""
         raise NotImplementedError
 
-    def convert(
+    def plan(
         self,
         module: nn.Module,
         *,
@@ -29,10 +29,15 @@ class Adapter:
         backend: str | None,
         options: dict,
         step_mode: str | None = None,
-    ) -> nn.Module:
-        """Give ``module`` the requested dynamics, IMP, backend and step mode; return it, or its replacement.
+    ):
+        """Check that ``module`` can take the requested dynamics, IMP, backend and step mode, without
+        changing it; return what :meth:`apply` needs. Raise ValueError, saying what to do instead, for a
+        neuron class or option this adapter cannot run. ``convert`` plans every neuron before it applies
+        any, so a refused neuron leaves the whole model untouched."""
+        raise NotImplementedError
 
-        Raise ValueError, with what to do instead, for a neuron class or option this adapter cannot run."""
+    def apply(self, module: nn.Module, plan) -> nn.Module:
+        """Carry out a plan; return ``module``, or the module replacing it."""
         raise NotImplementedError
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:

@@ -17,7 +17,7 @@ class BsnnAdapter(Adapter):
     def owns(self, module: nn.Module) -> bool:
         return isinstance(module, EngineNeuron)
 
-    def convert(self, module, *, dynamics, imp, backend, options, step_mode=None):
+    def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
         if backend == "native":
             raise ValueError("backend 'native' keeps a library's own neuron; bsnn_lightning's own neurons always run on the engine")
         if step_mode not in (None, "s", "m"):
@@ -25,22 +25,27 @@ class BsnnAdapter(Adapter):
         unknown = sorted(set(options) - set(BIFURCATION_OPTIONS))
         if unknown:
             raise ValueError(f"unknown convert options {unknown}; expected some of {list(BIFURCATION_OPTIONS)}")
-        if dynamics == "bifurcation" and isinstance(module, LIFNeuron):
-            module = _lif_to_bifurcation(module, options)
-        elif dynamics == "lif" and isinstance(module, BifurcationNeuron):
+        if dynamics == "lif" and isinstance(module, BifurcationNeuron):
             raise ValueError(
                 "convert(dynamics='lif') cannot turn a BifurcationNeuron back into LIF (its time constant is "
                 "not defined); build the model with LIFNeuron instead"
             )
-        elif options and not isinstance(module, BifurcationNeuron):
+        to_bifurcation = dynamics == "bifurcation" and isinstance(module, LIFNeuron)
+        if options and not (to_bifurcation or isinstance(module, BifurcationNeuron)):
             raise ValueError(f"options {sorted(options)} apply to dynamics='bifurcation' only")
+        return dict(to_bifurcation=to_bifurcation, imp=imp, backend=backend, options=options, step_mode=step_mode)
+
+    def apply(self, module, plan):
+        if plan["to_bifurcation"]:
+            module = _lif_to_bifurcation(module, plan["options"])
+        imp = plan["imp"]
         wanted_imp = None if imp == "none" else imp
         if imp is not None and module.imp_mode != wanted_imp:  # idempotent: a second convert keeps learned values
             module.set_imp(wanted_imp)
-        if backend is not None:
-            module.backend = backend
-        if step_mode is not None:
-            module.step_mode = step_mode
+        if plan["backend"] is not None:
+            module.backend = plan["backend"]
+        if plan["step_mode"] is not None:
+            module.step_mode = plan["step_mode"]
         return module
 
     def needs_shape(self, module) -> bool:

@@ -226,16 +226,27 @@ def convert_in_place(module: nn.Module, mixin: type, settings: Settings) -> nn.M
     return module
 
 
-def restore_class(module: nn.Module) -> nn.Module:
-    """Give a converted module its library class back (it must hold no added parameters)."""
+#: the plan "give the module its library class back"
+NATIVE = "native"
+
+
+def check_restorable(module: nn.Module) -> None:
+    """Raise unless ``module`` is native already or a converted module without added parameters."""
     if not isinstance(module, ConvertedNeuron):
-        return module
+        return
     added = [name for name in ADDED_PARAMETERS if getattr(module, name) is not None]
     if added:
         raise ValueError(
             f"cannot return converted {type(module).__name__} to its native implementation: it holds the added "
             f"parameters {added}; convert with dynamics='lif', imp='none' first, or rebuild the model"
         )
+
+
+def restore_class(module: nn.Module) -> nn.Module:
+    """Give a converted module its library class back (it must hold no added parameters)."""
+    check_restorable(module)
+    if not isinstance(module, ConvertedNeuron):
+        return module
     for name in ADDED_PARAMETERS:
         del module._parameters[name]
     for name in ("bsnn_settings", "bsnn_sample_shape"):

@@ -41,7 +41,7 @@ from torch import nn
 from ..engine import Bifurcation, SnnTorchLeaky, Surrogate, multistep
 from ..engine.surrogates import surrogate_from_function
 from . import Adapter, register_adapter
-from .inplace import ConvertedNeuron, Settings, convert_in_place, restore_class
+from .inplace import NATIVE, ConvertedNeuron, Settings, check_restorable, convert_in_place, restore_class
 
 _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
 
@@ -118,11 +118,12 @@ class SnnTorchAdapter(Adapter):
             return False
         return isinstance(module, snn.SpikingNeuron) or type(module).__module__.startswith("snntorch._neurons")
 
-    def convert(self, module, *, dynamics, imp, backend, options, step_mode=None):
+    def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
         snn = sys.modules["snntorch"]
         if backend == "native":
             _check_native_request(dynamics, imp, options, step_mode)
-            return restore_class(module)
+            check_restorable(module)
+            return NATIVE
         library_class = type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
         if library_class is not snn.Leaky:
             raise ValueError(
@@ -143,14 +144,19 @@ class SnnTorchAdapter(Adapter):
         settings = previous.updated(dynamics=dynamics, imp=imp, backend=backend, options=options)
         if step_mode is not None:
             settings = dataclasses.replace(settings, step_mode=step_mode)
-        surrogate, custom = _surrogate_of(module.spike_grad)
-        if custom:
+        return settings
+
+    def apply(self, module, plan):
+        if plan is NATIVE:
+            return restore_class(module)
+        if _surrogate_of(module.spike_grad)[1]:
             warnings.warn(
                 f"snntorch.Leaky uses the surrogate {getattr(module.spike_grad, '__qualname__', module.spike_grad)!r}, "
                 "which has no built-in formula: its derivative is taken from the function by autograd, in the "
                 "reference ('torch') backend only",
                 stacklevel=4,
             )
+        settings = plan
         convert_in_place(module, ConvertedLeaky, settings)
         module.__dict__["bsnn_fresh"] = True
         if settings.step_mode == "s":  # a membrane [N, ...] left by an earlier run tells the sample shape

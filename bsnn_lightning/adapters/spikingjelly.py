@@ -27,7 +27,7 @@ from torch import nn
 from ..engine import Surrogate, SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF, multistep
 from ..engine.surrogates import surrogate_from_function
 from . import Adapter, register_adapter
-from .inplace import ConvertedNeuron, Settings, convert_in_place, restore_class
+from .inplace import NATIVE, ConvertedNeuron, Settings, check_restorable, convert_in_place, restore_class
 from .snntorch import _check_native_request
 
 _SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
@@ -102,10 +102,11 @@ class SpikingJellyAdapter(Adapter):
             isinstance(module, ConvertedNode)
         )
 
-    def convert(self, module, *, dynamics, imp, backend, options, step_mode=None):
+    def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
         if backend == "native":
             _check_native_request(dynamics, imp, options, None)
-            return restore_class(module)
+            check_restorable(module)
+            return NATIVE
         from spikingjelly.activation_based import neuron
 
         library_class = type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
@@ -120,15 +121,19 @@ class SpikingJellyAdapter(Adapter):
                 "set surrogate_function.spiking = True or keep backend='native'"
             )
         previous = module.bsnn_settings if isinstance(module, ConvertedNeuron) else Settings()
-        settings = previous.updated(dynamics=dynamics, imp=imp, backend=backend, options=options)
+        return previous.updated(dynamics=dynamics, imp=imp, backend=backend, options=options)
+
+    def apply(self, module, plan):
+        if plan is NATIVE:
+            return restore_class(module)
         if _surrogate_of(module.surrogate_function)[1]:
             warnings.warn(
-                f"{library_class.__name__} uses the surrogate {type(module.surrogate_function).__name__}, which has "
+                f"{type(module).__name__} uses the surrogate {type(module.surrogate_function).__name__}, which has "
                 "no built-in formula: its derivative is taken from the object by autograd, in the reference "
                 "('torch') backend only",
                 stacklevel=4,
             )
-        convert_in_place(module, ConvertedNode, settings)
+        convert_in_place(module, ConvertedNode, plan)
         module._bsnn_learn_shape_from_state(module.v)  # a membrane [N, ...] left by an earlier run
         return module
 
