@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -48,7 +48,6 @@ class Settings:
     eigen_init: tuple[float, float] = (-0.8, 0.0)
     bounds: tuple[float, float] = (-1.0, 0.2)
     step_mode: str | None = None  #: a library without step modes (snnTorch): "s" (default) or "m"
-    extra: dict = field(default_factory=dict, compare=False)
 
     def updated(self, *, dynamics, imp, backend, options) -> "Settings":
         unknown = sorted(set(options) - set(BIFURCATION_OPTIONS))
@@ -90,7 +89,7 @@ class ConvertedNeuron:
     """The mixin every converted library neuron gets first in its MRO (see the module docstring).
 
     Library mixins implement ``_bsnn_library_dynamics(sample_shape)`` -> (Dynamics, params) for ``dynamics="lif"``,
-    ``_bsnn_bifurcation_reset()`` -> (v_reset, detach_reset), ``_bsnn_threshold()`` and
+    ``_bsnn_bifurcation_reset()`` -> (v_reset, detach_reset), ``_bsnn_threshold(sample_shape)`` and
     ``_bsnn_surrogate()``.
     """
 
@@ -111,9 +110,10 @@ class ConvertedNeuron:
             structure=settings.structure,
             bounds=settings.bounds,
         )
+        threshold = self._bsnn_threshold(sample_shape)
         if settings.structure == "coupled":
-            return dynamics, {"coupling": coupling_matrix(self.basis, self.eigenvalues, settings.bounds), "threshold": self._bsnn_threshold()}
-        return dynamics, {"eigenvalues": self.eigenvalues, "threshold": self._bsnn_threshold()}
+            return dynamics, {"coupling": coupling_matrix(self.basis, self.eigenvalues, settings.bounds), "threshold": threshold}
+        return dynamics, {"eigenvalues": self.eigenvalues, "threshold": threshold}
 
     def _bsnn_initial_state(self, state: "torch.Tensor | float"):
         """The state a new sequence starts from: ``state`` plus the IMP, if there is one."""

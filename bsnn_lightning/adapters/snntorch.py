@@ -102,8 +102,8 @@ class ConvertedLeaky(ConvertedNeuron):
         # subtract -> soft reset, zero -> reset to 0; snnTorch's reset carries no gradient
         return (None if self.reset_mechanism == "subtract" else 0.0), True
 
-    def _bsnn_threshold(self):
-        return self.threshold
+    def _bsnn_threshold(self, sample_shape=None):
+        return self.threshold if sample_shape is None else _trailing(self.threshold, sample_shape)
 
     def _bsnn_surrogate(self) -> Surrogate:
         return _surrogate_of(self.spike_grad)[0]

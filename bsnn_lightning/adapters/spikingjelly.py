@@ -85,7 +85,7 @@ class ConvertedNode(ConvertedNeuron):
     def _bsnn_bifurcation_reset(self):
         return self.v_reset, self.detach_reset
 
-    def _bsnn_threshold(self):
+    def _bsnn_threshold(self, sample_shape=None):
         return self.v_threshold
 
     def _bsnn_surrogate(self) -> Surrogate:
