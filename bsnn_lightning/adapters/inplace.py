@@ -33,6 +33,8 @@ from ..neuron_params import (
 #: parameters a conversion may add to a library's neuron
 ADDED_PARAMETERS = ("imp", "eigenvalues", "basis")
 BIFURCATION_OPTIONS = ("structure", "granularity", "eigen_init", "bounds")
+#: attributes rebuilt on demand, not pickled (caches, monitoring hooks and their last spikes)
+_DERIVED = ("_bsnn_cache", "_bsnn_surrogate_of", "_bsnn_monitor_handle", "_bsnn_last_spikes")
 
 
 @dataclass(frozen=True)
@@ -103,17 +105,30 @@ class ConvertedNeuron:
         if settings.dynamics == "lif":
             return self._bsnn_library_dynamics(sample_shape)
         v_reset, detach_reset = self._bsnn_bifurcation_reset()
-        dynamics = Bifurcation(
-            surrogate=self._bsnn_surrogate(),
-            v_reset=v_reset,
-            detach_reset=detach_reset,
-            structure=settings.structure,
-            bounds=settings.bounds,
+        surrogate = self._bsnn_surrogate()
+        dynamics = self._bsnn_cached(
+            ("bifurcation", surrogate, v_reset, detach_reset, settings.structure, settings.bounds),
+            lambda: Bifurcation(
+                surrogate=surrogate,
+                v_reset=v_reset,
+                detach_reset=detach_reset,
+                structure=settings.structure,
+                bounds=settings.bounds,
+            ),
         )
         threshold = self._bsnn_threshold(sample_shape)
         if settings.structure == "coupled":
             return dynamics, {"coupling": coupling_matrix(self.basis, self.eigenvalues, settings.bounds), "threshold": threshold}
         return dynamics, {"eigenvalues": self.eigenvalues, "threshold": threshold}
+
+    def _bsnn_cached(self, key: tuple, make):
+        """``make()``, rebuilt only when ``key`` (the module's settings it depends on) changes: the dynamics
+        object is rebuilt on every call otherwise, which costs more than the step itself for small layers."""
+        cached = self.__dict__.get("_bsnn_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, make())
+            self.__dict__["_bsnn_cache"] = cached
+        return cached[1]
 
     def _bsnn_initial_state(self, state: "torch.Tensor | float"):
         """The state a new sequence starts from: ``state`` plus the IMP, if there is one."""
@@ -193,7 +208,8 @@ class ConvertedNeuron:
 
     def __reduce_ex__(self, protocol):
         # the class is made at run time: pickle the original class and rebuild the converted one on load
-        return (_rebuild, (type(self).__bases__[0], type(self).__bases__[1]), self.__getstate__())
+        state = {k: v for k, v in self.__getstate__().items() if k not in _DERIVED}
+        return (_rebuild, (type(self).__bases__[0], type(self).__bases__[1]), state)
 
     def extra_repr(self) -> str:
         settings = self.bsnn_settings

@@ -92,8 +92,10 @@ class ConvertedLeaky(ConvertedNeuron):
 
     # --- what the engine needs ---------------------------------------------------------------------------
     def _bsnn_library_dynamics(self, sample_shape):
-        dynamics = SnnTorchLeaky(
-            surrogate=self._bsnn_surrogate(), reset_mechanism=self.reset_mechanism, reset_delay=bool(self.reset_delay)
+        surrogate, reset, delay = self._bsnn_surrogate(), self.reset_mechanism, bool(self.reset_delay)
+        dynamics = self._bsnn_cached(
+            ("lif", surrogate, reset, delay),
+            lambda: SnnTorchLeaky(surrogate=surrogate, reset_mechanism=reset, reset_delay=delay),
         )
         params = {"beta": self.beta, "threshold": self.threshold, "graded": self.graded_spikes_factor}
         return dynamics, {name: _trailing(value, sample_shape) for name, value in params.items()}
@@ -106,7 +108,12 @@ class ConvertedLeaky(ConvertedNeuron):
         return self.threshold if sample_shape is None else _trailing(self.threshold, sample_shape)
 
     def _bsnn_surrogate(self) -> Surrogate:
-        return _surrogate_of(self.spike_grad)[0]
+        spike_grad = self.spike_grad
+        cached = self.__dict__.get("_bsnn_surrogate_of")
+        if cached is None or cached[0] is not spike_grad:
+            cached = (spike_grad, _surrogate_of(spike_grad)[0])
+            self.__dict__["_bsnn_surrogate_of"] = cached
+        return cached[1]
 
 
 class SnnTorchAdapter(Adapter):

@@ -73,14 +73,23 @@ class ConvertedNode(ConvertedNeuron):
 
     # --- what the engine needs ---------------------------------------------------------------------------
     def _bsnn_library_dynamics(self, sample_shape):
-        surrogate, name = self._bsnn_surrogate(), type(self).__bases__[1].__name__
+        name = type(self).__bases__[1].__name__
+        surrogate, decay_input = self._bsnn_surrogate(), getattr(self, "decay_input", None)
         common = dict(surrogate=surrogate, v_reset=self.v_reset, detach_reset=self.detach_reset)
+
+        def make():
+            if name == "IFNode":
+                return SpikingJellyIF(**common)
+            if name == "ParametricLIFNode":
+                return SpikingJellyPLIF(decay_input=decay_input, **common)
+            return SpikingJellyLIF(decay_input=decay_input, **common)
+
+        dynamics = self._bsnn_cached(("lif", surrogate, self.v_reset, self.detach_reset, decay_input), make)
         if name == "IFNode":
-            return SpikingJellyIF(**common), {"threshold": self.v_threshold}
+            return dynamics, {"threshold": self.v_threshold}
         if name == "ParametricLIFNode":
-            dynamics = SpikingJellyPLIF(decay_input=self.decay_input, **common)
             return dynamics, {"q": self.w.float().sigmoid(), "threshold": self.v_threshold}
-        return SpikingJellyLIF(decay_input=self.decay_input, **common), {"tau": self.tau, "threshold": self.v_threshold}
+        return dynamics, {"tau": self.tau, "threshold": self.v_threshold}
 
     def _bsnn_bifurcation_reset(self):
         return self.v_reset, self.detach_reset

@@ -52,6 +52,13 @@ class Dynamics:
             return self.surrogate.primitive(z)
         return (z > 0 if strict else z >= 0).to(z.dtype)
 
+    def _above(self, h: torch.Tensor, threshold, strict: bool) -> torch.Tensor:
+        """H(h - threshold), compared directly (for finite values ``h - th >= 0`` iff ``h >= th``, so the
+        result is the same and one pass over memory cheaper), or sigma(h - threshold) when relaxed."""
+        if self.relaxed:
+            return self.surrogate.primitive(h - threshold)
+        return (h > threshold if strict else h >= threshold).to(h.dtype)
+
     def resting_state(self) -> float:
         """The state a sequence starts from when no initial state is given."""
         return 0.0
@@ -105,7 +112,7 @@ class _FireThenReset(Dynamics):
         return 0.0 if self.v_reset is None else float(self.v_reset)
 
     def fire(self, h, p):
-        return self._step(h - p["threshold"], strict=False)
+        return self._above(h, p["threshold"], strict=False)
 
     def reset(self, h, s, p, v_prev=None):
         if self.v_reset is None:
@@ -211,7 +218,7 @@ class SnnTorchLeaky(Dynamics):
         return self.reset_delay or self.reset_mechanism == "none"
 
     def _delayed(self, v, threshold):
-        return (v - threshold > 0).to(v.dtype)
+        return (v > threshold).to(v.dtype)  # H(v - threshold), strict, detached
 
     def charge(self, x, v, p):
         beta, threshold = _clamp01(p["beta"]), p["threshold"]
@@ -223,7 +230,7 @@ class SnnTorchLeaky(Dynamics):
         return beta * ((1 - r) * v) + x
 
     def fire(self, h, p):
-        return self._step(h - p["threshold"], strict=True) * p["graded"]
+        return self._above(h, p["threshold"], strict=True) * p["graded"]
 
     def reset(self, h, s, p, v_prev=None):
         if self.state_from_charge:

@@ -132,7 +132,7 @@ def _previous_state(dynamics, charged, history, v0_full, t, p):
 
 
 def _as_compute(params: dict, compute: torch.dtype) -> dict:
-    return {n: (v.to(compute) if isinstance(v, torch.Tensor) else v) for n, v in params.items()}
+    return {n: (v.to(compute) if isinstance(v, torch.Tensor) and v.dtype != compute else v) for n, v in params.items()}
 
 
 def _sum_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
