@@ -27,7 +27,9 @@ class SpikingClassifier(L.LightningModule):
     Batches are ``(x, y)`` with ``x`` batch-first as a DataLoader collates it: ``[N, T, ...]`` for
     sequences (event frames), or ``[N, ...]`` static samples when ``static_steps`` is set, which are then
     presented at every one of ``static_steps`` steps. The network receives time-major ``[T, N, ...]`` and
-    must return ``[T, N, num_classes]``; neuron states are reset before every forward pass.
+    must return ``[T, N, num_classes]``; neuron states are reset before every forward pass. Training
+    targets may be class indices ``[N]`` or soft targets ``[N, num_classes]`` (mixup / cutmix batches,
+    :class:`bsnn_lightning.data.MixupCutmix`); ``train/acc`` then counts a hit on the target's top class.
 
     Args:
         net: the spiking network.
@@ -127,7 +129,8 @@ class SpikingClassifier(L.LightningModule):
         x, y = batch
         out = self(x)
         loss = self.loss_fn(out, y)
-        self.train_acc(self.readout(out), y)
+        hard = y.argmax(dim=-1) if y.dim() == 2 and y.is_floating_point() else y  # soft targets: their top class
+        self.train_acc(self.readout(out), hard)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=y.shape[0])
         return loss

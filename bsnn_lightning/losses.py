@@ -1,4 +1,8 @@
-"""Training objectives for time-major SNN outputs ``out_seq`` [T, N, C] and int targets [N].
+"""Training objectives for time-major SNN outputs ``out_seq`` [T, N, C] and targets.
+
+Targets are integer class indices [N], or soft targets [N, C] (floating point, each row a
+probability distribution: what mixup and cutmix produce, see :mod:`bsnn_lightning.data.augment`);
+every loss here accepts both, and with one-hot soft targets gives the same value as with indices.
 
 Each loss is a function plus an :class:`torch.nn.Module` built on it (torchmetrics style).
 Every Module carries ``readout``, the name of the readout in :mod:`bsnn_lightning.readouts`
@@ -9,6 +13,8 @@ whose prediction matches what the loss trains, so a classifier can predict consi
 * :func:`tet` / :class:`TETLoss` -- TET (Deng et al., ICLR 2022); readout ``"mean"``.
 * :func:`label_smoothed_tet` / :class:`LabelSmoothedTETLoss` -- TET on label-smoothed targets
   (Shen et al., NeurIPS 2024); readout ``"mean"``.
+* :func:`rate_mse` / :class:`RateMSE` -- ``MSE(mean_t O_t, onehot(y))`` on firing rates, the loss of
+  SpikingJelly's DVS128 Gesture tutorial; readout ``"mean"``.
 
 ``CE`` is the batch-mean cross entropy. References:
 
@@ -38,6 +44,7 @@ __all__ = [
     "LTSCrossEntropy",
     "LabelSmoothedTETLoss",
     "RateCrossEntropy",
+    "RateMSE",
     "TETLoss",
     "get_loss",
     "label_smoothed_tet",
@@ -77,6 +84,23 @@ def lts_cross_entropy(out_seq: Tensor, target: Tensor) -> Tensor:
     """
     target = _check_inputs(out_seq, target)
     return F.cross_entropy(last_time_step(out_seq), target)
+
+
+def rate_mse(out_seq: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error between the rate readout and the one-hot target (SpikingJelly's DVS tutorials).
+
+    ``L = (1 / (N C)) * sum_{n,c} (mean_t O[t, n, c] - onehot(y_n)[c])^2``; with soft targets [N, C]
+    the soft target replaces ``onehot(y_n)``.
+
+    Example:
+        >>> out_seq = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])  # rates (0.5, 0)
+        >>> rate_mse(out_seq, torch.tensor([0])).item()  # ((0.5 - 1)^2 + 0^2) / 2
+        0.125
+    """
+    target = _check_inputs(out_seq, target)
+    rates = mean_over_time(out_seq)
+    probs = target if target.is_floating_point() else F.one_hot(target, out_seq.shape[2]).to(rates.dtype)
+    return F.mse_loss(rates, probs.to(rates.dtype))
 
 
 def tet(out_seq: Tensor, target: Tensor, lam: float = 1e-3, phi: float = 1.0) -> Tensor:
@@ -160,6 +184,18 @@ class LTSCrossEntropy(nn.Module):
         return lts_cross_entropy(out_seq, target)
 
 
+class RateMSE(nn.Module):
+    """Module form of :func:`rate_mse`; predicts with the ``"mean"`` readout."""
+
+    readout = "mean"
+
+    def __init__(self) -> None:  # explicit: takes no arguments (get_loss checks against it)
+        super().__init__()
+
+    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
+        return rate_mse(out_seq, target)
+
+
 class TETLoss(nn.Module):
     """Module form of :func:`tet`; predicts with the ``"mean"`` readout.
 
@@ -217,13 +253,14 @@ LOSSES: dict[str, type[nn.Module]] = {
     "tet": TETLoss,
     "label_smoothed_tet": LabelSmoothedTETLoss,
     "tets": LabelSmoothedTETLoss,
+    "rate_mse": RateMSE,
 }
 
 
 def get_loss(name: str, **kwargs: float) -> nn.Module:
     """Build the loss Module registered under ``name`` with keyword arguments ``kwargs``.
 
-    Names: "ce" / "rate_ce", "lts", "tet", "label_smoothed_tet" / "tets".
+    Names: "ce" / "rate_ce", "rate_mse", "lts", "tet", "label_smoothed_tet" / "tets".
 
     Example:
         >>> loss = get_loss("tets", epsilon=0.1)
@@ -258,8 +295,10 @@ def _tet_objective(out_seq: Tensor, target: Tensor, *, lam: float, phi: float, e
     ``F.cross_entropy``'s ``label_smoothing`` uses exactly ``(1 - eps) * onehot + eps / C``.
     """
     steps, batch, classes = out_seq.shape
+    repeated = target.repeat(steps, 1) if target.dim() == 2 else target.repeat(steps)
     per_step_ce = F.cross_entropy(
-        out_seq.reshape(steps * batch, classes), target.repeat(steps), label_smoothing=epsilon
+        out_seq.reshape(steps * batch, classes), repeated.to(out_seq.dtype) if target.dim() == 2 else repeated,
+        label_smoothing=epsilon,
     )
     if lam == 0:
         return per_step_ce
@@ -268,7 +307,7 @@ def _tet_objective(out_seq: Tensor, target: Tensor, *, lam: float, phi: float, e
 
 
 def _check_inputs(out_seq: Tensor, target: Tensor) -> Tensor:
-    """Validate ``out_seq`` [T, N, C] and ``target`` [N]; return ``target`` as int64."""
+    """Validate ``out_seq`` [T, N, C] and ``target`` [N] (or soft [N, C]); return int64 indices or the soft targets."""
     _check_out_seq(out_seq)
     target = _check_target(out_seq, target)
     if out_seq.shape[1] == 0:
@@ -282,29 +321,52 @@ def _check_target(out_seq: Tensor, target: Tensor) -> Tensor:
     if not isinstance(target, Tensor):
         raise TypeError(f"expected target to be a torch.Tensor of class indices [N], got {type(target).__name__}")
     batch = out_seq.shape[1]
+    if target.ndim == 2 and target.is_floating_point():  # soft targets [N, C]
+        if tuple(target.shape) != (batch, out_seq.shape[2]):
+            raise ValueError(
+                f"expected soft targets of shape [N, C] = [{batch}, {out_seq.shape[2]}] to match out_seq "
+                f"[T, N, C] = {_fmt_shape(out_seq.shape)}, got {_fmt_shape(target.shape)}"
+            )
+        return target
     if target.ndim != 1 or target.shape[0] != batch:
         raise ValueError(
             f"expected target of shape [N] = [{batch}] to match out_seq [T, N, C] = "
             f"{_fmt_shape(out_seq.shape)}, got {_fmt_shape(target.shape)}"
         )
     if target.dtype not in _INTEGER_DTYPES:
-        raise TypeError(f"expected an integer target of class indices (int64), got dtype {target.dtype}")
+        raise TypeError(
+            f"expected an integer target of class indices (int64) [N], or floating soft targets [N, C], "
+            f"got dtype {target.dtype} with shape {_fmt_shape(target.shape)}"
+        )
     return target.long()
 
 
 def _check_values(out_seq: Tensor, target: Tensor) -> None:
     """Raise on non-finite ``out_seq`` or targets outside [0, C); one host sync when all is well."""
     classes = out_seq.shape[2]
-    flags = torch.stack(
-        [
-            ~torch.isfinite(out_seq.detach()).all(),
-            ((target < 0) | (target >= classes)).any(),
-        ]
-    )
+    if target.is_floating_point():  # soft targets: rows of probabilities
+        soft = target.detach()
+        bad_rows = (
+            ~torch.isfinite(soft).all(dim=1) | (soft < 0).any(dim=1) | ((soft.sum(dim=1) - 1).abs() > 1e-3)
+        ).any()
+        flags = torch.stack([~torch.isfinite(out_seq.detach()).all(), bad_rows])
+    else:
+        flags = torch.stack(
+            [
+                ~torch.isfinite(out_seq.detach()).all(),
+                ((target < 0) | (target >= classes)).any(),
+            ]
+        )
     non_finite, out_of_range = flags.tolist()
     if non_finite:
         count = int((~torch.isfinite(out_seq.detach())).sum())
         raise ValueError(f"expected a finite out_seq, got {count} non-finite value(s) (nan or inf)")
+    if out_of_range and target.is_floating_point():
+        sums = target.detach().sum(dim=1)
+        raise ValueError(
+            "expected soft targets with rows of finite, non-negative probabilities summing to 1, "
+            f"got row sums in [{float(sums.min())}, {float(sums.max())}] and minimum {float(target.min())}"
+        )
     if out_of_range:
         raise ValueError(
             f"expected target class indices in [0, C) = [0, {classes}), "

@@ -1,5 +1,8 @@
-"""Datasets: the event format, the shared events-to-frames path, and the embedded digits set."""
+"""Datasets: the event format, the shared events-to-frames path, the embedded digits set, and the
+four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules."""
 
+from .archives import ArchiveError, ArchiveSpec, DatasetNotFoundError, UnsafeArchiveError
+from .augment import FrameAugment, MixupCutmix, random_flip, random_shift
 from .datamodules import DigitEventsDataModule
 from .digits import (
     CACHE_ENV_VAR,
@@ -18,15 +21,43 @@ from .digits import (
     simulate_saccade_events,
     static_image,
 )
+from .dvs import (
+    CIFAR10DVSDataModule,
+    DatasetIncompleteError,
+    DVS128GestureDataModule,
+    DVSDataModule,
+    NCaltech101DataModule,
+    NMNISTDataModule,
+)
 from .events import EVENT_DTYPE, SPLIT_BY, events_from_arrays, events_to_frames
+from .formats import (
+    EventFileError,
+    read_aedat2_dvs128,
+    read_aedat31_polarity,
+    read_atis_bin,
+    read_gesture_labels,
+)
 
 __all__ = [
     "CACHE_ENV_VAR",
     "EVENT_DTYPE",
     "N_DIGITS",
     "SPLIT_BY",
+    "ArchiveError",
+    "ArchiveSpec",
+    "CIFAR10DVSDataModule",
+    "DVS128GestureDataModule",
+    "DVSDataModule",
+    "DatasetIncompleteError",
+    "DatasetNotFoundError",
     "DigitEvents",
     "DigitEventsDataModule",
+    "EventFileError",
+    "FrameAugment",
+    "MixupCutmix",
+    "NCaltech101DataModule",
+    "NMNISTDataModule",
+    "UnsafeArchiveError",
     "SaccadeConfig",
     "default_cache_dir",
     "digit_events_cache_path",
@@ -38,6 +69,12 @@ __all__ = [
     "events_to_frames",
     "load_digit_events",
     "load_digit_images",
+    "random_flip",
+    "random_shift",
+    "read_aedat2_dvs128",
+    "read_aedat31_polarity",
+    "read_atis_bin",
+    "read_gesture_labels",
     "saccade_offsets",
     "simulate_saccade_events",
     "static_image",

@@ -1,0 +1,308 @@
+"""The on-disk cache of event frames: built once (``prepare_data``), then only read (``setup``).
+
+Every sample's frames are :func:`~bsnn_lightning.data.events.events_to_frames` of its events --
+the one events-to-frames path of the project -- stored as one ``.npy`` file per sample:
+
+* unresized frames are event counts, stored exactly as the smallest of ``uint8`` / ``uint16`` /
+  ``float32`` that holds them (most CIFAR10-DVS samples fit ``uint8``);
+* resized frames (sum-preserving area resampling, fractional values) are stored as ``float32``.
+
+The loader turns them into ``float32`` tensors; the values equal ``events_to_frames``' output.
+
+Layout of one cache (a folder under the cache root, named by :func:`cache_folder`)::
+
+    <cache root>/<dataset>-v<format>_T<steps>_<split_by>_<HxW or native>[_<variant>]_<fingerprint>/
+        frames/000000.npy ...      one file per sample, written to a temporary name then renamed
+        frames/source-000000.json  per source file: the metadata of its samples, written last
+        manifest.json              written last of all, atomically: the cache is complete
+
+The folder name spells out every parameter that changes the frames, and ends with a hash of them
+together with the list of source files (relative names, sizes, labels, splits, time windows); the
+manifest repeats them all and is checked on every read. A run that is interrupted leaves no
+manifest, so its cache is never read as complete; the next ``prepare_data`` keeps the sources
+already finished (their ``source-*.json`` exists) and builds the rest.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .events import events_to_frames
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "FrameSpec",
+    "SampleSpec",
+    "SourceFile",
+    "build_frame_cache",
+    "cache_folder",
+    "read_manifest",
+]
+
+CACHE_FORMAT_VERSION = 1
+"""Bump whenever the stored frames for given parameters would change."""
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How events become frames (all of it keys the cache)."""
+
+    sensor_size: tuple[int, int]
+    """``(width, height)`` of the sensor, as :func:`events_to_frames` takes it."""
+    time_steps: int
+    split_by: str
+    resize: tuple[int, int] | None
+    """``(height, width)`` of the output, or None for the sensor's size."""
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        height, width = self.resize if self.resize is not None else self.sensor_size[::-1]
+        return (self.time_steps, 2, height, width)
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """One sample: a whole recording, or the window ``[start, end)`` µs of one (DVS128 Gesture)."""
+
+    key: str
+    label: int
+    split: str
+    window: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """An event file and the samples cut from it."""
+
+    path: Path
+    relative: str
+    """Its name relative to the dataset folder (what the fingerprint records)."""
+    samples: tuple[SampleSpec, ...]
+
+
+Reader = Callable[[Path], np.ndarray]
+
+
+def cache_folder(cache_root: Path, dataset: str, spec: FrameSpec, sources: list[SourceFile], variant: str = "") -> tuple[Path, dict]:
+    """The cache folder for these parameters and sources, and the parameters recorded in it."""
+    size = "native" if spec.resize is None else f"{spec.resize[0]}x{spec.resize[1]}"
+    params = {
+        "format_version": CACHE_FORMAT_VERSION,
+        "dataset": dataset,
+        "variant": variant,
+        "sensor_size": list(spec.sensor_size),
+        "time_steps": spec.time_steps,
+        "split_by": spec.split_by,
+        "resize": None if spec.resize is None else list(spec.resize),
+    }
+    listing = [
+        [s.relative, s.path.stat().st_size, [[x.key, x.label, x.split, list(x.window) if x.window else None] for x in s.samples]]
+        for s in sources
+    ]
+    digest = hashlib.sha256(json.dumps([params, listing], sort_keys=True).encode()).hexdigest()[:12]
+    params["sources_sha256_12"] = digest
+    parts = [f"{dataset}-v{CACHE_FORMAT_VERSION}", f"T{spec.time_steps}", spec.split_by, size]
+    if variant:
+        parts.append(variant)
+    parts.append(digest)
+    return cache_root / "_".join(parts), params
+
+
+def build_frame_cache(
+    folder: Path,
+    params: dict,
+    sources: list[SourceFile],
+    reader: Reader,
+    spec: FrameSpec,
+    *,
+    workers: int = 0,
+    progress: bool = True,
+    description: str = "frames",
+) -> dict:
+    """Build the cache in ``folder`` unless a complete one is there; return its manifest.
+
+    Args:
+        folder, params: from :func:`cache_folder`.
+        sources: the event files and their samples, in the order the samples are numbered.
+        reader: ``path -> events`` (a picklable function when ``workers > 0``).
+        spec: how to make frames.
+        workers: processes that read and bin files in parallel (0 = this process).
+        progress: show a progress bar (one step per source file).
+        description: the progress bar's label.
+    """
+    try:
+        return read_manifest(folder, params)
+    except FileNotFoundError:
+        pass
+    except RuntimeError as err:
+        warnings.warn(f"rebuilding the frame cache {folder}: {err}", RuntimeWarning, stacklevel=2)
+    frames_dir = folder / "frames"
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    jobs, first = [], 0
+    for source in sources:
+        jobs.append((source, first))
+        first += len(source.samples)
+    results: dict[int, list[dict]] = {}
+    todo = []
+    for source, first in jobs:
+        done = _finished_source(frames_dir, source, first)
+        if done is not None:
+            results[first] = done
+        else:
+            todo.append((source, first))
+    bar = _progress(progress, len(jobs), description)
+    bar.update(len(jobs) - len(todo))
+    try:
+        if workers > 0 and len(todo) > 1:
+            # the platform's default start method, as torch's DataLoader workers use (fork on Linux)
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context()) as pool:
+                futures = {pool.submit(_build_source, s, f, reader, spec, frames_dir): f for s, f in todo}
+                for future in cf.as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update(1)
+        else:
+            for source, first in todo:
+                results[first] = _build_source(source, first, reader, spec, frames_dir)
+                bar.update(1)
+    finally:
+        bar.close()
+    samples = [meta for first in sorted(results) for meta in results[first]]
+    resorted = sum(m["resorted"] for m in samples)
+    if resorted:
+        warnings.warn(
+            f"{resorted} of {len(samples)} samples had timestamps that go backwards in file order; their events "
+            "were sorted by time (stable) before binning",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    manifest = {"params": params, "shape": list(spec.shape), "samples": samples}
+    _write_atomically(folder / MANIFEST, json.dumps(manifest).encode())
+    return manifest
+
+
+def read_manifest(folder: Path, params: dict) -> dict:
+    """Read a complete cache's manifest; never writes.
+
+    Raises:
+        FileNotFoundError: no manifest (never built, or interrupted), naming what to run.
+        RuntimeError: a manifest for other parameters, unreadable, or naming missing sample files.
+    """
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"expected a complete frame cache at {folder} (its {MANIFEST}), found none; "
+            "run the DataModule's prepare_data() first (Lightning's Trainer does)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RuntimeError(f"unreadable frame-cache manifest {path}: {err}") from err
+    if manifest.get("params") != params:
+        raise RuntimeError(f"frame cache {folder} holds other parameters: expected {params}, got {manifest.get('params')}")
+    missing = [m["file"] for m in manifest["samples"] if not (folder / "frames" / m["file"]).is_file()]
+    if missing:
+        raise RuntimeError(f"frame cache {folder} is missing {len(missing)} sample file(s), e.g. frames/{missing[0]}")
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers (run in worker processes too: module level, picklable)
+# --------------------------------------------------------------------------------------------
+
+
+def _build_source(source: SourceFile, first: int, reader: Reader, spec: FrameSpec, frames_dir: Path) -> list[dict]:
+    events = reader(source.path)
+    metas = []
+    for offset, sample in enumerate(source.samples):
+        if sample.window is not None:
+            start, end = sample.window
+            chosen = events[(events["t"] >= start) & (events["t"] < end)]
+        else:
+            chosen = events
+        resorted = bool(len(chosen) > 1 and np.any(np.diff(chosen["t"]) < 0))
+        if resorted and spec.split_by == "number":
+            chosen = np.sort(chosen, order="t", kind="stable")
+        frames = events_to_frames(chosen, spec.sensor_size, spec.time_steps, spec.split_by, spec.resize)
+        stored = _compact(frames, exact=spec.resize is None)
+        name = f"{first + offset:06d}.npy"
+        buffer = _npy_bytes(stored)
+        _write_atomically(frames_dir / name, buffer)
+        metas.append(
+            {
+                "key": sample.key,
+                "label": int(sample.label),
+                "split": sample.split,
+                "file": name,
+                "n_events": int(len(chosen)),
+                "dtype": str(stored.dtype),
+                "resorted": resorted and spec.split_by == "number",
+            }
+        )
+    _write_atomically(frames_dir / f"source-{first:06d}.json", json.dumps({"source": source.relative, "samples": metas}).encode())
+    return metas
+
+
+def _finished_source(frames_dir: Path, source: SourceFile, first: int) -> list[dict] | None:
+    """The metadata of a source finished by an earlier, interrupted build (None if not finished)."""
+    path = frames_dir / f"source-{first:06d}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    metas = record.get("samples", [])
+    keys = [m.get("key") for m in metas]
+    if record.get("source") != source.relative or keys != [s.key for s in source.samples]:
+        return None
+    if not all((frames_dir / m["file"]).is_file() for m in metas):
+        return None
+    return metas
+
+
+def _compact(frames: np.ndarray, exact: bool) -> np.ndarray:
+    if not exact:
+        return frames.astype(np.float32)
+    largest = frames.max(initial=0)
+    for dtype in (np.uint8, np.uint16):
+        if largest <= np.iinfo(dtype).max:
+            return frames.astype(dtype)
+    return frames.astype(np.float32)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _progress(enabled: bool, total: int, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="file", disable=not enabled, leave=True)

@@ -1,0 +1,112 @@
+"""SpikingJelly's DVS128 Gesture network (``DVSGestureNet``), built from this package's neurons.
+
+Fang et al.'s network from SpikingJelly's DVS128 Gesture tutorial (``classify_dvsg``; 93.75% test
+accuracy at T = 16 with LIF neurons): five ``Conv3x3(no bias) -> BN -> LIF -> MaxPool2d(2)`` blocks
+of ``channels`` channels, then ``Dropout(0.5) -> Linear(channels*4*4, 512) -> LIF -> Dropout(0.5)
+-> Linear(512, 110) -> LIF`` and a voting layer that averages the 110 output spikes in groups of
+10 into 11 class scores per time step. The dropout mask is drawn once per sequence and shared by
+all time steps, as SpikingJelly's multi-step ``layer.Dropout`` does. Neurons: SpikingJelly's
+``LIFNode`` defaults (tau 2, hard reset to 0, ATan surrogate) with ``detach_reset=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..neurons import LIFNeuron
+from .convnet import TimeDistributed
+
+__all__ = ["DVSGestureNet", "SequenceDropout", "VotingLayer"]
+
+
+class SequenceDropout(nn.Module):
+    """Dropout on ``[T, N, ...]`` with one mask per sequence, shared by every time step."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"expected dropout p in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = torch.empty_like(x[0]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class VotingLayer(nn.Module):
+    """``[..., C * size] -> [..., C]``: the mean of each group of ``size`` consecutive outputs."""
+
+    def __init__(self, size: int = 10) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.size:
+            raise ValueError(f"expected a last dimension divisible by the voting size {self.size}, got {x.shape[-1]}")
+        return x.unflatten(-1, (x.shape[-1] // self.size, self.size)).mean(-1)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+class DVSGestureNet(nn.Module):
+    """``[T, N, 2, H, W] -> [T, N, num_classes]`` (class scores = voted firing rates per step).
+
+    Args:
+        channels: width of the five conv blocks (the tutorial's ``-channels 128``).
+        num_classes: 11 gestures.
+        voting: output neurons per class.
+        input_size: ``(H, W)`` of the frames (128 x 128 in the tutorial); the first linear layer
+            takes ``channels * H/32 * W/32`` inputs.
+        dropout: dropout probability of both dropout layers.
+        tau, v_reset, surrogate, detach_reset: :class:`~bsnn_lightning.LIFNeuron` settings.
+    """
+
+    def __init__(
+        self,
+        channels: int = 128,
+        num_classes: int = 11,
+        voting: int = 10,
+        input_size: tuple[int, int] = (128, 128),
+        dropout: float = 0.5,
+        tau: float = 2.0,
+        v_reset: float | None = 0.0,
+        surrogate: str = "atan",
+        detach_reset: bool = True,
+    ) -> None:
+        super().__init__()
+        height, width = input_size
+        if height % 32 or width % 32:
+            raise ValueError(f"expected input_size divisible by 32 (five 2 x 2 poolings), got {tuple(input_size)}")
+        neuron = dict(tau=tau, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+        layers: list[nn.Module] = []
+        previous = 2
+        for _ in range(5):
+            layers += [
+                TimeDistributed(nn.Conv2d(previous, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)),
+                LIFNeuron(**neuron),
+                TimeDistributed(nn.MaxPool2d(2)),
+            ]
+            previous = channels
+        layers += [
+            TimeDistributed(nn.Flatten()),
+            SequenceDropout(dropout),
+            TimeDistributed(nn.Linear(channels * (height // 32) * (width // 32), 512)),
+            LIFNeuron(**neuron),
+            SequenceDropout(dropout),
+            TimeDistributed(nn.Linear(512, num_classes * voting)),
+            LIFNeuron(**neuron),
+            VotingLayer(voting),
+        ]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+        return self.layers(x)

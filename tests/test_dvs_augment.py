@@ -1,0 +1,129 @@
+"""Augmentations (flip, roll/translate, mixup, cutmix) and the soft targets they feed to the losses."""
+
+import re
+
+import pytest
+import torch
+
+from bsnn_lightning import SpikingClassifier, losses
+from bsnn_lightning.data.augment import (
+    FrameAugment,
+    MixupCutmix,
+    cutmix_box,
+    random_flip,
+    random_shift,
+    translate,
+)
+
+
+def frames(seed=0, shape=(3, 2, 6, 8)):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_flip_mirrors_width_only_and_is_its_own_inverse():
+    x = frames()
+    assert torch.equal(random_flip(x, p=1.0), x.flip(-1))
+    assert torch.equal(random_flip(random_flip(x, p=1.0), p=1.0), x)
+    assert random_flip(x, p=0.0) is x
+
+
+def test_roll_wraps_and_keeps_every_event_translate_drops_the_edge():
+    x = frames()
+    gen = torch.Generator().manual_seed(3)
+    rolled = random_shift(x, 2, "roll", generator=gen)
+    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(rolled, torch.roll(x, (dy, dx), dims=(-2, -1)))
+    assert torch.allclose(rolled.sum(), x.sum())
+    moved = translate(x, 1, -2)  # down 1, left 2
+    assert torch.equal(moved[..., 1:, :-2], x[..., :-1, 2:])
+    assert moved[..., 0, :].abs().sum() == 0 and moved[..., :, -2:].abs().sum() == 0
+    assert translate(x, 6, 0).abs().sum() == 0  # shifted off the frame
+    assert random_shift(x, 0) is x
+
+
+def test_frame_augment_draws_one_choice_for_all_time_steps():
+    x = frames(shape=(4, 2, 8, 8))
+    x[:] = x[0]  # every step and polarity identical
+    aug = FrameAugment(flip=0.5, max_shift=3, shift_mode="translate")
+    torch.manual_seed(0)
+    for _ in range(20):
+        out = aug(x)
+        assert torch.equal(out[1:], out[:1].expand_as(out[1:]))  # the same move at every step
+    assert not FrameAugment().active and FrameAugment(flip=0.5).active
+    with pytest.raises(ValueError, match=re.escape("expected max_shift to be an int >= 0, got -1")):
+        FrameAugment(max_shift=-1)
+
+
+def test_mixup_blends_samples_and_labels_with_the_same_lam():
+    torch.manual_seed(0)
+    mix = MixupCutmix(num_classes=5, mixup_alpha=0.8, cutmix_alpha=0.0)
+    x = torch.stack([torch.full((2, 2, 4, 4), float(i)) for i in range(4)])  # sample i holds the value i
+    y = torch.tensor([0, 1, 2, 3])
+    mixed, soft = mix(x, y)
+    lam = soft[0, 0].item()
+    assert 0 < lam < 1 and torch.allclose(soft.sum(1), torch.ones(4))
+    assert torch.allclose(soft[0], torch.tensor([lam, 0, 0, 1 - lam, 0]))  # partner of 0 is 3 (reversed batch)
+    assert torch.allclose(mixed[0], torch.full((2, 2, 4, 4), 3 * (1 - lam)))
+
+
+def test_cutmix_pastes_one_box_and_sets_lam_to_the_kept_area():
+    torch.manual_seed(1)
+    mix = MixupCutmix(num_classes=3, mixup_alpha=0.0, cutmix_alpha=1.0)
+    x = torch.stack([torch.zeros(2, 2, 16, 16), torch.ones(2, 2, 16, 16)])
+    y = torch.tensor([0, 2])
+    for _ in range(10):
+        mixed, soft = mix(x, y)
+        pasted = mixed[0, 0, 0]  # sample 0 got sample 1's ones inside the box
+        area = pasted.mean().item()
+        assert torch.equal(mixed[0, 0], mixed[0, 1]) and torch.equal(mixed[0, :, 0], mixed[0, :, 1])  # same box everywhere
+        assert torch.allclose(soft[0], torch.tensor([1 - area, 0.0, area]))
+        rows, cols = pasted.any(1).nonzero(), pasted.any(0).nonzero()
+        if len(rows):  # a rectangle
+            assert pasted[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+    (y0, y1), (x0, x1) = cutmix_box((10, 20), lam=0.75, generator=torch.Generator().manual_seed(0))
+    assert 0 <= y0 <= y1 <= 10 and 0 <= x0 <= x1 <= 20 and (y1 - y0) <= 5 and (x1 - x0) <= 10
+
+
+def test_mix_probability_zero_gives_one_hot_and_bad_settings_raise():
+    x, y = torch.rand(3, 2, 2, 4, 4), torch.tensor([2, 0, 1])
+    same, soft = MixupCutmix(3, prob=0.0)(x, y)
+    assert same is x and torch.equal(soft, torch.eye(3)[[2, 0, 1]])
+    with pytest.raises(ValueError, match="both are 0"):
+        MixupCutmix(3, mixup_alpha=0.0, cutmix_alpha=0.0)
+    with pytest.raises(ValueError, match=re.escape("expected x [N, ..., H, W] and integer labels y [N], got [3, 2, 2, 4, 4] and [3, 3]")):
+        MixupCutmix(3)(x, torch.eye(3))
+
+
+@pytest.mark.parametrize("name", ["ce", "lts", "tet", "label_smoothed_tet", "rate_mse"])
+def test_losses_accept_soft_targets_and_agree_with_one_hot(name):
+    out = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([4, 0, 2])
+    loss = losses.get_loss(name)
+    hard = loss(out, y)
+    soft = loss(out, torch.nn.functional.one_hot(y, 5).double())
+    assert torch.allclose(hard, soft)
+    mixed = 0.7 * torch.nn.functional.one_hot(y, 5).double() + 0.3 * torch.nn.functional.one_hot(y.flip(0), 5).double()
+    value = loss(out, mixed)
+    value.backward()
+    assert torch.isfinite(value) and out.grad is not None
+
+
+def test_soft_target_validation():
+    out = torch.zeros(2, 3, 4)
+    with pytest.raises(ValueError, match=re.escape("expected soft targets of shape [N, C] = [3, 4] to match out_seq [T, N, C] = [2, 3, 4], got [3, 5]")):
+        losses.tet(out, torch.full((3, 5), 0.2))
+    with pytest.raises(ValueError, match="rows of finite, non-negative probabilities summing to 1, got row sums in \\[0.8"):
+        losses.tet(out, torch.full((3, 4), 0.2))
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`")
+def test_classifier_trains_on_soft_targets_and_counts_their_top_class():
+    net = torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.Linear(8, 3))
+    model = SpikingClassifier(net, num_classes=3, loss="label_smoothed_tet")
+    x = torch.rand(4, 2, 2, 2, 2)  # [N, T, ...]
+    soft = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.2, 0.8], [0.4, 0.6, 0.0], [1.0, 0.0, 0.0]])
+    loss = model.training_step((x, soft), 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    out = model(x).mean(0).argmax(-1)
+    assert model.train_acc.compute().item() == pytest.approx((out == soft.argmax(-1)).float().mean().item())

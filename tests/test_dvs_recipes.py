@@ -1,0 +1,121 @@
+"""Every DVS recipe runs (fast_dev_run) on small archives written in the real layouts; one runs under DDP.
+
+The recipes are run as users run them, through the ``bsnn`` LightningCLI, with overrides only for
+the machine (CPU, fp32), the data location, and a small size (T = 2, 32 x 32 frames, batch 2).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from bsnn_lightning import LIFNeuron, SpikingClassifier
+from bsnn_lightning.cli import build_cli
+from bsnn_lightning.data import CIFAR10DVSDataModule
+from bsnn_lightning.data.synthetic import write_synthetic_dataset
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter is intended")
+
+CASES = {
+    "cifar10dvs_vgg11_imp_tets": ("cifar10-dvs", "CIFAR10DVSDataModule", []),
+    "cifar10dvs_vggsnn_tet": ("cifar10-dvs", "CIFAR10DVSDataModule", ["--model.init_args.net.init_args.input_size=[32,32]"]),
+    "ncaltech101_vgg11_imp_tets": ("n-caltech101", "NCaltech101DataModule", []),
+    "dvs128gesture": ("dvs128-gesture", "DVS128GestureDataModule", ["--model.init_args.net.init_args.input_size=[32,32]"]),
+    "nmnist_bsnn": ("n-mnist", "NMNISTDataModule", []),
+}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dvs-data")
+    made = {}
+    for slug in {case[0] for case in CASES.values()}:
+        classes = 3 if slug in ("n-caltech101", "n-mnist") else None
+        sums = write_synthetic_dataset(slug, base / slug, per_class=(2, 2), classes=classes, events_per_sample=300)
+        made[slug] = (base / slug, sums)
+    return made
+
+
+def recipe_args(name, root, sums, out: Path, extra=()):
+    resize = [] if name == "nmnist_bsnn" else ["--data.init_args.resize=[32,32]"]
+    return [
+        "fit", "--config", str(RECIPES / f"{name}.yaml"),
+        "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu", "--trainer.precision=32-true",
+        f"--trainer.default_root_dir={out}", f"--trainer.logger.init_args.save_dir={out}",
+        f"--data.init_args.root={root}", f"--data.init_args.cache_dir={out / 'cache'}",
+        "--data.init_args.allow_partial=true", "--data.init_args.download=false",
+        f"--data.init_args.checksums={json.dumps(sums)}", "--data.init_args.num_workers=0",
+        "--data.init_args.time_steps=2", "--data.init_args.batch_size=2", *resize, *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_recipe_fast_dev_run(name, datasets, tmp_path):
+    slug, data_class, extra = CASES[name]
+    root, sums = datasets[slug]
+    cli = build_cli(recipe_args(name, root, sums, tmp_path, ["--data.init_args.progress=false", *extra]))
+    assert cli.trainer.state.finished
+    assert type(cli.datamodule).__name__ == data_class
+    assert {"train/loss", "val/loss", "val/acc", "val/acc_t1", "val/acc_t2"} <= set(cli.trainer.callback_metrics)
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    header = (RECIPES / f"{name}.yaml").read_text().split("\nseed_everything")[0]
+    assert "Published accuracy" in header  # each recipe names what it targets, and its source
+    if "imp" in name:  # learnable IMP per neuron, materialised before the optimizer was built
+        neurons = [m for m in cli.model.modules() if isinstance(m, LIFNeuron)]
+        assert len(neurons) == 8 and all(n.imp is not None and n.imp.shape == n.sample_shape for n in neurons)
+        optimized = {id(p) for g in cli.trainer.optimizers[0].param_groups for p in g["params"]}
+        assert all(id(n.imp) in optimized for n in neurons)
+
+
+class _Batches(L.Callback):
+    def __init__(self):
+        self.targets = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.targets.append(batch[1])
+
+
+def test_mixup_cutmix_batches_reach_the_model_as_soft_targets(datasets, tmp_path):
+    root, sums = datasets["cifar10-dvs"]
+    dm = CIFAR10DVSDataModule(
+        root=str(root), cache_dir=str(tmp_path / "cache"), checksums=sums, allow_partial=True, download=False,
+        progress=False, num_workers=0, time_steps=2, resize=(8, 8), batch_size=4, flip=0.5, max_shift=2,
+        mixup_alpha=0.8, cutmix_alpha=1.0,
+    )  # fmt: skip
+    net = torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.Linear(2 * 8 * 8, 10))
+    seen = _Batches()
+    trainer = L.Trainer(accelerator="cpu", fast_dev_run=2, callbacks=[seen], logger=False, enable_progress_bar=False)
+    trainer.fit(SpikingClassifier(net, num_classes=10), datamodule=dm)
+    assert len(seen.targets) == 2
+    for y in seen.targets:
+        assert y.shape == (4, 10) and y.dtype == torch.float32 and torch.allclose(y.sum(1), torch.ones(4))
+
+
+def test_recipe_under_ddp_with_two_cpu_processes(datasets, tmp_path):
+    """``--trainer.strategy=ddp --trainer.devices=2``: prepare_data extracts and caches once, both ranks train."""
+    bsnn = shutil.which("bsnn")
+    assert bsnn is not None, "the bsnn console command is not installed (pip install -e .)"
+    source, _ = datasets["n-mnist"]
+    root = tmp_path / "N-MNIST"
+    root.mkdir()
+    for archive in ("Train.zip", "Test.zip"):  # a fresh copy: nothing extracted or cached yet
+        shutil.copy(source / archive, root / archive)
+    sums = datasets["n-mnist"][1]
+    args = recipe_args("nmnist_bsnn", root, sums, tmp_path, ["--trainer.strategy=ddp", "--trainer.devices=2", "--data.init_args.progress=true"])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([bsnn, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "distributed_backend=gloo" in log
+    assert log.count("N-MNIST: extracting") == 2  # Train.zip and Test.zip, once each: one process per node
+    assert log.count("N-MNIST: building the frame cache") == 1
+    caches = list((tmp_path / "cache").glob("n-mnist-*"))
+    assert len(caches) == 1 and (caches[0] / "manifest.json").is_file()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".part")) or ".tmp-" in p.name]
