@@ -38,7 +38,8 @@ def multistep(
       ``coupling`` (coupled bifurcation) is ``[C, C]``.
 
     Gradients flow to every tensor that requires them, reduced over the batch (and over space for
-    per-channel values). ``check_finite`` raises if a parameter or the final state is NaN or Inf; a NaN or
+    per-channel values). ``check_finite`` raises if a parameter or the final state is NaN or Inf (not while
+    ``torch.compile`` traces, where it would break the graph); a NaN or
     Inf in x or v0 always reaches the final state (every step multiplies or adds the state, and
     ``0 * inf`` is NaN), so one reduction over ``[N, ...]`` instead of ``[T, N, ...]`` catches it, and
     the error then names the culprit; so does an overflow of the dynamics.
@@ -54,7 +55,8 @@ def multistep(
     v0 = _check_initial_state(v0, dynamics, x)
     chosen = resolve_backend(backend, x, dynamics)
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
-    if check_finite and not _all_finite(v, params):
+    # under torch.compile the check (a host sync) is left out: it would break the graph
+    if check_finite and not torch.compiler.is_compiling() and not _all_finite(v, params):
         raise ValueError(_diagnose_non_finite(x, v0, params))
     return MultistepOutput(spikes, v, v_seq)
 

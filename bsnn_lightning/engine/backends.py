@@ -3,8 +3,9 @@
 A backend is a function ``run(x, v0, dynamics, params, return_v_seq) -> (spikes, v_final, v_seq | None)``
 with the reference backend's exact semantics (``bsnn_lightning.engine.reference`` is the specification),
 plus a ``supports(x, dynamics)`` check that returns ``None`` when it can run the call, or the reason it
-cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call, which
-is ``"triton"`` for CUDA tensors once that backend is registered, and ``"torch"`` everywhere else.
+cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call and
+whose ``auto_devices`` (if it names any) include x's device type: ``"triton"`` for CUDA tensors, and
+``"torch"`` everywhere else. An explicit name skips that device rule (the Triton interpreter runs on CPU).
 """
 
 from __future__ import annotations
@@ -29,16 +30,20 @@ class Backend:
     name: str
     run: RunFn
     supports: SupportsFn
+    #: device types "auto" may choose this backend for; None: any device its ``supports`` accepts
+    auto_devices: tuple[str, ...] | None = None
 
 
 _BACKENDS: dict[str, Backend] = {}
 
 
-def register_backend(name: str, run: RunFn, supports: SupportsFn | None = None) -> None:
-    """Register (or replace) a backend under ``name``."""
+def register_backend(
+    name: str, run: RunFn, supports: SupportsFn | None = None, auto_devices: tuple[str, ...] | None = None
+) -> None:
+    """Register (or replace) a backend under ``name``; ``auto_devices`` limits where "auto" picks it."""
     if name in ("auto", "native"):
         raise ValueError(f"{name!r} is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron")
-    _BACKENDS[name] = Backend(name, run, supports or (lambda x, dynamics: None))
+    _BACKENDS[name] = Backend(name, run, supports or (lambda x, dynamics: None), auto_devices)
 
 
 def available_backends() -> list[str]:
@@ -50,7 +55,9 @@ def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
     if name == "auto":
         for candidate in AUTO_ORDER:
             backend = _BACKENDS.get(candidate)
-            if backend is not None and backend.supports(x, dynamics) is None:
+            if backend is None or (backend.auto_devices is not None and x.device.type not in backend.auto_devices):
+                continue
+            if backend.supports(x, dynamics) is None:
                 return backend
         raise ValueError(f"no registered backend supports {type(dynamics).__name__} on {x.device}")
     if name == "native":

@@ -371,7 +371,7 @@ class Bifurcation(_FireThenReset):
     def charge(self, x, v, p):
         if self.structure == "coupled":
             return _mix_channels(p["coupling"], v) + x
-        return (1 + p["eigenvalues"].clamp(*self.bounds)) * v + x
+        return (1 + _clamp(p["eigenvalues"], *self.bounds)) * v + x
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
@@ -383,7 +383,7 @@ class Bifurcation(_FireThenReset):
                 grads["coupling"] = torch.einsum("ni...,nj...->ij", gh, v)
             return gh, gv_prev, grads
         lam = p["eigenvalues"]
-        gv_prev = gh * (1 + lam.clamp(*self.bounds))
+        gv_prev = gh * (1 + _clamp(lam, *self.bounds))
         if "eigenvalues" in needs:
             lo, hi = self.bounds
             grads["eigenvalues"] = gh * v_prev() * ((lam >= lo) & (lam <= hi)).to(gh.dtype)
@@ -395,8 +395,13 @@ def _mix_channels(matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,nj...->ni...", matrix, v)
 
 
+def _clamp(value, lo: float, hi: float):
+    """clamp for a tensor or a float parameter."""
+    return value.clamp(lo, hi) if isinstance(value, torch.Tensor) else min(max(value, lo), hi)
+
+
 def _clamp01(beta):
-    return beta.clamp(0, 1) if isinstance(beta, torch.Tensor) else min(max(beta, 0.0), 1.0)
+    return _clamp(beta, 0.0, 1.0)
 
 
 def _clamp01_mask(beta):

@@ -1,0 +1,377 @@
+"""The Triton kernels of the ``triton`` backend: one forward and one backward pass over memory, time inside.
+
+Imported only when a Triton call is made (triton is an optional extra); the launch, the custom ops and the
+choice of backend live in :mod:`bsnn_lightning.engine.triton_backend`. Every formula below is the one of
+:mod:`bsnn_lightning.engine.dynamics`, in the same floating-point order (divisions round to nearest, and
+the launcher turns off FMA contraction), so that spikes and states equal the reference backend's bit for
+bit.
+
+Layout: x is ``[T, M]`` (``M = N * prod(S)`` neurons, one time step contiguous); each program owns
+``BLOCK`` neurons and walks time. A per-layer value is one number, a per-channel one is indexed by
+``(m // INNER) % CHANNELS``, a per-neuron one by ``m % SAMPLE``, a full state by ``m``.
+
+- **Forward** reads x, writes the spikes (x's dtype) and the final state (fp32); optionally the state of
+  every step, and, when T is longer than ``CKPT_EVERY``, the state entering every ``CKPT_EVERY``-th step
+  (the only thing saved for the backward besides x itself). ``CHUNK`` steps are unrolled at a time.
+- **Backward** recomputes the charged potentials instead of loading them. For each chunk of ``CHUNK``
+  steps (equal to the forward's ``CKPT_EVERY`` when T is longer), last chunk first, it runs the forward
+  from the chunk's start state, reading x and keeping ``h`` in a ``[CHUNK, BLOCK]`` register tile, then
+  walks the chunk backwards reading grad_spikes and writing grad_x. Rows of the tile are written and read
+  with a compile-time row index, so on a GPU both fold to register moves (a read sums the row with
+  ``-0.0`` in the others, and ``a + -0.0 == a`` exactly). Parameter and initial-state gradients are
+  summed over time per neuron here, and over the batch by the caller.
+
+Enumerations (constexpr): ``KIND`` 0 SpikingJellyLIF, 1 SnnTorchLeaky (delayed reset), 2 diagonal
+Bifurcation, 3 SpikingJellyIF, 4 SpikingJellyPLIF. ``RESET`` for kind 1: 0 subtract, 1 zero, 2 none; for
+the others: 0 soft (subtract the threshold), 1 hard (to ``v_reset``). ``SURROGATE``: 0 atan, 1 sigmoid,
+2 fast_sigmoid, 3 triangle, each with two host-computed constants ``sg_a``, ``sg_b``
+(``triton_backend._surrogate_constants``). Value modes: 0 per layer, 1 per channel, 2 per neuron,
+3 full state.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def multistep_forward_kernel(
+    x_ptr, v0_ptr, p0_ptr, p1_ptr, p2_ptr,
+    spikes_ptr, v_final_ptr, v_seq_ptr, ckpt_ptr,
+    T, M, SAMPLE, INNER, CHANNELS,
+    v_reset, lo, hi,
+    KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr,
+    V0_MODE: tl.constexpr, P0_MODE: tl.constexpr, P1_MODE: tl.constexpr, P2_MODE: tl.constexpr,
+    STORE_V_SEQ: tl.constexpr, SAVE_CKPT: tl.constexpr, CKPT_EVERY: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    m = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = m < M
+    m_stride = tl.full((), M, tl.int64)
+    v = tl.where(mask, _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS), 0.0)  # a [BLOCK] tensor
+    p0 = _prepare_p0(_load_value(p0_ptr, m, mask, P0_MODE, SAMPLE, INNER, CHANNELS), lo, hi, KIND)
+    threshold = _load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS)
+    graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
+
+    for c in range(0, tl.cdiv(T, CHUNK)):
+        t0 = c * CHUNK
+        if SAVE_CKPT:  # the state entering step t0 = j * CKPT_EVERY (j >= 1), for the backward
+            ckpt_offset = (tl.maximum(t0 // CKPT_EVERY, 1) - 1) * m_stride
+            tl.store(ckpt_ptr + ckpt_offset + m, v, mask=_mask_if(m, M, (t0 > 0) & (t0 % CKPT_EVERY == 0)))
+        for k in tl.static_range(CHUNK):
+            valid = _mask_if(m, M, t0 + k < T)
+            offset = (t0 + k) * m_stride + m
+            x = tl.load(x_ptr + offset, mask=valid, other=0.0).to(tl.float32)
+            h = _charge(x, v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
+            s = _fire(h, threshold, graded, KIND)
+            v_next = _reset(h, s, threshold, v_reset, KIND, RESET)
+            tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=valid)
+            if STORE_V_SEQ:
+                tl.store(v_seq_ptr + offset, v_next, mask=valid)
+            v = tl.where(t0 + k < T, v_next, v)
+    tl.store(v_final_ptr + m, v, mask=mask)
+
+
+@triton.jit
+def multistep_backward_kernel(
+    x_ptr, v0_ptr, p0_ptr, p1_ptr, p2_ptr, ckpt_ptr,
+    gs_ptr, gv_final_ptr, gv_seq_ptr,
+    gx_ptr, gv0_ptr, g0_ptr, g1_ptr, g2_ptr,
+    T, M, SAMPLE, INNER, CHANNELS,
+    v_reset, lo, hi, sg_a, sg_b,
+    KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, DETACH_RESET: tl.constexpr,
+    SURROGATE: tl.constexpr,
+    V0_MODE: tl.constexpr, P0_MODE: tl.constexpr, P1_MODE: tl.constexpr, P2_MODE: tl.constexpr,
+    HAS_GS: tl.constexpr, HAS_GV_FINAL: tl.constexpr, HAS_GV_SEQ: tl.constexpr,
+    NEED_X: tl.constexpr, NEED_V0: tl.constexpr,
+    NEED_P0: tl.constexpr, NEED_P1: tl.constexpr, NEED_P2: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    m = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = m < M
+    m_stride = tl.full((), M, tl.int64)
+    rows = tl.arange(0, CHUNK)[:, None]
+    v0 = _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS)
+    raw_p0 = _load_value(p0_ptr, m, mask, P0_MODE, SAMPLE, INNER, CHANNELS)
+    p0 = _prepare_p0(raw_p0, lo, hi, KIND)
+    threshold = _load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS)
+    graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
+    p0_mask = _p0_gradient_mask(raw_p0, lo, hi, KIND)
+    # v_{t-1} is needed by the tau / beta / eigenvalue gradients and by snnTorch's delayed reset
+    NEED_V_PREV: tl.constexpr = NEED_P0 or (KIND == 1 and (RESET == 1 or (RESET == 0 and NEED_P1)))
+
+    if HAS_GV_FINAL:
+        carry = tl.load(gv_final_ptr + m, mask=mask, other=0.0).to(tl.float32)
+    else:
+        carry = tl.zeros((BLOCK,), tl.float32)
+    acc0 = tl.zeros((BLOCK,), tl.float32)
+    acc1 = tl.zeros((BLOCK,), tl.float32)
+    acc2 = tl.zeros((BLOCK,), tl.float32)
+    n_chunks = tl.cdiv(T, CHUNK)
+    for cc in range(0, n_chunks):
+        c = n_chunks - 1 - cc
+        t0 = c * CHUNK
+        ckpt_offset = (tl.maximum(c, 1) - 1) * m_stride
+        v_start = tl.where(c == 0, v0, tl.load(ckpt_ptr + ckpt_offset + m, mask=_mask_if(m, M, c > 0), other=0.0))
+
+        # forward through the chunk, keeping the charged potentials in a [CHUNK, BLOCK] register tile
+        charged = tl.zeros((CHUNK, BLOCK), tl.float32)
+        v = v_start
+        for k in tl.static_range(CHUNK):
+            valid = _mask_if(m, M, t0 + k < T)
+            x = tl.load(x_ptr + (t0 + k) * m_stride + m, mask=valid, other=0.0).to(tl.float32)
+            h = _charge(x, v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
+            v = _reset(h, _fire(h, threshold, graded, KIND), threshold, v_reset, KIND, RESET)
+            charged = tl.where(rows == k, h[None, :], charged)
+
+        # backward through the chunk
+        h = _row(charged, rows, CHUNK - 1)
+        for k in tl.static_range(CHUNK - 1, -1, -1):
+            valid = _mask_if(m, M, t0 + k < T)
+            offset = (t0 + k) * m_stride + m
+            if k > 0:
+                h_prev = _row(charged, rows, k - 1)
+            if NEED_V_PREV:
+                if k > 0:
+                    v_prev = _reset(h_prev, _fire(h_prev, threshold, graded, KIND), threshold, v_reset, KIND, RESET)
+                else:
+                    v_prev = v_start
+            else:
+                v_prev = v_start  # unused
+            if HAS_GS:
+                gs = tl.load(gs_ptr + offset, mask=valid, other=0.0).to(tl.float32)
+            else:
+                gs = tl.zeros((BLOCK,), tl.float32)
+            gv = carry
+            if HAS_GV_SEQ:
+                gv = gv + tl.load(gv_seq_ptr + offset, mask=valid, other=0.0)
+            gx, gv_prev, d0, d1, d2 = _backward_step(
+                gs, gv, h, v_prev, p0, p0_mask, threshold, graded, v_reset, sg_a, sg_b,
+                KIND, RESET, DECAY_INPUT, DETACH_RESET, SURROGATE,
+            )  # fmt: skip
+            if NEED_X:
+                tl.store(gx_ptr + offset, gx.to(gx_ptr.dtype.element_ty), mask=valid)
+            step = t0 + k < T  # steps past T in the last chunk change nothing
+            carry = tl.where(step, gv_prev, carry)
+            if NEED_P0:
+                acc0 = tl.where(step, acc0 + d0, acc0)
+            if NEED_P1:
+                acc1 = tl.where(step, acc1 + d1, acc1)
+            if NEED_P2:
+                acc2 = tl.where(step, acc2 + d2, acc2)
+            if k > 0:
+                h = h_prev
+
+    if NEED_V0:
+        tl.store(gv0_ptr + m, carry, mask=mask)
+    if NEED_P0:
+        tl.store(g0_ptr + m, acc0, mask=mask)
+    if NEED_P1:
+        tl.store(g1_ptr + m, acc1, mask=mask)
+    if NEED_P2:
+        tl.store(g2_ptr + m, acc2, mask=mask)
+
+
+# --- one step, forward --------------------------------------------------------------------------------
+
+
+@triton.jit
+def _charge(x, v, p0, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr):
+    """h_t from x_t and v_{t-1}; p0 is tau, clamp(beta, 0, 1), 1 + clamp(lambda, lo, hi) or q by KIND."""
+    if KIND == 0:  # SpikingJellyLIF, p0 = tau; v_reset is 0 for a soft reset (charges towards 0)
+        if DECAY_INPUT:
+            h = v + tl.div_rn(x - (v - v_reset), p0)
+        else:
+            h = v - tl.div_rn(v - v_reset, p0) + x
+    elif KIND == 4:  # SpikingJellyPLIF, p0 = q = 1 / tau
+        if DECAY_INPUT:
+            h = v + (x - (v - v_reset)) * p0
+        else:
+            h = v - (v - v_reset) * p0 + x
+    elif KIND == 3:  # SpikingJellyIF
+        h = v + x
+    elif KIND == 1:  # SnnTorchLeaky: the reset of step t is decided from v_{t-1}
+        if RESET == 2:
+            h = p0 * v + x
+        else:
+            r = (v > threshold).to(tl.float32)
+            if RESET == 0:
+                h = p0 * v + x - r * threshold
+            else:
+                h = p0 * ((1.0 - r) * v) + x
+    else:  # diagonal Bifurcation
+        h = p0 * v + x
+    return h
+
+
+@triton.jit
+def _fire(h, threshold, graded, KIND: tl.constexpr):
+    if KIND == 1:  # strict, as snnTorch; compared directly, as the reference's fire
+        s = (h > threshold).to(tl.float32) * graded
+    else:
+        s = (h >= threshold).to(tl.float32)
+    return s
+
+
+@triton.jit
+def _reset(h, s, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr):
+    if KIND == 1:
+        v = h
+    elif RESET == 0:
+        v = h - s * threshold
+    else:
+        v = s * v_reset + (1.0 - s) * h
+    return v
+
+
+# --- one step, backward -------------------------------------------------------------------------------
+
+
+@triton.jit
+def _backward_step(
+    gs, gv, h, v_prev, p0, p0_mask, threshold, graded, v_reset, sg_a, sg_b,
+    KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, DETACH_RESET: tl.constexpr,
+    SURROGATE: tl.constexpr,
+):  # fmt: skip
+    """dL/dx_t, dL/dv_{t-1} and the elementwise gradients of (p0, threshold, graded), as ``backward_step``."""
+    z = h - threshold
+    sg = _surrogate_grad(z, sg_a, sg_b, SURROGATE)
+    if KIND == 1:
+        gh = gs * graded * sg + gv
+        r = (v_prev > threshold).to(tl.float32)
+        if RESET == 1:
+            keep = 1.0 - r
+            gv_prev = gh * p0 * keep
+            d0 = gh * (keep * v_prev) * p0_mask
+        else:
+            gv_prev = gh * p0
+            d0 = gh * v_prev * p0_mask
+        d1 = -gs * graded * sg
+        if RESET == 0:
+            d1 = d1 - r * gh
+        d2 = gs * (z > 0).to(tl.float32)
+        gx = gh
+    else:
+        s = (z >= 0).to(tl.float32)
+        if RESET == 0:  # soft
+            if DETACH_RESET:
+                gh = gs * sg + gv
+                d1 = gv * -s - gs * sg
+            else:
+                gh = gs * sg + gv * (1.0 - threshold * sg)
+                d1 = gv * (threshold * sg - s) - gs * sg
+        else:  # hard
+            if DETACH_RESET:
+                gh = gs * sg + gv * (1.0 - s)
+                d1 = gv * 0.0 - gs * sg
+            else:
+                gh = gs * sg + gv * (1.0 - s - (h - v_reset) * sg)
+                d1 = gv * ((h - v_reset) * sg) - gs * sg
+        d2 = d1  # no graded factor
+        if KIND == 0:  # p0 = tau
+            gh_over_tau = tl.div_rn(gh, p0)
+            if DECAY_INPUT:
+                gx = gh_over_tau
+                d0 = tl.div_rn(-gh * (h - v_prev), p0)  # dh/dtau = -(h - v_{t-1}) / tau
+            else:
+                gx = gh
+                d0 = tl.div_rn(gh * (v_prev - v_reset), p0 * p0)  # dh/dtau = (v_{t-1} - v_reset) / tau^2
+            gv_prev = gh - gh_over_tau
+        elif KIND == 4:  # p0 = q
+            gh_q = gh * p0
+            if DECAY_INPUT:
+                gx = gh_q
+                d0 = tl.div_rn(gh * (h - v_prev), p0)  # dh/dq = x - (v_{t-1} - v_reset) = (h - v_{t-1}) / q
+            else:
+                gx = gh
+                d0 = -gh * (v_prev - v_reset)
+            gv_prev = gh - gh_q
+        elif KIND == 3:
+            gx = gh
+            gv_prev = gh
+            d0 = d1  # no p0
+        else:  # p0 = 1 + clamp(lambda)
+            gx = gh
+            gv_prev = gh * p0
+            d0 = gh * v_prev * p0_mask
+    return gx, gv_prev, d0, d1, d2
+
+
+@triton.jit
+def _surrogate_grad(z, sg_a, sg_b, SURROGATE: tl.constexpr):
+    """sigma'(z) as :mod:`bsnn_lightning.engine.surrogates` computes it (``c / t`` there is ``(1 / t) * c``)."""
+    if SURROGATE == 0:  # atan: sg_a = pi/2 * alpha, sg_b = alpha / 2
+        az = sg_a * z
+        sg = tl.div_rn(1.0, 1.0 + az * az) * sg_b
+    elif SURROGATE == 1:  # sigmoid: sg_a = sg_b = alpha
+        sig = tl.div_rn(1.0, 1.0 + tl.exp(-(sg_a * z)))
+        sg = sg_b * sig * (1.0 - sig)
+    elif SURROGATE == 2:  # fast_sigmoid: sg_a = alpha
+        d = sg_a * tl.abs(z) + 1.0
+        sg = tl.div_rn(1.0, d * d)
+    else:  # triangle: sg_a = alpha^2, sg_b = alpha
+        sg = tl.maximum(sg_b - sg_a * tl.abs(z), 0.0, propagate_nan=tl.PropagateNan.ALL)
+    return sg
+
+
+# --- parameters ---------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _load_value(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS):
+    """A per-layer (0), per-channel (1), per-neuron (2) or full-state (3) value for neurons m, in fp32."""
+    if MODE == 0:
+        value = tl.load(ptr)
+    else:
+        if MODE == 1:
+            index = (m // INNER) % CHANNELS
+        elif MODE == 2:
+            index = m % SAMPLE
+        else:
+            index = m
+        value = tl.load(ptr + index, mask=mask, other=1.0)  # 1.0: no division by 0 in masked-off lanes
+    return value.to(tl.float32)
+
+
+@triton.jit
+def _load_graded(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS, KIND: tl.constexpr):
+    if KIND == 1:
+        graded = _load_value(ptr, m, mask, MODE, SAMPLE, INNER, CHANNELS)
+    else:
+        graded = 1.0
+    return graded
+
+
+@triton.jit
+def _prepare_p0(p0, lo, hi, KIND: tl.constexpr):
+    """tau as is; beta clamped to [0, 1]; 1 + the eigenvalue clamped to [lo, hi]."""
+    if KIND == 1:
+        p0 = tl.minimum(tl.maximum(p0, 0.0), 1.0)
+    elif KIND == 2:
+        p0 = 1.0 + tl.minimum(tl.maximum(p0, lo), hi)
+    return p0
+
+
+@triton.jit
+def _p0_gradient_mask(p0, lo, hi, KIND: tl.constexpr):
+    """1 where the clamp of beta / the eigenvalue passes the gradient (closed interval, as torch.clamp)."""
+    if KIND == 1:
+        passes = ((p0 >= 0.0) & (p0 <= 1.0)).to(tl.float32)
+    elif KIND == 2:
+        passes = ((p0 >= lo) & (p0 <= hi)).to(tl.float32)
+    else:
+        passes = 1.0
+    return passes
+
+
+@triton.jit
+def _mask_if(m, M, condition):
+    """``(m < M) & condition`` for a scalar condition (written so, it stays a boolean in the interpreter)."""
+    return m < tl.where(condition, M, 0)
+
+
+@triton.jit
+def _row(tile, rows, k: tl.constexpr):
+    """Row k of a [CHUNK, BLOCK] register tile (the other rows add -0.0: exact, and free once compiled)."""
+    return tl.sum(tl.where(rows == k, tile, -0.0), axis=0)

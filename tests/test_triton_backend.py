@@ -1,0 +1,194 @@
+"""The triton backend's surroundings: which calls it takes, its reasons for the others, the custom op under
+``torch.compile``, the package without triton, and the kernels compiled for a GPU target without a GPU."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+from bsnn_lightning.engine import (  # noqa: E402
+    Bifurcation,
+    SnnTorchLeaky,
+    SpikingJellyIF,
+    SpikingJellyLIF,
+    available_backends,
+    multistep,
+    resolve_backend,
+    surrogates,
+)
+from bsnn_lightning.engine import triton_backend  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+RUNS_HERE = DEVICE == "cuda" or triton_backend._interpreted(triton_backend._kernels())
+needs_kernels = pytest.mark.skipif(not RUNS_HERE, reason="no CUDA GPU and Triton's interpreter is off")
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+LIF = {"tau": 2.0, "threshold": 1.0}
+
+
+def test_registered():
+    assert "triton" in available_backends()
+
+
+@needs_kernels
+def test_explicit_triton_runs_here():
+    x = torch.rand(3, 2, 5, device=DEVICE)
+    assert resolve_backend("triton", x, SpikingJellyLIF()).name == "triton"
+
+
+def test_auto_picks_triton_only_for_cuda_tensors():
+    x = torch.rand(3, 2, 5)
+    assert resolve_backend("auto", x, SpikingJellyLIF()).name == "torch"  # even with the interpreter on
+    if torch.cuda.is_available():
+        assert resolve_backend("auto", x.cuda(), SpikingJellyLIF()).name == "triton"
+
+
+@pytest.mark.parametrize(
+    "dynamics, params, reason",
+    [
+        (Bifurcation(structure="coupled"), {"coupling": torch.eye(5), "threshold": 1.0}, "coupled bifurcation mixes channels"),
+        (SpikingJellyLIF(relaxed=True), LIF, "relaxed dynamics"),
+        (SnnTorchLeaky(reset_delay=False), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, "reset_delay=False"),
+    ],
+    ids=["coupled", "relaxed", "snntorch-immediate-reset"],
+)
+def test_what_it_does_not_fuse_falls_back_under_auto_and_is_refused_by_name(dynamics, params, reason):
+    x = torch.rand(3, 2, 5, device=DEVICE)
+    assert reason in triton_backend.supports(x, dynamics)
+    assert resolve_backend("auto", x, dynamics).name == "torch"
+    with pytest.raises(ValueError, match=f"backend 'triton' cannot run this call: .*{reason}"):
+        multistep(x, dynamics, params, backend="triton")
+
+
+def test_user_registered_surrogates_are_refused(monkeypatch):
+    bump = (lambda z, a: 1 / (1 + (a * z).square()), lambda z, a: torch.sigmoid(a * z), 1.0)
+    monkeypatch.setitem(surrogates._REGISTRY, "bump", bump)
+    x = torch.rand(3, 2, 5)
+    assert "surrogate 'bump' is user-registered" in triton_backend.supports(x, SpikingJellyLIF(surrogate="bump"))
+    monkeypatch.setitem(surrogates._REGISTRY, "atan", bump)  # a built-in name, replaced
+    assert "surrogate 'atan' is user-registered" in triton_backend.supports(x, SpikingJellyLIF(surrogate="atan"))
+
+
+def test_float64_is_refused_with_the_dtypes_it_takes():
+    reason = triton_backend.supports(torch.rand(3, 2, dtype=torch.float64), SpikingJellyIF())
+    assert reason.startswith("expected x of dtype float32, bfloat16 or float16, got torch.float64")
+
+
+def test_cpu_tensors_without_the_interpreter_get_a_reason(monkeypatch):
+    monkeypatch.setattr(triton_backend, "_interpreted", lambda kernels: False)
+    reason = triton_backend.supports(torch.rand(3, 2), SpikingJellyLIF())
+    assert "x is on the CPU" in reason and "TRITON_INTERPRET=1" in reason
+
+
+def test_without_triton_installed_the_reason_names_the_extra(monkeypatch):
+    def missing():
+        raise ImportError("No module named 'triton'")
+
+    monkeypatch.setattr(triton_backend, "_kernels", missing)
+    reason = triton_backend.supports(torch.rand(3, 2), SpikingJellyLIF())
+    assert "triton is not installed" in reason and "bsnn-lightning[triton]" in reason
+
+
+def test_the_package_imports_and_runs_without_triton():
+    code = """
+        import sys
+        sys.modules["triton"] = None  # as if triton were not installed
+        import torch
+        import bsnn_lightning
+        from bsnn_lightning.engine import SpikingJellyLIF, multistep
+        out = multistep(torch.rand(3, 2, 4), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
+        assert out.spikes.shape == (3, 2, 4)
+        try:
+            multistep(torch.rand(3, 2, 4), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="triton")
+        except ValueError as error:
+            assert "triton is not installed" in str(error), error
+        else:
+            raise AssertionError("expected a ValueError")
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@needs_kernels
+def test_custom_op_passes_opcheck():
+    config = triton_backend._Config.of(SnnTorchLeaky(reset_mechanism="zero"))
+    x = torch.randn(5, 2, 3, 4, device=DEVICE, requires_grad=True)
+    beta = torch.full((3, 1), 0.8, device=DEVICE, requires_grad=True)  # per channel, as multistep views it
+    threshold = torch.ones((), device=DEVICE, requires_grad=True)
+    graded = torch.ones(3, 4, device=DEVICE, requires_grad=True)
+    v0 = torch.rand(2, 3, 4, device=DEVICE, requires_grad=True)
+    args = (x, v0, beta, threshold, graded, *config, True, True)
+    torch.library.opcheck(torch.ops.bsnn.triton_multistep.default, args)
+
+
+@needs_kernels
+def test_torch_compile_fullgraph_has_no_graph_break_in_the_neuron():
+    """aot_eager traces forward and backward through the fake implementations (no C++ compiler needed)."""
+    torch._dynamo.reset()
+    x = torch.randn(6, 3, 4, 5, device=DEVICE, requires_grad=True)
+    threshold = torch.full((4,), 1.0, device=DEVICE, requires_grad=True)
+    imp = torch.rand(4, 5, device=DEVICE, requires_grad=True)
+
+    def step(x, threshold, imp):
+        out = multistep(x * 2.0, SpikingJellyLIF(), {"tau": 2.0, "threshold": threshold}, imp, backend="triton", check_finite=False)
+        return out.spikes.sum() + (out.v * out.v).sum()
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    compiled(x, threshold, imp).backward()
+    got = [t.grad.clone() for t in (x, threshold, imp)]
+    for t in (x, threshold, imp):
+        t.grad = None
+    step(x, threshold, imp).backward()
+    for a, t in zip(got, (x, threshold, imp)):
+        torch.testing.assert_close(a, t.grad)
+
+
+_COMPILE_FOR_A_GPU = """
+    import os
+    os.environ["TRITON_INTERPRET"] = "0"
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from bsnn_lightning.engine import triton_kernels as kernels
+
+    def compile_(fn, dtype, **constexprs):
+        signature, attrs = {}, {}
+        for i, name in enumerate(fn.arg_names):
+            if name in constexprs:
+                signature[name] = "constexpr"
+            elif name.endswith("_ptr"):
+                wide = name in ("x_ptr", "spikes_ptr", "gs_ptr", "gx_ptr")
+                signature[name] = "*" + dtype if wide else "*fp32"
+                attrs[(i,)] = [["tt.divisibility", 16]]
+            elif name in ("T", "M", "SAMPLE", "INNER", "CHANNELS"):
+                signature[name] = "i32"
+            else:
+                signature[name] = "fp32"
+        source = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
+        options = {"num_warps": 4, "enable_fp_fusion": False}
+        return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+
+    modes = dict(V0_MODE=3, P0_MODE=1, P1_MODE=2, P2_MODE=0)
+    for kind, reset, dtype in [(0, 1, "bf16"), (1, 1, "fp32")]:
+        compile_(kernels.multistep_forward_kernel, dtype, KIND=kind, RESET=reset, DECAY_INPUT=True, STORE_V_SEQ=True,
+                 SAVE_CKPT=True, CKPT_EVERY=16, CHUNK=8, BLOCK=1024, **modes)
+    for kind, reset, dtype, surrogate in [(0, 1, "bf16", 1), (1, 1, "fp16", 0), (4, 0, "fp32", 3)]:
+        compiled = compile_(kernels.multistep_backward_kernel, dtype, KIND=kind, RESET=reset, DECAY_INPUT=True,
+                            DETACH_RESET=False, SURROGATE=surrogate, HAS_GS=True, HAS_GV_FINAL=True, HAS_GV_SEQ=True,
+                            NEED_X=True, NEED_V0=True, NEED_P0=True, NEED_P1=True, NEED_P2=kind == 1,
+                            CHUNK=4, BLOCK=128, **modes)  # the launch uses up to 16; 4 compiles faster
+        # one neuron per thread: the register tile of charged potentials needs no shared memory
+        assert compiled.metadata.shared == 0, compiled.metadata.shared
+    print("compiled")
+"""
+
+
+def test_kernels_compile_for_an_sm90_gpu_without_one():
+    """The interpreter does not catch what only the compiler rejects; compile for Hopper on the CPU."""
+    if "nvidia" not in triton.backends.backends:
+        pytest.skip("this triton build has no NVIDIA backend")
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(_COMPILE_FOR_A_GPU)], capture_output=True, text=True)
+    assert result.returncode == 0 and "compiled" in result.stdout, result.stderr[-4000:]

@@ -1,0 +1,270 @@
+"""The Triton kernels against the reference backend, on fresh random inputs for every configuration.
+
+Without a GPU the kernels run through Triton's interpreter (``tests/conftest.py`` sets TRITON_INTERPRET);
+with one, compiled. Every output buffer the backend allocates is filled with NaN first, so an element a
+kernel forgets to write shows up. Spikes and states must equal the reference's exactly (same arithmetic,
+in the same order); gradients agree to rounding (the sigmoid surrogate's exp is a libm call on both sides).
+"""
+
+import zlib
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+from bsnn_lightning.engine import (  # noqa: E402
+    Bifurcation,
+    SnnTorchLeaky,
+    SpikingJellyIF,
+    SpikingJellyLIF,
+    SpikingJellyPLIF,
+    multistep,
+)
+from bsnn_lightning.engine import triton_backend  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cpu" and not triton_backend._interpreted(triton_backend._kernels()):
+    pytest.skip("no CUDA GPU and Triton's interpreter is off (TRITON_INTERPRET=0)", allow_module_level=True)
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow notes in the interpreter
+
+C, H, W = 3, 7, 11  # one sample: 231 neurons, not a multiple of any block
+
+
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    """Every buffer the backend allocates starts as NaN: an element no kernel writes cannot pass."""
+
+    def poisoned(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+    monkeypatch.setattr(triton_backend, "_empty", poisoned)
+
+
+def _generator(*key) -> torch.Generator:
+    """A fresh, reproducible random stream per configuration."""
+    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+
+
+def _values(spec, g):
+    """Build a parameter from its spec: a float, or (kind, low, high) with kind layer/channel/neuron."""
+    if isinstance(spec, float):
+        return spec
+    kind, lo, hi = spec
+    shape = {"layer": (), "channel": (C,), "neuron": (C, H, W)}[kind]
+    return torch.rand(shape, generator=g) * (hi - lo) + lo
+
+
+def _initial_state(kind, g, n):
+    if kind is None:
+        return None
+    shape = {"layer": (), "channel": (C,), "neuron": (C, H, W), "full": (n, C, H, W)}[kind]
+    return torch.rand(shape, generator=g) * 0.8
+
+
+CASES = {
+    "sj-lif-hard-sigmoid": (SpikingJellyLIF(), {"tau": ("layer", 1.5, 3.0), "threshold": ("channel", 0.8, 1.2)}, "neuron"),
+    "sj-lif-soft-detach-atan": (
+        SpikingJellyLIF(v_reset=None, detach_reset=True, surrogate="atan"),
+        {"tau": ("channel", 1.5, 4.0), "threshold": 1.0},
+        "full",
+    ),
+    "sj-lif-nodecay-vreset-triangle": (
+        SpikingJellyLIF(decay_input=False, v_reset=0.25, surrogate="triangle:0.5"),
+        {"tau": ("neuron", 1.5, 4.0), "threshold": ("neuron", 0.8, 1.2)},
+        "channel",
+    ),
+    "sj-lif-soft-fast-sigmoid-floats": (SpikingJellyLIF(v_reset=None, surrogate="fast_sigmoid"), {"tau": 2.0, "threshold": 1.0}, None),
+    "sj-lif-hard-detach": (SpikingJellyLIF(detach_reset=True), {"tau": ("layer", 1.5, 3.0), "threshold": ("layer", 0.9, 1.1)}, "layer"),
+    "snntorch-subtract-atan": (
+        SnnTorchLeaky(),  # beta straddles the clamp at 0 and 1
+        {"beta": ("channel", -0.2, 1.2), "threshold": ("layer", 0.8, 1.2), "graded": ("layer", 0.5, 2.0)},
+        "full",
+    ),
+    "snntorch-zero-fast-sigmoid": (
+        SnnTorchLeaky(reset_mechanism="zero", surrogate="fast_sigmoid"),
+        {"beta": ("layer", 0.5, 0.95), "threshold": ("neuron", 0.8, 1.2), "graded": ("channel", 0.5, 2.0)},
+        "neuron",
+    ),
+    "snntorch-none-sigmoid": (
+        SnnTorchLeaky(reset_mechanism="none", surrogate="sigmoid"),
+        {"beta": ("neuron", 0.5, 1.0), "threshold": 1.0, "graded": 1.0},
+        None,
+    ),
+    "bifurcation-soft-channel": (
+        Bifurcation(),  # eigenvalues straddle the bounds (-1, 0.2)
+        {"eigenvalues": ("channel", -1.3, 0.4), "threshold": ("layer", 0.8, 1.2)},
+        "channel",
+    ),
+    "bifurcation-hard-detach-neuron-triangle": (
+        Bifurcation(v_reset=0.0, detach_reset=True, surrogate="triangle"),
+        {"eigenvalues": ("neuron", -1.0, 0.2), "threshold": ("channel", 0.8, 1.2)},
+        "neuron",
+    ),
+    "sj-if-soft": (SpikingJellyIF(v_reset=None), {"threshold": ("channel", 0.8, 1.5)}, "full"),
+    "sj-plif-hard": (SpikingJellyPLIF(), {"q": ("channel", 0.2, 0.7), "threshold": ("layer", 0.8, 1.2)}, "neuron"),
+    "sj-plif-nodecay-soft-atan": (
+        SpikingJellyPLIF(decay_input=False, v_reset=None, surrogate="atan"),
+        {"q": ("layer", 0.2, 0.7), "threshold": 1.0},
+        "layer",
+    ),
+}
+
+
+def _run(backend, dynamics, x, params, v0, grads, return_v_seq=True):
+    """Forward on one backend, then backward from fixed upstream gradients; returns outputs and gradients."""
+    leaves = {"x": x.detach().clone().requires_grad_()}
+    if isinstance(v0, torch.Tensor):
+        leaves["v0"] = v0.detach().clone().requires_grad_()
+    for name, value in params.items():
+        if isinstance(value, torch.Tensor):
+            leaves[name] = value.detach().clone().requires_grad_()
+    values = {name: leaves.get(name, value) for name, value in params.items()}
+    out = multistep(leaves["x"], dynamics, values, leaves.get("v0", v0), backend=backend, return_v_seq=return_v_seq)
+    grad_spikes, grad_v, grad_v_seq = grads
+    outputs = [out.spikes, out.v] + ([out.v_seq] if return_v_seq else [])
+    upstream = [grad_spikes, grad_v] + ([grad_v_seq] if return_v_seq else [])
+    torch.autograd.backward(outputs, upstream)
+    return [o.detach() for o in outputs], {name: leaf.grad for name, leaf in leaves.items()}
+
+
+def _compare(dynamics, params, v0, x, *, return_v_seq=True, seed_key=()):
+    g = _generator("grads", *seed_key)
+    grads = (
+        torch.randn(x.shape, generator=g).to(device=x.device, dtype=x.dtype),
+        torch.randn(x.shape[1:], generator=g).to(x.device),
+        torch.randn(x.shape, generator=g).to(x.device),
+    )
+    ref_out, ref_grads = _run("torch", dynamics, x, params, v0, grads, return_v_seq)
+    out, got_grads = _run("triton", dynamics, x, params, v0, grads, return_v_seq)
+    assert ref_out[0].sum() > 0, "the case should spike, or the reset path goes untested"
+    for name, a, b in zip(("spikes", "v", "v_seq"), out, ref_out):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert torch.equal(a, b), f"{name} differs from the reference at {int((a != b).sum())} elements"
+    assert got_grads.keys() == ref_grads.keys()
+    for name, ref in ref_grads.items():
+        got = got_grads[name]
+        assert got is not None and got.dtype == ref.dtype and got.shape == ref.shape, name
+        scale = float(ref.abs().max()) + 1.0
+        if ref.dtype in (torch.bfloat16, torch.float16):  # one rounding of the 16-bit result apart at most
+            torch.testing.assert_close(got.float(), ref.float(), rtol=1e-2, atol=1e-2 * scale, msg=name)
+        else:
+            torch.testing.assert_close(got, ref, rtol=2e-5, atol=2e-6 * scale, msg=name)
+
+
+def _inputs(key, steps, n, dtype, scale=1.0):
+    g = _generator("x", *key)
+    x = torch.randn((steps, n, C, H, W), generator=g) * 0.7 * scale + 0.4
+    return x.to(device=DEVICE, dtype=dtype)
+
+
+def _case(name, key):
+    dynamics, specs, v0_kind = CASES[name]
+    g = _generator("params", *key)
+    params = {k: _values(spec, g) for k, spec in specs.items()}
+    params = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
+    return dynamics, params, v0_kind, g
+
+
+@pytest.mark.parametrize("steps", [1, 5, 17])
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_the_reference_fp32(name, steps):
+    key = (name, steps, "fp32")
+    dynamics, params, v0_kind, g = _case(name, key)
+    v0 = _initial_state(v0_kind, g, 2)
+    v0 = v0.to(DEVICE) if v0 is not None else None
+    _compare(dynamics, params, v0, _inputs(key, steps, 2, torch.float32), seed_key=key)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", ["sj-lif-hard-sigmoid", "snntorch-subtract-atan", "bifurcation-soft-channel", "sj-plif-hard"])
+def test_matches_the_reference_16_bit_inputs(name, dtype):
+    key = (name, str(dtype))
+    dynamics, params, v0_kind, g = _case(name, key)
+    v0 = _initial_state(v0_kind, g, 2)
+    _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 6, 2, dtype), seed_key=key)
+
+
+@pytest.mark.parametrize("name", ["sj-lif-nodecay-vreset-triangle", "snntorch-zero-fast-sigmoid", "bifurcation-hard-detach-neuron-triangle"])
+def test_long_sequences_use_checkpoints(name):
+    """T = 40: two state checkpoints and a last chunk of 8 of 16 steps (and a ragged forward chunk)."""
+    key = (name, "long")
+    dynamics, params, v0_kind, g = _case(name, key)
+    v0 = _initial_state(v0_kind, g, 2)
+    _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 40, 2, torch.float32), seed_key=key)
+
+
+def test_many_programs_with_a_ragged_last_block(monkeypatch):
+    """Small interpreter blocks: 3 * 231 neurons over 11 programs of 64, the last one partly masked."""
+    monkeypatch.setattr(triton_backend, "INTERPRETER_BLOCK", 64)
+    key = ("ragged",)
+    dynamics, params, v0_kind, g = _case("sj-lif-hard-sigmoid", key)
+    v0 = _initial_state("full", g, 3).to(DEVICE)
+    _compare(dynamics, params, v0, _inputs(key, 7, 3, torch.float32), seed_key=key)
+
+
+def test_non_contiguous_input_and_state():
+    key = ("non-contiguous",)
+    dynamics, params, _, g = _case("snntorch-subtract-atan", key)
+    wide = _inputs(key, 6, 4, torch.float32)
+    x = wide[:, ::2]  # every other sample: a strided view
+    assert not x.is_contiguous()
+    v0 = torch.rand((C, W, H), generator=g).to(DEVICE).transpose(1, 2)  # per-neuron, transposed
+    assert not v0.is_contiguous()
+    _compare(dynamics, params, v0, x, seed_key=key)
+
+
+def test_without_v_seq_and_with_partial_upstream_gradients():
+    """Only the spikes, or only the final state, carry a gradient: the other is absent in the backward."""
+    key = ("partial",)
+    dynamics, params, v0_kind, g = _case("sj-lif-hard-sigmoid", key)
+    x = _inputs(key, 7, 2, torch.float32)
+    v0 = _initial_state(v0_kind, g, 2).to(DEVICE)
+    _compare(dynamics, params, v0, x, return_v_seq=False, seed_key=key)
+    for keep in ("spikes", "v"):
+        results = []
+        for backend in ("torch", "triton"):
+            leaf = x.detach().clone().requires_grad_()
+            th = params["threshold"].detach().clone().requires_grad_()
+            out = multistep(leaf, dynamics, {"tau": params["tau"], "threshold": th}, v0, backend=backend)
+            getattr(out, keep).sum().backward()
+            results.append((leaf.grad, th.grad))
+        for a, b in zip(*results):
+            torch.testing.assert_close(b, a, rtol=2e-5, atol=1e-6)
+
+
+def test_gradients_of_parameters_only():
+    """x without requires_grad: the backward writes no grad_x, parameter gradients still reduce over the batch."""
+    key = ("params-only",)
+    dynamics, params, _, g = _case("bifurcation-soft-channel", key)
+    x = _inputs(key, 9, 3, torch.float32)
+    results = []
+    for backend in ("torch", "triton"):
+        eig = params["eigenvalues"].detach().clone().requires_grad_()
+        out = multistep(x, dynamics, {"eigenvalues": eig, "threshold": params["threshold"]}, backend=backend)
+        out.spikes.sum().backward()
+        results.append(eig.grad)
+    torch.testing.assert_close(results[1], results[0], rtol=2e-5, atol=1e-6)
+
+
+def test_inference_saves_no_checkpoints():
+    x = _inputs(("inference",), 40, 2, torch.float32)
+    with torch.no_grad():
+        ref = multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="torch")
+        out = multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="triton")
+    assert torch.equal(out.spikes, ref.spikes) and torch.equal(out.v, ref.v)
+    config = triton_backend._Config.of(SpikingJellyLIF())
+    one = torch.ones((), device=DEVICE)
+    *_, ckpt = torch.ops.bsnn.triton_multistep(x, one * 0, one * 2, one, None, *config, False, False)
+    assert ckpt.numel() == 0
+    *_, ckpt = torch.ops.bsnn.triton_multistep(x, one * 0, one * 2, one, None, *config, False, True)
+    assert ckpt.shape == (2, *x.shape[1:])  # the states entering steps 16 and 32
+
+
+def test_an_empty_batch():
+    x = torch.zeros(4, 0, C, device=DEVICE, requires_grad=True)
+    out = multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="triton")
+    assert out.spikes.shape == (4, 0, C) and out.v.shape == (0, C)
+    out.spikes.sum().backward()
+    assert x.grad.shape == x.shape
