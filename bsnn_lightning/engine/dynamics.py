@@ -124,14 +124,15 @@ class _FireThenReset(Dynamics):
         threshold = p["threshold"]
         z = h - threshold
         sg = self.surrogate.grad(z)
-        s = self._step(z, strict=False)
+        # the spike itself is needed by a hard reset and by the threshold's gradient only
+        s = self._step(z, strict=False) if self.v_reset is not None or "threshold" in needs else None
         if self.v_reset is None:
             dv_dh = 1.0 if self.detach_reset else 1.0 - threshold * sg
         else:
             dv_dh = 1.0 - s
             if not self.detach_reset:
                 dv_dh = dv_dh - (h - self.v_reset) * sg if self.v_reset else dv_dh - h * sg
-        gh = gs * sg + gv * dv_dh
+        gh = gs * sg + (gv if isinstance(dv_dh, float) else gv * dv_dh)  # dv_dh is the float 1.0 or a tensor
         grads: ParamGrads = {}
         if "threshold" in needs:
             if self.v_reset is None:
@@ -272,7 +273,7 @@ class SnnTorchLeaky(Dynamics):
             grads["graded"] = gs * self._step(z, strict=True)
         if "beta" in needs:
             grads["beta"] = gh * (keep * u_prev) * _clamp01_mask(beta)
-        gv_prev = gh * _clamp01(beta) * keep
+        gv_prev = gh * _clamp01(beta) if self.reset_mechanism != "zero" else gh * _clamp01(beta) * keep
         return gh, gv_prev, grads
 
 
