@@ -3,6 +3,7 @@
     bsnn fit --config recipes/quickstart.yaml
     bsnn test --config recipes/quickstart.yaml --ckpt_path runs/quickstart/.../last.ckpt
     bsnn fit --config recipes/quickstart.yaml --print_config
+    bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded digits
 
 Recipes are YAML with ``class_path``/``init_args`` for the model (any LightningModule), the data (any
 LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated and its metrics printed
@@ -10,6 +11,8 @@ LightningDataModule) and the callbacks. After ``fit``, the test split is evaluat
 """
 
 from __future__ import annotations
+
+import sys
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
@@ -43,7 +46,16 @@ def build_cli(args: list[str] | None = None) -> BsnnCLI:
 
 
 def main(args: list[str] | None = None) -> int:
-    """The ``bsnn`` console command: 0 on success (errors raise, or exit non-zero from the parser)."""
+    """The ``bsnn`` console command: 0 on success (errors raise, or exit non-zero from the parser).
+
+    ``bsnn report ...`` runs :mod:`bsnn_lightning.report` (not a LightningCLI subcommand: it trains many
+    models with its own settings); everything else goes to LightningCLI.
+    """
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["report"]:
+        from .report import main as report_main
+
+        return report_main(argv[1:])
     build_cli(args)
     return 0
 

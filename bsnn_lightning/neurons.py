@@ -110,14 +110,15 @@ class EngineNeuron(nn.Module):
                 f"{'[N, ...]' if self.step_mode == 's' else '[T, N, ...]'}, got shape {list(x.shape)}"
             )
         self._ensure_materialized(tuple(seq.shape[2:]))
-        out = multistep(seq, self.dynamics, self.engine_params(), self._start_state(seq), backend=self.backend)
+        out = multistep(seq, self.dynamics, self.engine_params(), self.initial_state(seq), backend=self.backend)
         self.v = out.v
         spikes = out.spikes[0] if self.step_mode == "s" else out.spikes
         if self.monitor:
             self.last_spikes = spikes.detach()
         return spikes
 
-    def _start_state(self, seq: torch.Tensor):
+    def initial_state(self, seq: torch.Tensor):
+        """The state the next call on ``seq`` [T, N, ...] starts from: the carried state, or v_reset (+ IMP)."""
         if self.v is not None:
             if tuple(self.v.shape) != tuple(seq.shape[1:]):
                 raise ValueError(

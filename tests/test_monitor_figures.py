@@ -1,0 +1,189 @@
+"""SpikeMonitor's figures reach the Trainer's loggers (CSV as PNG files, TensorBoard as images), at the
+frequency asked for, and show what the run did."""
+
+import struct
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import bsnn_lightning as bl
+from bsnn_lightning.callbacks import ConvertNeurons, SpikeMonitor
+from bsnn_lightning.engine import multistep
+from bsnn_lightning.models import SpikingConvNet
+from bsnn_lightning.report.plots import FIGURE_PIXELS
+
+FIGURE_KINDS = {"spikes_raster": "raster", "spikes_membrane": "membrane", "spikes_rates": "rates_over_epochs", "eigen_spectrum": "eigen_monitor"}
+
+
+def frames(n=48, steps=4):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = (torch.rand(n, steps, 2, 12, 12, generator=g) < 0.1 + 0.1 * y.view(-1, 1, 1, 1, 1)).float()
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+def fit(tmp_path, monitor, loggers, epochs=2, dynamics="bifurcation", lr=1e-3, extra=()):
+    torch.manual_seed(0)
+    model = bl.SpikingClassifier(
+        SpikingConvNet(in_channels=2, num_classes=3, channels=(4,), hidden=8, input_size=(12, 12)), num_classes=3,
+        optimizer=lambda params: torch.optim.SGD(params, lr=lr),
+    )
+    model.example_input_array = torch.zeros(2, 4, 2, 12, 12)
+    trainer = L.Trainer(
+        max_epochs=epochs, logger=loggers, default_root_dir=tmp_path, accelerator="cpu", devices=1,
+        callbacks=[ConvertNeurons(dynamics=dynamics, imp="channel"), monitor, *extra], enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=1, limit_val_batches=0,
+    )
+    trainer.fit(model, frames())
+    return trainer, model
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", data[16:24])
+
+
+def test_csv_gets_pngs_and_tensorboard_gets_images_every_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    csv = L.pytorch.loggers.CSVLogger(tmp_path / "csv")
+    tb = L.pytorch.loggers.TensorBoardLogger(tmp_path / "tb")
+    monitor = SpikeMonitor(every_n_steps=2, figures_every_n_epochs=1, figure_neurons=5)
+    fit(tmp_path, monitor, [csv, tb])
+
+    folder = tmp_path / "csv" / "lightning_logs" / "version_0" / "figures"
+    expected = {f"{tag}_epoch{e}.png" for tag in FIGURE_KINDS for e in (0, 1)}
+    assert {p.name for p in folder.iterdir()} == expected
+    assert sorted(monitor.figure_paths) == sorted(str(folder / name) for name in expected)
+    for path in folder.iterdir():
+        tag = path.name.rsplit("_epoch", 1)[0]
+        assert png_size(path) == FIGURE_PIXELS[FIGURE_KINDS[tag]], path.name
+        assert 3_000 < path.stat().st_size < 200_000
+
+    events = EventAccumulator(str(tmp_path / "tb" / "lightning_logs" / "version_0"), size_guidance={"images": 0})
+    events.Reload()
+    assert set(events.Tags()["images"]) == {"spikes/raster", "spikes/membrane", "spikes/rates", "eigen/spectrum"}
+    raster = events.Images("spikes/raster")
+    assert len(raster) == 2 and (raster[0].width, raster[0].height) == FIGURE_PIXELS["raster"]
+
+
+def test_figures_follow_the_frequency_and_are_off_by_default(tmp_path):
+    every_second = SpikeMonitor(every_n_steps=2, figures_every_n_epochs=2)
+    fit(tmp_path / "a", every_second, L.pytorch.loggers.CSVLogger(tmp_path / "a"), epochs=3)
+    assert sorted(p.rsplit("/", 1)[-1] for p in every_second.figure_paths) == sorted(f"{tag}_epoch1.png" for tag in FIGURE_KINDS)
+
+    default = SpikeMonitor(every_n_steps=2)
+    fit(tmp_path / "b", default, L.pytorch.loggers.CSVLogger(tmp_path / "b"))
+    assert default.figure_paths == [] and default.last_snapshot is None
+    assert not list((tmp_path / "b").rglob("*.png"))
+
+
+def test_without_a_logger_the_pngs_go_to_the_root_dir(tmp_path):
+    monitor = SpikeMonitor(every_n_steps=2, figures_every_n_epochs=1)
+    fit(tmp_path, monitor, False, epochs=1)
+    assert {p.name for p in (tmp_path / "figures").iterdir()} == {f"{tag}_epoch0.png" for tag in FIGURE_KINDS}
+
+
+class ForwardRecorder(L.Callback):
+    """Keeps each neuron's input (first sample), IMP and parameters of the forward pass of epoch 1's first batch."""
+
+    def __init__(self):
+        self.seen, self.handles = {}, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            for name, module, _ in bl.spiking_neurons(pl_module):
+                self.handles.append(module.register_forward_pre_hook(self._hook(name)))
+
+    def _hook(self, name):
+        def hook(module, args):
+            params = {k: v.detach().clone() for k, v in module.engine_params().items()}
+            self.seen[name] = (args[0][:, :1].detach().clone(), module.imp.detach().clone(), module.dynamics, params)
+
+        return hook
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+def test_membrane_traces_are_those_of_the_recorded_forward_pass(tmp_path):
+    monitor = SpikeMonitor(every_n_steps=1, figures_every_n_epochs=1, figure_neurons=6)
+    recorder = ForwardRecorder()
+    # a large SGD step: the IMP and eigenvalues after the step differ clearly from those of the forward pass
+    _, model = fit(tmp_path, monitor, L.pytorch.loggers.CSVLogger(tmp_path), lr=5.0, extra=[recorder])
+    snapshot = monitor.last_snapshot
+    assert snapshot["epoch"] == 1
+    layers = [name for name, _, _ in bl.spiking_neurons(model)]
+    assert set(snapshot["spikes"]) == set(snapshot["membrane"]) == set(recorder.seen) == set(layers)
+    for layer in layers:
+        assert snapshot["spikes"][layer].shape == snapshot["membrane"][layer].shape == (4, 6)
+        # the membrane was recomputed for the same sample and neurons: its spikes are the recorded ones
+        np.testing.assert_array_equal(snapshot["membrane_spikes"][layer], snapshot["spikes"][layer])
+        x0, imp, dynamics, params = recorder.seen[layer]
+        expected = multistep(x0, dynamics, params, imp, return_v_seq=True).v_seq[:, 0].flatten(1).numpy()
+        for k in range(6):  # each trace shown is one neuron's trajectory in that forward pass
+            column = snapshot["membrane"][layer][:, k : k + 1]
+            assert np.isclose(expected, column, atol=1e-5).all(axis=0).any(), (layer, k)
+    assert set(monitor.rate_history) == set(layers)
+    for layer, points in monitor.rate_history.items():
+        assert [epoch for epoch, _ in points] == [0, 1]
+        assert all(0.0 <= rate <= 1.0 for _, rate in points)
+    assert not any(n.monitor for _, n, _ in bl.spiking_neurons(model))  # monitoring off after the step
+
+
+def test_monitor_state_survives_a_checkpoint_round_trip():
+    monitor = SpikeMonitor(figures_every_n_epochs=1)
+    monitor.rate_history = {"net.layers.1": [(0, 0.25), (1, 0.5)]}
+    monitor.initial_eigenvalues = {"net.layers.1": [-0.5, 0.0]}
+    restored = SpikeMonitor(figures_every_n_epochs=1)
+    restored.load_state_dict(monitor.state_dict())
+    assert restored.rate_history == monitor.rate_history
+    assert restored.initial_eigenvalues == monitor.initial_eigenvalues
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"figures_every_n_epochs": 0}, "expected figures_every_n_epochs >= 1 or None, got 0"),
+        ({"figure_neurons": 0}, "expected figure_neurons >= 1, got 0"),
+        ({"every_n_steps": 0}, "expected every_n_steps >= 1, got 0"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SpikeMonitor(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "library, convert, raster",
+    [
+        ("snntorch", {"backend": "native"}, False),  # snnTorch's own Leaky, called once per step: no train to draw
+        ("snntorch", {"dynamics": "bifurcation", "step_mode": "m"}, True),
+    ],
+)
+def test_library_neurons_get_rasters_when_they_run_whole_sequences(tmp_path, library, convert, raster):
+    pytest.importorskip(library)
+    from bsnn_lightning.models import SnnTorchConvNet
+
+    torch.manual_seed(0)
+    model = bl.SpikingClassifier(SnnTorchConvNet(in_channels=2, num_classes=3, channels=(4,), hidden=8, input_size=(12, 12)), num_classes=3)
+    model.example_input_array = torch.zeros(2, 4, 2, 12, 12)
+    monitor = SpikeMonitor(every_n_steps=1, figures_every_n_epochs=1)
+    trainer = L.Trainer(
+        max_epochs=1, logger=L.pytorch.loggers.CSVLogger(tmp_path), accelerator="cpu", devices=1,
+        callbacks=[ConvertNeurons(**convert), monitor], enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, limit_val_batches=0,
+    )
+    trainer.fit(model, frames())
+    names = {p.rsplit("/", 1)[-1] for p in monitor.figure_paths}
+    assert ("spikes_raster_epoch0.png" in names) == raster
+    assert "spikes_rates_epoch0.png" in names
+    assert "spikes_membrane_epoch0.png" not in names  # membrane traces: this package's own neurons only
+    if raster:
+        assert all(train.shape == (4, 8) for train in monitor.last_snapshot["spikes"].values())
