@@ -26,17 +26,15 @@ import argparse
 import copy
 import gc
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_cpu import _environment, _write_json_atomic  # noqa: E402  (same metadata and atomic write)
-
-import bsnn_lightning as bl  # noqa: E402
-from bsnn_lightning.models import SnnTorchConvNet, SpikingJellyConvNet  # noqa: E402
+import bsnn_lightning as bl
+from bsnn_lightning.models import SnnTorchConvNet, SpikingJellyConvNet
+from common import write_json_atomic  # bench/common.py
+from engine_cpu import _environment  # the same machine description
 
 RESULTS = Path(__file__).resolve().parent / "results" / "adapters.json"
 TARGET = 1.05
@@ -115,7 +113,7 @@ def main(argv=None) -> int:
         flag = " *" if row["vs_native"] > TARGET else ""
         print(f"{row['contender']:26s} {row['ms_per_step']:9.1f} {row['vs_native']:9.3f}{flag}")
     meta["target"] = f"converted / native <= {TARGET}"
-    _write_json_atomic({"meta": meta, "shape": [steps, batch, 2, 34, 34], "rows": rows}, RESULTS)
+    write_json_atomic({"meta": meta, "shape": [steps, batch, 2, 34, 34], "rows": rows}, RESULTS)
     print(f"\nwrote {RESULTS}")
     return 0
 

@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,6 +36,7 @@ from typing import Callable
 import torch
 
 from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF, multistep
+from common import cpu_model, loadavg, version, write_json_atomic  # noqa: E402  (bench/common.py)
 
 #: [T, N, ...] input shapes: a conv layer (N * neurons = 524k per step) at three sequence lengths, then a
 #: larger (1M) and a smaller (262k) conv layer and a linear layer (131k)
@@ -85,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_row(shape, mode, samples))
             print(_format_row(rows[-1], header=len(rows) == 1), flush=True)
 
-    meta["loadavg_end"] = _loadavg()
-    _write_json_atomic({"meta": meta, "rows": rows}, RESULTS)
+    meta["loadavg_end"] = loadavg()
+    write_json_atomic({"meta": meta, "rows": rows}, RESULTS)
     slower = [r for r in rows if max(r["ours/snnTorch"], r["ours/SpikingJelly"]) > TARGET_RATIO]
     print(f"\ntarget ours/theirs <= {TARGET_RATIO}: {len(rows) - len(slower)} of {len(rows)} rows meet it")
     print(f"wrote {RESULTS}")
@@ -254,13 +253,13 @@ def _environment(repeats: int, warmup: int, quick: bool) -> dict:
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
-        "snntorch": _version("snntorch"),
-        "spikingjelly": _version("spikingjelly"),
+        "snntorch": version("snntorch"),
+        "spikingjelly": version("spikingjelly"),
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
         "repeats": repeats,
         "warmup": warmup,
         "quick": quick,
@@ -269,45 +268,12 @@ def _environment(repeats: int, warmup: int, quick: bool) -> dict:
     }
 
 
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
-def _loadavg() -> list[float] | None:
-    """1-, 5- and 15-minute load averages: other processes on the machine skew the timings."""
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
-def _write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _parse_args(argv):

@@ -40,17 +40,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
+from common import version, write_json_atomic  # noqa: E402  (bench/common.py)
 
 # Read by SpikingJelly when it is imported: its LIF then runs its Triton kernels on CUDA.
 os.environ.setdefault("SJ_LIF_CUDA_IMPLEMENTATION", "triton")
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_e2e(e2e)
     meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     if device.type == "cuda":
-        _write_json_atomic({"meta": meta, "copy_gbps": round(copy_gbps, 1), "rows": rows, "end_to_end": e2e}, RESULTS)
+        write_json_atomic({"meta": meta, "copy_gbps": round(copy_gbps, 1), "rows": rows, "end_to_end": e2e}, RESULTS)
         print(f"\nwrote {RESULTS}")
     return 0
 
@@ -458,34 +457,16 @@ def _environment(device, settings) -> dict:
         "device": name,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "triton": _version("triton"),
-        "spikingjelly": _version("spikingjelly"),
-        "snntorch": _version("snntorch"),
+        "triton": version("triton"),
+        "spikingjelly": version("spikingjelly"),
+        "snntorch": version("snntorch"),
         "spikingjelly_lif": sj_lif,
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
     }
 
 
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
-def _write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _parse_args(argv):

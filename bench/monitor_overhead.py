@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 import os
 import platform
@@ -44,6 +43,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import bsnn_lightning as bl
 from bsnn_lightning.callbacks import ConvertNeurons, SpikeMonitor
 from bsnn_lightning.models import SpikingConvNet
+from common import cpu_model, loadavg, write_json_atomic  # noqa: E402  (bench/common.py)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "monitor_overhead.json"
 CONFIGS = ("none", "none (again)", "monitor off", "monitor on")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 step_ms[name].append(statistics.median(steps[WARMUP_STEPS:]))
                 mean_ms[name].append(statistics.fmean(steps[WARMUP_STEPS:]))
                 epoch_ms[name].append(epoch)
-    meta["loadavg_end"] = _loadavg()
+    meta["loadavg_end"] = loadavg()
     base_step = statistics.median(step_ms["none"])
     base_mean = statistics.median(mean_ms["none"])
     base_epoch = statistics.median(epoch_ms["none"])
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         spread = f"{row['paired_step_ratio_median']:.3f} [{min(paired):.2f}, {max(paired):.2f}]"
         print(f"{name:<16} {step:>15.3f} {row['step_ratio']:>7.3f} {spread:>20} {mean:>13.3f} {row['mean_step_ratio']:>7.3f} "
               f"{epoch:>10.1f} {row['epoch_ratio']:>7.3f}")
-    _write_json_atomic({"meta": meta, "rows": rows}, RESULTS)
+    write_json_atomic({"meta": meta, "rows": rows}, RESULTS)
     print(f"\nwrote {RESULTS}")
     return 0
 
@@ -157,9 +157,9 @@ def _environment(rounds: int, batches: int, quick: bool) -> dict:
         "lightning": L.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
         "rounds": rounds,
         "batches_per_epoch": batches,
         "warmup_steps": WARMUP_STEPS,
@@ -170,35 +170,10 @@ def _environment(rounds: int, batches: int, quick: bool) -> dict:
     }
 
 
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
-def _write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _parse_args(argv):
