@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.jobs < 1:
         parser.error(f"expected --threads >= 1 and --jobs >= 1, got {args.threads} and {args.jobs}")
     settings = settings.replace(threads=args.threads, cache_dir=args.cache_dir)
+    try:
+        plots.require_matplotlib("bsnn report")
+    except ImportError as error:
+        parser.exit(2, f"bsnn report: error: {error}\n")
     run_report(args.out_dir, settings, jobs=args.jobs, command=["bsnn", "report", *(sys.argv[2:] if argv is None else argv)])
     return 0
 
