@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
+
+from bsnn_lightning.atomic import write_atomically
 
 
 def version(package: str) -> str | None:
@@ -39,14 +40,5 @@ def cpu_model() -> str:
 
 
 def write_json_atomic(data: dict, path: Path) -> None:
-    """Write ``data`` as JSON to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` as JSON to ``path`` atomically (``bsnn_lightning.atomic``)."""
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())

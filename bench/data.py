@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -43,6 +42,7 @@ import torch
 from bsnn_lightning.data import CIFAR10DVSDataModule
 from bsnn_lightning.data.dvs import default_num_workers
 from bsnn_lightning.data.synthetic import write_synthetic_dataset
+from common import write_json_atomic  # bench/common.py
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 
@@ -122,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "gpu_tflops_to_outrun_loader": round(need / 1e12, 1),
         }
         _print(rows, meta)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        tmp = RESULTS.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-        os.replace(tmp, RESULTS)
+        write_json_atomic({"meta": meta, "rows": rows}, RESULTS)
         print(f"wrote {RESULTS}")
     finally:
         if args.keep is None:

@@ -66,7 +66,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -76,6 +75,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..atomic import atomic_open
 from .events import EVENT_DTYPE
 
 __all__ = [
@@ -630,21 +630,12 @@ def _write_cache_atomically(
     path: Path, events: list[np.ndarray], labels: np.ndarray, meta: dict
 ) -> None:
     """Write to ``<name>.<random>.tmp`` in the same folder, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                events=np.concatenate(events) if events else np.zeros(0, EVENT_DTYPE),
-                offsets=offsets,
-                labels=labels,
-                metadata=np.array(json.dumps(meta)),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        np.savez(
+            f,
+            events=np.concatenate(events) if events else np.zeros(0, EVENT_DTYPE),
+            offsets=offsets,
+            labels=labels,
+            metadata=np.array(json.dumps(meta)),
+        )

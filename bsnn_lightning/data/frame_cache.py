@@ -30,8 +30,6 @@ import hashlib
 import io
 import json
 import multiprocessing
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..atomic import write_atomically
 from .events import events_to_frames
 
 __all__ = [
@@ -190,7 +189,7 @@ def build_frame_cache(
             stacklevel=2,
         )
     manifest = {"params": params, "shape": list(spec.shape), "samples": samples}
-    _write_atomically(folder / MANIFEST, json.dumps(manifest).encode())
+    write_atomically(folder / MANIFEST, json.dumps(manifest).encode())
     return manifest
 
 
@@ -240,7 +239,7 @@ def _build_source(source: SourceFile, first: int, reader: Reader, spec: FrameSpe
         stored = _compact(frames, exact=spec.resize is None)
         name = f"{first + offset:06d}.npy"
         buffer = _npy_bytes(stored)
-        _write_atomically(frames_dir / name, buffer)
+        write_atomically(frames_dir / name, buffer)
         metas.append(
             {
                 "key": sample.key,
@@ -252,7 +251,7 @@ def _build_source(source: SourceFile, first: int, reader: Reader, spec: FrameSpe
                 "resorted": resorted and spec.split_by == "number",
             }
         )
-    _write_atomically(frames_dir / f"source-{first:06d}.json", json.dumps({"source": source.relative, "samples": metas}).encode())
+    write_atomically(frames_dir / f"source-{first:06d}.json", json.dumps({"source": source.relative, "samples": metas}).encode())
     return metas
 
 
@@ -286,20 +285,6 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _progress(enabled: bool, total: int, description: str):

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from ..atomic import write_atomically
 
 DPI = 100
 
@@ -85,27 +86,6 @@ def save_png(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the mode a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # --------------------------------------------------------------------------- report figures
 
 
@@ -141,13 +121,7 @@ def per_step_accuracy(curves: Mapping[str, Sequence[Sequence[float]]]):
     """Accuracy of the output at each time step, per method: ``curves[method][seed][t]``."""
     fig, axes = new_figure("imp_per_step")
     ax = axes[0, 0]
-    for k, (method, runs) in enumerate(curves.items()):
-        colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
-        values = 100 * np.asarray(runs, dtype=float)
-        steps = np.arange(1, values.shape[1] + 1)
-        mean = values.mean(axis=0)
-        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
-        ax.errorbar(steps, mean, yerr=std, marker="o", capsize=3, color=colour, label=method)
+    steps = _mean_std_curves(ax, curves)
     ax.set_xticks(steps)
     ax.set_xlabel("time step t")
     ax.set_ylabel("test accuracy of output O_t (%)")
@@ -161,20 +135,26 @@ def readout_convergence(curves: Mapping[str, Sequence[Sequence[float]]]):
     """Test accuracy after each epoch, per readout: ``curves[readout][seed][epoch]``."""
     fig, axes = new_figure("readout_convergence")
     ax = axes[0, 0]
-    for k, (method, runs) in enumerate(curves.items()):
-        colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
-        values = 100 * np.asarray(runs, dtype=float)
-        epochs = np.arange(1, values.shape[1] + 1)
-        mean = values.mean(axis=0)
-        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
-        ax.errorbar(epochs, mean, yerr=std, marker="o", capsize=3, color=colour, label=method)
+    epochs = _mean_std_curves(ax, curves)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("LTS vs mean-over-time readout, static digits")
-    ax.set_xticks(np.arange(1, values.shape[1] + 1))
+    ax.set_xticks(epochs)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig
+
+
+def _mean_std_curves(ax, curves: Mapping[str, Sequence[Sequence[float]]]) -> np.ndarray:
+    """One line per method of ``curves[method][seed][i]`` (as %), mean ± std over seeds at x = 1, 2, ...;
+    returns the x values."""
+    for k, (method, runs) in enumerate(curves.items()):
+        values = 100 * np.asarray(runs, dtype=float)
+        xs = np.arange(1, values.shape[1] + 1)
+        mean = values.mean(axis=0)
+        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+        ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, color=METHOD_COLOURS[k % len(METHOD_COLOURS)], label=method)
+    return xs
 
 
 def paired_comparison(accuracy: Mapping[str, Sequence[float]], title: str):

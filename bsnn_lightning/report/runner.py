@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_atomically
 from . import experiments, plots
 from .experiments import FULL, QUICK, Settings
 
@@ -119,8 +120,8 @@ def run_report(
         "experiments": results,
         "figures": {name: {"file": f"figures/{name}", "pixels": list(plots.FIGURE_PIXELS[kind])} for name, kind in figures.items()},
     }
-    plots.write_atomically(out / "report.json", json.dumps(report, indent=1, allow_nan=False).encode())
-    plots.write_atomically(out / "report.md", render_markdown(report).encode())
+    write_atomically(out / "report.json", json.dumps(report, indent=1, allow_nan=False).encode())
+    write_atomically(out / "report.md", render_markdown(report).encode())
     log(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(figures)} figures in {report['meta']['wall_s']} s")
     return report
 
