@@ -100,11 +100,10 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
 
     Runs without gradients in eval mode, then restores the training flag and resets all neuron states.
     """
-    shapes: dict[nn.Module, tuple[int, ...]] = {}
     hooks = []
     for _, module, adapter in _named_neurons(model):
         if adapter.needs_shape(module):
-            hooks.append(module.register_forward_pre_hook(_record_shape(module, adapter, shapes)))
+            hooks.append(module.register_forward_pre_hook(_record_shape(adapter)))
     if not hooks:
         return
     was_training = model.training
@@ -181,7 +180,7 @@ def bifurcation_eigenvalues(model: nn.Module) -> dict[str, torch.Tensor]:
     return spectra
 
 
-def _record_shape(module, adapter, shapes):
+def _record_shape(adapter):
     def hook(mod, args):
         x = args[0]
         adapter.materialize(mod, adapter.sample_shape(mod, x), x.device)

@@ -246,6 +246,24 @@ def convert_in_place(module: nn.Module, mixin: type, settings: Settings) -> nn.M
 NATIVE = "native"
 
 
+def check_native_request(dynamics, imp, options, step_mode) -> None:
+    """Raise if ``backend="native"`` comes with something only the engine can do."""
+    if dynamics == "bifurcation" or imp not in (None, "none") or options or step_mode == "m":
+        raise ValueError(
+            "backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or "
+            "sequence mode; choose backend 'torch', 'triton' or 'auto' for those"
+        )
+
+
+def warn_autograd_surrogate(neuron: str, surrogate: str) -> None:
+    """The one warning a conversion gives for a surrogate with no built-in formula."""
+    warnings.warn(
+        f"{neuron} uses the surrogate {surrogate}, which has no built-in formula: its derivative is taken from "
+        "it by autograd, in the reference ('torch') backend only",
+        stacklevel=4,  # this function, apply, convert, then the line that called convert
+    )
+
+
 def check_restorable(module: nn.Module) -> None:
     """Raise unless ``module`` is native already or a converted module without added parameters."""
     if not isinstance(module, ConvertedNeuron):

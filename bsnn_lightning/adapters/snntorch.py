@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import warnings
 
 import torch
 from torch import nn
@@ -41,7 +40,16 @@ from torch import nn
 from ..engine import Bifurcation, SnnTorchLeaky, Surrogate, multistep
 from ..engine.surrogates import surrogate_from_function
 from . import Adapter, register_adapter
-from .inplace import NATIVE, ConvertedNeuron, Settings, check_restorable, convert_in_place, restore_class
+from .inplace import (
+    NATIVE,
+    ConvertedNeuron,
+    Settings,
+    check_native_request,
+    check_restorable,
+    convert_in_place,
+    restore_class,
+    warn_autograd_surrogate,
+)
 
 _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
 
@@ -128,7 +136,7 @@ class SnnTorchAdapter(Adapter):
     def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
         snn = sys.modules["snntorch"]
         if backend == "native":
-            _check_native_request(dynamics, imp, options, step_mode)
+            check_native_request(dynamics, imp, options, step_mode)
             check_restorable(module)
             return NATIVE
         library_class = type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
@@ -157,12 +165,7 @@ class SnnTorchAdapter(Adapter):
         if plan is NATIVE:
             return restore_class(module)
         if _surrogate_of(module.spike_grad)[1]:
-            warnings.warn(
-                f"snntorch.Leaky uses the surrogate {getattr(module.spike_grad, '__qualname__', module.spike_grad)!r}, "
-                "which has no built-in formula: its derivative is taken from the function by autograd, in the "
-                "reference ('torch') backend only",
-                stacklevel=4,
-            )
+            warn_autograd_surrogate("snntorch.Leaky", repr(getattr(module.spike_grad, "__qualname__", module.spike_grad)))
         settings = plan
         convert_in_place(module, ConvertedLeaky, settings)
         module.__dict__["bsnn_fresh"] = True
@@ -228,14 +231,6 @@ def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a is b:
         return True
     return a.shape == b.shape and a.numel() > 0 and a.data_ptr() == b.data_ptr()
-
-
-def _check_native_request(dynamics, imp, options, step_mode) -> None:
-    if dynamics == "bifurcation" or imp not in (None, "none") or options or step_mode == "m":
-        raise ValueError(
-            "backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or "
-            "sequence mode; choose backend 'torch', 'triton' or 'auto' for those"
-        )
 
 
 # --- time folding for nn.Sequential models in step mode "m" --------------------------------------------------

@@ -19,7 +19,6 @@ stays valid (the cache is invalidated anyway after a conversion).
 from __future__ import annotations
 
 import sys
-import warnings
 
 import torch
 from torch import nn
@@ -27,8 +26,16 @@ from torch import nn
 from ..engine import Surrogate, SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF, multistep
 from ..engine.surrogates import surrogate_from_function
 from . import Adapter, register_adapter
-from .inplace import NATIVE, ConvertedNeuron, Settings, check_restorable, convert_in_place, restore_class
-from .snntorch import _check_native_request
+from .inplace import (
+    NATIVE,
+    ConvertedNeuron,
+    Settings,
+    check_native_request,
+    check_restorable,
+    convert_in_place,
+    restore_class,
+    warn_autograd_surrogate,
+)
 
 _SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
 _SUPPORTED = ("LIFNode", "ParametricLIFNode", "IFNode")
@@ -113,7 +120,7 @@ class SpikingJellyAdapter(Adapter):
 
     def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
         if backend == "native":
-            _check_native_request(dynamics, imp, options, None)
+            check_native_request(dynamics, imp, options, None)
             check_restorable(module)
             return NATIVE
         from spikingjelly.activation_based import neuron
@@ -136,12 +143,7 @@ class SpikingJellyAdapter(Adapter):
         if plan is NATIVE:
             return restore_class(module)
         if _surrogate_of(module.surrogate_function)[1]:
-            warnings.warn(
-                f"{type(module).__name__} uses the surrogate {type(module.surrogate_function).__name__}, which has "
-                "no built-in formula: its derivative is taken from the object by autograd, in the reference "
-                "('torch') backend only",
-                stacklevel=4,
-            )
+            warn_autograd_surrogate(type(module).__name__, type(module.surrogate_function).__name__)
         convert_in_place(module, ConvertedNode, plan)
         module._bsnn_learn_shape_from_state(module.v)  # a membrane [N, ...] left by an earlier run
         return module

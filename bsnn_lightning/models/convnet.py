@@ -58,17 +58,14 @@ class SpikingConvNet(nn.Module):
         super().__init__()
         neuron = dict(tau=tau, v_reset=v_reset, threshold=threshold, surrogate=surrogate, detach_reset=detach_reset)
         layers: list[nn.Module] = []
-        h, w = input_size
+        features = pooled_features(in_channels, channels, input_size)
         previous = in_channels
         for width in channels:
             layers.append(TimeDistributed(nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)))
             layers.append(LIFNeuron(**neuron))
             layers.append(TimeDistributed(nn.MaxPool2d(2)))
-            previous, h, w = width, h // 2, w // 2
-        if h < 1 or w < 1:
-            raise ValueError(f"input_size {input_size} is too small for {len(channels)} pooling blocks")
+            previous = width
         layers.append(TimeDistributed(nn.Flatten()))
-        features = previous * h * w
         if hidden:
             layers += [TimeDistributed(nn.Linear(features, hidden)), LIFNeuron(**neuron)]
             features = hidden
@@ -78,6 +75,21 @@ class SpikingConvNet(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+        check_frames(x)
         return self.layers(x)
+
+
+def check_frames(x: torch.Tensor) -> None:
+    """Event-frame sequences are 5-D: ``[T, N, C, H, W]``."""
+    if x.dim() != 5:
+        raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+
+
+def pooled_features(in_channels: int, channels: tuple[int, ...], input_size: tuple[int, int]) -> int:
+    """Flattened features after one 2x2 pooling per conv block of ``channels`` on ``input_size`` (H, W)."""
+    h, w = input_size
+    for _ in channels:
+        h, w = h // 2, w // 2
+    if h < 1 or w < 1:
+        raise ValueError(f"input_size {input_size} is too small for {len(channels)} pooling blocks")
+    return (channels[-1] if channels else in_channels) * h * w

@@ -10,19 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _check_input(x: torch.Tensor) -> None:
-    if x.dim() != 5:
-        raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
-
-
-def _features(channels, input_size) -> int:
-    h, w = input_size
-    for _ in channels:
-        h, w = h // 2, w // 2
-    if h < 1 or w < 1:
-        raise ValueError(f"input_size {input_size} is too small for {len(channels)} pooling blocks")
-    return channels[-1] * h * w
+from .convnet import check_frames, pooled_features
 
 
 class SnnTorchConvNet(nn.Module):
@@ -59,11 +47,11 @@ class SnnTorchConvNet(nn.Module):
         for width in channels:
             layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), leaky(), nn.MaxPool2d(2)]
             previous = width
-        layers += [nn.Flatten(), nn.Linear(_features(channels, input_size), hidden), leaky(), nn.Linear(hidden, num_classes)]
+        layers += [nn.Flatten(), nn.Linear(pooled_features(in_channels, channels, input_size), hidden), leaky(), nn.Linear(hidden, num_classes)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x)
+        check_frames(x)
         if _runs_sequences(self.net):
             return self.net(x)
         return torch.stack([self.net(x[t]) for t in range(x.shape[0])])
@@ -98,12 +86,12 @@ class SpikingJellyConvNet(nn.Module):
         for width in channels:
             layers += [layer.Conv2d(previous, width, 3, padding=1, bias=False), layer.BatchNorm2d(width), lif(), layer.MaxPool2d(2)]
             previous = width
-        layers += [layer.Flatten(), layer.Linear(_features(channels, input_size), hidden), lif(), layer.Linear(hidden, num_classes)]
+        layers += [layer.Flatten(), layer.Linear(pooled_features(in_channels, channels, input_size), hidden), lif(), layer.Linear(hidden, num_classes)]
         self.net = nn.Sequential(*layers)
         functional.set_step_mode(self.net, "m")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x)
+        check_frames(x)
         return self.net(x)
 
 
