@@ -11,10 +11,12 @@ from .convert import (
     firing_rates,
     materialize,
     neuron_param_groups,
+    recordings,
     reset_states,
     set_monitoring,
     spiking_neurons,
 )
+from .neuron_params import MethodNeuron, MethodSettings, Recording
 from .neurons import BifurcationNeuron, EngineNeuron, LIFNeuron
 
 __version__ = "0.1.0"
@@ -23,6 +25,9 @@ __all__ = [
     "BifurcationNeuron",
     "EngineNeuron",
     "LIFNeuron",
+    "MethodNeuron",
+    "MethodSettings",
+    "Recording",
     "SpikingClassifier",
     "convert",
     "engine",
@@ -31,6 +36,7 @@ __all__ = [
     "materialize",
     "neuron_param_groups",
     "readouts",
+    "recordings",
     "reset_states",
     "set_monitoring",
     "spiking_neurons",

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from .adapters import Adapter, adapter_for, registered_adapters
+from .neuron_params import BIFURCATION_OPTIONS, DYNAMICS, IMP_MODES, MethodNeuron, Recording
 
-DYNAMICS = ("lif", "bifurcation")
-IMP_CHOICES = ("neuron", "channel", "layer", "none")
+IMP_CHOICES = (*IMP_MODES, "none")
 BACKEND_CHOICES = ("torch", "triton", "auto", "native")
 
 
@@ -46,25 +46,26 @@ def convert(
     batch, as ``model`` takes it) unless the model has already run a forward pass. Returns the model (the
     same object unless the model itself was a neuron that had to be replaced). Raises if the model holds no
     neuron that a registered adapter knows.
+
+    >>> import torch, bsnn_lightning as bl
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), bl.LIFNeuron())
+    >>> net = bl.convert(net, "bifurcation", imp="channel", example_input=torch.rand(8, 2, 4))
+    >>> type(net[1]).__name__, tuple(net[1].eigenvalues.shape), tuple(net[1].imp.shape)
+    ('BifurcationNeuron', (3,), (3,))
     """
-    if dynamics is not None and dynamics not in DYNAMICS:
-        raise ValueError(f"expected dynamics to be one of {list(DYNAMICS)} or None, got {dynamics!r}")
-    if imp is not None and imp not in IMP_CHOICES:
-        raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
-    if backend is not None and backend not in BACKEND_CHOICES:
-        raise ValueError(f"expected backend to be one of {list(BACKEND_CHOICES)} or None, got {backend!r}")
-    if step_mode not in (None, "s", "m"):
-        raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
+    changes = _requested_changes(dynamics, imp, backend, step_mode, options)
     planned = []
     for parent, name, module, adapter in list(_neurons_with_parents(model)):
         try:
-            plan = adapter.plan(
-                module, dynamics=dynamics, imp=imp, backend=backend, options=dict(options), step_mode=step_mode
-            )
+            plan = adapter.plan(module, _settings_for(module, adapter, changes, backend, options, step_mode))
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
         planned.append((parent, name, module, adapter, plan))
-    found = len(planned)
+    if not planned:
+        raise ValueError(
+            f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
+            f"{registered_adapters()}"
+        )
     used: list[Adapter] = []
     for parent, name, module, adapter, plan in planned:
         new = adapter.apply(module, plan)
@@ -77,15 +78,10 @@ def convert(
                 setattr(parent, name, new)
     for adapter in used:
         adapter.after_convert(model, step_mode)
-    if found == 0:
-        raise ValueError(
-            f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
-            f"{registered_adapters()}"
-        )
     if example_input is not None:
         materialize(model, example_input)
     else:
-        pending = [n for n, m, a in _named_neurons(model) if a.needs_shape(m)]
+        pending = [n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()]
         if pending:
             raise ValueError(
                 f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for "
@@ -95,6 +91,45 @@ def convert(
     return model
 
 
+_NO_NATIVE = (
+    "backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or "
+    "sequence mode; choose backend 'torch', 'triton' or 'auto' for those"
+)
+
+
+def _requested_changes(dynamics, imp, backend, step_mode, options) -> dict:
+    """The settings ``convert``'s arguments change, checked once for the whole model."""
+    if step_mode not in (None, "s", "m"):
+        raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
+    if dynamics is not None and dynamics not in DYNAMICS:
+        raise ValueError(f"expected dynamics to be one of {list(DYNAMICS)} or None, got {dynamics!r}")
+    if imp is not None and imp not in IMP_CHOICES:
+        raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
+    if backend is not None and backend not in BACKEND_CHOICES:
+        raise ValueError(f"expected backend to be one of {list(BACKEND_CHOICES)} or None, got {backend!r}")
+    unknown = sorted(set(options) - set(BIFURCATION_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown convert options {unknown}; expected some of {list(BIFURCATION_OPTIONS)}")
+    if backend == "native" and (dynamics == "bifurcation" or imp not in (None, "none") or options):
+        raise ValueError(_NO_NATIVE)
+    changes = {"dynamics": dynamics, "imp": imp, "backend": None if backend == "native" else backend, **options}
+    return {key: value for key, value in changes.items() if value is not None}
+
+
+def _settings_for(module, adapter: Adapter, changes: dict, backend, options, step_mode):
+    """The settings ``module`` gets, or None for "back to the library's own class" (``backend="native"``)."""
+    if backend == "native":
+        if step_mode == "m" and not adapter.library_step_mode:
+            raise ValueError(_NO_NATIVE)
+        return None
+    if step_mode is not None and not adapter.library_step_mode:
+        changes = {**changes, "step_mode": step_mode}
+    settings = adapter.settings_of(module).updated(**changes)
+    if options and settings.dynamics != "bifurcation":
+        raise ValueError(f"options {sorted(options)} apply to dynamics='bifurcation' only")
+    return settings
+
+
 def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
     """Run one dry forward pass to learn every neuron's input shape and create its shaped parameters.
 
@@ -102,7 +137,7 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
     """
     hooks = []
     for _, module, adapter in _named_neurons(model):
-        if adapter.needs_shape(module):
+        if isinstance(module, MethodNeuron) and module.bsnn_needs_shape():
             hooks.append(module.register_forward_pre_hook(_record_shape(adapter)))
     if not hooks:
         return
@@ -152,38 +187,44 @@ def neuron_param_groups(model: nn.Module, weight_decay: float | None = None) -> 
     return groups
 
 
-def set_monitoring(model: nn.Module, on: bool) -> None:
-    """Make every neuron keep (or drop) a reference to the spikes of its last forward pass."""
+def set_monitoring(model: nn.Module, on: bool, membrane: bool = False) -> None:
+    """Make every neuron record (or stop recording) its forward calls: the spikes and, with ``membrane``, the
+    membrane potential after every step (neurons that run on the engine). Read them with :func:`recordings`
+    or :func:`firing_rates`; turning monitoring off drops what was recorded."""
+    mode = ("membrane" if membrane else "spikes") if on else None
     for _, module, adapter in _named_neurons(model):
-        adapter.set_monitor(module, on)
+        adapter.set_monitor(module, mode)
+
+
+def recordings(model: nn.Module) -> dict[str, Recording]:
+    """What every monitored neuron kept of its last forward call (see :class:`~bsnn_lightning.neuron_params.Recording`)."""
+    found = {}
+    for name, module, adapter in _named_neurons(model):
+        recording = adapter.recording(module)
+        if recording is not None:
+            found[name] = recording
+    return found
 
 
 def firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
     """Mean firing rate (spikes per neuron per step) of every monitored neuron's last forward pass."""
-    rates = {}
-    for name, module, adapter in _named_neurons(model):
-        spikes = adapter.spikes(module)
-        if spikes is not None:
-            rates[name] = spikes.float().mean()
-    return rates
+    return {name: recording.spikes.float().mean() for name, recording in recordings(model).items()}
 
 
 def bifurcation_eigenvalues(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The eigenvalues each bifurcation layer's forward pass uses (clamped to its bounds), flattened."""
+    """The eigenvalues each bifurcation layer's forward pass uses (clamped to its bounds), flattened; the
+    bounds of each are ``model.get_submodule(name).bsnn_settings.bounds``."""
     spectra = {}
     for name, module, _ in _named_neurons(model):
-        eigenvalues = getattr(module, "eigenvalues", None)
-        if not isinstance(eigenvalues, torch.Tensor):
-            continue
-        bounds = getattr(module, "bounds", None) or module.bsnn_settings.bounds
-        spectra[name] = eigenvalues.detach().clamp(*bounds).flatten()
+        if isinstance(module, MethodNeuron) and module.eigenvalues is not None:
+            spectra[name] = module.effective_eigenvalues()
     return spectra
 
 
 def _record_shape(adapter):
-    def hook(mod, args):
+    def hook(module, args):
         x = args[0]
-        adapter.materialize(mod, adapter.sample_shape(mod, x), x.device)
+        module.bsnn_materialize(adapter.sample_shape(module, x), x.device)
 
     return hook
 

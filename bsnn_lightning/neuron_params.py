@@ -1,20 +1,372 @@
-"""The new neuron parameters the methods add, created the same way for every library's neurons.
+"""The methods' neuron parameters, owned by one component for every neuron that runs on the engine.
 
-- the learnable initial membrane potential (IMP; Shen et al., NeurIPS 2024): per neuron (the shape of one
-  sample), per channel, or per layer; initialised U(low, high) x threshold, by default U(0.4, 0.6);
-- the eigenvalues of bifurcation dynamics (Zhang, Zhang & Zhou, JMLR 2021): spread evenly over
-  ``eigen_init`` and shuffled over neurons, so a layer starts with a range of time scales;
-- for coupled dynamics, the skew-symmetric generator of the orthogonal basis ``Q = exp(S - S^T)``.
+This package's own neurons (:mod:`bsnn_lightning.neurons`) and converted snnTorch / SpikingJelly neurons
+(:mod:`bsnn_lightning.adapters`) both inherit :class:`MethodNeuron`. It owns what the methods add to a neuron:
+
+- the learnable initial membrane potential (IMP; Shen et al., NeurIPS 2024), attribute ``imp``: per neuron
+  (the shape of one sample), per channel, or per layer; initialised U(low, high) x threshold, by default
+  U(0.4, 0.6); a new sequence starts from the neuron's resting state plus the IMP;
+- the eigenvalues of bifurcation dynamics (Zhang, Zhang & Zhou, JMLR 2021), attribute ``eigenvalues``: per
+  channel or per neuron, spread evenly over ``eigen_init`` and shuffled over neurons, so a layer starts with
+  a range of time scales, clamped to ``bounds`` in the forward pass;
+- for coupled dynamics, the skew-symmetric generator ``basis`` of the orthogonal ``Q = exp(S - S^T)``.
+
+:class:`MethodSettings` holds the choices (checked once, when made); :class:`MethodNeuron` creates the
+parameters from one sample's shape (:meth:`MethodNeuron.bsnn_materialize`), re-creates them from a state dict
+being loaded, warns when they appear after an optimizer may have been built, builds (and caches) the
+engine's dynamics, runs the engine (:meth:`MethodNeuron.bsnn_run`) and records spikes and membranes for
+monitors. A neuron class supplies four small hooks: its own LIF dynamics, its reset, its threshold and its
+surrogate.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import torch
+from torch import nn
 
+from .engine import Bifurcation, CoupledBifurcation, DiagonalBifurcation, Dynamics, Surrogate, multistep
+from .engine.api import MultistepOutput
+from .user_warnings import warn_user
+
+DYNAMICS = ("lif", "bifurcation")
 IMP_MODES = ("neuron", "channel", "layer")
 GRANULARITIES = ("neuron", "channel")
+STRUCTURES = ("diagonal", "coupled")
+ENGINE_BACKENDS = ("torch", "triton", "auto")
+STEP_MODES = ("s", "m")
+#: the options of ``convert`` that configure bifurcation dynamics (fields of :class:`MethodSettings`)
+BIFURCATION_OPTIONS = ("structure", "granularity", "eigen_init", "bounds")
+#: the parameters the methods add to a neuron, under these attribute (and state-dict) names
+ADDED_PARAMETERS = ("imp", "eigenvalues", "basis")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """What a neuron runs: its dynamics, IMP, bifurcation options, backend and (for neurons of a library
+    without step modes) step mode. Checked when made; :meth:`updated` makes a changed copy."""
+
+    dynamics: str = "lif"  #: "lif" (the neuron's own equations) or "bifurcation"
+    imp: str | None = None  #: None, or "neuron", "channel", "layer"
+    imp_init: tuple[float, float] = (0.4, 0.6)
+    structure: str = "diagonal"
+    granularity: str = "channel"
+    eigen_init: tuple[float, float] = (-0.8, 0.0)
+    bounds: tuple[float, float] = (-1.0, 0.2)
+    backend: str = "auto"
+    #: "s" (one step per call) or "m" (a sequence per call) for neurons whose library has no step mode of
+    #: its own (this package's and snnTorch's); None where the library keeps it (SpikingJelly)
+    step_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("imp_init", "eigen_init", "bounds"):
+            value = getattr(self, name)
+            if not (isinstance(value, (tuple, list)) and len(value) == 2):
+                raise ValueError(f"expected {name} as a pair (low, high), got {value!r}")
+            object.__setattr__(self, name, (float(value[0]), float(value[1])))
+        _check_choice("dynamics", self.dynamics, DYNAMICS)
+        if self.imp is not None:
+            _check_choice("imp", self.imp, IMP_MODES)
+        _check_choice("structure", self.structure, STRUCTURES)
+        _check_choice("granularity", self.granularity, GRANULARITIES)
+        _check_choice("backend", self.backend, ENGINE_BACKENDS)
+        if self.step_mode is not None:
+            _check_choice("step_mode", self.step_mode, STEP_MODES)
+        if self.structure == "coupled" and self.granularity != "channel":
+            raise ValueError("coupled bifurcation dynamics couple channels: expected granularity='channel'")
+        if not self.imp_init[0] <= self.imp_init[1]:
+            raise ValueError(f"expected imp_init (low, high) with low <= high, got {self.imp_init}")
+        lo, hi = self.bounds
+        if not lo < hi:
+            raise ValueError(f"expected eigenvalue bounds (lo, hi) with lo < hi, got {self.bounds}")
+        if not (lo <= self.eigen_init[0] <= self.eigen_init[1] <= hi):
+            raise ValueError(
+                f"expected eigen_init {self.eigen_init} inside bounds {self.bounds} (lo <= low <= high <= hi)"
+            )
+
+    def updated(self, **changes) -> "MethodSettings":
+        """A copy with ``changes`` (field names; ``imp="none"`` removes the IMP), checked."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown neuron settings {unknown}; expected some of {sorted(known)}")
+        if changes.get("imp") == "none":
+            changes["imp"] = None
+        return replace(self, **changes)
+
+    @property
+    def shaped(self) -> bool:
+        """True if some parameter's shape depends on the input's (per-neuron or per-channel ones)."""
+        return self.imp in ("neuron", "channel") or self.dynamics == "bifurcation"
+
+    def describe(self) -> str:
+        parts = [f"dynamics={self.dynamics}"]
+        if self.dynamics == "bifurcation":
+            parts += [f"structure={self.structure}", f"granularity={self.granularity}", f"bounds={self.bounds}"]
+        if self.imp:
+            parts.append(f"imp={self.imp}")
+        parts.append(f"backend={self.backend}")
+        if self.step_mode is not None:
+            parts.append(f"step_mode={self.step_mode}")
+        return ", ".join(parts)
+
+
+class Recording(NamedTuple):
+    """What a monitored neuron kept of its last forward call (see :func:`bsnn_lightning.set_monitoring`)."""
+
+    spikes: torch.Tensor  #: the call's output, detached: [T, N, ...] for a sequence, [N, ...] for one step
+    membrane: torch.Tensor | None  #: [T, N, ...] state after every step (engine neurons, when asked), else None
+    threshold: "torch.Tensor | float | None"  #: the firing threshold the call used, if known
+    sequence: bool  #: True if the call took a whole sequence [T, N, ...]
+
+
+#: attribute names kept in a module's ``__dict__`` that are rebuilt on demand (never pickled or copied)
+DERIVED_ATTRIBUTES = ("_bsnn_cache", "_bsnn_surrogate_of", "bsnn_monitor", "bsnn_recording")
+
+
+def record(module: nn.Module, recording: Recording) -> None:
+    """Keep ``recording`` on ``module`` for monitors (the one place every kind of neuron records)."""
+    module.__dict__["bsnn_recording"] = recording
+
+
+class MethodNeuron:
+    """The component (a mixin, first in the MRO of an ``nn.Module`` class) that owns the methods' parameters.
+
+    A neuron class implements four hooks:
+
+    - ``_bsnn_lif(sample_shape)`` -> ``(Dynamics, params)``: its own equations, for ``dynamics="lif"``;
+    - ``_bsnn_reset()`` -> ``(v_reset, detach_reset)``: its reset, which bifurcation dynamics keep;
+    - ``_bsnn_threshold(sample_shape=None)``: its firing threshold (a float or tensor);
+    - ``_bsnn_surrogate()`` -> :class:`~bsnn_lightning.engine.Surrogate`.
+
+    and calls :meth:`bsnn_setup` once (after ``nn.Module.__init__``), then :meth:`bsnn_run` in its forward.
+    """
+
+    bsnn_settings: MethodSettings
+    bsnn_sample_shape: tuple[int, ...] | None
+
+    # --- hooks a neuron class implements -------------------------------------------------------------------
+    def _bsnn_lif(self, sample_shape: tuple[int, ...]) -> tuple[Dynamics, dict]:
+        raise NotImplementedError
+
+    def _bsnn_reset(self) -> tuple[float | None, bool]:
+        raise NotImplementedError
+
+    def _bsnn_threshold(self, sample_shape: tuple[int, ...] | None = None):
+        raise NotImplementedError
+
+    def _bsnn_surrogate(self) -> Surrogate:
+        raise NotImplementedError
+
+    # --- settings ------------------------------------------------------------------------------------------
+    def bsnn_setup(self, settings: MethodSettings, sample_shape: tuple[int, ...] | None = None) -> None:
+        """Give a module the component: no added parameters yet, then :meth:`bsnn_configure`."""
+        for name in ADDED_PARAMETERS:
+            if name not in self._parameters:
+                self.register_parameter(name, None)
+        self.bsnn_sample_shape = None
+        self.bsnn_configure(settings)
+        if sample_shape is not None:
+            self.bsnn_materialize(sample_shape)
+
+    def bsnn_configure(self, settings: MethodSettings) -> None:
+        """Apply ``settings``: create the parameters they ask for and the known shape allows, keep the ones
+        that still fit (learned values survive a second conversion), drop the ones no longer asked for."""
+        self.bsnn_settings = settings
+        self._bsnn_make_parameters(refit=True)
+        seen = self.__dict__.get("bsnn_seen_shape")
+        if seen is not None and self.bsnn_sample_shape is None and self.bsnn_needs_shape():
+            self.bsnn_materialize(seen)  # the neuron ran on the engine before: its input shape is known
+
+    # --- shape-dependent parameters --------------------------------------------------------------------------
+    def bsnn_needs_shape(self) -> bool:
+        """True while a parameter that the settings ask for waits for the input's shape."""
+        settings = self.bsnn_settings
+        if settings.imp in ("neuron", "channel") and self.imp is None:
+            return True
+        return settings.dynamics == "bifurcation" and self.eigenvalues is None
+
+    def bsnn_materialize(self, sample_shape: tuple[int, ...], device: torch.device | None = None) -> None:
+        """Create the parameters whose shape depends on one sample's shape ``[C, ...]`` (no time, no batch);
+        a neuron built for one sample shape refuses another."""
+        sample_shape = tuple(int(s) for s in sample_shape)
+        if self.bsnn_sample_shape is not None:
+            if self.bsnn_sample_shape != sample_shape:
+                raise ValueError(
+                    f"{type(self).__name__} was built for samples of shape {list(self.bsnn_sample_shape)}, "
+                    f"got input with samples of shape {list(sample_shape)} (is x time-major [T, N, ...]?)"
+                )
+            return
+        self.bsnn_sample_shape = sample_shape
+        self._bsnn_make_parameters(device)
+
+    def _bsnn_materialize_at_forward(self, sample_shape: tuple[int, ...], device: torch.device) -> None:
+        """:meth:`bsnn_materialize` from a forward call, warning if that created trainable parameters."""
+        before = sum(1 for _ in self.parameters(recurse=False))
+        self.bsnn_materialize(sample_shape, device)
+        if sum(1 for _ in self.parameters(recurse=False)) > before and self.training and torch.is_grad_enabled():
+            warn_user(
+                f"{type(self).__name__} created its shape-dependent parameters (IMP, eigenvalues) at its first "
+                "forward; an optimizer built before this call does not hold them. Pass example_input to convert "
+                "(or to the ConvertNeurons callback), shape=... to a bsnn_lightning neuron, or call "
+                "bsnn_lightning.materialize(model, example_input) before building the optimizer."
+            )
+
+    def _bsnn_make_parameters(self, device: torch.device | None = None, refit: bool = False) -> None:
+        """Create missing parameters; with ``refit`` (new settings) also replace those whose mode or shape
+        the settings changed. Without it an existing parameter is never replaced: one loaded from a checkpoint
+        that does not fit the input is left for the engine to refuse, naming both shapes."""
+        settings, shape, owner = self.bsnn_settings, self.bsnn_sample_shape, type(self).__name__
+        device = device if device is not None else _device_of(self)
+        if settings.imp is None:
+            self.imp = None
+        elif self.imp is None or (refit and mode_of(tuple(self.imp.shape)) != settings.imp):
+            if settings.imp == "layer" or shape is not None:
+                threshold = float(torch.as_tensor(self._bsnn_threshold()).detach().float().mean())
+                imp_shape = granular_shape(settings.imp, shape, owner)
+                self.imp = nn.Parameter(initial_imp(imp_shape, settings.imp_init, threshold, device))
+        if settings.dynamics != "bifurcation":
+            self.eigenvalues = None
+            self.basis = None
+            return
+        if shape is None:
+            return
+        eig_shape = granular_shape(settings.granularity, shape, owner)
+        if self.eigenvalues is None or (refit and tuple(self.eigenvalues.shape) != eig_shape):
+            self.eigenvalues = nn.Parameter(initial_eigenvalues(eig_shape, settings.eigen_init, device))
+        if settings.structure == "diagonal":
+            self.basis = None
+        elif self.basis is None or (refit and self.basis.shape[0] != math.prod(eig_shape)):
+            count = math.prod(eig_shape)
+            self.basis = nn.Parameter(torch.zeros(count, count, device=device))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        # a checkpoint of a materialised neuron loads into a fresh one: the shapes come from the checkpoint
+        for name in ADDED_PARAMETERS:
+            key = prefix + name
+            if key in state_dict and getattr(self, name) is None:
+                setattr(self, name, nn.Parameter(torch.empty_like(state_dict[key], device=_device_of(self))))
+        imp_key = prefix + "imp"
+        if imp_key in state_dict and self.bsnn_settings.imp is None:
+            self.bsnn_settings = self.bsnn_settings.updated(imp=mode_of(tuple(state_dict[imp_key].shape)))
+        if self.bsnn_sample_shape is None:
+            self.bsnn_sample_shape = _sample_shape_from(state_dict, prefix, self.bsnn_settings)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+    # --- the engine call -----------------------------------------------------------------------------------
+    def bsnn_engine(self, sample_shape: tuple[int, ...]) -> tuple[Dynamics, dict]:
+        """The dynamics and parameters the engine runs for samples of this shape."""
+        settings = self.bsnn_settings
+        if settings.dynamics == "lif":
+            return self._bsnn_lif(sample_shape)
+        if self.eigenvalues is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no eigenvalues yet: give convert an example_input, or call "
+                "bsnn_lightning.materialize(model, example_input)"
+            )
+        v_reset, detach_reset = self._bsnn_reset()
+        surrogate = self._bsnn_surrogate()
+        threshold = self._bsnn_threshold(sample_shape)
+        if settings.structure == "coupled":
+            dynamics = self.bsnn_cached(
+                ("coupled", surrogate, v_reset, detach_reset),
+                lambda: CoupledBifurcation(surrogate=surrogate, v_reset=v_reset, detach_reset=detach_reset),
+            )
+            return dynamics, {"coupling": self.coupling_matrix(), "threshold": threshold}
+        dynamics = self.bsnn_cached(
+            ("diagonal", surrogate, v_reset, detach_reset, settings.bounds),
+            lambda: DiagonalBifurcation(
+                surrogate=surrogate, v_reset=v_reset, detach_reset=detach_reset, bounds=settings.bounds
+            ),
+        )
+        return dynamics, {"eigenvalues": self.eigenvalues, "threshold": threshold}
+
+    def bsnn_cached(self, key: tuple, make):
+        """``make()``, rebuilt only when ``key`` (the settings it depends on) changes: building a dynamics
+        object on every call costs more than the step itself for small layers."""
+        cached = self.__dict__.get("_bsnn_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, make())
+            self.__dict__["_bsnn_cache"] = cached
+        return cached[1]
+
+    def bsnn_initial_state(self, state: "torch.Tensor | float"):
+        """The state a new sequence starts from: the resting ``state`` plus the IMP, if there is one."""
+        if self.imp is None:
+            return state
+        if isinstance(state, torch.Tensor):
+            imp = self.imp
+            if imp.dim() == 1 and state.dim() > 2:  # per channel: broadcast over the spatial dimensions
+                imp = imp.reshape(-1, *([1] * (state.dim() - 2)))
+            return state + imp
+        return self.imp + state if state else self.imp
+
+    def bsnn_run(
+        self,
+        seq: torch.Tensor,
+        state: "torch.Tensor | float",
+        *,
+        fresh: bool,
+        return_v_seq: bool = False,
+        single: bool = False,
+    ) -> MultistepOutput:
+        """Run the engine over ``seq`` [T, N, ...] from ``state`` (a new sequence, started from ``state`` plus
+        the IMP, when ``fresh``), creating shaped parameters on the first call, and record for monitors
+        (``single``: the call is one step of the user's own loop, ``seq`` holds it as [1, N, ...])."""
+        sample_shape = tuple(seq.shape[2:])
+        if self.bsnn_settings.shaped:
+            self._bsnn_materialize_at_forward(sample_shape, seq.device)
+        self.__dict__["bsnn_seen_shape"] = sample_shape  # for a later conversion that adds shaped parameters
+        dynamics, params = self.bsnn_engine(sample_shape)
+        monitor = self.__dict__.get("bsnn_monitor")
+        keep_membrane = monitor == "membrane"
+        out = multistep(
+            seq,
+            dynamics,
+            params,
+            self.bsnn_initial_state(state) if fresh else state,
+            backend=self.bsnn_settings.backend,
+            return_v_seq=return_v_seq or keep_membrane,
+        )
+        if monitor is not None:
+            spikes = out.spikes.detach()
+            membrane = out.v_seq.detach() if keep_membrane else None
+            if single:
+                spikes, membrane = spikes[0], (membrane[0] if membrane is not None else None)
+            record(self, Recording(spikes, membrane, params["threshold"], not single))
+            if not return_v_seq:
+                out = out._replace(v_seq=None)
+        return out
+
+    # --- what monitors and analyses read ----------------------------------------------------------------------
+    def coupling_matrix(self) -> torch.Tensor:
+        """``Q diag(1 + clamp(lambda)) Q^T`` with ``Q = matrix_exp(S - S^T)`` (coupled dynamics)."""
+        return coupling_matrix(self.basis, self.eigenvalues, self.bsnn_settings.bounds)
+
+    def effective_eigenvalues(self) -> torch.Tensor | None:
+        """The eigenvalues the forward pass uses (clamped to ``bounds``), flattened; None without any."""
+        if self.eigenvalues is None:
+            return None
+        return self.eigenvalues.detach().clamp(*self.bsnn_settings.bounds).flatten()
+
+    def bsnn_set_monitor(self, mode: str | None) -> None:
+        """Record the spikes (``"spikes"``), spikes and membranes (``"membrane"``) or nothing (None) of the
+        following forward calls; turning it off drops the last recording."""
+        if mode not in (None, "spikes", "membrane"):
+            raise ValueError(f"expected monitor mode None, 'spikes' or 'membrane', got {mode!r}")
+        self.__dict__["bsnn_monitor"] = mode
+        if mode is None:
+            self.__dict__.pop("bsnn_recording", None)
+
+    def __getstate__(self):
+        # caches and monitoring state are rebuilt on demand; they are not part of a pickled or copied neuron
+        return {k: v for k, v in self.__dict__.items() if k not in DERIVED_ATTRIBUTES}
+
+    def bsnn_extra_repr(self) -> str:
+        return "bsnn: " + self.bsnn_settings.describe()
 
 
 def granular_shape(mode: str, sample_shape: tuple[int, ...] | None, owner: str = "neuron") -> tuple[int, ...]:
@@ -53,3 +405,38 @@ def coupling_matrix(basis: torch.Tensor, eigenvalues: torch.Tensor, bounds: tupl
 def mode_of(shape: tuple[int, ...]) -> str:
     """The IMP mode a stored IMP tensor of this shape was made with."""
     return "layer" if shape == () else ("channel" if len(shape) == 1 else "neuron")
+
+
+def _sample_shape_from(state_dict, prefix: str, settings: MethodSettings) -> tuple[int, ...] | None:
+    """The sample shape a checkpoint's per-neuron parameters reveal, if any."""
+    for name, mode in (("imp", settings.imp), ("eigenvalues", settings.granularity)):
+        tensor = state_dict.get(prefix + name)
+        if tensor is not None and mode == "neuron" and tensor.dim() >= 1:
+            return tuple(tensor.shape)
+    return None
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for tensor in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"expected {name} to be one of {list(choices)}, got {value!r}")
+
+
+__all__ = [
+    "ADDED_PARAMETERS",
+    "BIFURCATION_OPTIONS",
+    "MethodNeuron",
+    "MethodSettings",
+    "Recording",
+    "coupling_matrix",
+    "granular_shape",
+    "initial_eigenvalues",
+    "initial_imp",
+    "mode_of",
+    "record",
+]

@@ -53,7 +53,8 @@ def test_imp_applies_at_the_start_of_each_sequence_only():
     assert neuron(x).flatten().tolist() == [0.0, 0.0]
     neuron.reset_state()
     assert neuron(x).flatten().tolist() == [1.0, 0.0]
-    neuron.set_imp(None)
+    bl.convert(neuron, imp="none")
+    assert neuron.imp is None
     neuron.reset_state()
     assert neuron(x).flatten().tolist() == [0.0, 0.0]
 

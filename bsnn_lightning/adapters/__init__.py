@@ -1,13 +1,36 @@
 """Adapters: how ``convert`` finds and changes the neurons of one library.
 
 One module per library (``bsnn.py`` for this package's own neurons, ``snntorch.py``, ``spikingjelly.py``),
-each registering an :class:`Adapter`. A library's adapter is inert until that library is imported. ``convert`` asks every registered adapter whether it owns a module; a
-third library is one new module that subclasses :class:`Adapter` and calls :func:`register_adapter`.
+each registering an :class:`Adapter`. A library's adapter is inert until that library is imported.
+``convert`` asks every registered adapter whether it owns a module; a third library is one new module that
+subclasses :class:`Adapter` and calls :func:`register_adapter`.
+
+The contract, in the order ``convert`` uses it: ``owns`` a module; ``default_settings`` (what a native neuron
+of the library runs); ``plan`` (check, change nothing, return a :class:`Plan`); ``apply`` (carry it out);
+``after_convert`` (model-wide follow-up). Everything about the methods' parameters, monitoring and the
+engine call is shared: it lives in :class:`~bsnn_lightning.neuron_params.MethodNeuron`, which every
+engine-backed neuron (this package's and converted ones) inherits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
+
+from ..neuron_params import MethodNeuron, MethodSettings, Recording, record
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``convert`` will do to one neuron: run it on the engine with ``settings``, or (``settings`` None)
+    give a library neuron its own class back."""
+
+    settings: MethodSettings | None
+
+    @property
+    def native(self) -> bool:
+        return self.settings is None
 
 
 class Adapter:
@@ -15,70 +38,76 @@ class Adapter:
 
     #: a short name for messages, e.g. "snntorch"
     name: str = ""
+    #: True if the library's neurons keep a step mode of their own (SpikingJelly's ``step_mode``); then
+    #: ``convert(step_mode=...)`` is passed to :meth:`after_convert`, not stored in the settings
+    library_step_mode: bool = False
 
     def owns(self, module: nn.Module) -> bool:
         """True if ``module`` is a neuron of this library."""
         raise NotImplementedError
 
-    def plan(
-        self,
-        module: nn.Module,
-        *,
-        dynamics: str | None,
-        imp: str | None,
-        backend: str | None,
-        options: dict,
-        step_mode: str | None = None,
-    ):
-        """Check that ``module`` can take the requested dynamics, IMP, backend and step mode, without
-        changing it; return what :meth:`apply` needs. Raise ValueError, saying what to do instead, for a
-        neuron class or option this adapter cannot run. ``convert`` plans every neuron before it applies
-        any, so a refused neuron leaves the whole model untouched."""
+    def default_settings(self, module: nn.Module) -> MethodSettings:
+        """The settings a neuron of this library that was never converted runs with."""
+        return MethodSettings(step_mode=None if self.library_step_mode else "s")
+
+    def plan(self, module: nn.Module, settings: MethodSettings | None) -> Plan:
+        """Check that ``module`` can run with ``settings`` (None: return to the library's own class), without
+        changing it. Raise ValueError, saying what to do instead, for a neuron class or setting this adapter
+        cannot run. ``convert`` plans every neuron before it applies any, so a refused neuron leaves the
+        whole model untouched."""
         raise NotImplementedError
 
-    def apply(self, module: nn.Module, plan) -> nn.Module:
+    def apply(self, module: nn.Module, plan: Plan) -> nn.Module:
         """Carry out a plan; return ``module``, or the module replacing it."""
         raise NotImplementedError
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         """Model-wide follow-up once all of this library's neurons in ``model`` are converted."""
 
-    def sample_shape(self, module: nn.Module, x) -> tuple[int, ...]:
-        """The shape of one sample (no time, no batch) of the input ``x`` that ``module`` was called with."""
-        return tuple(x.shape[2:] if getattr(module, "step_mode", "m") == "m" else x.shape[1:])
-
-    def needs_shape(self, module: nn.Module) -> bool:
-        """True if ``module`` has parameters to create that depend on its input's shape."""
-        return False
-
-    def materialize(self, module: nn.Module, sample_shape: tuple[int, ...], device=None) -> None:
-        """Create those parameters from the shape of one sample (the input without time and batch)."""
-
     def reset(self, module: nn.Module) -> None:
         """Forget the neuron's state, so the next call starts a new sequence."""
         raise NotImplementedError
+
+    # --- shared by every library ------------------------------------------------------------------------------
+    def settings_of(self, module: nn.Module) -> MethodSettings:
+        """The settings ``module`` runs with now."""
+        return module.bsnn_settings if isinstance(module, MethodNeuron) else self.default_settings(module)
+
+    def takes_sequences(self, module: nn.Module) -> bool:
+        """True if a call of ``module`` takes a whole sequence ``[T, N, ...]``."""
+        if isinstance(module, MethodNeuron) and module.bsnn_settings.step_mode is not None:
+            return module.bsnn_settings.step_mode == "m"
+        return getattr(module, "step_mode", "s") == "m"
+
+    def sample_shape(self, module: nn.Module, x) -> tuple[int, ...]:
+        """The shape of one sample (no time, no batch) of the input ``x`` that ``module`` was called with."""
+        return tuple(x.shape[2:] if self.takes_sequences(module) else x.shape[1:])
 
     def neuron_parameters(self, module: nn.Module) -> list[nn.Parameter]:
         """The neuron's own parameters (thresholds, time constants, eigenvalues, IMP): no weight decay."""
         return list(module.parameters(recurse=False))
 
-    def spikes(self, module: nn.Module):
-        """The spikes of the last forward pass if monitoring is on, else None."""
-        return module.__dict__.get("_bsnn_last_spikes")
-
-    def set_monitor(self, module: nn.Module, on: bool) -> None:
-        """Turn recording of the last forward's spikes on or off (a forward hook; works on native neurons)."""
+    def set_monitor(self, module: nn.Module, mode: str | None) -> None:
+        """Record the spikes (``"spikes"``), spikes and membranes (``"membrane"``, engine neurons only) or
+        nothing (None) of the following forward calls. A neuron that runs on the library's own loop records
+        its spikes through a forward hook."""
         handle = module.__dict__.pop("_bsnn_monitor_handle", None)
         if handle is not None:
             handle.remove()
-        module.__dict__.pop("_bsnn_last_spikes", None)
-        if on:
-            module.__dict__["_bsnn_monitor_handle"] = module.register_forward_hook(_record_spikes)
+        if isinstance(module, MethodNeuron):
+            module.bsnn_set_monitor(mode)
+            return
+        module.__dict__.pop("bsnn_recording", None)
+        if mode is not None:
+            module.__dict__["_bsnn_monitor_handle"] = module.register_forward_hook(self._record_native)
 
+    def recording(self, module: nn.Module) -> Recording | None:
+        """What the neuron kept of its last monitored forward call, or None."""
+        return module.__dict__.get("bsnn_recording")
 
-def _record_spikes(module, args, output):
-    spikes = output[0] if isinstance(output, tuple) else output
-    module.__dict__["_bsnn_last_spikes"] = spikes.detach()
+    def _record_native(self, module, args, output):
+        spikes = output[0] if isinstance(output, tuple) else output
+        record(module, Recording(spikes.detach(), None, None, self.takes_sequences(module)))
 
 
 _ADAPTERS: list[Adapter] = []

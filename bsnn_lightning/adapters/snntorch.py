@@ -31,25 +31,16 @@ same membrane). The sequence then starts from that membrane plus the IMP.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import torch
 from torch import nn
 
-from ..engine import Bifurcation, SnnTorchLeaky, Surrogate, multistep
+from ..engine import SnnTorchLeaky, SnnTorchLeakyImmediate, Surrogate
 from ..engine.surrogates import surrogate_from_function
-from . import Adapter, register_adapter
-from .inplace import (
-    NATIVE,
-    ConvertedNeuron,
-    Settings,
-    check_native_request,
-    check_restorable,
-    convert_in_place,
-    restore_class,
-    warn_autograd_surrogate,
-)
+from ..neuron_params import MethodSettings
+from . import Adapter, Plan, register_adapter
+from .inplace import ConvertedNeuron, check_restorable, convert_in_place, library_class, restore_class, warn_autograd_surrogate
 
 _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
 
@@ -74,20 +65,10 @@ class ConvertedLeaky(ConvertedNeuron):
         fresh = self.bsnn_fresh or (mem is not None and not _same_tensor(mem, self._buffers["mem"]))
         if tuple(state.shape) != tuple(seq.shape[1:]):
             state, fresh = torch.zeros_like(seq[0]), True
-        if self.bsnn_settings.needs_shape:
-            self._bsnn_materialize(tuple(seq.shape[2:]), seq.device)
-        self._bsnn_check_ready()
-        dynamics, params = self._bsnn_engine(tuple(seq.shape[2:]))
         want_v_seq = sequence and (self.output or not self.init_hidden)
-        out = multistep(
-            seq,
-            dynamics,
-            params,
-            self._bsnn_initial_state(state) if fresh else state,
-            backend=self.bsnn_settings.backend,
-            return_v_seq=want_v_seq,
-        )
-        spikes = out.spikes * self.graded_spikes_factor if isinstance(dynamics, Bifurcation) else out.spikes
+        out = self.bsnn_run(seq, state, fresh=fresh, return_v_seq=want_v_seq, single=not sequence)
+        bifurcation = self.bsnn_settings.dynamics == "bifurcation"
+        spikes = out.spikes * self.graded_spikes_factor if bifurcation else out.spikes
         self._buffers["mem"] = out.v
         self.__dict__["bsnn_fresh"] = False
         spk = spikes if sequence else spikes[0]
@@ -98,17 +79,19 @@ class ConvertedLeaky(ConvertedNeuron):
             return spk
         return spk, mem_out
 
-    # --- what the engine needs ---------------------------------------------------------------------------
-    def _bsnn_library_dynamics(self, sample_shape):
-        surrogate, reset, delay = self._bsnn_surrogate(), self.reset_mechanism, bool(self.reset_delay)
-        dynamics = self._bsnn_cached(
-            ("lif", surrogate, reset, delay),
-            lambda: SnnTorchLeaky(surrogate=surrogate, reset_mechanism=reset, reset_delay=delay),
+    # --- what the component asks of a neuron class -------------------------------------------------------
+    def _bsnn_lif(self, sample_shape):
+        surrogate, reset = self._bsnn_surrogate(), self.reset_mechanism
+        # with no reset there is nothing to apply at once: the immediate and the delayed forms coincide
+        immediate = not self.reset_delay and reset != "none"
+        dynamics = self.bsnn_cached(
+            ("lif", surrogate, reset, immediate),
+            lambda: (SnnTorchLeakyImmediate if immediate else SnnTorchLeaky)(surrogate=surrogate, reset_mechanism=reset),
         )
         params = {"beta": self.beta, "threshold": self.threshold, "graded": self.graded_spikes_factor}
         return dynamics, {name: _trailing(value, sample_shape) for name, value in params.items()}
 
-    def _bsnn_bifurcation_reset(self):
+    def _bsnn_reset(self):
         # subtract -> soft reset, zero -> reset to 0; snnTorch's reset carries no gradient
         return (None if self.reset_mechanism == "subtract" else 0.0), True
 
@@ -133,44 +116,37 @@ class SnnTorchAdapter(Adapter):
             return False
         return isinstance(module, snn.SpikingNeuron) or type(module).__module__.startswith("snntorch._neurons")
 
-    def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
-        snn = sys.modules["snntorch"]
-        if backend == "native":
-            check_native_request(dynamics, imp, options, step_mode)
+    def plan(self, module, settings: MethodSettings | None) -> Plan:
+        if settings is None:
             check_restorable(module)
-            return NATIVE
-        library_class = type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
-        if library_class is not snn.Leaky:
+            return Plan(None)
+        snn = sys.modules["snntorch"]
+        cls = library_class(module)
+        if cls is not snn.Leaky:
             raise ValueError(
-                f"snntorch.{library_class.__name__} is not supported by the snnTorch adapter (supported: "
+                f"snntorch.{cls.__name__} is not supported by the snnTorch adapter (supported: "
                 "snntorch.Leaky); keep the library's own neurons with backend='native', or build the model with Leaky"
             )
         for flag in ("inhibition", "state_quant", "surrogate_disable"):
             if getattr(module, flag):
                 raise ValueError(f"snntorch.Leaky with {flag} enabled is not supported by the engine; use backend='native'")
-        if dynamics == "bifurcation" and module.reset_mechanism == "none":
+        if settings.dynamics == "bifurcation" and module.reset_mechanism == "none":
             raise ValueError(
                 "bifurcation dynamics fire and reset: a Leaky with reset_mechanism='none' cannot take them; "
                 "use reset_mechanism 'subtract' (soft reset) or 'zero'"
             )
-        if step_mode not in (None, "s", "m"):
-            raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
-        previous = module.bsnn_settings if isinstance(module, ConvertedNeuron) else Settings(step_mode="s")
-        settings = previous.updated(dynamics=dynamics, imp=imp, backend=backend, options=options)
-        if step_mode is not None:
-            settings = dataclasses.replace(settings, step_mode=step_mode)
-        return settings
+        return Plan(settings)
 
-    def apply(self, module, plan):
-        if plan is NATIVE:
+    def apply(self, module, plan: Plan):
+        if plan.native:
             return restore_class(module)
         if _surrogate_of(module.spike_grad)[1]:
             warn_autograd_surrogate("snntorch.Leaky", repr(getattr(module.spike_grad, "__qualname__", module.spike_grad)))
-        settings = plan
-        convert_in_place(module, ConvertedLeaky, settings)
+        convert_in_place(module, ConvertedLeaky, plan.settings)
         module.__dict__["bsnn_fresh"] = True
-        if settings.step_mode == "s":  # a membrane [N, ...] left by an earlier run tells the sample shape
-            module._bsnn_learn_shape_from_state(module._buffers["mem"])
+        mem = module._buffers["mem"]
+        if plan.settings.step_mode == "s" and mem.dim() >= 1 and mem.numel():
+            module.bsnn_materialize(tuple(mem.shape[1:]), mem.device)  # a membrane [N, ...] from an earlier run
         return module
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
@@ -178,16 +154,6 @@ class SnnTorchAdapter(Adapter):
             _fold_time_between_neurons(model, self)
         elif step_mode == "s":
             _unfold(model)
-
-    def sample_shape(self, module, x) -> tuple[int, ...]:
-        sequence = isinstance(module, ConvertedNeuron) and module.bsnn_settings.step_mode == "m"
-        return tuple(x.shape[2:] if sequence else x.shape[1:])
-
-    def needs_shape(self, module) -> bool:
-        return isinstance(module, ConvertedNeuron) and module._bsnn_needs_shape()
-
-    def materialize(self, module, sample_shape, device=None) -> None:
-        module._bsnn_materialize(sample_shape, device)
 
     def reset(self, module) -> None:
         if hasattr(module, "reset_mem"):

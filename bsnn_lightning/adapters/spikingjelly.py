@@ -23,19 +23,11 @@ import sys
 import torch
 from torch import nn
 
-from ..engine import Surrogate, SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF, multistep
+from ..engine import SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF, Surrogate
 from ..engine.surrogates import surrogate_from_function
-from . import Adapter, register_adapter
-from .inplace import (
-    NATIVE,
-    ConvertedNeuron,
-    Settings,
-    check_native_request,
-    check_restorable,
-    convert_in_place,
-    restore_class,
-    warn_autograd_surrogate,
-)
+from ..neuron_params import MethodSettings
+from . import Adapter, Plan, register_adapter
+from .inplace import ConvertedNeuron, check_restorable, convert_in_place, library_class, restore_class, warn_autograd_surrogate
 
 _SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
 _SUPPORTED = ("LIFNode", "ParametricLIFNode", "IFNode")
@@ -45,32 +37,25 @@ class ConvertedNode(ConvertedNeuron):
     """The mixin of a converted SpikingJelly node (see the module docstring)."""
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return self._bsnn_run(x.unsqueeze(0), single=True)[0]
+        return self._bsnn_forward(x.unsqueeze(0), single=True)[0]
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return self._bsnn_run(x_seq, single=False)
+        return self._bsnn_forward(x_seq, single=False)
 
-    def _bsnn_run(self, seq: torch.Tensor, single: bool) -> torch.Tensor:
+    def _bsnn_forward(self, seq: torch.Tensor, single: bool) -> torch.Tensor:
         if seq.dim() < 2:
             expected = "[N, ...]" if single else "[T, N, ...]"
             raise ValueError(f"converted {type(self).__name__} expected input of shape {expected}, got {list(seq.shape[1:] if single else seq.shape)}")
         v = self.v
-        if isinstance(v, torch.Tensor):
-            if tuple(v.shape) != tuple(seq.shape[1:]):
-                raise ValueError(
-                    f"{type(self).__name__} holds a membrane of shape {list(v.shape)} from the previous call, but got "
-                    f"input of shape {list(seq.shape[1:] if single else seq.shape)}: call functional.reset_net(net) "
-                    "between sequences"
-                )
-            v0 = v
-        else:
-            v0 = self._bsnn_initial_state(float(v))
-        if self.bsnn_settings.needs_shape:
-            self._bsnn_materialize(tuple(seq.shape[2:]), seq.device)
-        self._bsnn_check_ready()
-        dynamics, params = self._bsnn_engine(tuple(seq.shape[2:]))
+        if isinstance(v, torch.Tensor) and tuple(v.shape) != tuple(seq.shape[1:]):
+            raise ValueError(
+                f"{type(self).__name__} holds a membrane of shape {list(v.shape)} from the previous call, but got "
+                f"input of shape {list(seq.shape[1:] if single else seq.shape)}: call functional.reset_net(net) "
+                "between sequences"
+            )
+        fresh = not isinstance(v, torch.Tensor)
         keep_v_seq = self.store_v_seq and not single
-        out = multistep(seq, dynamics, params, v0, backend=self.bsnn_settings.backend, return_v_seq=keep_v_seq)
+        out = self.bsnn_run(seq, float(v) if fresh else v, fresh=fresh, return_v_seq=keep_v_seq, single=single)
         self.v = out.v
         if keep_v_seq:
             self.v_seq = out.v_seq
@@ -78,9 +63,9 @@ class ConvertedNode(ConvertedNeuron):
             self._append_v_seq(out.v)
         return out.spikes
 
-    # --- what the engine needs ---------------------------------------------------------------------------
-    def _bsnn_library_dynamics(self, sample_shape):
-        name = type(self).__bases__[1].__name__
+    # --- what the component asks of a neuron class -------------------------------------------------------
+    def _bsnn_lif(self, sample_shape):
+        name = library_class(self).__name__
         surrogate, decay_input = self._bsnn_surrogate(), getattr(self, "decay_input", None)
         common = dict(surrogate=surrogate, v_reset=self.v_reset, detach_reset=self.detach_reset)
 
@@ -91,14 +76,14 @@ class ConvertedNode(ConvertedNeuron):
                 return SpikingJellyPLIF(decay_input=decay_input, **common)
             return SpikingJellyLIF(decay_input=decay_input, **common)
 
-        dynamics = self._bsnn_cached(("lif", surrogate, self.v_reset, self.detach_reset, decay_input), make)
+        dynamics = self.bsnn_cached(("lif", surrogate, self.v_reset, self.detach_reset, decay_input), make)
         if name == "IFNode":
             return dynamics, {"threshold": self.v_threshold}
         if name == "ParametricLIFNode":
             return dynamics, {"q": self.w.float().sigmoid(), "threshold": self.v_threshold}
         return dynamics, {"tau": self.tau, "threshold": self.v_threshold}
 
-    def _bsnn_bifurcation_reset(self):
+    def _bsnn_reset(self):
         return self.v_reset, self.detach_reset
 
     def _bsnn_threshold(self, sample_shape=None):
@@ -110,6 +95,7 @@ class ConvertedNode(ConvertedNeuron):
 
 class SpikingJellyAdapter(Adapter):
     name = "spikingjelly"
+    library_step_mode = True
 
     def owns(self, module: nn.Module) -> bool:
         if "spikingjelly" not in sys.modules:
@@ -118,34 +104,34 @@ class SpikingJellyAdapter(Adapter):
             isinstance(module, ConvertedNode)
         )
 
-    def plan(self, module, *, dynamics, imp, backend, options, step_mode=None):
-        if backend == "native":
-            check_native_request(dynamics, imp, options, None)
+    def plan(self, module, settings: MethodSettings | None) -> Plan:
+        if settings is None:
             check_restorable(module)
-            return NATIVE
+            return Plan(None)
         from spikingjelly.activation_based import neuron
 
-        library_class = type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
-        if library_class not in tuple(getattr(neuron, n) for n in _SUPPORTED):
+        cls = library_class(module)
+        if cls not in tuple(getattr(neuron, n) for n in _SUPPORTED):
             raise ValueError(
-                f"spikingjelly {library_class.__name__} is not supported by the SpikingJelly adapter (supported: "
+                f"spikingjelly {cls.__name__} is not supported by the SpikingJelly adapter (supported: "
                 f"{', '.join(_SUPPORTED)}); keep the library's own neurons with backend='native'"
             )
         if getattr(module.surrogate_function, "spiking", True) is False:
             raise ValueError(
-                f"{library_class.__name__} has a surrogate with spiking=False (its forward is not a spike); "
+                f"{cls.__name__} has a surrogate with spiking=False (its forward is not a spike); "
                 "set surrogate_function.spiking = True or keep backend='native'"
             )
-        previous = module.bsnn_settings if isinstance(module, ConvertedNeuron) else Settings()
-        return previous.updated(dynamics=dynamics, imp=imp, backend=backend, options=options)
+        return Plan(settings)
 
-    def apply(self, module, plan):
-        if plan is NATIVE:
+    def apply(self, module, plan: Plan):
+        if plan.native:
             return restore_class(module)
         if _surrogate_of(module.surrogate_function)[1]:
             warn_autograd_surrogate(type(module).__name__, type(module.surrogate_function).__name__)
-        convert_in_place(module, ConvertedNode, plan)
-        module._bsnn_learn_shape_from_state(module.v)  # a membrane [N, ...] left by an earlier run
+        convert_in_place(module, ConvertedNode, plan.settings)
+        v = module.v
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.numel():
+            module.bsnn_materialize(tuple(v.shape[1:]), v.device)  # a membrane [N, ...] left by an earlier run
         return module
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
@@ -155,12 +141,6 @@ class SpikingJellyAdapter(Adapter):
             functional.set_step_mode(model, step_mode)
         if hasattr(functional, "invalidate_reset_cache"):
             functional.invalidate_reset_cache(model)
-
-    def needs_shape(self, module) -> bool:
-        return isinstance(module, ConvertedNeuron) and module._bsnn_needs_shape()
-
-    def materialize(self, module, sample_shape, device=None) -> None:
-        module._bsnn_materialize(sample_shape, device)
 
     def reset(self, module) -> None:
         module.reset()
