@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from bsnn_lightning.data import CIFAR10DVSDataModule
+from bsnn_lightning.data import CIFAR10DVSDataModule, RandomFlip, RandomRoll
 from bsnn_lightning.data.dvs import default_num_workers
 from bsnn_lightning.data.synthetic import write_synthetic_dataset
 from common import write_json_atomic  # bench/common.py
@@ -47,8 +47,8 @@ from common import write_json_atomic  # bench/common.py
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 
 SETTINGS = {
-    "vgg11": dict(time_steps=16, resize=None, batch_size=16, flip=0.5),
-    "vggsnn": dict(time_steps=10, resize=(48, 48), batch_size=128, flip=0.5, max_shift=5),
+    "vgg11": dict(time_steps=16, resize=None, batch_size=16, augment=[RandomFlip(0.5)]),
+    "vggsnn": dict(time_steps=10, resize=(48, 48), batch_size=128, augment=[RandomFlip(0.5), RandomRoll(5)]),
 }
 
 

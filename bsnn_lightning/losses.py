@@ -1,7 +1,7 @@
 """Training objectives for time-major SNN outputs ``out_seq`` [T, N, C] and targets.
 
 Targets are integer class indices [N], or soft targets [N, C] (floating point, each row a
-probability distribution: what mixup and cutmix produce, see :mod:`bsnn_lightning.data.augment`);
+probability distribution: what mixup and cutmix produce, see :mod:`bsnn_lightning.data.mixing`);
 every loss here accepts both, and with one-hot soft targets gives the same value as with indices.
 
 Each loss is a function plus an :class:`torch.nn.Module` built on it (torchmetrics style).

@@ -1,4 +1,4 @@
-"""Augmentations (flip, roll/translate, mixup, cutmix) and the soft targets they feed to the losses."""
+"""Augmentations (flip, roll/translate and their pipeline; mixup, cutmix) and the soft targets they feed to the losses."""
 
 import re
 
@@ -7,13 +7,16 @@ import torch
 
 from bsnn_lightning import SpikingClassifier, losses
 from bsnn_lightning.data.augment import (
-    FrameAugment,
-    MixupCutmix,
-    cutmix_box,
+    Compose,
+    FrameTransform,
+    RandomFlip,
+    RandomRoll,
+    RandomTranslate,
     random_flip,
     random_shift,
     translate,
 )
+from bsnn_lightning.data.mixing import MixupCutmix, cutmix_box
 
 
 def frames(seed=0, shape=(3, 2, 6, 8)):
@@ -41,25 +44,67 @@ def test_roll_wraps_and_keeps_every_event_translate_drops_the_edge():
     assert random_shift(x, 0) is x
 
 
-def test_frame_augment_draws_one_choice_for_all_time_steps():
+def test_pipeline_draws_one_choice_for_all_time_steps():
     x = frames(shape=(4, 2, 8, 8))
     x[:] = x[0]  # every step and polarity identical
-    aug = FrameAugment(flip=0.5, max_shift=3, shift_mode="translate")
+    aug = Compose([RandomFlip(0.5), RandomTranslate(3)])
     torch.manual_seed(0)
+    outcomes = set()
     for _ in range(20):
         out = aug(x)
         assert torch.equal(out[1:], out[:1].expand_as(out[1:]))  # the same move at every step
-    assert not FrameAugment().active and FrameAugment(flip=0.5).active
-    with pytest.raises(ValueError, match=re.escape("expected max_shift to be an int >= 0, got -1")):
-        FrameAugment(max_shift=-1)
+        outcomes.add(out.numpy().tobytes())
+    assert len(outcomes) > 5  # and a different move from one sample to the next
+
+
+def test_pipeline_applies_its_transforms_in_order_with_the_draws_of_the_flags_it_replaces():
+    """Flip then roll, drawing from torch's generator exactly as the former flip/max_shift flags did."""
+    x = frames(shape=(2, 2, 6, 8))
+    torch.manual_seed(7)
+    out = [Compose([RandomFlip(0.5), RandomRoll(2)])(x) for _ in range(10)]
+    torch.manual_seed(7)
+    expected = [random_shift(random_flip(x, 0.5), 2, "roll") for _ in range(10)]
+    assert all(torch.equal(a, b) for a, b in zip(out, expected))
+    torch.manual_seed(7)
+    flipped = RandomFlip(1.0)(x)
+    assert torch.equal(flipped, x.flip(-1)) and torch.equal(RandomRoll(1)(torch.ones(2, 3, 3)), torch.ones(2, 3, 3))
+    assert repr(Compose([RandomFlip(0.5), RandomRoll(5)])) == "Compose([RandomFlip(p=0.5), RandomRoll(max_shift=5)])"
+
+
+def test_own_transform_joins_the_pipeline():
+    class Double(FrameTransform):
+        def __call__(self, frames):
+            return 2 * frames
+
+    x = frames()
+    assert torch.equal(Compose([Double(), RandomFlip(1.0)])(x), (2 * x).flip(-1))
+    with pytest.raises(NotImplementedError, match="FrameTransform must define __call__"):
+        FrameTransform()(x)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: RandomFlip(1.5), ValueError, "expected p in [0, 1], got 1.5"),
+        (lambda: RandomFlip(0), ValueError, "expected p in (0, 1], got 0 (a RandomFlip that never flips: leave it out)"),
+        (lambda: RandomFlip("0.5"), TypeError, "expected p to be a number in [0, 1], got '0.5'"),
+        (lambda: RandomRoll(0), ValueError, "expected max_shift >= 1, got 0"),
+        (lambda: RandomTranslate(2.5), TypeError, "expected max_shift to be an int, got 2.5"),
+        (lambda: Compose(RandomFlip()), TypeError, "expected transforms to be a list of FrameTransform objects (e.g. [RandomFlip(0.5), RandomRoll(5)]), got RandomFlip(p=0.5)"),
+        (lambda: Compose([random_flip]), TypeError, "expected transforms to be a list of FrameTransform objects"),
+    ],
+)
+def test_bad_transform_settings_are_refused(make, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        make()
 
 
 def test_mixup_blends_samples_and_labels_with_the_same_lam():
     torch.manual_seed(0)
-    mix = MixupCutmix(num_classes=5, mixup_alpha=0.8, cutmix_alpha=0.0)
+    mix = MixupCutmix(mixup_alpha=0.8, cutmix_alpha=0.0)
     x = torch.stack([torch.full((2, 2, 4, 4), float(i)) for i in range(4)])  # sample i holds the value i
     y = torch.tensor([0, 1, 2, 3])
-    mixed, soft = mix(x, y)
+    mixed, soft = mix(x, y, num_classes=5)
     lam = soft[0, 0].item()
     assert 0 < lam < 1 and torch.allclose(soft.sum(1), torch.ones(4))
     assert torch.allclose(soft[0], torch.tensor([lam, 0, 0, 1 - lam, 0]))  # partner of 0 is 3 (reversed batch)
@@ -68,11 +113,11 @@ def test_mixup_blends_samples_and_labels_with_the_same_lam():
 
 def test_cutmix_pastes_one_box_and_sets_lam_to_the_kept_area():
     torch.manual_seed(1)
-    mix = MixupCutmix(num_classes=3, mixup_alpha=0.0, cutmix_alpha=1.0)
+    mix = MixupCutmix(mixup_alpha=0.0, cutmix_alpha=1.0)
     x = torch.stack([torch.zeros(2, 2, 16, 16), torch.ones(2, 2, 16, 16)])
     y = torch.tensor([0, 2])
     for _ in range(10):
-        mixed, soft = mix(x, y)
+        mixed, soft = mix(x, y, 3)
         pasted = mixed[0, 0, 0]  # sample 0 got sample 1's ones inside the box
         area = pasted.mean().item()
         assert torch.equal(mixed[0, 0], mixed[0, 1]) and torch.equal(mixed[0, :, 0], mixed[0, :, 1])  # same box everywhere
@@ -86,12 +131,18 @@ def test_cutmix_pastes_one_box_and_sets_lam_to_the_kept_area():
 
 def test_mix_probability_zero_gives_one_hot_and_bad_settings_raise():
     x, y = torch.rand(3, 2, 2, 4, 4), torch.tensor([2, 0, 1])
-    same, soft = MixupCutmix(3, prob=0.0)(x, y)
+    same, soft = MixupCutmix(prob=0.0)(x, y, 3)
     assert same is x and torch.equal(soft, torch.eye(3)[[2, 0, 1]])
     with pytest.raises(ValueError, match="both are 0"):
-        MixupCutmix(3, mixup_alpha=0.0, cutmix_alpha=0.0)
+        MixupCutmix(mixup_alpha=0.0, cutmix_alpha=0.0)
     with pytest.raises(ValueError, match=re.escape("expected x [N, ..., H, W] and integer labels y [N], got [3, 2, 2, 4, 4] and [3, 3]")):
-        MixupCutmix(3)(x, torch.eye(3))
+        MixupCutmix()(x, torch.eye(3), 3)
+    with pytest.raises(ValueError, match=re.escape("expected num_classes >= 2, got 1")):
+        MixupCutmix()(x, y, 1)
+    with pytest.raises(ValueError, match=re.escape("expected switch_prob in [0, 1], got -0.1")):
+        MixupCutmix(switch_prob=-0.1)
+    with pytest.raises(ValueError, match=re.escape("expected cutmix_alpha to be a number >= 0, got -1.0")):
+        MixupCutmix(cutmix_alpha=-1.0)
 
 
 @pytest.mark.parametrize("name", ["ce", "lts", "tet", "label_smoothed_tet", "rate_mse"])

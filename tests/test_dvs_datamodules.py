@@ -29,6 +29,7 @@ from bsnn_lightning.data import (
     EventFileError,
     NCaltech101DataModule,
     NMNISTDataModule,
+    RandomFlip,
     UnsafeArchiveError,
     events_to_frames,
 )
@@ -102,6 +103,18 @@ def test_cifar10dvs_frames_are_events_to_frames_of_the_recordings(cifar, tmp_pat
     xf, yf = dm.on_after_batch_transfer((x, y), 0)  # what the model receives: float32, same values
     assert xf.dtype == torch.float32 and torch.equal(xf, x.float()) and torch.equal(yf, y)
     assert len(next(iter(dm.val_dataloader()))[1]) == 4 and len(next(iter(dm.predict_dataloader()))) == 2
+
+
+def test_augment_transforms_training_samples_only(cifar, tmp_path):
+    root, sums = cifar
+    plain = make(CIFAR10DVSDataModule, root, tmp_path / "cache", sums)
+    flipped = make(CIFAR10DVSDataModule, root, tmp_path / "cache", sums, augment=[RandomFlip(1.0)])
+    for dm in (plain, flipped):
+        dm.prepare_data()
+        dm.setup("fit")
+    assert plain.train_set.augment is None and repr(flipped.train_set.augment) == "Compose([RandomFlip(p=1.0)])"
+    assert torch.equal(flipped.train_set[0][0], plain.train_set[0][0].flip(-1))
+    assert torch.equal(flipped.test_set[0][0], plain.test_set[0][0])  # test samples are never augmented
 
 
 def test_resized_frames_and_upright_coordinates(cifar, tmp_path):
@@ -469,11 +482,13 @@ def test_recording_missing_from_the_split_is_an_error_and_a_split_file_fixes_it(
     [
         (dict(split_by="count"), ValueError, "expected split_by in ('time', 'number'), got 'count'"),
         (dict(resize=(48,)), ValueError, "expected resize = (height, width) as two positive ints or None, got (48,)"),
-        (dict(shift_mode="wrap"), ValueError, "expected shift_mode in ('roll', 'translate'), got 'wrap'"),
+        (dict(augment=RandomFlip(0.5)), TypeError, "expected augment to be a list of FrameTransform objects (e.g. [RandomFlip(0.5), RandomRoll(5)]), got RandomFlip(p=0.5)"),
+        (dict(augment=[RandomFlip(0.5), "roll"]), TypeError, "expected augment to be a list of FrameTransform objects"),
+        (dict(mix={"mixup_alpha": 0.8}), TypeError, "expected mix to be a MixupCutmix or None, got {'mixup_alpha': 0.8}"),
         (dict(coordinates="jaer"), ValueError, "expected coordinates in ('spikingjelly', 'upright'), got 'jaer'"),
         (dict(time_steps=0), ValueError, "expected time_steps >= 1, got 0"),
         (dict(num_workers=-1), ValueError, "expected num_workers >= 0, got -1"),
-        (dict(mix_prob=2.0, mixup_alpha=0.8), ValueError, "expected prob in [0, 1], got 2.0"),
+        (dict(num_workers=1.5), TypeError, "expected num_workers to be an int, got 1.5"),
         (dict(checksums={"airplane.ZIP": None}), ValueError, "expected checksums keyed by CIFAR10-DVS's archive names"),
     ],
 )

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from bsnn_lightning import LIFNeuron, SpikingClassifier
-from bsnn_lightning.cli import build_cli
-from bsnn_lightning.data import CIFAR10DVSDataModule
+from bsnn_lightning.cli import BsnnCLI, build_cli
+from bsnn_lightning.data import CIFAR10DVSDataModule, MixupCutmix, RandomFlip, RandomRoll
 from bsnn_lightning.data.synthetic import write_synthetic_dataset
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -74,6 +74,35 @@ def test_recipe_fast_dev_run(name, datasets, tmp_path):
         assert all(id(n.imp) in optimized for n in neurons)
 
 
+def build_recipe(name: str) -> BsnnCLI:
+    """The recipe's trainer, model and data as ``bsnn`` builds them, without running (CPU, fp32)."""
+    args = ["--config", str(RECIPES / f"{name}.yaml"), "--trainer.accelerator=cpu", "--trainer.precision=32-true"]
+    return BsnnCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False, args=args)
+
+
+#: what each recipe set with the former flat flags (flip, max_shift + shift_mode, mixup_alpha, cutmix_alpha,
+#: mix_prob, mix_switch_prob), as the transforms and the mixing they now build
+FORMER_AUGMENTATION = {
+    "cifar10dvs_vgg11_imp_tets": ([(RandomFlip, {"p": 0.5})], {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5}),
+    "cifar10dvs_vggsnn_tet": ([(RandomFlip, {"p": 0.5}), (RandomRoll, {"max_shift": 5})], None),
+    "ncaltech101_vgg11_imp_tets": ([(RandomFlip, {"p": 0.5})], {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5}),
+    "dvs128gesture": ([], None),
+    "nmnist_bsnn": ([], None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_recipe_builds_the_augmentation_it_had_as_flags(name):
+    dm = build_recipe(name).datamodule
+    transforms, mix = FORMER_AUGMENTATION[name]
+    built = [] if dm.augment is None else [(type(t), vars(t)) for t in dm.augment.transforms]
+    assert built == transforms
+    if mix is None:
+        assert dm.mix is None
+    else:
+        assert type(dm.mix) is MixupCutmix and vars(dm.mix) == mix
+
+
 class _Batches(L.Callback):
     def __init__(self):
         self.targets = []
@@ -86,8 +115,8 @@ def test_mixup_cutmix_batches_reach_the_model_as_soft_targets(datasets, tmp_path
     root, sums = datasets["cifar10-dvs"]
     dm = CIFAR10DVSDataModule(
         root=str(root), cache_dir=str(tmp_path / "cache"), checksums=sums, allow_partial=True, download=False,
-        progress=False, num_workers=0, time_steps=2, resize=(8, 8), batch_size=4, flip=0.5, max_shift=2,
-        mixup_alpha=0.8, cutmix_alpha=1.0,
+        progress=False, num_workers=0, time_steps=2, resize=(8, 8), batch_size=4,
+        augment=[RandomFlip(0.5), RandomRoll(2)], mix=MixupCutmix(mixup_alpha=0.8, cutmix_alpha=1.0),
     )  # fmt: skip
     net = torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.Linear(2 * 8 * 8, 10))
     seen = _Batches()

@@ -1,8 +1,17 @@
-"""Datasets: the event format, the shared events-to-frames path, the embedded digits set, and the
-four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules."""
+"""Datasets: the event format, the shared events-to-frames path, the embedded digits set, the
+four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules, and
+their augmentations (per-sample transforms, batch mixing)."""
 
 from .archives import ArchiveError, ArchiveSpec, DatasetNotFoundError, UnsafeArchiveError
-from .augment import FrameAugment, MixupCutmix, random_flip, random_shift
+from .augment import (
+    Compose,
+    FrameTransform,
+    RandomFlip,
+    RandomRoll,
+    RandomTranslate,
+    random_flip,
+    random_shift,
+)
 from .datamodules import DigitEventsDataModule
 from .digits import (
     CACHE_ENV_VAR,
@@ -37,6 +46,7 @@ from .formats import (
     read_atis_bin,
     read_gesture_labels,
 )
+from .mixing import MixupCutmix
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -46,6 +56,7 @@ __all__ = [
     "ArchiveError",
     "ArchiveSpec",
     "CIFAR10DVSDataModule",
+    "Compose",
     "DVS128GestureDataModule",
     "DVSDataModule",
     "DatasetIncompleteError",
@@ -53,10 +64,13 @@ __all__ = [
     "DigitEvents",
     "DigitEventsDataModule",
     "EventFileError",
-    "FrameAugment",
+    "FrameTransform",
     "MixupCutmix",
     "NCaltech101DataModule",
     "NMNISTDataModule",
+    "RandomFlip",
+    "RandomRoll",
+    "RandomTranslate",
     "UnsafeArchiveError",
     "SaccadeConfig",
     "default_cache_dir",

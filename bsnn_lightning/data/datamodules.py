@@ -16,6 +16,7 @@ from .digits import (
     load_digit_images,
 )
 from .events import SPLIT_BY, events_to_frames
+from .loading import check_choice, check_int, make_loader
 
 __all__ = ["DigitEventsDataModule"]
 
@@ -76,16 +77,14 @@ class DigitEventsDataModule(L.LightningDataModule):
         limit: int | None = None,
     ) -> None:
         super().__init__()
-        _check_int("time_steps", time_steps, 1)
-        if variant not in VARIANTS:
-            raise ValueError(f"expected variant in {VARIANTS}, got {variant!r}")
-        if split_by not in SPLIT_BY:
-            raise ValueError(f"expected split_by in {SPLIT_BY}, got {split_by!r}")
-        _check_int("batch_size", batch_size, 1)
-        _check_int("num_workers", num_workers, 0)
-        _check_int("seed", seed, 0)
+        check_int("time_steps", time_steps, 1)
+        check_choice("variant", variant, VARIANTS)
+        check_choice("split_by", split_by, SPLIT_BY)
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
+        check_int("seed", seed, 0)
         if limit is not None:
-            _check_int("limit", limit, 1)
+            check_int("limit", limit, 1)
             if limit > N_DIGITS:
                 raise ValueError(f"expected limit <= {N_DIGITS} (the number of digits), got {limit}")
         self.save_hyperparameters()
@@ -150,15 +149,8 @@ class DigitEventsDataModule(L.LightningDataModule):
         return self._loader(self.test_indices, shuffle=False)
 
     def _loader(self, indices: np.ndarray | None, shuffle: bool) -> DataLoader:
-        if indices is None or self._x is None:
-            raise RuntimeError("expected setup() to have run before asking for a dataloader, it has not")
-        return DataLoader(
-            _FloatSamples(self._x, self._y, indices),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        samples = None if indices is None or self._x is None else _FloatSamples(self._x, self._y, indices)
+        return make_loader(samples, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=shuffle)
 
 
 class _FloatSamples(Dataset):
@@ -183,10 +175,3 @@ def _compact_counts(frames: np.ndarray) -> np.ndarray:
         if largest <= np.iinfo(dtype).max:
             return frames.astype(dtype)
     return frames
-
-
-def _check_int(name: str, value, minimum: int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected {name} to be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"expected {name} >= {minimum}, got {value}")

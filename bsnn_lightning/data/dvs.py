@@ -22,16 +22,16 @@ int64. The loaders serve ``x`` in the cache's dtype (exact ``uint8`` / ``uint16`
 at the sensor's size, ``float32`` for resized frames) and the DataModule's ``on_after_batch_transfer``
 makes it float32 on the device, so a Lightning model always sees float32; a loop of your own over
 the loaders should call ``x.float()``. ``val``, ``test`` and ``predict`` loaders all serve the test split: the DVS
-literature reports test accuracy and keeps no validation set. Training samples can be flipped and
-shifted (:class:`~bsnn_lightning.data.augment.FrameAugment`); with ``mixup_alpha`` or
-``cutmix_alpha`` > 0, training batches are mixed on the device after transfer and ``y`` becomes
-soft targets ``[N, num_classes]`` (:class:`~bsnn_lightning.data.augment.MixupCutmix`).
+literature reports test accuracy and keeps no validation set. Training samples go through the
+transforms given as ``augment`` (e.g. ``[RandomFlip(0.5), RandomRoll(5)]``,
+:mod:`~bsnn_lightning.data.augment`); with ``mix`` (:class:`~bsnn_lightning.data.mixing.MixupCutmix`),
+training batches are mixed on the device after transfer and ``y`` becomes soft targets
+``[N, num_classes]``.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .archives import EXTRACTED_MARKER, ArchiveSpec, extract_archive, fetch_archives
-from .augment import SHIFT_MODES, FrameAugment, MixupCutmix
+from .augment import Compose, FrameTransform, check_transforms
 from .digits import default_cache_dir
 from .events import SPLIT_BY
 from .formats import (
@@ -52,6 +52,8 @@ from .formats import (
     read_gesture_labels,
 )
 from .frame_cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, read_manifest
+from .loading import check_choice, check_int, default_num_workers, make_loader
+from .mixing import MixupCutmix
 from .splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, read_split_file, shipped_split
 
 __all__ = [
@@ -88,15 +90,6 @@ class DatasetIncompleteError(RuntimeError):
     """The extracted dataset does not hold the recordings its split and published counts expect."""
 
 
-def default_num_workers() -> int:
-    """DataLoader (and cache-building) workers when none are given: ``min(4, usable CPUs)``."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return min(4, cpus)
-
-
 class DVSDataModule(L.LightningDataModule):
     """What the four DVS DataModules share; use one of the subclasses.
 
@@ -113,11 +106,11 @@ class DVSDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes, also used to build the cache; None =
             :func:`default_num_workers`.
         cache_dir: root of the frame caches; default ``<cache>/frames``.
-        flip: probability of a horizontal flip of a training sample.
-        max_shift: largest random shift of a training sample, pixels per axis (TET: 5).
-        shift_mode: ``"roll"`` (wrap around, TET) or ``"translate"`` (zero fill).
-        mixup_alpha, cutmix_alpha, mix_prob, mix_switch_prob: batch mixing of training batches
-            (:class:`~bsnn_lightning.data.augment.MixupCutmix`); off while both alphas are 0.
+        augment: transforms of each training sample, applied in this order in the DataLoader
+            workers (:mod:`~bsnn_lightning.data.augment`: ``RandomFlip``, ``RandomRoll``,
+            ``RandomTranslate``, or your own ``FrameTransform``); None or ``[]`` for none.
+        mix: mixing of training batches on the device
+            (:class:`~bsnn_lightning.data.mixing.MixupCutmix`), or None for none.
         download: try to download missing archives (where a link works).
         urls: download links by archive name, replacing the built-in ones.
         checksums: expected MD5 by archive name, replacing the published ones (``None`` skips).
@@ -141,13 +134,8 @@ class DVSDataModule(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int | None = None,
         cache_dir: str | None = None,
-        flip: float = 0.0,
-        max_shift: int = 0,
-        shift_mode: str = "roll",
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        mix_prob: float = 1.0,
-        mix_switch_prob: float = 0.5,
+        augment: list[FrameTransform] | None = None,
+        mix: MixupCutmix | None = None,
         download: bool = True,
         urls: dict[str, str] | None = None,
         checksums: dict[str, str | None] | None = None,
@@ -155,30 +143,26 @@ class DVSDataModule(L.LightningDataModule):
         progress: bool = True,
     ) -> None:
         super().__init__()
-        _check_int("time_steps", time_steps, 1)
-        if split_by not in SPLIT_BY:
-            raise ValueError(f"expected split_by in {SPLIT_BY}, got {split_by!r}")
+        check_int("time_steps", time_steps, 1)
+        check_choice("split_by", split_by, SPLIT_BY)
         if resize is not None:
             if len(resize) != 2 or not all(isinstance(s, int) and s >= 1 for s in resize):
                 raise ValueError(f"expected resize = (height, width) as two positive ints or None, got {resize!r}")
             resize = (int(resize[0]), int(resize[1]))
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         if num_workers is not None:
-            _check_int("num_workers", num_workers, 0)
-        if shift_mode not in SHIFT_MODES:
-            raise ValueError(f"expected shift_mode in {SHIFT_MODES}, got {shift_mode!r}")
+            check_int("num_workers", num_workers, 0)
+        transforms = check_transforms("augment", [] if augment is None else augment)
+        if mix is not None and not isinstance(mix, MixupCutmix):
+            raise TypeError(f"expected mix to be a MixupCutmix or None, got {mix!r}")
         names = {spec.filename for spec in self.archives}
         for option, given in (("urls", urls), ("checksums", checksums)):
             unknown = sorted(set(given or {}) - names)
             if unknown:
                 raise ValueError(f"expected {option} keyed by {self.name}'s archive names {sorted(names)}, got {unknown}")
         self.save_hyperparameters()
-        self.augment = FrameAugment(flip=flip, max_shift=max_shift, shift_mode=shift_mode)
-        self.mix = (
-            MixupCutmix(self.num_classes, mixup_alpha, cutmix_alpha, mix_prob, mix_switch_prob)
-            if (mixup_alpha > 0 or cutmix_alpha > 0)
-            else None
-        )
+        self.augment = Compose(transforms) if transforms else None
+        self.mix = mix
         self.root = Path(root).expanduser() if root is not None else default_cache_dir() / "datasets" / self.slug
         self.cache_root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / "frames"
         self.time_steps = time_steps
@@ -242,7 +226,7 @@ class DVSDataModule(L.LightningDataModule):
         }
         dtypes = {m["dtype"] for m in manifest["samples"]}
         self.batch_dtype = next(d for d in ("float32", "uint16", "uint8") if d in dtypes)  # the widest stored
-        self.train_set = _FrameFiles(frames, parts["train"], self.batch_dtype, self.augment if self.augment.active else None)
+        self.train_set = _FrameFiles(frames, parts["train"], self.batch_dtype, self.augment)
         self.test_set = _FrameFiles(frames, parts["test"], self.batch_dtype, None)
 
     def train_dataloader(self) -> DataLoader:
@@ -267,7 +251,7 @@ class DVSDataModule(L.LightningDataModule):
             x = x.to(torch.float32)
         trainer = self.trainer
         if self.mix is not None and trainer is not None and trainer.training:
-            return self.mix(x, y)
+            return self.mix(x, y, self.num_classes)
         return x, y
 
     # --- what subclasses provide ---------------------------------------------------------------
@@ -331,16 +315,7 @@ class DVSDataModule(L.LightningDataModule):
         return cache_folder(self.cache_root, self.slug, self.frame_spec, sources, self._cache_variant())
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("expected setup() to have run before asking for a dataloader, it has not")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return make_loader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=shuffle)
 
 
 class CIFAR10DVSDataModule(DVSDataModule):
@@ -546,7 +521,7 @@ class _FrameFiles(Dataset):
     the worker-to-main-process traffic of count frames 4x smaller than float32.
     """
 
-    def __init__(self, folder: Path, samples: list[dict], dtype: str, augment: FrameAugment | None) -> None:
+    def __init__(self, folder: Path, samples: list[dict], dtype: str, augment: FrameTransform | None) -> None:
         self.files = [str(folder / m["file"]) for m in samples]
         self.labels = torch.tensor([m["label"] for m in samples], dtype=torch.int64)
         self.keys = [m["key"] for m in samples]
@@ -592,10 +567,3 @@ def _assign(name: str, root: Path, found, split: dict[str, str], split_file) -> 
             )
         sources.append(SourceFile(path, _relative(path, root), (SampleSpec(key, label, split[key]),)))
     return sources
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected {name} to be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"expected {name} >= {minimum}, got {value}")
