@@ -68,9 +68,17 @@ def test_imp_granularity_and_default_init(mode, shape):
 
 
 def test_imp_gradient_flows_and_is_reduced_over_the_batch():
-    neuron = LIFNeuron(imp="channel", shape=(3, 4))
-    neuron(torch.rand(5, 6, 3, 4) * 2).sum().backward()
+    torch.manual_seed(0)
+    neuron = LIFNeuron(imp="channel", shape=(3, 4), surrogate="sigmoid")
+    x = torch.rand(5, 6, 3, 4) * 2
+    neuron(x).sum().backward()
+    # the same run from a full per-sample state v0 = imp (broadcast): its gradient, summed over the batch and
+    # the spatial dimension, is the IMP's
+    v0 = neuron.imp.detach().reshape(3, 1).expand(6, 3, 4).clone().requires_grad_()
+    dynamics, params = neuron.bsnn_engine((3, 4))
+    bl.engine.multistep(x, dynamics, params, v0).spikes.sum().backward()
     assert neuron.imp.grad.shape == (3,) and neuron.imp.grad.abs().sum() > 0
+    torch.testing.assert_close(neuron.imp.grad, v0.grad.sum(dim=(0, 2)))
 
 
 def test_convert_adds_bifurcation_and_imp_and_they_train():
@@ -156,9 +164,22 @@ def test_lazily_created_parameters_warn_about_the_optimizer():
 
 
 def test_conv_net_maps_time_major_input_to_logits_per_step():
-    net = SpikingConvNet(in_channels=2, num_classes=10, channels=(4, 8), hidden=16, input_size=(34, 34))
-    out = net(torch.rand(3, 2, 2, 34, 34))
+    torch.manual_seed(0)
+    net = SpikingConvNet(in_channels=2, num_classes=10, channels=(4, 8), hidden=16, input_size=(34, 34)).eval()
+    x = torch.rand(3, 2, 2, 34, 34) * 3
+    out = net(x)
     assert out.shape == (3, 2, 10)
+    # time-major: the same network fed one time step per call (the neurons carry their state between calls)
+    # gives the same logits, step by step
+    bl.reset_states(net)
+    stepped = torch.cat([net(x[t : t + 1]) for t in range(3)])
+    torch.testing.assert_close(stepped, out)
+    assert out.std() > 0  # the logits depend on the input, not a constant
+    # samples do not mix: changing sample 1 leaves sample 0's logits unchanged
+    bl.reset_states(net)
+    other = x.clone()
+    other[:, 1] = torch.rand_like(other[:, 1])
+    torch.testing.assert_close(net(other)[:, 0], out[:, 0])
     with pytest.raises(ValueError, match=r"expected x of shape \[T, N, C, H, W\], got \[2, 2, 34, 34\]"):
         net(torch.rand(2, 2, 34, 34))
 
