@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from bsnn_lightning import LIFNeuron
-from bsnn_lightning.engine import Bifurcation, SpikingJellyLIF, Surrogate, multistep, register_backend
+from bsnn_lightning.engine import (
+    Bifurcation,
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SpikingJellyLIF,
+    Surrogate,
+    multistep,
+    register_backend,
+)
 
 LIF = SpikingJellyLIF()
 P = {"tau": 2.0, "threshold": 1.0}
@@ -28,7 +38,7 @@ def test_integer_input():
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-@pytest.mark.parametrize("dynamics", [SpikingJellyLIF(), SpikingJellyLIF(v_reset=None), Bifurcation()])
+@pytest.mark.parametrize("dynamics", [SpikingJellyLIF(), SpikingJellyLIF(v_reset=None), DiagonalBifurcation()])
 def test_nan_or_inf_in_the_input_is_named_with_its_time_step(bad, dynamics):
     x = torch.rand(6, 2, 3)
     x[2, 1, 0] = bad
@@ -80,7 +90,7 @@ def test_imp_shape_that_does_not_fit_the_layer():
 
 def test_parameter_shape_mismatch():
     with pytest.raises(ValueError, match=r"expected eigenvalues of shape \[3, 5\] \(per neuron\), \[3\] \(per channel\), \[\] \(per layer\) .* got \[5\]"):
-        multistep(torch.rand(2, 4, 3, 5), Bifurcation(), {"eigenvalues": torch.zeros(5), "threshold": 1.0})
+        multistep(torch.rand(2, 4, 3, 5), DiagonalBifurcation(), {"eigenvalues": torch.zeros(5), "threshold": 1.0})
 
 
 def test_missing_or_unknown_parameters():
@@ -112,10 +122,14 @@ def test_backend_that_declines_says_why():
 
 def test_bad_dynamics_settings():
     with pytest.raises(ValueError, match="expected reset_mechanism 'subtract', 'zero' or 'none', got 'hard'"):
-        from bsnn_lightning.engine import SnnTorchLeaky
-
         SnnTorchLeaky(reset_mechanism="hard")
-    with pytest.raises(ValueError, match="expected structure 'diagonal' or 'coupled', got 'dense'"):
-        Bifurcation(structure="dense")
+    with pytest.raises(ValueError, match="expected reset_mechanism 'subtract' or 'zero', got 'hard'"):
+        SnnTorchLeakyImmediate(reset_mechanism="hard")
+    with pytest.raises(ValueError, match=r"with no reset .* equals SnnTorchLeaky\(reset_mechanism='none'\)"):
+        SnnTorchLeakyImmediate(reset_mechanism="none")
+    with pytest.raises(TypeError, match="Bifurcation is a base class; construct DiagonalBifurcation or CoupledBifurcation"):
+        Bifurcation()
+    with pytest.raises(ValueError, match=r"expected eigenvalue bounds \(lo, hi\) with lo < hi, got \(0.2, -1.0\)"):
+        DiagonalBifurcation(bounds=(0.2, -1.0))
     with pytest.raises(ValueError, match=r"expected coupling of shape \[3, 3\], got \[2, 2\]"):
-        multistep(torch.rand(2, 4, 3), Bifurcation(structure="coupled"), {"coupling": torch.eye(2), "threshold": 1.0})
+        multistep(torch.rand(2, 4, 3), CoupledBifurcation(), {"coupling": torch.eye(2), "threshold": 1.0})

@@ -15,7 +15,14 @@ import pytest
 import torch
 
 from bsnn_lightning import BifurcationNeuron
-from bsnn_lightning.engine import Bifurcation, SnnTorchLeaky, SpikingJellyLIF, multistep
+from bsnn_lightning.engine import (
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SpikingJellyLIF,
+    multistep,
+)
 
 D = torch.float64
 T, N, C, H = 4, 3, 3, 2
@@ -64,6 +71,37 @@ def test_gradcheck_snntorch_leaky(reset):
     _gradcheck(dyn, params, torch.rand(N, C, H, dtype=D) * 0.5)  # full state, as snnTorch's mem
 
 
+@pytest.mark.parametrize("return_v_seq", [False, True], ids=["states-kept-for-backward", "states-returned"])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_gradcheck_snntorch_leaky_immediate_reads_the_saved_states(reset, return_v_seq):
+    """SnnTorchLeakyImmediate's state needs u_{t-1} besides h_t, so the reference backend saves every state
+    (state_from_charge is False) and its backward reads u_{t-1} from them instead of recomputing it from h.
+    Checked without return_v_seq too, where the states are kept for the backward alone, and over T = 6
+    steps with inputs large enough that the delayed and the immediate reset both happen (r_t = 1 for some t:
+    a state above the threshold, left by the subtract reset or given as v0), so a wrong u_{t-1} changes the
+    gradient."""
+    torch.manual_seed(0)
+    x = _leaf(torch.randn(6, N, C, H, dtype=D) * 1.2 + 0.9)
+    dyn = SnnTorchLeakyImmediate(reset_mechanism=reset, relaxed=True)
+    params = {
+        "beta": torch.tensor([0.7, 0.8, 0.95], dtype=D),
+        "threshold": torch.tensor(1.0, dtype=D),
+        "graded": torch.tensor(1.5, dtype=D),
+    }
+    v0 = torch.rand(N, C, H, dtype=D) * 1.5  # some above the threshold: r_1 = 1 there
+    names = list(params)
+
+    def f(x, v0, *values):
+        out = multistep(x, dyn, dict(zip(names, values)), v0, return_v_seq=return_v_seq, backend="torch")
+        return (out.spikes, out.v, out.v_seq) if return_v_seq else (out.spikes, out.v)
+
+    with torch.no_grad():  # the case exercises the delayed reset: some state is above the threshold
+        v_seq = multistep(x, SnnTorchLeakyImmediate(reset_mechanism=reset), params, v0, return_v_seq=True).v_seq
+        assert (v_seq[:-1] > 1.0).any() or reset == "zero"  # zero's immediate reset leaves u_t <= threshold
+        assert (v0 > 1.0).any() and (v_seq[:-1] != 0).any()
+    assert torch.autograd.gradcheck(f, (x, _leaf(v0), *[_leaf(p) for p in params.values()]), atol=1e-7)
+
+
 @pytest.mark.parametrize("v_reset", [None, 0.0])
 @pytest.mark.parametrize("granularity", ["channel", "neuron"])
 def test_gradcheck_bifurcation_diagonal(v_reset, granularity):
@@ -71,20 +109,20 @@ def test_gradcheck_bifurcation_diagonal(v_reset, granularity):
     if granularity == "neuron":
         eig = torch.rand(C, H, dtype=D) - 0.7
     params = {"eigenvalues": eig, "threshold": torch.tensor(1.0, dtype=D)}
-    _gradcheck(Bifurcation(v_reset=v_reset, relaxed=True), params, torch.rand(C, dtype=D) * 0.5)  # per-channel v0
+    _gradcheck(DiagonalBifurcation(v_reset=v_reset, relaxed=True), params, torch.rand(C, dtype=D) * 0.5)  # per-channel v0
 
 
 def test_gradcheck_bifurcation_coupled_matrix():
     q, _ = torch.linalg.qr(torch.randn(C, C, dtype=D))
     coupling = q @ torch.diag(torch.tensor([0.2, 0.7, 1.1], dtype=D)) @ q.T
     params = {"coupling": coupling, "threshold": torch.tensor(1.0, dtype=D)}
-    _gradcheck(Bifurcation(structure="coupled", relaxed=True), params, torch.tensor(0.3, dtype=D))  # per-layer v0
+    _gradcheck(CoupledBifurcation(relaxed=True), params, torch.tensor(0.3, dtype=D))  # per-layer v0
 
 
 class _RelaxedBifurcationNeuron(BifurcationNeuron):
-    @property
-    def dynamics(self):
-        return dataclasses.replace(super().dynamics, relaxed=True)
+    def bsnn_engine(self, sample_shape):
+        dynamics, params = super().bsnn_engine(sample_shape)
+        return dataclasses.replace(dynamics, relaxed=True), params
 
 
 def test_gradcheck_coupled_eigenvalues_and_basis_through_the_neuron():
@@ -126,7 +164,7 @@ class _Spike(torch.autograd.Function):
 
 
 def _autograd_oracle(x, v0, dyn, p):
-    strict = isinstance(dyn, SnnTorchLeaky)
+    strict = "graded" in dyn.param_names  # snnTorch: strict comparison, graded spikes
     v = v0.expand(x.shape[1:])
     spikes = []
     for t in range(x.shape[0]):
@@ -134,7 +172,7 @@ def _autograd_oracle(x, v0, dyn, p):
         s = _Spike.apply(h - p["threshold"], dyn.surrogate, strict)
         if strict:
             s = s * p["graded"]
-        v = dyn.reset(h, s.detach() if getattr(dyn, "detach_reset", False) else s, p)
+        v = dyn.reset(h, s.detach() if getattr(dyn, "detach_reset", False) else s, p, v)
         spikes.append(s)
     return torch.stack(spikes), v
 
@@ -145,8 +183,10 @@ ORACLE_CASES = [
     (SpikingJellyLIF(v_reset=None), {"tau": 2.0, "threshold": 1.0}),
     (SnnTorchLeaky(reset_mechanism="subtract"), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}),
     (SnnTorchLeaky(reset_mechanism="zero"), {"beta": 0.8, "threshold": 1.0, "graded": 2.0}),
-    (Bifurcation(detach_reset=True), {"eigenvalues": torch.linspace(-0.9, 0.15, C * 5).reshape(C, 5), "threshold": 1.0}),
-    (Bifurcation(v_reset=0.0), {"eigenvalues": torch.linspace(-0.9, 0.15, C * 5).reshape(C, 5), "threshold": 1.0}),
+    (SnnTorchLeakyImmediate(reset_mechanism="subtract"), {"beta": 0.9, "threshold": 1.0, "graded": 1.5}),
+    (SnnTorchLeakyImmediate(reset_mechanism="zero"), {"beta": 0.8, "threshold": 1.0, "graded": 2.0}),
+    (DiagonalBifurcation(detach_reset=True), {"eigenvalues": torch.linspace(-0.9, 0.15, C * 5).reshape(C, 5), "threshold": 1.0}),
+    (DiagonalBifurcation(v_reset=0.0), {"eigenvalues": torch.linspace(-0.9, 0.15, C * 5).reshape(C, 5), "threshold": 1.0}),
 ]
 
 

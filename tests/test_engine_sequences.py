@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from bsnn_lightning.engine import Bifurcation, SnnTorchLeaky, SpikingJellyLIF, multistep
+from bsnn_lightning.engine import (
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SpikingJellyLIF,
+    multistep,
+)
 
 
 def run(dynamics, params, xs, v0=None):
@@ -61,6 +68,17 @@ def test_snntorch_leaky_zero_and_none():
     assert spikes == [1.0, 0.0] and v_seq == [1.5, 1.0]
 
 
+def test_snntorch_leaky_immediate_resets_at_once_and_avoids_a_double_reset():
+    params = {"beta": 0.5, "threshold": 1.0, "graded": 1.0}
+    # u1 = 1.5 - (1 - 0) * 1 = 0.5 at once; u2 = 0.25 (r2 = H(0.5 - 1) = 0); u3 = 0.125 + 0.5 = 0.625
+    spikes, v_seq, _ = run(SnnTorchLeakyImmediate(), params, [1.5, 0.0, 0.5])
+    assert spikes == [1.0, 0.0, 0.0] and v_seq == [0.5, 0.25, 0.625]
+    # u1 = 2.5 - 1 = 1.5 > 1, so r2 = 1: h2 = 0.75 - 1 = -0.25, no spike, u2 = h2 - (0 - 1) * 1 = 0.75
+    assert run(SnnTorchLeakyImmediate(), params, [2.5, 0.0])[1] == [1.5, 0.75]
+    # zero: u1 = 1.5 - (1 - 0) * 1.5 = 0; u2 = 0 * 0.5 + 0.25
+    assert run(SnnTorchLeakyImmediate(reset_mechanism="zero"), params, [1.5, 0.25])[1] == [0.0, 0.25]
+
+
 def test_threshold_comparison_strict_for_snntorch_inclusive_for_spikingjelly():
     assert run(SnnTorchLeaky(), {"beta": 0.5, "threshold": 1.0, "graded": 1.0}, [1.0])[0] == [0.0]
     assert run(SpikingJellyLIF(decay_input=False), LIF, [1.0])[0] == [1.0]
@@ -73,32 +91,32 @@ def test_snntorch_graded_spikes():
 
 def test_bifurcation_diagonal_conservative_integrates():
     # lambda = 0: h = v + x; 0.5 + 0.5 = 1.0 spikes, soft reset to 0
-    spikes, v_seq, _ = run(Bifurcation(), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, [0.5, 0.5, 0.5])
+    spikes, v_seq, _ = run(DiagonalBifurcation(), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, [0.5, 0.5, 0.5])
     assert spikes == [0.0, 1.0, 0.0] and v_seq == [0.5, 0.0, 0.5]
 
 
 def test_bifurcation_diagonal_dissipative_decays():
     # lambda = -0.5: h = 0.5 v + x
-    spikes, v_seq, _ = run(Bifurcation(), {"eigenvalues": torch.tensor(-0.5), "threshold": 1.0}, [0.5, 0.5, 0.5])
+    spikes, v_seq, _ = run(DiagonalBifurcation(), {"eigenvalues": torch.tensor(-0.5), "threshold": 1.0}, [0.5, 0.5, 0.5])
     assert spikes == [0.0, 0.0, 0.0] and v_seq == [0.5, 0.75, 0.875]
 
 
 def test_bifurcation_diagonal_diffusive_grows():
     # lambda = 0.2: h1 = 0.5; h2 = 1.2 * 0.5 + 0.5 = 1.1 -> spike, v = 0.1; h3 = 1.2 * 0.1 + 0.5 = 0.62
-    spikes, v_seq, _ = run(Bifurcation(), {"eigenvalues": torch.tensor(0.2), "threshold": 1.0}, [0.5, 0.5, 0.5])
+    spikes, v_seq, _ = run(DiagonalBifurcation(), {"eigenvalues": torch.tensor(0.2), "threshold": 1.0}, [0.5, 0.5, 0.5])
     assert spikes == [0.0, 1.0, 0.0]
     assert v_seq == pytest.approx([0.5, 0.1, 0.62], abs=1e-6)
 
 
 def test_bifurcation_eigenvalues_are_clamped_to_the_bounds():
     # lambda = 5 is clamped to 0.2: the same sequence as lambda = 0.2
-    clamped = run(Bifurcation(), {"eigenvalues": torch.tensor(5.0), "threshold": 1.0}, [0.5, 0.5, 0.5])
-    at_bound = run(Bifurcation(), {"eigenvalues": torch.tensor(0.2), "threshold": 1.0}, [0.5, 0.5, 0.5])
+    clamped = run(DiagonalBifurcation(), {"eigenvalues": torch.tensor(5.0), "threshold": 1.0}, [0.5, 0.5, 0.5])
+    at_bound = run(DiagonalBifurcation(), {"eigenvalues": torch.tensor(0.2), "threshold": 1.0}, [0.5, 0.5, 0.5])
     assert clamped == at_bound
 
 
 def test_bifurcation_hard_reset():
-    spikes, v_seq, _ = run(Bifurcation(v_reset=0.0), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, [0.75, 0.5, 0.25])
+    spikes, v_seq, _ = run(DiagonalBifurcation(v_reset=0.0), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, [0.75, 0.5, 0.25])
     # h2 = 1.25 -> spike, hard reset to 0; h3 = 0.25
     assert spikes == [0.0, 1.0, 0.0] and v_seq == [0.75, 0.0, 0.25]
 
@@ -106,7 +124,7 @@ def test_bifurcation_hard_reset():
 def test_bifurcation_coupled_mixes_channels():
     coupling = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
     x = torch.tensor([[0.75, 0.0], [0.0, 0.0], [0.75, 0.0]]).reshape(3, 1, 2)
-    out = multistep(x, Bifurcation(structure="coupled"), {"coupling": coupling, "threshold": 1.0}, return_v_seq=True)
+    out = multistep(x, CoupledBifurcation(), {"coupling": coupling, "threshold": 1.0}, return_v_seq=True)
     # h1 = [0.75, 0]; h2 = A h1 = [0.375, 0.375]; h3 = A h2 + [0.75, 0] = [1.125, 0.375] -> channel 0 fires
     assert out.spikes.reshape(3, 2).tolist() == [[0, 0], [0, 0], [1, 0]]
     assert out.v_seq.reshape(3, 2).tolist() == [[0.75, 0.0], [0.375, 0.375], [0.125, 0.375]]
@@ -114,10 +132,10 @@ def test_bifurcation_coupled_mixes_channels():
 
 def test_initial_state_per_channel_and_full():
     x = torch.zeros(1, 2, 3)
-    per_channel = multistep(x, Bifurcation(), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, torch.tensor([0.5, 1.0, 2.0]))
+    per_channel = multistep(x, DiagonalBifurcation(), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, torch.tensor([0.5, 1.0, 2.0]))
     assert per_channel.spikes[0].tolist() == [[0, 1, 1], [0, 1, 1]]
     full = torch.tensor([[0.0, 1.5, 0.0], [1.5, 0.0, 0.0]])
-    out = multistep(x, Bifurcation(), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, full)
+    out = multistep(x, DiagonalBifurcation(), {"eigenvalues": torch.tensor(0.0), "threshold": 1.0}, full)
     assert out.spikes[0].tolist() == [[0, 1, 0], [1, 0, 0]]
 
 

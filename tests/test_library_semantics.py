@@ -6,7 +6,7 @@
 import pytest
 import torch
 
-from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF, multistep
+from bsnn_lightning.engine import SnnTorchLeaky, SnnTorchLeakyImmediate, SpikingJellyLIF, multistep
 
 T, N, F = 8, 16, 32
 
@@ -42,12 +42,16 @@ def test_spikingjelly_lifnode_bit_for_bit(options, surrogate):
     torch.testing.assert_close(x_ours.grad, x_lib.grad, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
-def test_snntorch_leaky_loop_bit_for_bit(reset):
+@pytest.mark.parametrize(
+    "reset, delay", [("subtract", True), ("zero", True), ("none", True), ("subtract", False), ("zero", False)]
+)
+def test_snntorch_leaky_loop_bit_for_bit(reset, delay):
     snn = pytest.importorskip("snntorch")
     x, grad = _inputs(1)
     beta = torch.linspace(0.5, 0.95, F)
-    leaky = snn.Leaky(beta=beta.clone(), threshold=1.0, learn_beta=True, learn_threshold=True, reset_mechanism=reset)
+    leaky = snn.Leaky(
+        beta=beta.clone(), threshold=1.0, learn_beta=True, learn_threshold=True, reset_mechanism=reset, reset_delay=delay
+    )
     x_lib = x.clone().requires_grad_()
     mem = torch.zeros(N, F)
     spikes = []
@@ -60,7 +64,8 @@ def test_snntorch_leaky_loop_bit_for_bit(reset):
     x_ours = x.clone().requires_grad_()
     beta_ours = beta.clone().requires_grad_()
     threshold = torch.tensor(1.0, requires_grad=True)
-    out = multistep(x_ours, SnnTorchLeaky(reset_mechanism=reset), {"beta": beta_ours, "threshold": threshold, "graded": 1.0}, torch.zeros(N, F))
+    dynamics = (SnnTorchLeaky if delay else SnnTorchLeakyImmediate)(reset_mechanism=reset)
+    out = multistep(x_ours, dynamics, {"beta": beta_ours, "threshold": threshold, "graded": 1.0}, torch.zeros(N, F))
     out.spikes.backward(grad)
     assert s_lib.sum() > 0
     assert torch.equal(out.spikes, s_lib)

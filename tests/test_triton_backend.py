@@ -11,8 +11,9 @@ import torch
 triton = pytest.importorskip("triton")
 
 from bsnn_lightning.engine import (  # noqa: E402
-    Bifurcation,
+    CoupledBifurcation,
     SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
     SpikingJellyIF,
     SpikingJellyLIF,
     available_backends,
@@ -50,11 +51,12 @@ def test_auto_picks_triton_only_for_cuda_tensors():
 @pytest.mark.parametrize(
     "dynamics, params, reason",
     [
-        (Bifurcation(structure="coupled"), {"coupling": torch.eye(5), "threshold": 1.0}, "coupled bifurcation mixes channels"),
+        (CoupledBifurcation(), {"coupling": torch.eye(5), "threshold": 1.0}, "CoupledBifurcation mixes channels"),
         (SpikingJellyLIF(relaxed=True), LIF, "relaxed dynamics"),
-        (SnnTorchLeaky(reset_delay=False), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, "reset_delay=False"),
+        (SnnTorchLeakyImmediate(), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, "reset_delay=False"),
+        (SnnTorchLeakyImmediate(reset_mechanism="zero"), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, "SnnTorchLeakyImmediate"),
     ],
-    ids=["coupled", "relaxed", "snntorch-immediate-reset"],
+    ids=["coupled", "relaxed", "snntorch-immediate-subtract", "snntorch-immediate-zero"],
 )
 def test_what_it_does_not_fuse_falls_back_under_auto_and_is_refused_by_name(dynamics, params, reason):
     x = torch.rand(3, 2, 5, device=DEVICE)
@@ -152,7 +154,7 @@ _COMPILE_FOR_A_GPU = """
     os.environ["TRITON_INTERPRET"] = "0"
     import triton
     from triton.backends.compiler import GPUTarget
-    from bsnn_lightning.engine import triton_kernels as kernels
+    from bsnn_lightning.engine import triton_codes as codes, triton_kernels as kernels
 
     def compile_(fn, dtype, **constexprs):
         signature, attrs = {}, {}
@@ -171,14 +173,19 @@ _COMPILE_FOR_A_GPU = """
         options = {"num_warps": 4, "enable_fp_fusion": False}
         return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 
-    modes = dict(V0_MODE=3, P0_MODE=1, P1_MODE=2, P2_MODE=0)
-    for kind, reset, dtype in [(0, 1, "bf16"), (1, 1, "fp32")]:
+    modes = dict(V0_MODE=codes.FULL_STATE, P0_MODE=codes.PER_CHANNEL, P1_MODE=codes.PER_NEURON, P2_MODE=codes.PER_LAYER)
+    for kind, reset, dtype in [(codes.LIF, codes.RESET_HARD, "bf16"), (codes.SNNTORCH_LEAKY, codes.RESET_ZERO, "fp32")]:
         compile_(kernels.multistep_forward_kernel, dtype, KIND=kind, RESET=reset, DECAY_INPUT=True, STORE_V_SEQ=True,
                  SAVE_CKPT=True, CKPT_EVERY=16, CHUNK=8, BLOCK=1024, **modes)
-    for kind, reset, dtype, surrogate in [(0, 1, "bf16", 1), (1, 1, "fp16", 0), (4, 0, "fp32", 3)]:
+    backward_cases = [
+        (codes.LIF, codes.RESET_HARD, "bf16", codes.SG_SIGMOID),
+        (codes.SNNTORCH_LEAKY, codes.RESET_ZERO, "fp16", codes.SG_ATAN),
+        (codes.PLIF, codes.RESET_SOFT, "fp32", codes.SG_TRIANGLE),
+    ]
+    for kind, reset, dtype, surrogate in backward_cases:
         compiled = compile_(kernels.multistep_backward_kernel, dtype, KIND=kind, RESET=reset, DECAY_INPUT=True,
                             DETACH_RESET=False, SURROGATE=surrogate, HAS_GS=True, HAS_GV_FINAL=True, HAS_GV_SEQ=True,
-                            NEED_X=True, NEED_V0=True, NEED_P0=True, NEED_P1=True, NEED_P2=kind == 1,
+                            NEED_X=True, NEED_V0=True, NEED_P0=True, NEED_P1=True, NEED_P2=kind == codes.SNNTORCH_LEAKY,
                             CHUNK=4, BLOCK=128, **modes)  # the launch uses up to 16; 4 compiles faster
         # one neuron per thread: the register tile of charged potentials needs no shared memory
         assert compiled.metadata.shared == 0, compiled.metadata.shared

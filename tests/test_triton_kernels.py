@@ -14,7 +14,7 @@ import torch
 triton = pytest.importorskip("triton")
 
 from bsnn_lightning.engine import (  # noqa: E402
-    Bifurcation,
+    DiagonalBifurcation,
     SnnTorchLeaky,
     SpikingJellyIF,
     SpikingJellyLIF,
@@ -93,12 +93,12 @@ CASES = {
         None,
     ),
     "bifurcation-soft-channel": (
-        Bifurcation(),  # eigenvalues straddle the bounds (-1, 0.2)
+        DiagonalBifurcation(),  # eigenvalues straddle the bounds (-1, 0.2)
         {"eigenvalues": ("channel", -1.3, 0.4), "threshold": ("layer", 0.8, 1.2)},
         "channel",
     ),
     "bifurcation-hard-detach-neuron-triangle": (
-        Bifurcation(v_reset=0.0, detach_reset=True, surrogate="triangle"),
+        DiagonalBifurcation(v_reset=0.0, detach_reset=True, surrogate="triangle"),
         {"eigenvalues": ("neuron", -1.0, 0.2), "threshold": ("channel", 0.8, 1.2)},
         "neuron",
     ),

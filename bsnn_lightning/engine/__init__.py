@@ -6,15 +6,28 @@ specification, and faster backends register themselves next to it.
 
 from .api import MultistepOutput, multistep
 from .backends import available_backends, register_backend, resolve_backend
-from .dynamics import Bifurcation, Dynamics, SnnTorchLeaky, SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF
+from .dynamics import (
+    Bifurcation,
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    Dynamics,
+    SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SpikingJellyIF,
+    SpikingJellyLIF,
+    SpikingJellyPLIF,
+)
 from .surrogates import Surrogate, available_surrogates, register_surrogate
 from . import triton_backend as _triton_backend  # noqa: F401  registers "triton" (triton itself loads lazily)
 
 __all__ = [
     "Bifurcation",
+    "CoupledBifurcation",
+    "DiagonalBifurcation",
     "Dynamics",
     "MultistepOutput",
     "SnnTorchLeaky",
+    "SnnTorchLeakyImmediate",
     "SpikingJellyIF",
     "SpikingJellyLIF",
     "SpikingJellyPLIF",

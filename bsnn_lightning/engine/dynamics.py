@@ -11,7 +11,13 @@ and ``backward_step``, the vector-Jacobian product of one step, which the refere
 (:mod:`bsnn_lightning.engine.reference`) runs in reverse time. Learnable quantities (tau, beta, threshold,
 eigenvalues, ...) are not stored here: they arrive in ``p``, a dict of Python floats or tensors that
 broadcast against one time step ``[N, ...]``. The backward needs only the charged potentials ``h`` of every
-step (and the initial state), from which it recomputes spikes and the previous states.
+step (and the initial state), from which it recomputes spikes and the previous states; a dynamics whose
+state does not follow from ``h`` alone (``state_from_charge = False``) has its states saved as well.
+
+Choices that change the equations are classes, not flags, so that each class has one forward and one
+backward and a backend says what it runs by listing classes: snnTorch's delayed reset
+(:class:`SnnTorchLeaky`) and its immediate one (:class:`SnnTorchLeakyImmediate`); a diagonal
+(:class:`DiagonalBifurcation`) and a coupled (:class:`CoupledBifurcation`) :class:`Bifurcation`.
 
 The arithmetic is written in the same order as the libraries whose semantics each class reproduces, so
 that a converted model's spikes equal the library's own bit for bit.
@@ -26,7 +32,6 @@ import torch
 
 from .surrogates import Surrogate
 
-Param = "float | torch.Tensor"
 ParamGrads = dict[str, torch.Tensor]
 
 
@@ -40,8 +45,12 @@ class Dynamics:
     relaxed: bool = False
     #: names of the values ``p`` must hold; the engine checks them
     param_names: ClassVar[tuple[str, ...]] = ()
-    #: the shape rule for each parameter: "elementwise" (scalar, per channel or per neuron) or "matrix"
+    #: the parameters that are ``[C, C]`` matrices acting on the channel dimension; the others are
+    #: elementwise (per layer, per channel or per neuron)
     matrix_params: ClassVar[tuple[str, ...]] = ()
+    #: True if ``v_t`` follows from ``h_t`` alone, so a backward can recompute states from the saved
+    #: charged potentials; otherwise the reference backend saves the states too
+    state_from_charge: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "surrogate", Surrogate.parse(self.surrogate))
@@ -73,12 +82,6 @@ class Dynamics:
         """The state after the step; ``v_prev`` (the state before it) is needed only by dynamics whose
         :attr:`state_from_charge` is False."""
         raise NotImplementedError
-
-    @property
-    def state_from_charge(self) -> bool:
-        """True if ``v_t`` follows from ``h_t`` alone, so a backward can recompute states from the saved
-        charged potentials; otherwise the reference backend saves the states too."""
-        return True
 
     def backward_step(
         self,
@@ -181,42 +184,31 @@ class SpikingJellyLIF(_FireThenReset):
 
 
 @dataclass(frozen=True)
-class SnnTorchLeaky(Dynamics):
-    """LIF with snnTorch 1.0's ``Leaky`` semantics.
+class _SnnTorchCharge(Dynamics):
+    """What snnTorch 1.0's ``Leaky`` does before its reset: the delayed reset inside the charge, and the
+    strict, graded spike. The delayed reset is decided from the previous step's membrane, detached::
 
-    The delayed reset is decided from the previous step's membrane, detached, with a strict comparison::
-
-        r_t = H(u_{t-1} - threshold)                   (no gradient)
+        r_t = H(u_{t-1} - threshold)                   (strict, no gradient)
         subtract: h_t = clamp(beta, 0, 1) * u_{t-1} + x_t - r_t * threshold
         zero:     h_t = clamp(beta, 0, 1) * ((1 - r_t) * u_{t-1}) + x_t
         none:     h_t = clamp(beta, 0, 1) * u_{t-1} + x_t
         s_t = graded * H(h_t - threshold)              (spike only when strictly above)
-
-    With ``reset_delay=True`` (snnTorch's default) the state carried is ``u_t = h_t``. With
-    ``reset_delay=False`` the reset is also applied at once, minus the delayed part already applied
-    (snnTorch's "avoid double reset"), with a gradient through the spike::
-
-        subtract: u_t = h_t - (s_t / graded - r_t) * threshold
-        zero:     u_t = h_t - (s_t / graded - r_t) * h_t
 
     Parameters: ``beta``, ``threshold``, ``graded`` (the graded spike factor).
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("atan", 2.0))
     reset_mechanism: Literal["subtract", "zero", "none"] = "subtract"
-    reset_delay: bool = True
     param_names: ClassVar[tuple[str, ...]] = ("beta", "threshold", "graded")
+    #: the reset mechanisms this class accepts
+    mechanisms: ClassVar[tuple[str, ...]] = ("subtract", "zero", "none")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.reset_mechanism not in ("subtract", "zero", "none"):
-            raise ValueError(
-                f"expected reset_mechanism 'subtract', 'zero' or 'none', got {self.reset_mechanism!r}"
-            )
-
-    @property
-    def state_from_charge(self) -> bool:
-        return self.reset_delay or self.reset_mechanism == "none"
+        if self.reset_mechanism not in self.mechanisms:
+            *rest, last = (repr(m) for m in self.mechanisms)
+            expected = f"{', '.join(rest)} or {last}"
+            raise ValueError(f"expected reset_mechanism {expected}, got {self.reset_mechanism!r}")
 
     def _delayed(self, v, threshold):
         return (v > threshold).to(v.dtype)  # H(v - threshold), strict, detached
@@ -233,47 +225,101 @@ class SnnTorchLeaky(Dynamics):
     def fire(self, h, p):
         return self._above(h, p["threshold"], strict=True) * p["graded"]
 
-    def reset(self, h, s, p, v_prev=None):
-        if self.state_from_charge:
-            return h
-        do_reset = s / p["graded"] - self._delayed(v_prev, p["threshold"])
-        if self.reset_mechanism == "subtract":
-            return h - do_reset * p["threshold"]
-        return h - do_reset * h
-
-    def backward_step(self, gs, gv, h, v_prev, p, needs):
+    def _charge_backward(self, gs, gh, z, sg, u_prev, r, p, needs) -> tuple[torch.Tensor, ParamGrads]:
+        """Given dL/dh_t: dL/du_{t-1} and the gradients of beta, graded and threshold through the charge
+        and the spike (``r`` is the delayed reset, needed for "zero" and for subtract's threshold)."""
         beta, threshold, graded = p["beta"], p["threshold"], p["graded"]
-        z = h - threshold
-        sg = self.surrogate.grad(z)
-        immediate = not self.state_from_charge
-        need_r = self.reset_mechanism == "zero" or immediate or (
-            self.reset_mechanism == "subtract" and "threshold" in needs
-        )
-        u_prev = v_prev() if need_r or "beta" in needs else None
-        r = self._delayed(u_prev, threshold) if need_r else None
-        # dL/dh: through the spike, and through the state (du/dh = 1 with the delayed reset alone)
-        if not immediate:
-            gh = gs * graded * sg + gv
-        elif self.reset_mechanism == "subtract":
-            gh = gs * graded * sg + gv * (1 - threshold * sg)
-        else:  # zero
-            fired = self._step(z, strict=True)
-            gh = gs * graded * sg + gv * (1 - (fired - r) - h * sg)
+        keep = 1.0 - r if self.reset_mechanism == "zero" else 1.0  # dh/du_{t-1} = clamp(beta) * keep
         grads: ParamGrads = {}
-        keep = 1.0 - r if self.reset_mechanism == "zero" else 1.0
         if "threshold" in needs:
-            grads["threshold"] = -gs * graded * sg
-            if self.reset_mechanism == "subtract":
+            grads["threshold"] = -gs * graded * sg  # through the spike
+            if self.reset_mechanism == "subtract":  # dh/dthreshold = -r
                 grads["threshold"] = grads["threshold"] - r * gh
-            if immediate and self.reset_mechanism == "subtract":
-                grads["threshold"] = grads["threshold"] + gv * (threshold * sg - (self._step(z, strict=True) - r))
-            elif immediate:  # zero
-                grads["threshold"] = grads["threshold"] + gv * h * sg
         if "graded" in needs:
             grads["graded"] = gs * self._step(z, strict=True)
         if "beta" in needs:
             grads["beta"] = gh * (keep * u_prev) * _clamp01_mask(beta)
         gv_prev = gh * _clamp01(beta) if self.reset_mechanism != "zero" else gh * _clamp01(beta) * keep
+        return gv_prev, grads
+
+    def _needs_delayed(self, needs) -> bool:
+        return self.reset_mechanism == "zero" or (self.reset_mechanism == "subtract" and "threshold" in needs)
+
+
+@dataclass(frozen=True)
+class SnnTorchLeaky(_SnnTorchCharge):
+    """LIF with snnTorch 1.0's ``Leaky`` semantics and its default delayed reset (``reset_delay=True``).
+
+    The charge and spike of :class:`_SnnTorchCharge` (reset mechanism "subtract", "zero" or "none"); the
+    reset is already inside the next step's charge, so the state carried is ``u_t = h_t``.
+    """
+
+    def reset(self, h, s, p, v_prev=None):
+        return h  # u_t = h_t
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        threshold, graded = p["threshold"], p["graded"]
+        z = h - threshold
+        sg = self.surrogate.grad(z)
+        need_r = self._needs_delayed(needs)
+        u_prev = v_prev() if need_r or "beta" in needs else None
+        r = self._delayed(u_prev, threshold) if need_r else None
+        gh = gs * graded * sg + gv  # du_t/dh_t = 1
+        gv_prev, grads = self._charge_backward(gs, gh, z, sg, u_prev, r, p, needs)
+        return gh, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class SnnTorchLeakyImmediate(_SnnTorchCharge):
+    """snnTorch 1.0's ``Leaky(reset_delay=False)``: the delayed reset of :class:`_SnnTorchCharge`, and the
+    reset also applied at once, minus the delayed part already applied (snnTorch's "avoid double reset"),
+    with a gradient through the spike::
+
+        subtract: u_t = h_t - (s_t / graded - r_t) * threshold
+        zero:     u_t = h_t - (s_t / graded - r_t) * h_t
+
+    ``u_t`` needs ``r_t``, hence ``u_{t-1}``, besides ``h_t``: the reference backend saves the states.
+    With no reset there is nothing immediate, and the dynamics is :class:`SnnTorchLeaky`'s "none".
+    Parameters: ``beta``, ``threshold``, ``graded``.
+    """
+
+    reset_mechanism: Literal["subtract", "zero"] = "subtract"
+    mechanisms: ClassVar[tuple[str, ...]] = ("subtract", "zero")
+    state_from_charge: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.reset_mechanism == "none":
+            raise ValueError(
+                "SnnTorchLeakyImmediate needs reset_mechanism 'subtract' or 'zero'; with no reset there is "
+                "nothing to apply at once and it equals SnnTorchLeaky(reset_mechanism='none')"
+            )
+        super().__post_init__()
+
+    def reset(self, h, s, p, v_prev=None):
+        if v_prev is None:
+            raise ValueError("SnnTorchLeakyImmediate.reset needs the state before the step, v_prev")
+        do_reset = s / p["graded"] - self._delayed(v_prev, p["threshold"])  # H(h_t - threshold) - r_t
+        if self.reset_mechanism == "subtract":
+            return h - do_reset * p["threshold"]
+        return h - do_reset * h
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        threshold, graded = p["threshold"], p["graded"]
+        z = h - threshold
+        sg = self.surrogate.grad(z)
+        u_prev = v_prev()
+        r = self._delayed(u_prev, threshold)
+        fired = self._step(z, strict=True)  # H(h_t - threshold), whose derivative is sg
+        if self.reset_mechanism == "subtract":  # du/dh = 1 - threshold * sg
+            gh = gs * graded * sg + gv * (1 - threshold * sg)
+        else:  # zero: u = h * (1 - (fired - r)), du/dh = 1 - (fired - r) - h * sg
+            gh = gs * graded * sg + gv * (1 - (fired - r) - h * sg)
+        gv_prev, grads = self._charge_backward(gs, gh, z, sg, u_prev, r, p, needs)
+        if "threshold" in needs:  # the immediate reset's own dependence on the threshold
+            if self.reset_mechanism == "subtract":  # du/dthreshold = threshold * sg - (fired - r)
+                grads["threshold"] = grads["threshold"] + gv * (threshold * sg - (fired - r))
+            else:  # du/dthreshold = h * sg
+                grads["threshold"] = grads["threshold"] + gv * h * sg
         return gh, gv_prev, grads
 
 
@@ -332,62 +378,80 @@ class SpikingJellyIF(_FireThenReset):
 
 @dataclass(frozen=True)
 class Bifurcation(_FireThenReset):
-    """Bifurcation dynamics (Zhang, Zhang & Zhou, "Bifurcation Spiking Neural Network", JMLR 2021).
+    """Bifurcation dynamics (Zhang, Zhang & Zhou, "Bifurcation Spiking Neural Network", JMLR 2021): the base
+    of :class:`DiagonalBifurcation` and :class:`CoupledBifurcation`, which alone can be constructed.
 
     The continuous membrane ``tau_m du/dt = -u + P u + I`` with a learnable self-connection ``P``,
     Euler-discretised with step 1 and the constant ``1/tau_m`` folded into the input weights::
 
-        diagonal: h_t = (1 + lambda) * v_{t-1} + x_t          lambda per neuron or per channel
+        diagonal: h_t = (1 + clamp(lambda, lo, hi)) * v_{t-1} + x_t     lambda per neuron or per channel
         coupled:  h_t = A v_{t-1} + x_t,  A = Q diag(1 + lambda) Q^T acting on the channel dimension
+        s_t = H(h_t - threshold),  v_t = h_t - s_t * threshold  (soft reset, the default; or a hard one)
 
     ``lambda`` are the eigenvalues of ``(P - I) / tau_m``: dissipative below 0, conservative at 0, energy
     diffusing above 0. Plain LIF (``decay_input=False``, reset to 0) is the special case
     ``lambda = -1/tau``. The guard against blow-up: diagonal eigenvalues are clamped to ``bounds`` in the
     forward pass (no gradient outside them, like snnTorch's clamp of beta); for the coupled structure the
     neuron module builds ``A`` from clamped eigenvalues and passes the matrix as the parameter ``coupling``.
-    Fire and reset as :class:`_FireThenReset` (default: soft reset). See ``docs/methods.md``.
+    Fire and reset as :class:`_FireThenReset`. See ``docs/methods.md``.
     """
 
     v_reset: float | None = None
-    structure: Literal["diagonal", "coupled"] = "diagonal"
+
+    def __post_init__(self) -> None:
+        if type(self) is Bifurcation:
+            raise TypeError("Bifurcation is a base class; construct DiagonalBifurcation or CoupledBifurcation")
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class DiagonalBifurcation(Bifurcation):
+    """``h_t = (1 + clamp(lambda, lo, hi)) * v_{t-1} + x_t``, then fire and reset as :class:`Bifurcation`.
+
+    Parameters: ``eigenvalues`` (per layer, channel or neuron), ``threshold``; ``bounds = (lo, hi)``.
+    """
+
     bounds: tuple[float, float] = (-1.0, 0.2)
+    param_names: ClassVar[tuple[str, ...]] = ("eigenvalues", "threshold")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.structure not in ("diagonal", "coupled"):
-            raise ValueError(f"expected structure 'diagonal' or 'coupled', got {self.structure!r}")
         lo, hi = self.bounds
         if not lo < hi:
             raise ValueError(f"expected eigenvalue bounds (lo, hi) with lo < hi, got {self.bounds!r}")
         object.__setattr__(self, "bounds", (float(lo), float(hi)))
 
-    @property
-    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("eigenvalues", "threshold") if self.structure == "diagonal" else ("coupling", "threshold")
-
-    @property
-    def matrix_params(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("coupling",) if self.structure == "coupled" else ()
-
     def charge(self, x, v, p):
-        if self.structure == "coupled":
-            return _mix_channels(p["coupling"], v) + x
         return (1 + _clamp(p["eigenvalues"], *self.bounds)) * v + x
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
-        if self.structure == "coupled":
-            coupling = p["coupling"]
-            gv_prev = _mix_channels(coupling.transpose(0, 1), gh)
-            if "coupling" in needs:  # dL/dA_ij = sum over batch and space of gh_i * v_j
-                v = v_prev()
-                grads["coupling"] = torch.einsum("ni...,nj...->ij", gh, v)
-            return gh, gv_prev, grads
         lam = p["eigenvalues"]
-        gv_prev = gh * (1 + _clamp(lam, *self.bounds))
-        if "eigenvalues" in needs:
+        gv_prev = gh * (1 + _clamp(lam, *self.bounds))  # dh/dv_{t-1} = 1 + clamp(lambda)
+        if "eigenvalues" in needs:  # dh/dlambda = v_{t-1} inside the bounds, 0 outside
             lo, hi = self.bounds
             grads["eigenvalues"] = gh * v_prev() * ((lam >= lo) & (lam <= hi)).to(gh.dtype)
+        return gh, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class CoupledBifurcation(Bifurcation):
+    """``h_t = A v_{t-1} + x_t`` with ``A`` a ``[C, C]`` matrix mixing channels, then fire and reset as
+    :class:`Bifurcation`. The module that owns the eigenvalues builds ``A`` from clamped ones, so no bounds
+    are applied here. Parameters: ``coupling`` (``A``), ``threshold``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ("coupling", "threshold")
+    matrix_params: ClassVar[tuple[str, ...]] = ("coupling",)
+
+    def charge(self, x, v, p):
+        return _mix_channels(p["coupling"], v) + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        gv_prev = _mix_channels(p["coupling"].transpose(0, 1), gh)  # A^T gh
+        if "coupling" in needs:  # dL/dA_ij = sum over batch and space of gh_i * v_j
+            grads["coupling"] = torch.einsum("ni...,nj...->ij", gh, v_prev())
         return gh, gv_prev, grads
 
 

@@ -6,13 +6,18 @@
 their autograd and fake (meta) implementations registered, so ``torch.compile`` sees the neuron as one
 opaque node and needs no graph break inside it.
 
-What runs here: :class:`SpikingJellyLIF`, :class:`SpikingJellyIF`, :class:`SpikingJellyPLIF`,
-:class:`SnnTorchLeaky` (delayed reset, snnTorch's default) and diagonal :class:`Bifurcation`, with the
-built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32), every accepted shape of ``v0`` and of
-the parameters. What does not, with the reason ``supports`` gives: coupled bifurcation (a matrix product
-across channels every step), ``SnnTorchLeaky(reset_delay=False)``, user-registered surrogates, ``relaxed``
-dynamics (the reference backend's gradcheck device) and float64 (its gradcheck dtype). An explicit
-``backend="triton"`` for such a call raises that reason; ``"auto"`` runs it on ``"torch"``.
+What runs here: the dynamics classes of the table ``_FUSED`` (:class:`SpikingJellyLIF`,
+:class:`SpikingJellyIF`, :class:`SpikingJellyPLIF`, :class:`SnnTorchLeaky` and :class:`DiagonalBifurcation`),
+with the built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32), every accepted shape of ``v0``
+and of the parameters. What does not, with the reason ``supports`` gives: any other class (among them
+:class:`CoupledBifurcation`, a matrix product across channels every step, and
+:class:`SnnTorchLeakyImmediate`), user-registered surrogates, ``relaxed`` dynamics (the reference backend's
+gradcheck device) and float64 (its gradcheck dtype). An explicit ``backend="triton"`` for such a call
+raises that reason; ``"auto"`` runs it on ``"torch"``.
+
+Fusing a new dynamics: its class in :mod:`.dynamics`, one row of ``_FUSED`` (its ``KIND`` code in
+:mod:`.triton_codes`, its first parameter, how its reset and flags are read), and its branches in the
+kernels' ``_charge``, ``_fire``, ``_reset`` and ``_backward_step``.
 
 Triton is optional and imported on the first call that needs it. On CPU tensors the kernels run only
 through Triton's interpreter (``TRITON_INTERPRET=1`` set before this package's kernels are first used),
@@ -24,15 +29,27 @@ the membrane from x (see ``docs/kernels.md`` for the memory traffic this buys).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
-from typing import NamedTuple, Optional
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
 from . import surrogates
+from . import triton_codes as codes
 from .backends import register_backend
-from .dynamics import Bifurcation, Dynamics, SnnTorchLeaky, SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF
+from .dynamics import (
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    Dynamics,
+    SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SpikingJellyIF,
+    SpikingJellyLIF,
+    SpikingJellyPLIF,
+)
 from .reference import _sum_to_shape
 
 #: the backward recomputes the membrane from a state checkpoint every this many steps, keeping that many
@@ -45,15 +62,97 @@ FORWARD_BLOCK, FORWARD_CHUNK, BACKWARD_BLOCK, NUM_WARPS = 1024, 8, 128, 4
 #: neurons per program under Triton's interpreter (large: each program is a Python loop of numpy calls)
 INTERPRETER_BLOCK = 4096
 
-#: the kernels' KIND for each dynamics, and the name of its first parameter (p0; None: it has none)
-_KINDS = {SpikingJellyLIF: 0, SnnTorchLeaky: 1, Bifurcation: 2, SpikingJellyIF: 3, SpikingJellyPLIF: 4}
-_P0 = {0: "tau", 1: "beta", 2: "eigenvalues", 3: None, 4: "q"}
-_SNNTORCH_RESETS = {"subtract": 0, "zero": 1, "none": 2}
-_SURROGATES = {  # name -> (kernel id, the built-in function the kernel reproduces)
-    "atan": (0, surrogates._atan),
-    "sigmoid": (1, surrogates._sigmoid),
-    "fast_sigmoid": (2, surrogates._fast_sigmoid),
-    "triangle": (3, surrogates._triangle),
+
+class _Config(NamedTuple):
+    """The static choices of a call, as the custom ops take them (plain ints, bools and floats, in this
+    order after the tensors; ``_define_ops`` checks the ops' signatures against these fields)."""
+
+    kind: int  # triton_codes: LIF, SNNTORCH_LEAKY, ...
+    reset: int  # triton_codes: RESET_SOFT, RESET_HARD, RESET_SUBTRACT, RESET_ZERO, RESET_NONE
+    surrogate: int  # triton_codes: SG_ATAN, ...
+    sg_a: float  # the surrogate's two host-computed constants
+    sg_b: float
+    decay_input: bool = False
+    detach_reset: bool = False
+    v_reset: float = 0.0  # the hard reset's value (0 for a soft one: SpikingJelly charges towards 0 then)
+    lo: float = 0.0  # DiagonalBifurcation's eigenvalue bounds
+    hi: float = 0.0
+
+    @classmethod
+    def of(cls, dynamics: Dynamics) -> "_Config":
+        fused = _FUSED[type(dynamics)]
+        surrogate = _SURROGATES[dynamics.surrogate.name]
+        sg_a, sg_b = surrogate.constants(dynamics.surrogate.alpha)
+        return cls(fused.kind, surrogate=surrogate.code, sg_a=sg_a, sg_b=sg_b, **fused.settings(dynamics))
+
+
+@dataclass(frozen=True)
+class _Fused:
+    """How the kernels run one dynamics class."""
+
+    kind: int  #: its KIND code (triton_codes)
+    p0: str | None  #: the parameter passed as p0 (None: it has none); p1 is always "threshold"
+    #: the reset code and the other _Config fields it sets, read from the dynamics object
+    settings: Callable[[Dynamics], dict]
+    p2: str | None = None  #: the parameter passed as p2 (snnTorch's graded factor)
+
+
+def _fire_then_reset(dynamics) -> dict:
+    """SpikingJelly's and the bifurcation's reset: soft (``v_reset=None``) or hard to ``v_reset``."""
+    if dynamics.v_reset is None:
+        return dict(reset=codes.RESET_SOFT, detach_reset=dynamics.detach_reset)
+    return dict(reset=codes.RESET_HARD, v_reset=float(dynamics.v_reset), detach_reset=dynamics.detach_reset)
+
+
+def _spikingjelly_lif(dynamics) -> dict:
+    return dict(_fire_then_reset(dynamics), decay_input=dynamics.decay_input)
+
+
+_SNNTORCH_RESETS = {"subtract": codes.RESET_SUBTRACT, "zero": codes.RESET_ZERO, "none": codes.RESET_NONE}
+
+
+def _snntorch_leaky(dynamics) -> dict:
+    return dict(reset=_SNNTORCH_RESETS[dynamics.reset_mechanism])
+
+
+def _diagonal_bifurcation(dynamics) -> dict:
+    lo, hi = dynamics.bounds
+    return dict(_fire_then_reset(dynamics), lo=lo, hi=hi)
+
+
+#: the one table of what the kernels fuse, keyed by the exact dynamics class
+_FUSED: dict[type, _Fused] = {
+    SpikingJellyLIF: _Fused(codes.LIF, "tau", _spikingjelly_lif),
+    SpikingJellyPLIF: _Fused(codes.PLIF, "q", _spikingjelly_lif),
+    SpikingJellyIF: _Fused(codes.IF, None, _fire_then_reset),
+    SnnTorchLeaky: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_leaky, p2="graded"),
+    DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
+}
+
+#: why a known class is not fused (any other class gets a generic reason)
+_NOT_FUSED = {
+    CoupledBifurcation: (
+        "CoupledBifurcation mixes channels with a matrix product every step, which the elementwise kernel "
+        "does not fuse; run it with backend='torch' (or 'auto', which picks it)"
+    ),
+    SnnTorchLeakyImmediate: (
+        "SnnTorchLeakyImmediate (snnTorch's reset_delay=False) resets at once from the spike; the kernels "
+        "implement snnTorch's default delayed reset, SnnTorchLeaky, only (the torch backend runs both)"
+    ),
+}
+
+
+class _Surrogate(NamedTuple):
+    code: int  #: its SURROGATE code (triton_codes)
+    function: object  #: the built-in entry of surrogates._REGISTRY the kernel reproduces
+    constants: Callable[[float], tuple[float, float]]  #: alpha -> (sg_a, sg_b), in double as surrogates.py
+
+
+_SURROGATES = {
+    "atan": _Surrogate(codes.SG_ATAN, surrogates._atan, lambda a: (math.pi / 2 * a, a / 2)),
+    "sigmoid": _Surrogate(codes.SG_SIGMOID, surrogates._sigmoid, lambda a: (a, a)),
+    "fast_sigmoid": _Surrogate(codes.SG_FAST_SIGMOID, surrogates._fast_sigmoid, lambda a: (a, 0.0)),
+    "triangle": _Surrogate(codes.SG_TRIANGLE, surrogates._triangle, lambda a: (a * a, a)),
 }
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -85,81 +184,31 @@ def run(
     x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
-    config = _Config.of(dynamics)
-    p0_name = _P0[config.kind]
-    p0 = _as_tensor(params[p0_name], x) if p0_name is not None else None
+    fused = _FUSED[type(dynamics)]
+    p0 = _as_tensor(params[fused.p0], x) if fused.p0 is not None else None
     p1 = _as_tensor(params["threshold"], x)
-    p2 = _as_tensor(params["graded"], x) if "graded" in params else None
+    p2 = _as_tensor(params[fused.p2], x) if fused.p2 is not None else None
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, v0, p0, p1, p2)
     )
     spikes, v_final, v_seq, _ = torch.ops.bsnn.triton_multistep(
-        x, v0, p0, p1, p2, *config, return_v_seq, save
+        x, v0, p0, p1, p2, *_Config.of(dynamics), return_v_seq, save
     )
     return spikes, v_final, (v_seq if return_v_seq else None)
 
 
-class _Config(NamedTuple):
-    """The static choices of a dynamics, as the custom ops take them (plain ints, bools and floats)."""
-
-    kind: int
-    reset: int
-    decay_input: bool
-    detach_reset: bool
-    surrogate: int
-    v_reset: float
-    lo: float
-    hi: float
-    sg_a: float
-    sg_b: float
-
-    @classmethod
-    def of(cls, dynamics: Dynamics) -> "_Config":
-        kind = _KINDS[type(dynamics)]
-        if kind == 1:
-            reset, v_reset, detach = _SNNTORCH_RESETS[dynamics.reset_mechanism], 0.0, False
-        else:
-            hard = dynamics.v_reset is not None
-            reset, v_reset, detach = int(hard), (float(dynamics.v_reset) if hard else 0.0), dynamics.detach_reset
-        lo, hi = dynamics.bounds if kind == 2 else (0.0, 0.0)
-        surrogate = dynamics.surrogate
-        sg_a, sg_b = _surrogate_constants(surrogate.name, surrogate.alpha)
-        decay_input = bool(getattr(dynamics, "decay_input", False))
-        return cls(kind, reset, decay_input, detach, _SURROGATES[surrogate.name][0], v_reset, lo, hi, sg_a, sg_b)
-
-
-def _surrogate_constants(name: str, alpha: float) -> tuple[float, float]:
-    """The two numbers each surrogate's kernel formula takes, computed in double as surrogates.py does."""
-    if name == "atan":
-        return math.pi / 2 * alpha, alpha / 2
-    if name == "sigmoid":
-        return alpha, alpha
-    if name == "fast_sigmoid":
-        return alpha, 0.0
-    return alpha * alpha, alpha  # triangle
-
-
 def _dynamics_reason(dynamics: Dynamics) -> str | None:
-    if type(dynamics) not in _KINDS:
-        return (
-            f"the triton backend fuses {sorted(t.__name__ for t in _KINDS)} (diagonal Bifurcation only), "
-            f"got {type(dynamics).__name__}"
-        )
-    if isinstance(dynamics, SnnTorchLeaky) and not dynamics.reset_delay and dynamics.reset_mechanism != "none":
-        return (
-            "SnnTorchLeaky with reset_delay=False resets at once from the spike; the kernels implement "
-            "snnTorch's default delayed reset only (the torch backend runs both)"
-        )
-    if isinstance(dynamics, Bifurcation) and dynamics.structure != "diagonal":
-        return (
-            "coupled bifurcation mixes channels with a matrix product every step, which the elementwise "
-            "kernel does not fuse; run it with backend='torch' (or 'auto', which picks it)"
+    kind = type(dynamics)
+    if kind not in _FUSED:
+        return _NOT_FUSED.get(kind) or (
+            f"the triton backend fuses {sorted(t.__name__ for t in _FUSED)}, got {kind.__name__} "
+            "(the torch backend runs it)"
         )
     if dynamics.relaxed:
         return "relaxed dynamics (the smooth forward used for gradcheck) run on the torch backend only"
     name = dynamics.surrogate.name
     builtin = _SURROGATES.get(name)
-    if builtin is None or surrogates._REGISTRY[name][0] is not builtin[1]:
+    if builtin is None or surrogates._REGISTRY[name][0] is not builtin.function:
         return (
             f"surrogate {name!r} is user-registered; the kernels compute the built-in "
             f"{sorted(_SURROGATES)} (the torch backend runs any registered surrogate)"
@@ -178,8 +227,8 @@ def _as_tensor(value: "float | Tensor", x: Tensor) -> Tensor:
 
 def _forward_impl(
     x: Tensor, v0: Tensor, p0: Optional[Tensor], p1: Tensor, p2: Optional[Tensor],
-    kind: int, reset: int, decay_input: bool, detach_reset: bool, surrogate: int,
-    v_reset: float, lo: float, hi: float, sg_a: float, sg_b: float,
+    kind: int, reset: int, surrogate: int, sg_a: float, sg_b: float,
+    decay_input: bool, detach_reset: bool, v_reset: float, lo: float, hi: float,
     return_v_seq: bool, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """Forward: (spikes [T, N, ...] in x's dtype, v_final [N, ...] fp32, v_seq fp32 or empty, checkpoints).
@@ -216,7 +265,7 @@ def _forward_impl(
 
 
 def _forward_fake(x, v0, p0, p1, p2, *config_and_flags):
-    return_v_seq, save = config_and_flags[-2:]
+    return_v_seq, save = config_and_flags[len(_Config._fields) :]
     return (
         x.new_empty(x.shape),
         x.new_empty(x.shape[1:], dtype=torch.float32),
@@ -228,8 +277,8 @@ def _forward_fake(x, v0, p0, p1, p2, *config_and_flags):
 def _backward_impl(
     grad_spikes: Optional[Tensor], grad_v_final: Optional[Tensor], grad_v_seq: Optional[Tensor],
     x: Tensor, v0: Tensor, p0: Optional[Tensor], p1: Tensor, p2: Optional[Tensor], ckpt: Tensor,
-    kind: int, reset: int, decay_input: bool, detach_reset: bool, surrogate: int,
-    v_reset: float, lo: float, hi: float, sg_a: float, sg_b: float,
+    kind: int, reset: int, surrogate: int, sg_a: float, sg_b: float,
+    decay_input: bool, detach_reset: bool, v_reset: float, lo: float, hi: float,
     need_x: bool, need_v0: bool, need_p0: bool, need_p1: bool, need_p2: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """Backward: grad_x, then per-neuron (time-summed, not batch-reduced) gradients of v0, p0, p1, p2 in fp32.
@@ -275,14 +324,15 @@ def _backward_impl(
 
 
 def _backward_fake(grad_spikes, grad_v_final, grad_v_seq, x, v0, p0, p1, p2, ckpt, *config_and_needs):
-    need_x, *needs = config_and_needs[-5:]
+    need_x, *needs = config_and_needs[len(_Config._fields) :]
     per_neuron = [x.new_empty(x.shape[1:] if need else (0,), dtype=torch.float32) for need in needs]
     return (x.new_empty(x.shape if need_x else (0,)), *per_neuron)
 
 
 def _setup_context(ctx, inputs, output):
-    x, v0, p0, p1, p2, *config, _return_v_seq, _save = inputs
-    ctx.config = tuple(config)
+    x, v0, p0, p1, p2, *static = inputs  # static: the _Config fields, return_v_seq, save
+    ctx.config = tuple(static[: len(_Config._fields)])
+    ctx.static_inputs = len(static)
     ctx.save_for_backward(x, v0, p0, p1, p2, output[3])
     ctx.mark_non_differentiable(output[3])
     ctx.set_materialize_grads(False)
@@ -298,10 +348,15 @@ def _autograd_backward(ctx, grad_spikes, grad_v_final, grad_v_seq, _grad_ckpt):
     reduced = []
     for value, grad, needed in zip((v0, p0, p1, p2), per_neuron, need[1:]):
         reduced.append(_sum_to_shape(grad.view(x.shape[1:]), value.shape).to(value.dtype) if needed else None)
-    return (grad_x if need[0] else None, *reduced) + (None,) * 12
+    return (grad_x if need[0] else None, *reduced) + (None,) * ctx.static_inputs
 
 
 def _define_ops() -> None:
+    for impl in (_forward_impl, _backward_impl):  # the ops take _Config's fields, by name and in order
+        names = tuple(inspect.signature(impl).parameters)
+        start = names.index("kind")
+        if names[start : start + len(_Config._fields)] != _Config._fields:
+            raise AssertionError(f"{impl.__name__} must take {_Config._fields} in this order, got {names}")
     forward = torch.library.custom_op("bsnn::triton_multistep", _forward_impl, mutates_args=())
     forward.register_fake(_forward_fake)
     backward = torch.library.custom_op("bsnn::triton_multistep_backward", _backward_impl, mutates_args=())
@@ -329,14 +384,15 @@ class _Layout(NamedTuple):
 
 
 def _mode(value: Tensor, x: Tensor, allow_full: bool = False) -> int:
-    """0 per layer, 1 per channel ([C, 1, ...]), 2 per neuron (one sample's shape), 3 full state."""
+    """A value's layout code: per layer ([]), per channel ([C, 1, ...]), per neuron (one sample's shape) or
+    the full state ([N, ...])."""
     if allow_full and value.dim() == x.dim() - 1:
-        return 3
+        return codes.FULL_STATE
     if value.dim() == 0:
-        return 0
+        return codes.PER_LAYER
     if value.shape == x.shape[2:]:
-        return 2
-    return 1
+        return codes.PER_NEURON
+    return codes.PER_CHANNEL
 
 
 def _checkpoint_shape(x_shape, save: bool) -> tuple:

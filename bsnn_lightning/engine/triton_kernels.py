@@ -21,18 +21,42 @@ Layout: x is ``[T, M]`` (``M = N * prod(S)`` neurons, one time step contiguous);
   ``-0.0`` in the others, and ``a + -0.0 == a`` exactly). Parameter and initial-state gradients are
   summed over time per neuron here, and over the batch by the caller.
 
-Enumerations (constexpr): ``KIND`` 0 SpikingJellyLIF, 1 SnnTorchLeaky (delayed reset), 2 diagonal
-Bifurcation, 3 SpikingJellyIF, 4 SpikingJellyPLIF. ``RESET`` for kind 1: 0 subtract, 1 zero, 2 none; for
-the others: 0 soft (subtract the threshold), 1 hard (to ``v_reset``). ``SURROGATE``: 0 atan, 1 sigmoid,
-2 fast_sigmoid, 3 triangle, each with two host-computed constants ``sg_a``, ``sg_b``
-(``triton_backend._surrogate_constants``). Value modes: 0 per layer, 1 per channel, 2 per neuron,
-3 full state.
+Compile-time choices, named by the constants below (their numbers live in :mod:`.triton_codes`):
+``KIND`` the dynamics (``LIF``, ``SNNTORCH_LEAKY``, ``DIAGONAL_BIFURCATION``, ``IF``, ``PLIF``);
+``RESET`` the reset (``RESET_SOFT``, ``RESET_HARD`` for fire-then-reset dynamics; ``RESET_SUBTRACT``,
+``RESET_ZERO``, ``RESET_NONE`` for snnTorch's delayed reset); ``SURROGATE`` the surrogate gradient
+(``SG_ATAN``, ``SG_SIGMOID``, ``SG_FAST_SIGMOID``, ``SG_TRIANGLE``, each with two host-computed constants
+``sg_a``, ``sg_b``: ``triton_backend._SURROGATES``); ``*_MODE`` a value's layout (``PER_LAYER``,
+``PER_CHANNEL``, ``PER_NEURON``, ``FULL_STATE``). A new dynamics adds its ``KIND`` here and its branches in
+``_charge``, ``_fire``, ``_reset`` and ``_backward_step`` (and ``_prepare_p0`` if its p0 is transformed).
 """
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+from . import triton_codes as codes
+
+# Kernels may read module globals only as constexpr: each code of triton_codes, under the same name.
+LIF = tl.constexpr(codes.LIF)
+SNNTORCH_LEAKY = tl.constexpr(codes.SNNTORCH_LEAKY)
+DIAGONAL_BIFURCATION = tl.constexpr(codes.DIAGONAL_BIFURCATION)
+IF = tl.constexpr(codes.IF)
+PLIF = tl.constexpr(codes.PLIF)
+RESET_SOFT = tl.constexpr(codes.RESET_SOFT)
+RESET_HARD = tl.constexpr(codes.RESET_HARD)
+RESET_SUBTRACT = tl.constexpr(codes.RESET_SUBTRACT)
+RESET_ZERO = tl.constexpr(codes.RESET_ZERO)
+RESET_NONE = tl.constexpr(codes.RESET_NONE)
+SG_ATAN = tl.constexpr(codes.SG_ATAN)
+SG_SIGMOID = tl.constexpr(codes.SG_SIGMOID)
+SG_FAST_SIGMOID = tl.constexpr(codes.SG_FAST_SIGMOID)
+SG_TRIANGLE = tl.constexpr(codes.SG_TRIANGLE)
+PER_LAYER = tl.constexpr(codes.PER_LAYER)
+PER_CHANNEL = tl.constexpr(codes.PER_CHANNEL)
+PER_NEURON = tl.constexpr(codes.PER_NEURON)
+FULL_STATE = tl.constexpr(codes.FULL_STATE)
 
 
 @triton.jit
@@ -99,7 +123,7 @@ def multistep_backward_kernel(
     graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
     p0_mask = _p0_gradient_mask(raw_p0, lo, hi, KIND)
     # v_{t-1} is needed by the tau / beta / eigenvalue gradients and by snnTorch's delayed reset
-    NEED_V_PREV: tl.constexpr = NEED_P0 or (KIND == 1 and (RESET == 1 or (RESET == 0 and NEED_P1)))
+    NEED_V_PREV: tl.constexpr = NEED_P0 or RESET == RESET_ZERO or (RESET == RESET_SUBTRACT and NEED_P1)
 
     if HAS_GV_FINAL:
         carry = tl.load(gv_final_ptr + m, mask=mask, other=0.0).to(tl.float32)
@@ -179,35 +203,35 @@ def multistep_backward_kernel(
 @triton.jit
 def _charge(x, v, p0, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr):
     """h_t from x_t and v_{t-1}; p0 is tau, clamp(beta, 0, 1), 1 + clamp(lambda, lo, hi) or q by KIND."""
-    if KIND == 0:  # SpikingJellyLIF, p0 = tau; v_reset is 0 for a soft reset (charges towards 0)
+    if KIND == LIF:  # p0 = tau; v_reset is 0 for a soft reset (charges towards 0)
         if DECAY_INPUT:
             h = v + tl.div_rn(x - (v - v_reset), p0)
         else:
             h = v - tl.div_rn(v - v_reset, p0) + x
-    elif KIND == 4:  # SpikingJellyPLIF, p0 = q = 1 / tau
+    elif KIND == PLIF:  # p0 = q = 1 / tau
         if DECAY_INPUT:
             h = v + (x - (v - v_reset)) * p0
         else:
             h = v - (v - v_reset) * p0 + x
-    elif KIND == 3:  # SpikingJellyIF
+    elif KIND == IF:
         h = v + x
-    elif KIND == 1:  # SnnTorchLeaky: the reset of step t is decided from v_{t-1}
-        if RESET == 2:
+    elif KIND == SNNTORCH_LEAKY:  # p0 = clamp(beta, 0, 1); the reset of step t is decided from v_{t-1}
+        if RESET == RESET_NONE:
             h = p0 * v + x
         else:
             r = (v > threshold).to(tl.float32)
-            if RESET == 0:
+            if RESET == RESET_SUBTRACT:
                 h = p0 * v + x - r * threshold
-            else:
+            else:  # RESET_ZERO
                 h = p0 * ((1.0 - r) * v) + x
-    else:  # diagonal Bifurcation
+    else:  # DIAGONAL_BIFURCATION, p0 = 1 + clamp(lambda, lo, hi)
         h = p0 * v + x
     return h
 
 
 @triton.jit
 def _fire(h, threshold, graded, KIND: tl.constexpr):
-    if KIND == 1:  # strict, as snnTorch; compared directly, as the reference's fire
+    if KIND == SNNTORCH_LEAKY:  # strict, as snnTorch; compared directly, as the reference's fire
         s = (h > threshold).to(tl.float32) * graded
     else:
         s = (h >= threshold).to(tl.float32)
@@ -216,11 +240,11 @@ def _fire(h, threshold, graded, KIND: tl.constexpr):
 
 @triton.jit
 def _reset(h, s, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr):
-    if KIND == 1:
+    if KIND == SNNTORCH_LEAKY:  # the delayed reset is in the next charge: u_t = h_t
         v = h
-    elif RESET == 0:
+    elif RESET == RESET_SOFT:
         v = h - s * threshold
-    else:
+    else:  # RESET_HARD
         v = s * v_reset + (1.0 - s) * h
     return v
 
@@ -237,10 +261,10 @@ def _backward_step(
     """dL/dx_t, dL/dv_{t-1} and the elementwise gradients of (p0, threshold, graded), as ``backward_step``."""
     z = h - threshold
     sg = _surrogate_grad(z, sg_a, sg_b, SURROGATE)
-    if KIND == 1:
+    if KIND == SNNTORCH_LEAKY:
         gh = gs * graded * sg + gv
         r = (v_prev > threshold).to(tl.float32)
-        if RESET == 1:
+        if RESET == RESET_ZERO:
             keep = 1.0 - r
             gv_prev = gh * p0 * keep
             d0 = gh * (keep * v_prev) * p0_mask
@@ -248,20 +272,20 @@ def _backward_step(
             gv_prev = gh * p0
             d0 = gh * v_prev * p0_mask
         d1 = -gs * graded * sg
-        if RESET == 0:
+        if RESET == RESET_SUBTRACT:
             d1 = d1 - r * gh
         d2 = gs * (z > 0).to(tl.float32)
         gx = gh
     else:
         s = (z >= 0).to(tl.float32)
-        if RESET == 0:  # soft
+        if RESET == RESET_SOFT:
             if DETACH_RESET:
                 gh = gs * sg + gv
                 d1 = gv * -s - gs * sg
             else:
                 gh = gs * sg + gv * (1.0 - threshold * sg)
                 d1 = gv * (threshold * sg - s) - gs * sg
-        else:  # hard
+        else:  # RESET_HARD
             if DETACH_RESET:
                 gh = gs * sg + gv * (1.0 - s)
                 d1 = gv * 0.0 - gs * sg
@@ -269,7 +293,7 @@ def _backward_step(
                 gh = gs * sg + gv * (1.0 - s - (h - v_reset) * sg)
                 d1 = gv * ((h - v_reset) * sg) - gs * sg
         d2 = d1  # no graded factor
-        if KIND == 0:  # p0 = tau
+        if KIND == LIF:  # p0 = tau
             gh_over_tau = tl.div_rn(gh, p0)
             if DECAY_INPUT:
                 gx = gh_over_tau
@@ -278,7 +302,7 @@ def _backward_step(
                 gx = gh
                 d0 = tl.div_rn(gh * (v_prev - v_reset), p0 * p0)  # dh/dtau = (v_{t-1} - v_reset) / tau^2
             gv_prev = gh - gh_over_tau
-        elif KIND == 4:  # p0 = q
+        elif KIND == PLIF:  # p0 = q
             gh_q = gh * p0
             if DECAY_INPUT:
                 gx = gh_q
@@ -287,11 +311,11 @@ def _backward_step(
                 gx = gh
                 d0 = -gh * (v_prev - v_reset)
             gv_prev = gh - gh_q
-        elif KIND == 3:
+        elif KIND == IF:
             gx = gh
             gv_prev = gh
             d0 = d1  # no p0
-        else:  # p0 = 1 + clamp(lambda)
+        else:  # DIAGONAL_BIFURCATION, p0 = 1 + clamp(lambda)
             gx = gh
             gv_prev = gh * p0
             d0 = gh * v_prev * p0_mask
@@ -301,16 +325,16 @@ def _backward_step(
 @triton.jit
 def _surrogate_grad(z, sg_a, sg_b, SURROGATE: tl.constexpr):
     """sigma'(z) as :mod:`bsnn_lightning.engine.surrogates` computes it (``c / t`` there is ``(1 / t) * c``)."""
-    if SURROGATE == 0:  # atan: sg_a = pi/2 * alpha, sg_b = alpha / 2
+    if SURROGATE == SG_ATAN:  # sg_a = pi/2 * alpha, sg_b = alpha / 2
         az = sg_a * z
         sg = tl.div_rn(1.0, 1.0 + az * az) * sg_b
-    elif SURROGATE == 1:  # sigmoid: sg_a = sg_b = alpha
+    elif SURROGATE == SG_SIGMOID:  # sg_a = sg_b = alpha
         sig = tl.div_rn(1.0, 1.0 + tl.exp(-(sg_a * z)))
         sg = sg_b * sig * (1.0 - sig)
-    elif SURROGATE == 2:  # fast_sigmoid: sg_a = alpha
+    elif SURROGATE == SG_FAST_SIGMOID:  # sg_a = alpha
         d = sg_a * tl.abs(z) + 1.0
         sg = tl.div_rn(1.0, d * d)
-    else:  # triangle: sg_a = alpha^2, sg_b = alpha
+    else:  # SG_TRIANGLE: sg_a = alpha^2, sg_b = alpha
         sg = tl.maximum(sg_b - sg_a * tl.abs(z), 0.0, propagate_nan=tl.PropagateNan.ALL)
     return sg
 
@@ -320,15 +344,15 @@ def _surrogate_grad(z, sg_a, sg_b, SURROGATE: tl.constexpr):
 
 @triton.jit
 def _load_value(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS):
-    """A per-layer (0), per-channel (1), per-neuron (2) or full-state (3) value for neurons m, in fp32."""
-    if MODE == 0:
+    """A per-layer, per-channel, per-neuron or full-state value (by MODE) for neurons m, in fp32."""
+    if MODE == PER_LAYER:
         value = tl.load(ptr)
     else:
-        if MODE == 1:
+        if MODE == PER_CHANNEL:
             index = (m // INNER) % CHANNELS
-        elif MODE == 2:
+        elif MODE == PER_NEURON:
             index = m % SAMPLE
-        else:
+        else:  # FULL_STATE
             index = m
         value = tl.load(ptr + index, mask=mask, other=1.0)  # 1.0: no division by 0 in masked-off lanes
     return value.to(tl.float32)
@@ -336,7 +360,7 @@ def _load_value(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS):
 
 @triton.jit
 def _load_graded(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS, KIND: tl.constexpr):
-    if KIND == 1:
+    if KIND == SNNTORCH_LEAKY:
         graded = _load_value(ptr, m, mask, MODE, SAMPLE, INNER, CHANNELS)
     else:
         graded = 1.0
@@ -346,9 +370,9 @@ def _load_graded(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS, KIND
 @triton.jit
 def _prepare_p0(p0, lo, hi, KIND: tl.constexpr):
     """tau as is; beta clamped to [0, 1]; 1 + the eigenvalue clamped to [lo, hi]."""
-    if KIND == 1:
+    if KIND == SNNTORCH_LEAKY:
         p0 = tl.minimum(tl.maximum(p0, 0.0), 1.0)
-    elif KIND == 2:
+    elif KIND == DIAGONAL_BIFURCATION:
         p0 = 1.0 + tl.minimum(tl.maximum(p0, lo), hi)
     return p0
 
@@ -356,9 +380,9 @@ def _prepare_p0(p0, lo, hi, KIND: tl.constexpr):
 @triton.jit
 def _p0_gradient_mask(p0, lo, hi, KIND: tl.constexpr):
     """1 where the clamp of beta / the eigenvalue passes the gradient (closed interval, as torch.clamp)."""
-    if KIND == 1:
+    if KIND == SNNTORCH_LEAKY:
         passes = ((p0 >= 0.0) & (p0 <= 1.0)).to(tl.float32)
-    elif KIND == 2:
+    elif KIND == DIAGONAL_BIFURCATION:
         passes = ((p0 >= lo) & (p0 <= hi)).to(tl.float32)
     else:
         passes = 1.0
