@@ -1,4 +1,4 @@
-"""Shared test setup.
+"""Shared test setup (for the tests and for the docstring examples in the package, run as doctests).
 
 Without a CUDA GPU, Triton kernels run through Triton's interpreter on the CPU. Triton reads
 ``TRITON_INTERPRET`` when a kernel is defined, so it is set here, before any test module imports the
