@@ -35,7 +35,7 @@ def multistep(
       shared over the batch, e.g. a learnable initial membrane potential), ``[C]`` (per channel), ``[]``
       (per layer), a float, or ``None`` for the dynamics' resting state;
     - each parameter (``dynamics.param_names``): a float, or a tensor of shape ``[]``, ``[C]`` or ``S``;
-      ``coupling`` (coupled bifurcation) is ``[C, C]``.
+      a matrix parameter (``dynamics.matrix_params``: :class:`CoupledBifurcation`'s ``coupling``) is ``[C, C]``.
 
     Gradients flow to every tensor that requires them, reduced over the batch (and over space for
     per-channel values). ``check_finite`` raises if a parameter or the final state is NaN or Inf (not while

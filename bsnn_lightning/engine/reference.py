@@ -4,7 +4,9 @@ A plain time loop over the step functions of :mod:`bsnn_lightning.engine.dynamic
 ``torch.autograd.Function`` so that the backward keeps only what it needs: the charged potential ``h_t`` of
 every step (one tensor of the input's shape, in the compute dtype), the initial state and the parameters.
 Spikes and earlier states are recomputed from ``h`` in the backward, and no autograd graph is built per
-step. State arithmetic runs in float32, or float64 for float64 inputs (so ``gradcheck`` can run); spikes
+step; only a dynamics whose state does not follow from ``h`` alone (``state_from_charge`` False:
+:class:`~bsnn_lightning.engine.dynamics.SnnTorchLeakyImmediate`) has its states saved too, and the backward
+reads ``v_{t-1}`` from them. State arithmetic runs in float32, or float64 for float64 inputs (so ``gradcheck`` can run); spikes
 come back in the input's dtype.
 """
 
