@@ -5,6 +5,7 @@ neural networks, with a PyTorch Lightning front end.
 """
 
 from . import engine, losses, readouts
+from .callbacks import ConvertNeurons, EigenvalueMonitor, FiringRateMonitor, ResetStates, SpikeFigures, SpikeMonitor
 from .classifier import SpikingClassifier
 from .convert import (
     convert,
@@ -23,11 +24,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BifurcationNeuron",
+    "ConvertNeurons",
+    "EigenvalueMonitor",
     "EngineNeuron",
+    "FiringRateMonitor",
     "LIFNeuron",
     "MethodNeuron",
     "MethodSettings",
     "Recording",
+    "ResetStates",
+    "SpikeFigures",
+    "SpikeMonitor",
     "SpikingClassifier",
     "convert",
     "engine",

@@ -2,8 +2,13 @@
 
 - :class:`ConvertNeurons`: converts the model's neurons at setup, before optimizers are built.
 - :class:`ResetStates`: resets every neuron's state before (and after) every batch.
-- :class:`SpikeMonitor`: logs firing rates per layer and, for bifurcation neurons, the eigenvalue spectrum;
-  optionally figures of both (raster, membrane traces, rates over epochs, spectrum) to every logger.
+- :class:`FiringRateMonitor`: logs each neuron layer's firing rate every n training steps.
+- :class:`EigenvalueMonitor`: logs the regimes of the bifurcation layers' eigenvalues every epoch.
+- :class:`SpikeFigures`: spike raster, membrane traces, rates over epochs and eigenvalue spectrum every
+  n epochs, to every logger.
+- :class:`SpikeMonitor`: the three monitors in one callback, with the figures off by default.
+
+Any library's neurons are monitored, native or converted (:func:`bsnn_lightning.spiking_neurons`).
 """
 
 from __future__ import annotations
@@ -11,11 +16,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
-from .convert import bifurcation_eigenvalues, convert, firing_rates, reset_states, set_monitoring, spiking_neurons
-from .engine import multistep
-from .neurons import EngineNeuron
+from .analysis import eigenvalue_bounds, eigenvalue_summary, pick_neurons
+from .convert import (
+    bifurcation_eigenvalues,
+    convert,
+    firing_rates,
+    recordings,
+    reset_states,
+    set_monitoring,
+)
+from .figures import monitor as monitor_figures
+from .figures.common import require_matplotlib, rgb_array, save_png
+from .neuron_params import Recording
 
 
 class ConvertNeurons(L.Callback):
@@ -93,41 +108,249 @@ class ResetStates(L.Callback):
         self._reset(pl_module)
 
 
-class SpikeMonitor(L.Callback):
-    """Log firing rates per neuron layer, the eigenvalue spectrum of bifurcation neurons, and (optionally)
-    figures of both.
 
-    Every ``every_n_steps`` training steps, the neurons record the spikes of that one batch
-    (monitoring is off on all other steps, so it costs nothing there) and ``spikes/rate/{layer}`` is
-    logged. At the end of every training epoch, for each bifurcation layer: the fraction of eigenvalues in
-    the dissipative (< -tol), conservative (|lambda| <= tol) and diffusive (> tol) regimes, their min/mean/
-    max, and, with a TensorBoard logger, a histogram.
+class _Recorder(L.Callback):
+    """A callback that reads what the neurons record on some training steps.
 
-    Figures (off by default): with ``figures_every_n_epochs=n``, at the end of every n-th training epoch
-    four figures are made from that epoch (matplotlib, Agg backend, no display needed):
+    The neurons have one recording switch (:func:`bsnn_lightning.set_monitoring`), and switching it off
+    drops what they recorded, so the recorders of a Trainer share it: on a step that any of them asks for
+    (:meth:`records`), the first of them in the Trainer's order switches recording on in
+    ``on_train_batch_start`` (with membrane potentials if any asker needs them), each reads in
+    ``on_train_batch_end`` (:meth:`on_recorded_batch`), and the last switches recording off. On other steps
+    each only asks, which is a comparison or two.
+    """
 
-    - ``spikes/raster``: the spike trains of ``figure_neurons`` neurons per layer, for the first sample of
-      the epoch's first batch (neurons picked across the range of activity, most to least active; layers
-      whose neurons take the whole sequence in one call, any library: a neuron called once per time step
-      keeps only its last step and is left out);
-    - ``spikes/membrane``: the membrane potentials of those neurons over the same steps (neurons that run
-      on this package's engine in multistep mode; recomputed for that one sample by the reference engine);
-    - ``spikes/rates``: each layer's mean firing rate per epoch so far (the mean over the epoch's monitored
-      steps);
+    #: whether this recorder reads the membrane potentials, not only the spikes
+    needs_membrane = False
+
+    def __init__(self) -> None:
+        self._peers: list[_Recorder] = [self]  # the Trainer's recorders, set at setup
+        self._step_recorded = False
+
+    def records(self, trainer: L.Trainer, batch_idx: int) -> bool:
+        """Whether this recorder needs the neurons' recordings of the training step about to run."""
+        raise NotImplementedError
+
+    def on_recorded_batch(self, trainer: L.Trainer, pl_module: L.LightningModule, batch_idx: int) -> None:
+        """Read the recordings of a training step that recorded, for this recorder or another."""
+        raise NotImplementedError
+
+    def setup(self, trainer, pl_module, stage):
+        self._peers = _recorders(trainer) or [self]
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        asking = [recorder for recorder in self._peers if recorder.records(trainer, batch_idx)]
+        self._step_recorded = bool(asking)
+        if asking and self is self._peers[0]:
+            set_monitoring(pl_module, True, membrane=any(recorder.needs_membrane for recorder in asking))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if not self._step_recorded:
+            return
+        self._step_recorded = False
+        try:
+            self.on_recorded_batch(trainer, pl_module, batch_idx)
+        finally:
+            if self is self._peers[-1]:
+                set_monitoring(pl_module, False)
+
+
+class FiringRateMonitor(_Recorder):
+    """Log each neuron layer's firing rate (spikes per neuron per step) every ``every_n_steps`` training steps.
+
+    On those steps the neurons record the spikes of that one batch (recording is off on all other steps,
+    so it costs nothing there) and ``spikes/rate/{layer}`` is logged; it is logged too on a step on which
+    the neurons record for another callback (the first step of a :class:`SpikeFigures` figure epoch).
+    ``rate_history`` keeps each epoch's mean over its logged steps per layer, and is saved in checkpoints.
+
+    Args:
+        every_n_steps: log firing rates every this many training steps (counted by ``global_step``).
+    """
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        super().__init__()
+        if every_n_steps < 1:
+            raise ValueError(f"expected every_n_steps >= 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        #: layer -> [(epoch, mean firing rate of the epoch's logged steps)]
+        self.rate_history: dict[str, list[tuple[int, float]]] = {}
+        self._epoch_rates: dict[str, list[float]] = {}
+
+    def records(self, trainer, batch_idx):
+        return trainer.global_step % self.every_n_steps == 0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_rates = {}
+
+    def on_recorded_batch(self, trainer, pl_module, batch_idx):
+        for name, rate in firing_rates(pl_module).items():
+            pl_module.log(f"spikes/rate/{name}", rate, on_step=True, on_epoch=False)
+            self._epoch_rates.setdefault(name, []).append(float(rate))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.close_epoch(trainer.current_epoch)
+
+    def close_epoch(self, epoch: int) -> None:
+        """Add the epoch's mean rates to ``rate_history``; a second call for the same epoch adds nothing
+        (so a callback that draws the history can call it first, whatever the order of the callbacks)."""
+        for name, rates in self._epoch_rates.items():
+            self.rate_history.setdefault(name, []).append((epoch, sum(rates) / len(rates)))
+        self._epoch_rates = {}
+
+    def state_dict(self) -> dict:
+        return {"rate_history": {k: [list(p) for p in v] for k, v in self.rate_history.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rate_history = {k: [tuple(p) for p in v] for k, v in state_dict.get("rate_history", {}).items()}
+
+
+class EigenvalueMonitor(L.Callback):
+    """At the end of every training epoch, for each bifurcation layer: log the fractions of its eigenvalues
+    in the dissipative (< -tol), conservative (``|lambda| <= tol``) and diffusive (> tol) regimes and their
+    min / mean / max as ``eigen/{layer}/{key}``, and, with a TensorBoard logger, a histogram
+    (``eigen/{layer}``).
+
+    Args:
+        conservative_tol: ``|lambda|`` up to this counts as conservative.
+    """
+
+    def __init__(self, conservative_tol: float = 1e-2) -> None:
+        self.conservative_tol = conservative_tol
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        for name, lam in bifurcation_eigenvalues(pl_module).items():
+            lam = lam.float()
+            for key, value in eigenvalue_summary(lam, self.conservative_tol).items():
+                pl_module.log(f"eigen/{name}/{key}", value)
+            _log_histogram(trainer, f"eigen/{name}", lam, trainer.current_epoch)
+
+
+class SpikeFigures(_Recorder):
+    """Every ``every_n_epochs`` training epochs, four figures of that epoch to every logger (matplotlib,
+    Agg backend, no display needed):
+
+    - ``spikes/raster``: the spike trains of ``neurons`` neurons per layer, for the first sample of the
+      epoch's first batch (neurons picked across the range of activity, most to least active; layers whose
+      neurons take the whole sequence in one call, any library: a neuron called once per time step keeps
+      only its last step and is left out);
+    - ``spikes/membrane``: the membrane potentials of those neurons in that same forward pass, after each
+      step's reset (neurons that run on this package's engine: its own and converted snnTorch/SpikingJelly
+      neurons), with the firing threshold;
+    - ``spikes/rates``: each layer's mean firing rate per epoch so far, from a :class:`FiringRateMonitor`;
     - ``eigen/spectrum``: per bifurcation layer, the eigenvalues at the start of training and now, with the
       dissipative / conservative / diffusive regions shaded.
 
-    Where they go, for every logger the Trainer has: TensorBoard gets them as images (``add_image``, under
-    the tags above); a logger with a ``log_image`` method (e.g. Weights & Biases) gets them through it; any
-    other logger with a ``log_dir`` (CSV among them) gets PNG files in ``{log_dir}/figures/``, named
+    A figure with nothing to draw (no layer recorded a sequence, no rates, no bifurcation layer) is left
+    out. Where they go, for every logger the Trainer has: TensorBoard gets them as images (``add_image``,
+    under the tags above); a logger with a ``log_image`` method (e.g. Weights & Biases) gets them through
+    it; any other logger with a ``log_dir`` (CSV among them) gets PNG files in ``{log_dir}/figures/``, named
     ``{tag}_epoch{e}.png`` with ``/`` in the tag as ``_``. Without a logger the PNGs go to
     ``{default_root_dir}/figures/``. ``figure_paths`` lists every PNG written. Under DDP only global rank 0
-    makes figures. With figures off, the only work on a training step that logs no rates is a comparison, a
-    modulo and a flag test (``bench/monitor_overhead.py`` measures the cost against no callback at all).
+    draws. The eigenvalues at the start of training are saved in checkpoints.
+
+    Args:
+        every_n_epochs: make the figures at the end of every this many epochs.
+        neurons: neurons per layer in the raster and membrane figures.
+        spectrum: draw the eigenvalue spectrum.
+        rates: the :class:`FiringRateMonitor` whose history the rates figure draws; by default the
+            Trainer's (no rates figure without one).
+    """
+
+    needs_membrane = True
+
+    def __init__(
+        self, every_n_epochs: int = 1, neurons: int = 8, spectrum: bool = True, rates: FiringRateMonitor | None = None
+    ) -> None:
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"expected every_n_epochs >= 1, got {every_n_epochs}")
+        if neurons < 1:
+            raise ValueError(f"expected neurons >= 1, got {neurons}")
+        require_matplotlib("SpikeFigures")
+        self.every_n_epochs = every_n_epochs
+        self.neurons = neurons
+        self.spectrum = spectrum
+        self.rates = rates
+        #: layer -> eigenvalues at the start of training
+        self.initial_eigenvalues: dict[str, list[float]] = {}
+        #: every PNG file written
+        self.figure_paths: list[str] = []
+        #: the data of the latest raster and membrane figures (see :func:`first_sample_traces`), with its
+        #: ``epoch``; None before the first figure epoch
+        self.last_snapshot: dict | None = None
+        self._rates: FiringRateMonitor | None = rates
+
+    def setup(self, trainer, pl_module, stage):
+        super().setup(trainer, pl_module, stage)
+        if self.rates is None:
+            self._rates = next((r for r in self._peers if isinstance(r, FiringRateMonitor)), None)
+
+    def records(self, trainer, batch_idx):
+        return batch_idx == 0 and self._figure_epoch(trainer)
+
+    def on_train_start(self, trainer, pl_module):
+        if self.spectrum and not self.initial_eigenvalues:  # a resumed run keeps the spectrum it started from
+            self.initial_eigenvalues = {k: v.float().tolist() for k, v in bifurcation_eigenvalues(pl_module).items()}
+
+    def on_recorded_batch(self, trainer, pl_module, batch_idx):
+        if self.records(trainer, batch_idx):
+            self.last_snapshot = {"epoch": trainer.current_epoch, **first_sample_traces(recordings(pl_module), self.neurons)}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not self._figure_epoch(trainer):
+            return
+        if self._rates is not None:
+            self._rates.close_epoch(trainer.current_epoch)
+        if trainer.is_global_zero:  # one set of figures, not one per process
+            for tag, fig in self._figures(trainer, pl_module).items():
+                self.figure_paths += log_figure(trainer, tag, fig, trainer.current_epoch)
+
+    def state_dict(self) -> dict:
+        return {"initial_eigenvalues": dict(self.initial_eigenvalues)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.initial_eigenvalues = dict(state_dict.get("initial_eigenvalues", {}))
+
+    def _figure_epoch(self, trainer) -> bool:
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def _figures(self, trainer, pl_module) -> dict:
+        epoch = trainer.current_epoch
+        figures = {}
+        snapshot = self.last_snapshot if self.last_snapshot and self.last_snapshot["epoch"] == epoch else None
+        if snapshot and snapshot["spikes"]:
+            figures["spikes/raster"] = monitor_figures.raster(
+                snapshot["spikes"], f"Spike raster, first sample of epoch {epoch}'s first batch"
+            )
+        if snapshot and snapshot["membrane"]:
+            figures["spikes/membrane"] = monitor_figures.membrane_traces(
+                snapshot["membrane"], snapshot["thresholds"], f"Membrane potential, same neurons, epoch {epoch}",
+                spikes=snapshot["spikes"],
+            )
+        if self._rates is not None and any(self._rates.rate_history.values()):
+            figures["spikes/rates"] = monitor_figures.rates_over_epochs(self._rates.rate_history)
+        spectra = bifurcation_eigenvalues(pl_module) if self.spectrum else {}
+        if spectra:
+            bounds = {name: eigenvalue_bounds(pl_module, name) for name in spectra}
+            pairs = {name: (self.initial_eigenvalues.get(name), lam.float().tolist()) for name, lam in spectra.items()}
+            figures["eigen/spectrum"] = monitor_figures.eigen_monitor(pairs, bounds, f"Eigenvalue spectrum, epoch {epoch}")
+        return figures
+
+
+class SpikeMonitor(L.Callback):
+    """Firing rates, eigenvalue statistics and, optionally, figures of both, in one callback.
+
+    It holds a :class:`FiringRateMonitor` (``every_n_steps``), an :class:`EigenvalueMonitor` (unless
+    ``eigenvalues=False``) and a :class:`SpikeFigures` (only with ``figures_every_n_epochs``, drawing the
+    spectrum if ``eigenvalues``), in ``parts``, and calls each in turn from every hook; see those classes
+    for what is logged and drawn. Its ``rate_history``, ``initial_eigenvalues``, ``figure_paths`` and
+    ``last_snapshot`` are those of its parts, and its checkpoint state is theirs together. With the figures
+    off, a training step that logs no rates costs one comparison and one modulo
+    (``bench/monitor_overhead.py`` measures it against no callback at all).
 
     Args:
         every_n_steps: log firing rates every this many training steps.
-        eigenvalues: log the eigenvalue statistics (and the spectrum figure).
+        eigenvalues: log the eigenvalue statistics (and draw the spectrum figure).
         conservative_tol: ``|lambda|`` up to this counts as conservative.
         figures_every_n_epochs: make the figures every this many epochs; None (default) for never.
         figure_neurons: neurons per layer in the raster and membrane figures.
@@ -141,220 +364,138 @@ class SpikeMonitor(L.Callback):
         figures_every_n_epochs: int | None = None,
         figure_neurons: int = 8,
     ) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"expected every_n_steps >= 1, got {every_n_steps}")
         if figures_every_n_epochs is not None and figures_every_n_epochs < 1:
             raise ValueError(f"expected figures_every_n_epochs >= 1 or None, got {figures_every_n_epochs}")
         if figure_neurons < 1:
             raise ValueError(f"expected figure_neurons >= 1, got {figure_neurons}")
+        self.rate_monitor = FiringRateMonitor(every_n_steps)
+        self.eigenvalue_monitor = EigenvalueMonitor(conservative_tol) if eigenvalues else None
+        self.figures = None
         if figures_every_n_epochs is not None:
-            from .report.plots import require_matplotlib
+            self.figures = SpikeFigures(figures_every_n_epochs, figure_neurons, spectrum=eigenvalues, rates=self.rate_monitor)
+        self.parts: list[L.Callback] = [p for p in (self.rate_monitor, self.eigenvalue_monitor, self.figures) if p is not None]
 
-            require_matplotlib("SpikeMonitor(figures_every_n_epochs=...)")
-        self.every_n_steps = every_n_steps
-        self.eigenvalues = eigenvalues
-        self.tol = conservative_tol
-        self.figures_every_n_epochs = figures_every_n_epochs
-        self.figure_neurons = figure_neurons
-        #: layer -> [(epoch, mean firing rate of the epoch's monitored steps)]
-        self.rate_history: dict[str, list[tuple[int, float]]] = {}
-        #: layer -> eigenvalues at the start of training (for the spectrum figure)
-        self.initial_eigenvalues: dict[str, list[float]] = {}
-        #: every PNG file written
-        self.figure_paths: list[str] = []
-        #: the data of the latest raster and membrane figures: ``epoch``; ``spikes``, ``membrane``, ``membrane_spikes``
-        #: (the recomputation's spikes, equal to ``spikes``) per layer as ``[T, figure_neurons]`` arrays, and
-        #: ``thresholds``; None before the first figure epoch
-        self.last_snapshot: dict | None = None
-        self._recording = False
-        self._epoch_rates: dict[str, list[float]] = {}
-        self._capture: _InputCapture | None = None
+    @property
+    def rate_history(self) -> dict[str, list[tuple[int, float]]]:
+        return self.rate_monitor.rate_history
 
-    # --- hooks -----------------------------------------------------------------------------------------
+    @rate_history.setter
+    def rate_history(self, value: dict[str, list[tuple[int, float]]]) -> None:
+        self.rate_monitor.rate_history = value
+
+    @property
+    def initial_eigenvalues(self) -> dict[str, list[float]]:
+        return self.figures.initial_eigenvalues if self.figures is not None else {}
+
+    @initial_eigenvalues.setter
+    def initial_eigenvalues(self, value: dict[str, list[float]]) -> None:
+        if self.figures is None:
+            raise AttributeError("a SpikeMonitor without figures keeps no initial eigenvalues")
+        self.figures.initial_eigenvalues = value
+
+    @property
+    def figure_paths(self) -> list[str]:
+        return self.figures.figure_paths if self.figures is not None else []
+
+    @property
+    def last_snapshot(self) -> dict | None:
+        return self.figures.last_snapshot if self.figures is not None else None
+
+    def setup(self, trainer, pl_module, stage):
+        for part in self.parts:
+            part.setup(trainer, pl_module, stage)
+
     def on_train_start(self, trainer, pl_module):
-        if self.figures_every_n_epochs is not None and self.eigenvalues and not self.initial_eigenvalues:
-            self.initial_eigenvalues = {k: v.float().tolist() for k, v in bifurcation_eigenvalues(pl_module).items()}
+        for part in self.parts:
+            part.on_train_start(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self._epoch_rates = {}
+        for part in self.parts:
+            part.on_train_epoch_start(trainer, pl_module)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        snapshot = batch_idx == 0 and self._figure_epoch(trainer)
-        if snapshot or trainer.global_step % self.every_n_steps == 0:
-            set_monitoring(pl_module, True)
-            self._recording = True
-            if snapshot:
-                self._capture = _InputCapture(pl_module)
+        for part in self.parts:
+            part.on_train_batch_start(trainer, pl_module, batch, batch_idx)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if not self._recording:
-            return
-        self._recording = False
-        try:
-            rates = firing_rates(pl_module)
-            for name, rate in rates.items():
-                pl_module.log(f"spikes/rate/{name}", rate, on_step=True, on_epoch=False)
-                self._epoch_rates.setdefault(name, []).append(float(rate))
-            if self._capture is not None:
-                self.last_snapshot = {"epoch": trainer.current_epoch, **self._capture.snapshot(pl_module, self.figure_neurons)}
-        finally:
-            if self._capture is not None:
-                self._capture.remove()
-                self._capture = None
-            set_monitoring(pl_module, False)
+        for part in self.parts:
+            part.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        for name, rates in self._epoch_rates.items():
-            self.rate_history.setdefault(name, []).append((trainer.current_epoch, sum(rates) / len(rates)))
-        spectra = bifurcation_eigenvalues(pl_module) if self.eigenvalues else {}
-        for name, lam in spectra.items():
-            lam = lam.float()
-            for key, value in eigenvalue_summary(lam, self.tol).items():
-                pl_module.log(f"eigen/{name}/{key}", value)
-            _log_histogram(trainer, f"eigen/{name}", lam, trainer.current_epoch)
-        if self._figure_epoch(trainer) and trainer.is_global_zero:  # one set of figures, not one per process
-            self._log_figures(trainer, pl_module, spectra)
+        for part in self.parts:
+            part.on_train_epoch_end(trainer, pl_module)
 
     def state_dict(self) -> dict:
-        return {"rate_history": {k: [list(p) for p in v] for k, v in self.rate_history.items()},
-                "initial_eigenvalues": dict(self.initial_eigenvalues)}
+        state = {}
+        for part in self.parts:
+            state.update(part.state_dict())
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.rate_history = {k: [tuple(p) for p in v] for k, v in state_dict.get("rate_history", {}).items()}
-        self.initial_eigenvalues = dict(state_dict.get("initial_eigenvalues", {}))
-
-    # --- figures ---------------------------------------------------------------------------------------
-    def _figure_epoch(self, trainer) -> bool:
-        n = self.figures_every_n_epochs
-        return n is not None and (trainer.current_epoch + 1) % n == 0
-
-    def _log_figures(self, trainer, pl_module, spectra) -> None:
-        from .report import plots
-
-        epoch = trainer.current_epoch
-        figures = {}
-        snapshot = self.last_snapshot if self.last_snapshot and self.last_snapshot["epoch"] == epoch else None
-        if snapshot and snapshot["spikes"]:
-            figures["spikes/raster"] = plots.raster(snapshot["spikes"], f"Spike raster, first sample of epoch {epoch}'s first batch")
-        if snapshot and snapshot["membrane"]:
-            figures["spikes/membrane"] = plots.membrane_traces(
-                snapshot["membrane"], snapshot["thresholds"], f"Membrane potential, same neurons, epoch {epoch}",
-                spikes=snapshot["spikes"],
-            )
-        if any(self.rate_history.values()):
-            figures["spikes/rates"] = plots.rates_over_epochs(self.rate_history)
-        if spectra:
-            bounds = {name: _bounds_of(pl_module, name) for name in spectra}
-            pairs = {name: (self.initial_eigenvalues.get(name), lam.float().tolist()) for name, lam in spectra.items()}
-            figures["eigen/spectrum"] = plots.eigen_monitor(pairs, bounds, f"Eigenvalue spectrum, epoch {epoch}")
-        for tag, fig in figures.items():
-            self.figure_paths += log_figure(trainer, tag, fig, epoch)
+        for part in self.parts:
+            part.load_state_dict(state_dict)
 
 
-def log_figure(trainer, tag: str, fig, epoch: int) -> list[str]:
-    """Send one matplotlib figure to every logger of ``trainer`` (see :class:`SpikeMonitor`); returns the
+def _recorders(trainer: L.Trainer) -> list[_Recorder]:
+    """The Trainer's recorders in the order Lightning calls them, a SpikeMonitor's parts in its place."""
+    found = []
+    for callback in trainer.callbacks:
+        parts = callback.parts if isinstance(callback, SpikeMonitor) else [callback]
+        found += [part for part in parts if isinstance(part, _Recorder)]
+    return found
+
+
+def first_sample_traces(records: dict[str, Recording], count: int) -> dict:
+    """What the raster and membrane figures draw, from :func:`bsnn_lightning.recordings` of a batch:
+
+    - ``spikes``: per layer whose last call took a whole sequence, the spike trains ``[T, count]`` of the
+      batch's first sample, for ``count`` neurons picked across the range of activity
+      (:func:`~bsnn_lightning.analysis.pick_neurons`);
+    - ``membrane``: for those layers that recorded it, the same neurons' membrane potentials ``[T, count]``
+      after each step's reset;
+    - ``thresholds``: per layer in ``membrane``, the firing threshold: a float, a ``[count]`` array when it
+      differs between the neurons shown, or None when the neuron does not say.
+    """
+    spikes, membrane, thresholds = {}, {}, {}
+    for name, record in records.items():
+        if not record.sequence:
+            continue  # a neuron called once per time step: its last call holds one step, no train to draw
+        train = record.spikes[:, 0].flatten(1).float()
+        chosen = pick_neurons(train.sum(0), count)
+        spikes[name] = train[:, chosen].cpu().numpy()
+        if record.membrane is not None:
+            membrane[name] = record.membrane[:, 0].flatten(1)[:, chosen].float().cpu().numpy()
+            thresholds[name] = _thresholds_of(record.threshold, record.spikes.shape[2:], chosen)
+    return {"spikes": spikes, "membrane": membrane, "thresholds": thresholds}
+
+
+def _thresholds_of(threshold, sample_shape: torch.Size, chosen: torch.Tensor) -> float | np.ndarray | None:
+    """The threshold of the neurons ``chosen`` (flat indices into a sample of ``sample_shape``)."""
+    if threshold is None:
+        return None
+    threshold = torch.as_tensor(threshold).detach().float().cpu()
+    if threshold.numel() == 1:
+        return float(threshold)
+    per_neuron = torch.broadcast_to(threshold, sample_shape).flatten()[chosen.cpu()]
+    return float(per_neuron[0]) if bool((per_neuron == per_neuron[0]).all()) else per_neuron.numpy()
+
+
+def log_figure(trainer: L.Trainer, tag: str, fig, epoch: int) -> list[str]:
+    """Send one matplotlib figure to every logger of ``trainer`` (see :class:`SpikeFigures`); returns the
     PNG paths written."""
-    from .report import plots
-
     written = []
     targets = [lg for lg in trainer.loggers] if trainer.loggers else [None]
     for logger in targets:
         experiment = getattr(logger, "experiment", None) if logger is not None else None
         if logger is not None and hasattr(experiment, "add_image"):
-            experiment.add_image(tag, plots.rgb_array(fig), global_step=trainer.global_step, dataformats="HWC")
+            experiment.add_image(tag, rgb_array(fig), global_step=trainer.global_step, dataformats="HWC")
         elif logger is not None and callable(getattr(logger, "log_image", None)):
-            logger.log_image(key=tag, images=[plots.rgb_array(fig)], step=trainer.global_step)
+            logger.log_image(key=tag, images=[rgb_array(fig)], step=trainer.global_step)
         else:
             folder = getattr(logger, "log_dir", None) if logger is not None else None
             folder = Path(folder or trainer.default_root_dir) / "figures"
-            written.append(str(plots.save_png(fig, folder / f"{tag.replace('/', '_')}_epoch{epoch}.png")))
+            written.append(str(save_png(fig, folder / f"{tag.replace('/', '_')}_epoch{epoch}.png")))
     return written
-
-
-class _InputCapture:
-    """Forward pre-hooks on the engine neurons (multistep mode) that keep the first sample's input, initial
-    state and parameters of one forward pass, so its membrane trajectory can be recomputed afterwards."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.inputs: dict[str, tuple] = {}  # name -> (x of sample 0, v0, dynamics, parameters) at forward time
-        self.handles = []
-        for name, module, _ in spiking_neurons(model):
-            if isinstance(module, EngineNeuron) and module.step_mode == "m":
-                self.handles.append(module.register_forward_pre_hook(self._hook(name)))
-
-    def _hook(self, name):
-        def hook(module, args):
-            x = args[0]
-            if x.dim() < 3 or name in self.inputs:
-                return
-            with torch.no_grad():  # copies: the optimizer step after the forward updates IMP and eigenvalues in place
-                x0 = x[:, :1].detach().clone()
-                v0 = module.v[:1] if module.v is not None else module.initial_state(x0)
-                v0 = v0.detach().clone() if isinstance(v0, torch.Tensor) else v0
-                params = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in module.engine_params().items()}
-                self.inputs[name] = (x0, v0, module.dynamics, params)
-
-        return hook
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles = []
-
-    def snapshot(self, model, count: int) -> dict:
-        """Spikes and membrane of ``count`` neurons per layer for the captured sample: ``[T, count]`` each.
-
-        ``membrane_spikes`` are the spikes of the recomputation that gave the membrane; they equal the
-        recorded ``spikes`` (the figures show one neuron's train and potential, not two different runs)."""
-        spikes, membrane, membrane_spikes, thresholds = {}, {}, {}, {}
-        for name, module, adapter in spiking_neurons(model):
-            recorded = adapter.spikes(module)
-            if recorded is None or recorded.dim() != len(adapter.sample_shape(module, recorded)) + 2:
-                continue  # a neuron called once per time step: its last call holds one step, no train to draw
-            train = recorded[:, 0].flatten(1).float()
-            chosen = _pick_neurons(train.sum(0), count)
-            spikes[name] = train[:, chosen].cpu().numpy()
-            if name in self.inputs:
-                x0, v0, dynamics, params = self.inputs[name]
-                with torch.no_grad():
-                    out = multistep(x0, dynamics, params, v0, backend="torch", return_v_seq=True)
-                membrane[name] = out.v_seq[:, 0].flatten(1)[:, chosen].float().cpu().numpy()
-                membrane_spikes[name] = out.spikes[:, 0].flatten(1)[:, chosen].float().cpu().numpy()
-                thresholds[name] = float(params["threshold"])
-        return {"spikes": spikes, "membrane": membrane, "membrane_spikes": membrane_spikes, "thresholds": thresholds}
-
-
-def _pick_neurons(counts: torch.Tensor, k: int) -> torch.Tensor:
-    """``k`` neuron indices spread over the ranking by spike count (most active first), active ones first."""
-    order = torch.argsort(counts, descending=True, stable=True)
-    active = int((counts > 0).sum())
-    pool = order[:active] if active >= k else order
-    k = min(k, len(pool))
-    positions = torch.linspace(0, len(pool) - 1, k).round().long()
-    return pool[positions]
-
-
-def _bounds_of(model, name: str) -> tuple[float, float]:
-    module = model.get_submodule(name)
-    bounds = getattr(module, "bounds", None) or module.bsnn_settings.bounds
-    return float(bounds[0]), float(bounds[1])
-
-
-def eigenvalue_summary(eigenvalues: torch.Tensor, tol: float = 1e-2) -> dict[str, float]:
-    """Regime fractions and range of a set of (real) eigenvalues of the membrane dynamics.
-
-    >>> eigenvalue_summary(torch.tensor([-0.5, 0.0, 0.1, -0.2]))["dissipative"]
-    0.5
-    """
-    lam = eigenvalues.flatten()
-    return {
-        "dissipative": float((lam < -tol).float().mean()),
-        "conservative": float((lam.abs() <= tol).float().mean()),
-        "diffusive": float((lam > tol).float().mean()),
-        "min": float(lam.min()),
-        "mean": float(lam.mean()),
-        "max": float(lam.max()),
-    }
 
 
 def _log_histogram(trainer, tag, values, step):

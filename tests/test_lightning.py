@@ -7,7 +7,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import bsnn_lightning as bl
-from bsnn_lightning.callbacks import ConvertNeurons, ResetStates, SpikeMonitor, eigenvalue_summary
+from bsnn_lightning.analysis import eigenvalue_summary
+from bsnn_lightning.callbacks import ConvertNeurons, EigenvalueMonitor, FiringRateMonitor, ResetStates, SpikeMonitor
 from bsnn_lightning.models import SpikingConvNet, TimeDistributed
 
 
@@ -44,25 +45,37 @@ def trainer(tmp_path, **kwargs):
 def test_classifier_fits_and_logs_accuracy_per_step_and_firing_rates(tmp_path):
     torch.manual_seed(0)
     model = bl.SpikingClassifier(small_net(), num_classes=3, loss="tet")
-    before = [p.detach().clone() for p in model.parameters()]
-    t = trainer(tmp_path, max_epochs=2, callbacks=[ConvertNeurons(dynamics="bifurcation", imp="channel")])
+    snapshot = _ParametersAtTrainStart()
+    t = trainer(tmp_path, max_epochs=2, callbacks=[ConvertNeurons(dynamics="bifurcation", imp="channel"), snapshot])
     t.fit(model, datamodule=TensorFrames())
     metrics = t.callback_metrics
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_t1", "val/acc_t4"} <= set(metrics)
     assert {"val/rate/layers.1", "val/rate/layers.5"} <= set(metrics)
     assert all(torch.isfinite(metrics[k]) for k in metrics)
-    after = list(model.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(before, after[: len(before)]))
+    # every parameter trained, the converted neurons' new ones (created at setup) included
+    after = dict(model.named_parameters())
+    assert set(snapshot.before) == set(after) and {"net.layers.1.imp", "net.layers.1.eigenvalues"} <= set(after)
+    unchanged = [name for name, value in snapshot.before.items() if torch.equal(value, after[name])]
+    assert unchanged == []
     optimized = {id(p) for g in t.optimizers[0].param_groups for p in g["params"]}
     assert id(model.net.layers[1].imp) in optimized and id(model.net.layers[1].eigenvalues) in optimized
+
+
+class _ParametersAtTrainStart(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.before = {name: p.detach().clone() for name, p in pl_module.named_parameters()}
 
 
 def test_static_inputs_are_repeated_over_time_steps(tmp_path):
     net = nn.Sequential(TimeDistributed(nn.Flatten(), nn.Linear(16, 8)), bl.LIFNeuron(), TimeDistributed(nn.Linear(8, 3)))
     model = bl.SpikingClassifier(net, num_classes=3, static_steps=5, loss="lts")
-    out = model(torch.rand(7, 1, 4, 4))
+    images = torch.rand(7, 1, 4, 4)
+    out = model(images)
     assert out.shape == (5, 7, 3)
     assert model.readout_name == "lts"
+    # the same image at each of the 5 steps: the network's output on the explicitly repeated sequence
+    bl.reset_states(net)
+    torch.testing.assert_close(out, net(images.unsqueeze(0).expand(5, -1, -1, -1, -1)))
 
 
 def test_classifier_rejects_a_network_with_the_wrong_output(tmp_path):
@@ -129,7 +142,32 @@ def test_spike_monitor_logs_rates_and_eigenvalues(tmp_path):
     keys = set(t.callback_metrics)
     assert "spikes/rate/net.layers.1" in keys
     assert {"eigen/net.layers.1/dissipative", "eigen/net.layers.1/min"} <= keys
-    assert not any(n.monitor for _, n, _ in bl.spiking_neurons(model))  # monitoring off outside logging steps
+    model(torch.zeros(2, 4, 2, 12, 12))
+    assert bl.recordings(model) == {}  # monitoring off outside logging steps
+
+
+def test_rate_and_eigenvalue_monitors_work_alone(tmp_path):
+    rates, eigen = FiringRateMonitor(every_n_steps=3), EigenvalueMonitor(conservative_tol=0.5)
+    model = bl.SpikingClassifier(small_net(), num_classes=3)
+    t = trainer(tmp_path, max_epochs=2, callbacks=[ConvertNeurons(dynamics="bifurcation"), rates, eigen], log_every_n_steps=1)
+    t.fit(model, datamodule=TensorFrames())
+    # 5 steps per epoch: rates read at global steps 0, 3 (epoch 0) and 6, 9 (epoch 1); Lightning's CSV rows
+    # repeat a callback's last step value until it logs a new one
+    rows = {int(row["step"]): row for row in csv_rows(t) if row.get("spikes/rate/net.layers.1")}
+    assert set(rates.rate_history) == {"net.layers.1", "net.layers.5"}
+    for layer, history in rates.rate_history.items():
+        logged = [float(rows[step][f"spikes/rate/{layer}"]) for step in (0, 3, 6, 9)]
+        assert len({float(row[f"spikes/rate/{layer}"]) for row in rows.values()}) == 4
+        assert history == [(0, pytest.approx((logged[0] + logged[1]) / 2)), (1, pytest.approx((logged[2] + logged[3]) / 2))]
+    # eigen_init spreads the eigenvalues over [-0.8, 0]: with tol 0.5, those above -0.5 count as conservative
+    assert t.callback_metrics["eigen/net.layers.1/conservative"] > 0 and t.callback_metrics["eigen/net.layers.1/diffusive"] == 0
+
+
+def csv_rows(t):
+    import csv
+
+    with open(f"{t.logger.log_dir}/metrics.csv") as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_eigenvalue_summary_regimes():

@@ -1,6 +1,7 @@
 """SpikeMonitor's figures reach the Trainer's loggers (CSV as PNG files, TensorBoard as images), at the
 frequency asked for, and show what the run did."""
 
+import copy
 import struct
 
 import lightning as L
@@ -10,10 +11,10 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import bsnn_lightning as bl
-from bsnn_lightning.callbacks import ConvertNeurons, SpikeMonitor
+from bsnn_lightning.callbacks import ConvertNeurons, FiringRateMonitor, SpikeFigures, SpikeMonitor
 from bsnn_lightning.engine import multistep
 from bsnn_lightning.models import SpikingConvNet
-from bsnn_lightning.report.plots import FIGURE_PIXELS
+from bsnn_lightning.figures.monitor import FIGURE_PIXELS
 
 FIGURE_KINDS = {"spikes_raster": "raster", "spikes_membrane": "membrane", "spikes_rates": "rates_over_epochs", "eigen_spectrum": "eigen_monitor"}
 
@@ -89,7 +90,8 @@ def test_without_a_logger_the_pngs_go_to_the_root_dir(tmp_path):
 
 
 class ForwardRecorder(L.Callback):
-    """Keeps each neuron's input (first sample), IMP and parameters of the forward pass of epoch 1's first batch."""
+    """Keeps each neuron's input (first sample), initial state and engine call of the forward pass of epoch
+    1's first batch: what an independent recomputation of that pass needs."""
 
     def __init__(self):
         self.seen, self.handles = {}, []
@@ -101,8 +103,10 @@ class ForwardRecorder(L.Callback):
 
     def _hook(self, name):
         def hook(module, args):
-            params = {k: v.detach().clone() for k, v in module.engine_params().items()}
-            self.seen[name] = (args[0][:, :1].detach().clone(), module.imp.detach().clone(), module.dynamics, params)
+            x0 = args[0][:, :1].detach().clone()
+            dynamics, params = module.bsnn_engine(tuple(x0.shape[2:]))  # copies: the optimizer step changes them
+            params = {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
+            self.seen[name] = (x0, module.initial_state(x0).detach().clone(), dynamics, params)
 
         return hook
 
@@ -110,6 +114,14 @@ class ForwardRecorder(L.Callback):
         for handle in self.handles:
             handle.remove()
         self.handles = []
+
+
+def matches_a_neuron(trace, train, expected_v, expected_spikes):
+    """Whether one column of the snapshot (membrane ``trace`` and spike ``train``, ``[T, 1]``) is the
+    trajectory of one neuron of the recomputation (``[T, neurons]`` each)."""
+    same_v = np.isclose(expected_v, trace, atol=1e-5).all(axis=0)
+    same_spikes = (expected_spikes == train).all(axis=0)
+    return bool((same_v & same_spikes).any())
 
 
 def test_membrane_traces_are_those_of_the_recorded_forward_pass(tmp_path):
@@ -123,18 +135,50 @@ def test_membrane_traces_are_those_of_the_recorded_forward_pass(tmp_path):
     assert set(snapshot["spikes"]) == set(snapshot["membrane"]) == set(recorder.seen) == set(layers)
     for layer in layers:
         assert snapshot["spikes"][layer].shape == snapshot["membrane"][layer].shape == (4, 6)
-        # the membrane was recomputed for the same sample and neurons: its spikes are the recorded ones
-        np.testing.assert_array_equal(snapshot["membrane_spikes"][layer], snapshot["spikes"][layer])
-        x0, imp, dynamics, params = recorder.seen[layer]
-        expected = multistep(x0, dynamics, params, imp, return_v_seq=True).v_seq[:, 0].flatten(1).numpy()
-        for k in range(6):  # each trace shown is one neuron's trajectory in that forward pass
-            column = snapshot["membrane"][layer][:, k : k + 1]
-            assert np.isclose(expected, column, atol=1e-5).all(axis=0).any(), (layer, k)
+        assert snapshot["thresholds"][layer] == 1.0
+        x0, v0, dynamics, params = recorder.seen[layer]
+        out = multistep(x0, dynamics, params, v0, return_v_seq=True)
+        expected_v, expected_spikes = out.v_seq[:, 0].flatten(1).numpy(), out.spikes[:, 0].flatten(1).numpy()
+        for k in range(6):  # each column shown is one neuron's membrane and spikes in that forward pass
+            column = slice(k, k + 1)
+            assert matches_a_neuron(snapshot["membrane"][layer][:, column], snapshot["spikes"][layer][:, column], expected_v, expected_spikes), (layer, k)
+        assert snapshot["spikes"][layer].any() == expected_spikes.any(), layer  # active neurons are shown first
     assert set(monitor.rate_history) == set(layers)
     for layer, points in monitor.rate_history.items():
         assert [epoch for epoch, _ in points] == [0, 1]
         assert all(0.0 <= rate <= 1.0 for _, rate in points)
-    assert not any(n.monitor for _, n, _ in bl.spiking_neurons(model))  # monitoring off after the step
+    model(torch.zeros(2, 4, 2, 12, 12))
+    assert bl.recordings(model) == {}  # monitoring is off after the recorded steps
+
+
+class RecordingSpy(L.Callback):
+    """After each forward call of one neuron layer during training: the global step, whether the call was
+    recorded with its membrane, and the firing rate recorded (steps without a recording are not noted)."""
+
+    def __init__(self, layer):
+        self.layer, self.seen = layer, []
+
+    def on_train_start(self, trainer, pl_module):
+        def hook(module, args, output):
+            recorded = bl.recordings(pl_module).get(self.layer)
+            if recorded is not None:
+                self.seen.append((trainer.global_step, recorded.membrane is not None, float(recorded.spikes.float().mean())))
+
+        pl_module.get_submodule(self.layer).register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("figures_first", [True, False])
+def test_figures_and_rates_share_the_recording_in_either_order(tmp_path, figures_first):
+    figures, rates, spy = SpikeFigures(every_n_epochs=1, neurons=3), FiringRateMonitor(every_n_steps=2), RecordingSpy("net.layers.1")
+    first, second = (figures, rates) if figures_first else (rates, figures)
+    fit(tmp_path, first, L.pytorch.loggers.CSVLogger(tmp_path), epochs=2, extra=[second, spy])
+    # 3 batches per epoch: rates every second global step (0, 2, 4), figures from each epoch's first (0, 3)
+    assert [(step, membrane) for step, membrane, _ in spy.seen] == [(0, True), (2, False), (3, True), (4, False)]
+    r = [rate for _, _, rate in spy.seen]
+    # the rates monitor read every recorded step, also those recorded for the figures
+    assert rates.rate_history["net.layers.1"] == [(0, pytest.approx((r[0] + r[1]) / 2)), (1, pytest.approx((r[2] + r[3]) / 2))]
+    assert {p.rsplit("/", 1)[-1] for p in figures.figure_paths} == {f"{tag}_epoch{e}.png" for tag in FIGURE_KINDS for e in (0, 1)}
+    assert all(trace.shape == (4, 3) for trace in figures.last_snapshot["membrane"].values())
 
 
 def test_monitor_state_survives_a_checkpoint_round_trip():
@@ -161,14 +205,14 @@ def test_bad_settings_are_refused(kwargs, message):
 
 
 @pytest.mark.parametrize(
-    "library, convert, raster",
+    "convert, sequences",
     [
-        ("snntorch", {"backend": "native"}, False),  # snnTorch's own Leaky, called once per step: no train to draw
-        ("snntorch", {"dynamics": "bifurcation", "step_mode": "m"}, True),
+        ({"backend": "native"}, False),  # snnTorch's own Leaky, called once per step: no train, no engine membrane
+        ({"dynamics": "bifurcation", "step_mode": "m"}, True),  # converted: one engine call per sequence
     ],
 )
-def test_library_neurons_get_rasters_when_they_run_whole_sequences(tmp_path, library, convert, raster):
-    pytest.importorskip(library)
+def test_snntorch_neurons_get_raster_and_membrane_when_they_run_whole_sequences(tmp_path, convert, sequences):
+    pytest.importorskip("snntorch")
     from bsnn_lightning.models import SnnTorchConvNet
 
     torch.manual_seed(0)
@@ -182,8 +226,55 @@ def test_library_neurons_get_rasters_when_they_run_whole_sequences(tmp_path, lib
     )
     trainer.fit(model, frames())
     names = {p.rsplit("/", 1)[-1] for p in monitor.figure_paths}
-    assert ("spikes_raster_epoch0.png" in names) == raster
+    assert ("spikes_raster_epoch0.png" in names) == sequences
+    assert ("spikes_membrane_epoch0.png" in names) == sequences
     assert "spikes_rates_epoch0.png" in names
-    assert "spikes_membrane_epoch0.png" not in names  # membrane traces: this package's own neurons only
-    if raster:
-        assert all(train.shape == (4, 8) for train in monitor.last_snapshot["spikes"].values())
+    if sequences:
+        snapshot = monitor.last_snapshot
+        assert set(snapshot["membrane"]) == set(snapshot["spikes"]) == {name for name, _, _ in bl.spiking_neurons(model)}
+        assert all(train.shape == (4, 8) for train in snapshot["spikes"].values())
+        assert all(trace.shape == (4, 8) for trace in snapshot["membrane"].values())
+
+
+def test_converted_spikingjelly_membrane_is_spikingjellys_own(tmp_path):
+    """The membrane figure of a converted SpikingJelly network shows what SpikingJelly itself computes for
+    those neurons (``store_v_seq``: the potential after each step's reset)."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import neuron
+
+    from bsnn_lightning.models import SpikingJellyConvNet
+
+    torch.manual_seed(0)
+    net = SpikingJellyConvNet(in_channels=2, num_classes=3, channels=(4,), hidden=8, input_size=(12, 12), v_reset=0.0)
+    native = copy.deepcopy(net)
+    for node in native.modules():
+        if isinstance(node, neuron.LIFNode):
+            node.store_v_seq = True
+    # lr 0: the weights of the recorded forward pass are those of the native copy
+    model = bl.SpikingClassifier(net, num_classes=3, optimizer=lambda params: torch.optim.SGD(params, lr=0.0))
+    figures = SpikeFigures(every_n_epochs=1, neurons=5)
+    trainer = L.Trainer(
+        max_epochs=1, logger=L.pytorch.loggers.CSVLogger(tmp_path), accelerator="cpu", devices=1,
+        callbacks=[ConvertNeurons(example_input=torch.zeros(2, 4, 2, 12, 12)), figures], enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+    )
+    trainer.fit(model, frames())
+    assert "spikes_membrane_epoch0.png" in {p.rsplit("/", 1)[-1] for p in figures.figure_paths}
+
+    nodes = {f"net.{name}": m for name, m in native.named_modules() if isinstance(m, neuron.LIFNode)}
+    native_spikes = {}
+    for layer, node in nodes.items():
+        node.register_forward_hook(lambda m, args, out, layer=layer: native_spikes.__setitem__(layer, out.detach()))
+    x, _ = next(iter(frames()))
+    native.train()
+    native(x.transpose(0, 1))  # the first batch again, batch norm on its statistics as in training
+    snapshot = figures.last_snapshot
+    assert set(snapshot["membrane"]) == set(snapshot["spikes"]) == set(nodes) and len(nodes) == 2
+    for layer, node in nodes.items():
+        expected_v = node.v_seq[:, 0].flatten(1).detach().numpy()
+        expected_spikes = native_spikes[layer][:, 0].flatten(1).numpy()
+        assert snapshot["membrane"][layer].shape == snapshot["spikes"][layer].shape == (4, 5)
+        assert snapshot["thresholds"][layer] == 1.0
+        for k in range(5):
+            column = slice(k, k + 1)
+            assert matches_a_neuron(snapshot["membrane"][layer][:, column], snapshot["spikes"][layer][:, column], expected_v, expected_spikes), (layer, k)

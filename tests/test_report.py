@@ -11,7 +11,7 @@ from PIL import Image
 
 from bsnn_lightning.cli import main
 from bsnn_lightning.report import FIGURES, QUICK, REPORT_FILES, experiments, stats
-from bsnn_lightning.report.plots import FIGURE_PIXELS
+from bsnn_lightning.figures.report import FIGURE_PIXELS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_FIGURES = {

@@ -4,7 +4,7 @@
     bsnn report OUT_DIR --quick    # a smaller, shorter run (about a minute)
 
 From Python: ``run_report(out_dir, QUICK)``. The experiments are in :mod:`.experiments`, the statistics
-and the verdict rule in :mod:`.stats`, the figures (shared with the monitoring callback) in :mod:`.plots`.
+and the verdict rule in :mod:`.stats`, the figures in :mod:`bsnn_lightning.figures.report`.
 """
 
 from .experiments import FULL, QUICK, Settings

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..analysis import eigenvalue_regimes
 from ..classifier import SpikingClassifier
 from ..convert import bifurcation_eigenvalues, materialize
 from ..data import DigitEventsDataModule
@@ -83,7 +84,7 @@ QUICK = Settings(
 SWEEP_METHODS = ("LIF", "BSNN diagonal", "BSNN coupled")
 EIGEN_INIT_MU = (-0.8, 0.0)  # eigenvalues of P - I at the start (the package default, tau_m = 1)
 BOUNDS_MU = (-1.0, 0.2)  # and their clamp
-CONSERVATIVE_TOL_MU = 1e-2  # |mu| below this counts as conservative (SpikeMonitor's default tolerance)
+CONSERVATIVE_TOL_MU = 1e-2  # |mu| below this counts as conservative (EigenvalueMonitor's default tolerance)
 
 
 # --------------------------------------------------------------------------- the experiments
@@ -105,10 +106,11 @@ def control_rate_sweep(settings: Settings, run: "Runner") -> dict:
         accuracy[method][i].append(result["accuracy"])
         if method == "LIF":
             continue
-        scale = (CONSERVATIVE_TOL_MU / tau, BOUNDS_MU[0] / tau, BOUNDS_MU[1] / tau)
+        tol, bounds = CONSERVATIVE_TOL_MU / tau, (BOUNDS_MU[0] / tau, BOUNDS_MU[1] / tau)
         eigen_regimes[method].append({
             "tau_m": tau, "seed": seed,
-            "before": _regimes(result["eigen_before"], *scale), "after": _regimes(result["eigen_after"], *scale),
+            "before": eigenvalue_regimes(result["eigen_before"], tol, bounds),
+            "after": eigenvalue_regimes(result["eigen_after"], tol, bounds),
         })
         if tau == spectrum_tau and seed == settings.seeds_sweep[0]:
             spectra[method] = {k: (result["eigen_before"][k], result["eigen_after"][k]) for k in result["eigen_after"]}
@@ -525,30 +527,12 @@ def _spectra(net: nn.Module) -> dict[str, list[float]]:
     return {label: [float(v) for v in lam] for label, lam in zip(labels, spectra.values())}
 
 
-def _regimes(spectra: dict[str, list[float]], tol: float, lo: float, hi: float) -> dict[str, dict[str, float]]:
-    """Per layer: the fractions of dissipative / conservative (|lambda| <= tol) / diffusive eigenvalues, their
-    range, their count, and the fractions sitting at the clamp bounds ``lo`` (plain LIF) and ``hi``."""
-    from ..callbacks import eigenvalue_summary
-
-    out = {}
-    for name, values in spectra.items():
-        lam = torch.tensor(values, dtype=torch.float64)
-        edge = 1e-6 * (hi - lo)
-        out[name] = {
-            **eigenvalue_summary(lam, tol=tol),
-            "count": len(values),
-            "at_lower": float((lam <= lo + edge).double().mean()),
-            "at_upper": float((lam >= hi - edge).double().mean()),
-        }
-    return out
-
-
 def _coupled_check(net: nn.Module) -> dict | None:
     """For coupled layers: the eigenvalues of the matrix the forward pass uses, ``A - I``, against the
     explicit (clamped) eigenvalues. ``A`` is symmetric by construction, so its spectrum is real."""
     worst_imag, worst_mismatch, found = 0.0, 0.0, False
     for module in net.modules():
-        if isinstance(module, BifurcationNeuron) and module.structure == "coupled":
+        if isinstance(module, BifurcationNeuron) and module.bsnn_settings.structure == "coupled":
             found = True
             with torch.no_grad():
                 matrix = module.coupling_matrix().double()

@@ -6,7 +6,7 @@ Writes into OUT_DIR (each file atomically: a temporary file, then a rename):
   setup (seeds, epochs, wall-clock and CPU time), and the figures;
 - ``report.json``: every number the Markdown shows, and the raw per-run results behind them;
 - ``figures/*.png``: the six figures of :data:`FIGURES`, each of the size in
-  :data:`bsnn_lightning.report.plots.FIGURE_PIXELS`.
+  :data:`bsnn_lightning.figures.report.FIGURE_PIXELS`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,19 @@ import time
 import warnings
 from pathlib import Path
 
+import lightning
 import numpy as np
 import torch
 
+from .. import __version__
 from ..atomic import write_atomically
-from . import experiments, plots
+from ..figures import report as report_figures
+from ..figures.common import require_matplotlib, save_png
+from . import experiments
 from .experiments import FULL, QUICK, Settings
+from .stats import describe
 
-#: figure file name (under figures/) -> its kind in plots.FIGURE_PIXELS
+#: figure file name (under figures/) -> its kind in bsnn_lightning.figures.report.FIGURE_PIXELS
 FIGURES = {
     "tau_sweep.png": "tau_sweep",
     "eigen_spectrum.png": "eigen_spectrum",
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"expected --threads >= 1 and --jobs >= 1, got {args.threads} and {args.jobs}")
     settings = settings.replace(threads=args.threads, cache_dir=args.cache_dir)
     try:
-        plots.require_matplotlib("bsnn report")
+        require_matplotlib("bsnn report")
     except ImportError as error:
         parser.exit(2, f"bsnn report: error: {error}\n")
     run_report(args.out_dir, settings, jobs=args.jobs, command=["bsnn", "report", *(sys.argv[2:] if argv is None else argv)])
@@ -84,7 +89,7 @@ def run_report(
     recorded; they do not depend on ``jobs``. The thread count, the deterministic-algorithms flag (the
     Trainers set it) and Lightning's log level are restored afterwards.
     """
-    plots.require_matplotlib("bsnn report")
+    require_matplotlib("bsnn report")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter(), time.process_time()
@@ -118,7 +123,7 @@ def run_report(
         },
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(settings).items() if k != "cache_dir"},
         "experiments": results,
-        "figures": {name: {"file": f"figures/{name}", "pixels": list(plots.FIGURE_PIXELS[kind])} for name, kind in figures.items()},
+        "figures": {name: {"file": f"figures/{name}", "pixels": list(report_figures.FIGURE_PIXELS[kind])} for name, kind in figures.items()},
     }
     write_atomically(out / "report.json", json.dumps(report, indent=1, allow_nan=False).encode())
     write_atomically(out / "report.md", render_markdown(report).encode())
@@ -161,15 +166,15 @@ def _write_figures(folder: Path, results: dict) -> dict[str, str]:
     }
     patterns = results["firing_patterns"]
     made = {
-        "tau_sweep.png": plots.tau_sweep(taus, sweep["accuracy"]),
-        "eigen_spectrum.png": plots.eigen_spectrum(
+        "tau_sweep.png": report_figures.tau_sweep(taus, sweep["accuracy"]),
+        "eigen_spectrum.png": report_figures.eigen_spectrum(
             layers, tuple(spectrum["bounds"]),
             f"Eigenvalues lambda of (P - I)/tau_m, tau_m = {spectrum['tau_m']:g}, seed {spectrum['seed']}: before and after training",
         ),
-        "imp_per_step.png": plots.per_step_accuracy(results["imp_per_step"]["per_step_accuracy"]),
-        "readout_convergence.png": plots.readout_convergence(results["readout"]["epoch_accuracy"]),
-        "loss_comparison.png": plots.paired_comparison(results["loss"]["accuracy"], "TET vs label-smoothed TET, event digits"),
-        "firing_patterns.png": plots.firing_patterns(
+        "imp_per_step.png": report_figures.per_step_accuracy(results["imp_per_step"]["per_step_accuracy"]),
+        "readout_convergence.png": report_figures.readout_convergence(results["readout"]["epoch_accuracy"]),
+        "loss_comparison.png": report_figures.paired_comparison(results["loss"]["accuracy"], "TET vs label-smoothed TET, event digits"),
+        "firing_patterns.png": report_figures.firing_patterns(
             np.asarray(patterns["raster"]), patterns["setup"]["raster_v0"], patterns["setup"]["raster_input"],
             patterns["distinct_spike_trains"], patterns["possible_spike_trains"],
         ),
@@ -177,7 +182,7 @@ def _write_figures(folder: Path, results: dict) -> dict[str, str]:
     if set(made) != set(FIGURES):
         raise RuntimeError(f"expected figures {sorted(FIGURES)}, made {sorted(made)}")
     for name, fig in made.items():
-        plots.save_png(fig, folder / name)
+        save_png(fig, folder / name)
     return dict(FIGURES)
 
 
@@ -351,7 +356,7 @@ def _imp_section(imp: dict) -> list[str]:
     for name, runs in curves.items():
         values = np.asarray(runs) * 100
         cells = [f"{m:.1f} ± {s:.1f}" for m, s in zip(values.mean(0), _std(values))]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_acc_cell(_describe(imp['accuracy'][name]))} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_acc_cell(describe(imp['accuracy'][name]))} |")
     lines += ["", *_claims_table(imp["claims"]), "", "![per-step accuracy](figures/imp_per_step.png)", ""]
     return lines
 
@@ -392,7 +397,7 @@ def _loss_section(loss: dict) -> list[str]:
         "|---|---|---|",
     ]
     for name, values in loss["accuracy"].items():
-        lines.append(f"| {name} | {_acc_cell(_describe(values))} | {', '.join(f'{100 * v:.1f}' for v in values)} |")
+        lines.append(f"| {name} | {_acc_cell(describe(values))} | {', '.join(f'{100 * v:.1f}' for v in values)} |")
     lines += ["", *_claims_table(loss["claims"]), "", "![TET vs label-smoothed TET](figures/loss_comparison.png)", ""]
     return lines
 
@@ -425,12 +430,6 @@ def _claims_table(claims: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------- formatting and facts
-
-
-def _describe(values):
-    from .stats import describe
-
-    return describe(values)
 
 
 def _std(values: np.ndarray) -> np.ndarray:
@@ -468,9 +467,5 @@ def _load_average():
 
 
 def _versions() -> dict:
-    import lightning
-
-    from .. import __version__
-
     return {"bsnn_lightning": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
             "numpy": np.__version__, "python": platform.python_version()}

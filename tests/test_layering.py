@@ -1,0 +1,112 @@
+"""The package is layered: a module imports only from its own layer or the layers below it, at module level
+and inside functions alike (a function-level import is still a dependency, just a hidden one)."""
+
+import ast
+from pathlib import Path
+
+import bsnn_lightning
+
+#: layer name -> the top-level modules or subpackages of bsnn_lightning in it, lowest layer first
+#: ("bsnn_lightning" is the package's own __init__, the public facade)
+LAYERS = {
+    "foundations": ("engine", "atomic", "user_warnings"),
+    "neuron parameters": ("neuron_params",),
+    "neurons": ("neurons",),
+    "adapters": ("adapters",),
+    "conversion": ("convert",),
+    "building blocks": ("analysis", "figures", "data", "models", "losses", "readouts", "metrics", "schedulers"),
+    "training": ("classifier", "callbacks"),
+    "facade": ("bsnn_lightning",),
+    "report": ("report",),
+    "command line": ("cli",),
+}
+RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(LAYERS.items()) for part in parts}
+PACKAGE = Path(bsnn_lightning.__file__).parent
+
+
+def package_modules() -> dict[str, tuple[Path, bool]]:
+    """Every module of the package: dotted name -> (file, whether it is a package's __init__)."""
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    return modules
+
+
+MODULES = package_modules()
+
+
+def top_part(module: str) -> str:
+    """``bsnn_lightning.report.runner`` -> ``report``; the package itself -> ``bsnn_lightning``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    return RANK[top_part(module)]
+
+
+def package_imports(module: str, source: str, is_package: bool, filename: str):
+    """``(imported module, line)`` for every import of a bsnn_lightning module anywhere in ``source``; a
+    ``from X import name`` counts as importing ``X.name`` when that is a module, else ``X``."""
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module
+            targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in MODULES else origin for a in node.names]
+        else:
+            continue
+        for target in targets:
+            if target == "bsnn_lightning" or target.startswith("bsnn_lightning."):
+                yield target, node.lineno
+
+
+def upward_imports(module: str, source: str, is_package: bool = False, filename: str = "<source>") -> list[str]:
+    """One line per import in ``source`` (the text of ``module``) of a module in a higher layer."""
+    rank, layer = layer_of(module)
+    found = []
+    for target, line in package_imports(module, source, is_package, filename):
+        target_rank, target_layer = layer_of(target)
+        if target_rank > rank:
+            found.append(
+                f"{module} (layer {rank}, {layer}) imports {target} (layer {target_rank}, {target_layer}) at line {line}"
+            )
+    return found
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(name for name in MODULES if top_part(name) not in RANK)
+    assert not unplaced, f"add these modules to a layer in LAYERS: {unplaced}"
+
+
+def test_no_module_imports_from_a_higher_layer():
+    found = []
+    for module, (path, is_package) in MODULES.items():
+        found += upward_imports(module, path.read_text(encoding="utf-8"), is_package, str(path))
+    assert not found, "imports from a higher layer:\n" + "\n".join(found)
+
+
+def test_the_check_sees_function_level_relative_and_absolute_imports():
+    source = (
+        "from .dynamics import Dynamics\n"  # same layer
+        "def plot():\n"
+        "    from ..report import runner\n"  # a subpackage's module, two levels up
+        "    import bsnn_lightning.callbacks\n"
+        "    from .. import neurons, __version__\n"  # a module and a name of the facade
+    )
+    assert upward_imports("bsnn_lightning.engine.api", source) == [
+        "bsnn_lightning.engine.api (layer 0, foundations) imports bsnn_lightning.report.runner (layer 8, report) at line 3",
+        "bsnn_lightning.engine.api (layer 0, foundations) imports bsnn_lightning.callbacks (layer 6, training) at line 4",
+        "bsnn_lightning.engine.api (layer 0, foundations) imports bsnn_lightning.neurons (layer 2, neurons) at line 5",
+        "bsnn_lightning.engine.api (layer 0, foundations) imports bsnn_lightning (layer 7, facade) at line 5",
+    ]
+    # a package's __init__ resolves "." to the package itself
+    assert upward_imports("bsnn_lightning.figures", "from . import common\nfrom .common import new_figure\n", True) == []
+    assert upward_imports("bsnn_lightning.cli", "from .report import main\n") == []
