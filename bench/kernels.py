@@ -321,21 +321,6 @@ def _print_row(row) -> None:
 # --- end to end --------------------------------------------------------------------------------------------
 
 
-VGG11 = (64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
-
-
-class _PerStep(nn.Module):
-    """Apply stateless layers to every time step at once: [T, N, ...] -> [T * N, ...] -> back."""
-
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x):
-        y = self.layers(x.flatten(0, 1))
-        return y.unflatten(0, x.shape[:2])
-
-
 class _EngineLIF(nn.Module):
     def __init__(self, dynamics, params) -> None:
         super().__init__()
@@ -363,23 +348,13 @@ class _SnnTorchLoop(nn.Module):
         return torch.stack(spikes)
 
 
-def _vgg11(neuron: Callable[[], nn.Module]) -> nn.Module:
-    layers, channels = [], 2
-    for width in VGG11:
-        if width == "P":
-            layers.append(_PerStep(nn.AvgPool2d(2)))
-        else:
-            layers += [_PerStep(nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)), neuron()]
-            channels = width
-    return nn.Sequential(*layers, _PerStep(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10)))
-
-
 def _end_to_end(device, clock, settings) -> dict:
     """Median seconds of one training step of VGG-11 with each library's neurons, and the ratios."""
     from spikingjelly.activation_based import functional as sj_functional
     from spikingjelly.activation_based import neuron as sj_neuron
 
     from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF
+    from bsnn_lightning.models import SpikingVGG
 
     steps, batch, side = settings["e2e"]
     gen = torch.Generator().manual_seed(0)
@@ -394,7 +369,7 @@ def _end_to_end(device, clock, settings) -> dict:
     seconds = {}
     for name, neuron in variants.items():
         torch.manual_seed(0)
-        model = _vgg11(neuron).to(device)
+        model = SpikingVGG("vgg11", in_channels=2, num_classes=10, neuron=neuron).to(device)  # avg pooling, GAP head
         reset = sj_functional.reset_net if name == "SpikingJelly" else (lambda model: None)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 

@@ -4,6 +4,7 @@ The recipes are run as users run them, through the ``bsnn`` LightningCLI, with o
 the machine (CPU, fp32), the data location, and a small size (T = 2, 32 x 32 frames, batch 2).
 """
 
+import functools
 import json
 import os
 import shutil
@@ -14,10 +15,12 @@ import lightning as L
 import pytest
 import torch
 
-from bsnn_lightning import LIFNeuron, SpikingClassifier
+from bsnn_lightning import BifurcationNeuron, EngineNeuron, LIFNeuron, SpikingClassifier
 from bsnn_lightning.cli import BsnnCLI, build_cli
 from bsnn_lightning.data import CIFAR10DVSDataModule, MixupCutmix, RandomFlip, RandomRoll
 from bsnn_lightning.data.synthetic import write_synthetic_dataset
+
+from test_models import assert_same_neuron
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -101,6 +104,29 @@ def test_recipe_builds_the_augmentation_it_had_as_flags(name):
         assert dm.mix is None
     else:
         assert type(dm.mix) is MixupCutmix and vars(dm.mix) == mix
+
+
+#: what each recipe set with the networks' former flat neuron arguments (tau, v_reset, ..., neuron: bifurcation,
+#: structure, eigen_init, bounds; the rest their defaults), as the neuron and the count of spiking layers
+FORMER_NEURONS = {
+    "cifar10dvs_vgg11_imp_tets": (functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False, decay_input=True), 8),
+    "cifar10dvs_vggsnn_tet": (functools.partial(LIFNeuron, tau=2.0, decay_input=False, v_reset=0.0, threshold=1.0, surrogate="triangle:1", detach_reset=False), 8),
+    "ncaltech101_vgg11_imp_tets": (functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False, decay_input=True), 8),
+    "dvs128gesture": (functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, surrogate="atan", detach_reset=True), 7),
+    "nmnist_bsnn": (functools.partial(BifurcationNeuron, structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None, threshold=1.0, surrogate="atan"), 1),
+    "quickstart": (functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False), 3),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FORMER_NEURONS))
+def test_recipe_builds_the_neurons_it_had_as_flat_arguments(name):
+    expected, count = FORMER_NEURONS[name]
+    neurons = [m for m in build_recipe(name).model.net.modules() if isinstance(m, EngineNeuron)]
+    assert len(neurons) == count
+    for neuron in neurons:
+        assert_same_neuron(neuron, expected(shape=neuron.sample_shape))
+    if name == "nmnist_bsnn":  # one eigenvalue per hidden neuron, made at construction (before the optimizer)
+        assert neurons[0].sample_shape == (800,)
 
 
 class _Batches(L.Callback):

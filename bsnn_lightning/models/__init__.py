@@ -1,13 +1,21 @@
-"""Spiking networks for the recipes: from this package's neurons, and from snnTorch's and SpikingJelly's."""
+"""Spiking networks for the recipes: from this package's neurons, and from snnTorch's and SpikingJelly's.
 
-from .convnet import SpikingConvNet, TimeDistributed
+The networks built from this package's neurons (``SpikingConvNet``, ``SpikingVGG``, ``VGGSNN``,
+``DVSGestureNet``, ``SpikingMLP``) take their neuron as one argument, ``neuron``: a zero-argument factory
+(:mod:`bsnn_lightning.models.neuron_factory`), each with its recipe's neuron as the default.
+"""
+
+from .convnet import SpikingConvNet
 from .gesture import DVSGestureNet
+from .layers import TimeDistributed
 from .library import SnnTorchConvNet, SpikingJellyConvNet
 from .mlp import SpikingMLP
+from .neuron_factory import NeuronFactory
 from .vgg import VGGSNN, SpikingVGG
 
 __all__ = [
     "DVSGestureNet",
+    "NeuronFactory",
     "SnnTorchConvNet",
     "SpikingConvNet",
     "SpikingJellyConvNet",

@@ -1,34 +1,19 @@
-"""A small convolutional SNN: the quickstart's network."""
+"""A small convolutional SNN: the quickstart's network (and the report's)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..neurons import LIFNeuron
+from .layers import TimeDistributed, check_frames, pooled_features
+from .neuron_factory import NeuronFactory, neuron_maker, soft_reset_lif
 
-
-class TimeDistributed(nn.Module):
-    """Apply a stateless module to every time step at once: ``[T, N, ...] -> [T, N, ...]``.
-
-    The time and batch dimensions are merged, so convolutions, pooling and batch norm run as one call
-    (batch norm then normalises over time and batch together, as SpikingJelly's ``SeqToANNContainer``
-    and the TET/IMP code do).
-    """
-
-    def __init__(self, *modules: nn.Module) -> None:
-        super().__init__()
-        self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        steps, batch = x.shape[:2]
-        y = self.module(x.reshape(steps * batch, *x.shape[2:]))
-        return y.reshape(steps, batch, *y.shape[1:])
+__all__ = ["SpikingConvNet"]
 
 
 class SpikingConvNet(nn.Module):
-    """``[T, N, C, H, W] -> [T, N, num_classes]``: conv-BN-LIF-pool blocks, a spiking hidden layer, a
-    linear read-out of logits at every step.
+    """``[T, N, C, H, W] -> [T, N, num_classes]``: an optional average pooling of the input, conv-BN-neuron-
+    maxpool blocks, a spiking hidden layer, a linear read-out of logits at every step.
 
     Args:
         in_channels: input channels (2 for ON/OFF event frames, 1 for static images).
@@ -36,9 +21,13 @@ class SpikingConvNet(nn.Module):
         channels: output channels of each conv block (each block halves H and W).
         hidden: width of the spiking fully connected layer (0 for none).
         input_size: (H, W) of the input, to size the first linear layer.
-        tau, v_reset, threshold, surrogate, detach_reset: LIF neuron settings (see
-            :class:`bsnn_lightning.LIFNeuron`; ``v_reset=None`` is the soft reset).
+        input_pool: side of an average pooling applied to the input first (1 = none; 2 takes
+            34 x 34 frames to 17 x 17, as the report's network does).
         dropout: dropout before the read-out.
+        neuron: the spiking neuron, a zero-argument callable making one neuron module per spiking
+            layer (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=None)``; in YAML
+            ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None:
+            :func:`~bsnn_lightning.models.neuron_factory.soft_reset_lif`, ``LIFNeuron(tau=2.0, v_reset=None)``.
     """
 
     def __init__(
@@ -48,26 +37,27 @@ class SpikingConvNet(nn.Module):
         channels: tuple[int, ...] = (16, 32),
         hidden: int = 128,
         input_size: tuple[int, int] = (34, 34),
-        tau: float = 2.0,
-        v_reset: float | None = None,
-        threshold: float = 1.0,
-        surrogate: str = "atan",
-        detach_reset: bool = False,
+        input_pool: int = 1,
         dropout: float = 0.0,
+        neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
-        neuron = dict(tau=tau, v_reset=v_reset, threshold=threshold, surrogate=surrogate, detach_reset=detach_reset)
+        if isinstance(input_pool, bool) or not isinstance(input_pool, int) or input_pool < 1:
+            raise ValueError(f"expected input_pool to be an int >= 1 (1 = no input pooling), got {input_pool!r}")
+        make_neuron = neuron_maker(neuron, soft_reset_lif)
         layers: list[nn.Module] = []
-        features = pooled_features(in_channels, channels, input_size)
+        features = pooled_features(in_channels, channels, input_size, input_pool)
+        if input_pool > 1:
+            layers.append(TimeDistributed(nn.AvgPool2d(input_pool)))
         previous = in_channels
         for width in channels:
             layers.append(TimeDistributed(nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)))
-            layers.append(LIFNeuron(**neuron))
+            layers.append(make_neuron())
             layers.append(TimeDistributed(nn.MaxPool2d(2)))
             previous = width
         layers.append(TimeDistributed(nn.Flatten()))
         if hidden:
-            layers += [TimeDistributed(nn.Linear(features, hidden)), LIFNeuron(**neuron)]
+            layers += [TimeDistributed(nn.Linear(features, hidden)), make_neuron()]
             features = hidden
         if dropout:
             layers.append(TimeDistributed(nn.Dropout(dropout)))
@@ -77,19 +67,3 @@ class SpikingConvNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_frames(x)
         return self.layers(x)
-
-
-def check_frames(x: torch.Tensor) -> None:
-    """Event-frame sequences are 5-D: ``[T, N, C, H, W]``."""
-    if x.dim() != 5:
-        raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
-
-
-def pooled_features(in_channels: int, channels: tuple[int, ...], input_size: tuple[int, int]) -> int:
-    """Flattened features after one 2x2 pooling per conv block of ``channels`` on ``input_size`` (H, W)."""
-    h, w = input_size
-    for _ in channels:
-        h, w = h // 2, w // 2
-    if h < 1 or w < 1:
-        raise ValueError(f"input_size {input_size} is too small for {len(channels)} pooling blocks")
-    return (channels[-1] if channels else in_channels) * h * w

@@ -5,8 +5,10 @@ accuracy at T = 16 with LIF neurons): five ``Conv3x3(no bias) -> BN -> LIF -> Ma
 of ``channels`` channels, then ``Dropout(0.5) -> Linear(channels*4*4, 512) -> LIF -> Dropout(0.5)
 -> Linear(512, 110) -> LIF`` and a voting layer that averages the 110 output spikes in groups of
 10 into 11 class scores per time step. The dropout mask is drawn once per sequence and shared by
-all time steps, as SpikingJelly's multi-step ``layer.Dropout`` does. Neurons: SpikingJelly's
-``LIFNode`` defaults (tau 2, hard reset to 0, ATan surrogate) with ``detach_reset=True``.
+all time steps, as SpikingJelly's multi-step ``layer.Dropout`` does. Neurons by default: SpikingJelly's
+``LIFNode`` defaults (tau 2, hard reset to 0, ATan surrogate) with ``detach_reset=True``
+(:func:`spikingjelly_lif`); another neuron is given as a zero-argument factory, ``neuron``
+(:mod:`bsnn_lightning.models.neuron_factory`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ import torch
 from torch import nn
 
 from ..neurons import LIFNeuron
-from .convnet import TimeDistributed
+from .layers import TimeDistributed, check_frames
+from .neuron_factory import NeuronFactory, neuron_maker
 
-__all__ = ["DVSGestureNet", "SequenceDropout", "VotingLayer"]
+__all__ = ["DVSGestureNet", "SequenceDropout", "VotingLayer", "spikingjelly_lif"]
+
+
+def spikingjelly_lif() -> LIFNeuron:
+    """The tutorial's neuron: ``LIFNeuron(tau=2.0, v_reset=0.0, detach_reset=True)`` (ATan surrogate, threshold 1)."""
+    return LIFNeuron(tau=2.0, v_reset=0.0, detach_reset=True)
 
 
 class SequenceDropout(nn.Module):
@@ -65,7 +73,10 @@ class DVSGestureNet(nn.Module):
         input_size: ``(H, W)`` of the frames (128 x 128 in the tutorial); the first linear layer
             takes ``channels * H/32 * W/32`` inputs.
         dropout: dropout probability of both dropout layers.
-        tau, v_reset, surrogate, detach_reset: :class:`~bsnn_lightning.LIFNeuron` settings.
+        neuron: the spiking neuron, a zero-argument callable making one neuron module per spiking
+            layer (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, detach_reset=True)``; in
+            YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None:
+            :func:`spikingjelly_lif`, the tutorial's.
     """
 
     def __init__(
@@ -75,22 +86,19 @@ class DVSGestureNet(nn.Module):
         voting: int = 10,
         input_size: tuple[int, int] = (128, 128),
         dropout: float = 0.5,
-        tau: float = 2.0,
-        v_reset: float | None = 0.0,
-        surrogate: str = "atan",
-        detach_reset: bool = True,
+        neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
         height, width = input_size
         if height % 32 or width % 32:
             raise ValueError(f"expected input_size divisible by 32 (five 2 x 2 poolings), got {tuple(input_size)}")
-        neuron = dict(tau=tau, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+        make_neuron = neuron_maker(neuron, spikingjelly_lif)
         layers: list[nn.Module] = []
         previous = 2
         for _ in range(5):
             layers += [
                 TimeDistributed(nn.Conv2d(previous, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)),
-                LIFNeuron(**neuron),
+                make_neuron(),
                 TimeDistributed(nn.MaxPool2d(2)),
             ]
             previous = channels
@@ -98,15 +106,14 @@ class DVSGestureNet(nn.Module):
             TimeDistributed(nn.Flatten()),
             SequenceDropout(dropout),
             TimeDistributed(nn.Linear(channels * (height // 32) * (width // 32), 512)),
-            LIFNeuron(**neuron),
+            make_neuron(),
             SequenceDropout(dropout),
             TimeDistributed(nn.Linear(512, num_classes * voting)),
-            LIFNeuron(**neuron),
+            make_neuron(),
             VotingLayer(voting),
         ]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+        check_frames(x)
         return self.layers(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .convnet import check_frames, pooled_features
+from .layers import check_frames, pooled_features
 
 
 class SnnTorchConvNet(nn.Module):

@@ -1,19 +1,26 @@
 """A fully connected spiking network: ``[T, N, ...] -> [T, N, num_classes]``.
 
 Frames are flattened per time step, pass through spiking hidden layers, and a linear layer reads
-logits at every step. With ``neuron="bifurcation"`` the hidden layers get BSNN dynamics (Zhang,
-Zhang & Zhou, JMLR 2021): one learnable eigenvalue per neuron, spread over ``eigen_init`` and kept
-inside ``bounds`` (see :class:`~bsnn_lightning.BifurcationNeuron` and ``docs/methods.md``).
+logits at every step. By default the hidden layers get BSNN dynamics (Zhang, Zhang & Zhou, JMLR
+2021): one learnable eigenvalue per neuron, spread over ``(-0.8, 0)`` and kept inside ``(-1, 0.2)``
+(:func:`bsnn_neuron`; see :class:`~bsnn_lightning.BifurcationNeuron` and ``docs/methods.md``).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from ..neurons import BifurcationNeuron, LIFNeuron
-from .convnet import TimeDistributed
+from ..neurons import BifurcationNeuron, EngineNeuron
+from .layers import TimeDistributed
+from .neuron_factory import NeuronFactory, neuron_maker
 
-__all__ = ["SpikingMLP"]
+__all__ = ["SpikingMLP", "bsnn_neuron"]
+
+
+def bsnn_neuron() -> BifurcationNeuron:
+    """``BifurcationNeuron(structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None)``
+    (threshold 1, ATan surrogate): the default neuron of :class:`SpikingMLP`."""
+    return BifurcationNeuron(structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None)
 
 
 class SpikingMLP(nn.Module):
@@ -23,14 +30,14 @@ class SpikingMLP(nn.Module):
         in_features: features of one flattened step (``2 * 34 * 34`` for N-MNIST frames).
         hidden: widths of the spiking hidden layers.
         num_classes: outputs.
-        neuron: ``"bifurcation"`` or ``"lif"``.
-        structure: bifurcation structure, ``"diagonal"`` or ``"coupled"``.
-        eigen_init, bounds: bifurcation eigenvalue initial spread and clamp.
-        tau: LIF time constant (``neuron="lif"``).
-        v_reset: ``None`` = soft reset (the default for both), or a hard-reset value.
-        threshold, surrogate: firing threshold and surrogate gradient.
-        imp: learnable initial membrane potential, ``"neuron"``, ``"channel"`` or ``"layer"``.
         dropout: dropout before each linear layer after the first.
+        neuron: the spiking neuron, a zero-argument callable making one neuron module per hidden
+            layer (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=None)``, or
+            ``functools.partial(BifurcationNeuron, structure="coupled", imp="neuron")``; in YAML
+            ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None:
+            :func:`bsnn_neuron`. A neuron of this package (:class:`~bsnn_lightning.EngineNeuron`) made
+            without a ``shape`` is given its layer's, ``(width,)``, at once, so that its per-neuron
+            parameters (eigenvalues, IMP) exist before an optimizer is built.
     """
 
     def __init__(
@@ -38,31 +45,27 @@ class SpikingMLP(nn.Module):
         in_features: int = 2 * 34 * 34,
         hidden: tuple[int, ...] = (800,),
         num_classes: int = 10,
-        neuron: str = "bifurcation",
-        structure: str = "diagonal",
-        eigen_init: tuple[float, float] = (-0.8, 0.0),
-        bounds: tuple[float, float] = (-1.0, 0.2),
-        tau: float = 2.0,
-        v_reset: float | None = None,
-        threshold: float = 1.0,
-        surrogate: str = "atan",
-        imp: str | None = None,
         dropout: float = 0.0,
+        neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
-        if neuron not in ("bifurcation", "lif"):
-            raise ValueError(f"expected neuron 'bifurcation' or 'lif', got {neuron!r}")
+        make_neuron = neuron_maker(neuron, bsnn_neuron)
         layers: list[nn.Module] = [TimeDistributed(nn.Flatten())]
         previous = in_features
         for i, width in enumerate(hidden):
             if dropout and i:
                 layers.append(TimeDistributed(nn.Dropout(dropout)))
             layers.append(TimeDistributed(nn.Linear(previous, width)))
-            common = dict(v_reset=v_reset, threshold=threshold, surrogate=surrogate, imp=imp, shape=(width,))
-            if neuron == "bifurcation":
-                layers.append(BifurcationNeuron(structure=structure, eigen_init=tuple(eigen_init), bounds=tuple(bounds), **common))
-            else:
-                layers.append(LIFNeuron(tau=tau, **common))
+            spiking = make_neuron()
+            if isinstance(spiking, EngineNeuron):
+                if spiking.sample_shape is None:
+                    spiking.materialize((width,))
+                elif tuple(spiking.sample_shape) != (width,):
+                    raise ValueError(
+                        f"expected the neuron of hidden layer {i} to be built for samples of shape [{width}] "
+                        f"(the layer's width), got one built for {list(spiking.sample_shape)}"
+                    )
+            layers.append(spiking)
             previous = width
         if dropout and hidden:
             layers.append(TimeDistributed(nn.Dropout(dropout)))

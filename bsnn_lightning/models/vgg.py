@@ -2,11 +2,13 @@
 
 * :class:`SpikingVGG` -- VGG-11 (and friends) of conv-BN-LIF blocks, the network of the IMP paper's
   DVS recipes (128 x 128 input): LIF with ``tau = 2`` and soft reset by default; the learnable IMP
-  is added by :class:`bsnn_lightning.callbacks.ConvertNeurons` (``imp: neuron``) or ``imp=``.
+  is added by :class:`bsnn_lightning.callbacks.ConvertNeurons` (``imp: neuron``) or by the neuron
+  (``neuron=functools.partial(LIFNeuron, tau=2.0, v_reset=None, imp="layer")``).
 * :class:`VGGSNN` -- TET's VGGSNN for 48 x 48 CIFAR10-DVS frames (Deng et al., ICLR 2022), with TET's
-  neuron: ``v = 0.5 v + x``, threshold 1, hard reset to 0, triangle surrogate of width 1.
+  neuron by default: ``v = 0.5 v + x``, threshold 1, hard reset to 0, triangle surrogate of width 1.
 
-Both read logits from a linear layer at every time step (TET and LTS losses need them per step).
+Both read logits from a linear layer at every time step (TET and LTS losses need them per step), and
+both take their neuron as ``neuron``, a zero-argument factory (:mod:`bsnn_lightning.models.neuron_factory`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 from torch import nn
 
 from ..neurons import LIFNeuron
-from .convnet import TimeDistributed
+from .layers import TimeDistributed, check_frames
+from .neuron_factory import NeuronFactory, neuron_maker, soft_reset_lif
 
-__all__ = ["VGG_CONFIGS", "SpikingVGG", "VGGSNN"]
+__all__ = ["VGG_CONFIGS", "SpikingVGG", "VGGSNN", "tet_lif"]
 
 VGG_CONFIGS: dict[str, tuple] = {
     "vgg11": (64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"),
@@ -26,8 +29,13 @@ VGG_CONFIGS: dict[str, tuple] = {
 """Conv widths per layer, ``"P"`` = a 2 x 2 pooling (Simonyan & Zisserman's configurations A, B, D)."""
 
 
+def tet_lif() -> LIFNeuron:
+    """TET's neuron: ``LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")``."""
+    return LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")
+
+
 class SpikingVGG(nn.Module):
-    """VGG of ``Conv3x3 -> BatchNorm -> LIF`` layers and 2 x 2 pooling, then global average pooling of
+    """VGG of ``Conv3x3 -> BatchNorm -> neuron`` layers and 2 x 2 pooling, then global average pooling of
     the last spikes and a linear classifier applied at every time step.
 
     Args:
@@ -37,11 +45,12 @@ class SpikingVGG(nn.Module):
         pool: ``"avg"`` (average pooling of spikes, the usual choice in DVS SNNs) or ``"max"``.
         head_pool: side of the adaptive average pooling before the classifier (1 = global).
         dropout: dropout before the classifier.
-        tau, v_reset, threshold, surrogate, detach_reset, decay_input: :class:`~bsnn_lightning.LIFNeuron`
-            settings; the defaults (tau 2, ``v_reset=None`` = soft reset) are the IMP paper's.
-        imp: learnable initial membrane potential of every neuron (``"layer"`` can be given here;
-            ``"neuron"`` / ``"channel"`` need the input shape: use ``ConvertNeurons`` or
-            :func:`bsnn_lightning.convert` with an example input).
+        neuron: the spiking neuron, a zero-argument callable making one neuron module per conv layer
+            (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=None)``; in YAML ``class_path``/
+            ``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None: the IMP paper's LIF,
+            ``LIFNeuron(tau=2.0, v_reset=None)`` (soft reset). A learnable initial membrane potential
+            is a neuron setting: ``imp="layer"`` can be given there; ``"neuron"`` / ``"channel"`` need
+            the input shape: use ``ConvertNeurons`` or :func:`bsnn_lightning.convert` with an example input.
     """
 
     def __init__(
@@ -52,24 +61,15 @@ class SpikingVGG(nn.Module):
         pool: str = "avg",
         head_pool: int = 1,
         dropout: float = 0.0,
-        tau: float = 2.0,
-        v_reset: float | None = None,
-        threshold: float = 1.0,
-        surrogate: str = "atan",
-        detach_reset: bool = False,
-        decay_input: bool = True,
-        imp: str | None = None,
+        neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
-        layers = VGG_CONFIGS[cfg] if isinstance(cfg, str) else tuple(cfg)
         if isinstance(cfg, str) and cfg not in VGG_CONFIGS:
             raise ValueError(f"expected cfg in {list(VGG_CONFIGS)} or a tuple, got {cfg!r}")
+        layers = VGG_CONFIGS[cfg] if isinstance(cfg, str) else tuple(cfg)
         if pool not in ("avg", "max"):
             raise ValueError(f"expected pool 'avg' or 'max', got {pool!r}")
-        neuron = dict(
-            tau=tau, v_reset=v_reset, threshold=threshold, surrogate=surrogate, detach_reset=detach_reset,
-            decay_input=decay_input, imp=imp,
-        )  # fmt: skip
+        make_neuron = neuron_maker(neuron, soft_reset_lif)
         blocks: list[nn.Module] = []
         previous = in_channels
         for item in layers:
@@ -77,7 +77,7 @@ class SpikingVGG(nn.Module):
                 blocks.append(TimeDistributed(nn.AvgPool2d(2) if pool == "avg" else nn.MaxPool2d(2)))
                 continue
             blocks.append(TimeDistributed(nn.Conv2d(previous, item, 3, padding=1, bias=False), nn.BatchNorm2d(item)))
-            blocks.append(LIFNeuron(**neuron))
+            blocks.append(make_neuron())
             previous = item
         self.features = nn.Sequential(*blocks)
         head: list[nn.Module] = [nn.AdaptiveAvgPool2d(head_pool), nn.Flatten()]
@@ -87,8 +87,7 @@ class SpikingVGG(nn.Module):
         self.classifier = TimeDistributed(*head)
 
     def forward(self, x):
-        if x.dim() != 5:
-            raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+        check_frames(x)
         return self.classifier(self.features(x))
 
 
@@ -97,12 +96,15 @@ class VGGSNN(nn.Module):
     (3 x 3 convolutions with bias, Kaiming-normal fan-out init), average pooling, and one linear
     layer on the flattened ``512 x H/16 x W/16`` spikes at every step.
 
-    The neuron is TET's: ``h_t = 0.5 v_{t-1} + x_t`` (``tau = 2``, ``decay_input=False``), spike when
-    ``h_t >= 1`` (TET's code tests ``> 1``; equality has probability zero), hard reset to 0,
-    triangle surrogate ``max(0, 1 - |h - 1|)``.
+    The default neuron is TET's (:func:`tet_lif`): ``h_t = 0.5 v_{t-1} + x_t`` (``tau = 2``,
+    ``decay_input=False``), spike when ``h_t >= 1`` (TET's code tests ``> 1``; equality has probability
+    zero), hard reset to 0, triangle surrogate ``max(0, 1 - |h - 1|)``.
 
     Args:
         input_size: ``(H, W)`` of the frames (48 x 48 in TET); must be divisible by 16.
+        neuron: the spiking neuron, a zero-argument callable making one neuron module per conv layer
+            (in YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`).
+            None: :func:`tet_lif`.
     """
 
     def __init__(
@@ -110,18 +112,13 @@ class VGGSNN(nn.Module):
         in_channels: int = 2,
         num_classes: int = 10,
         input_size: tuple[int, int] = (48, 48),
-        tau: float = 2.0,
-        decay_input: bool = False,
-        v_reset: float | None = 0.0,
-        threshold: float = 1.0,
-        surrogate: str = "triangle:1",
-        detach_reset: bool = False,
+        neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
         height, width = input_size
         if height % 16 or width % 16:
             raise ValueError(f"expected input_size divisible by 16 (four 2 x 2 poolings), got {tuple(input_size)}")
-        neuron = dict(tau=tau, decay_input=decay_input, v_reset=v_reset, threshold=threshold, surrogate=surrogate, detach_reset=detach_reset)
+        make_neuron = neuron_maker(neuron, tet_lif)
         blocks: list[nn.Module] = []
         previous = in_channels
         for item in (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"):
@@ -130,12 +127,11 @@ class VGGSNN(nn.Module):
                 continue
             conv = nn.Conv2d(previous, item, 3, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            blocks += [TimeDistributed(conv, nn.BatchNorm2d(item)), LIFNeuron(**neuron)]
+            blocks += [TimeDistributed(conv, nn.BatchNorm2d(item)), make_neuron()]
             previous = item
         self.features = nn.Sequential(*blocks)
         self.classifier = TimeDistributed(nn.Flatten(), nn.Linear(512 * (height // 16) * (width // 16), num_classes))
 
     def forward(self, x):
-        if x.dim() != 5:
-            raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+        check_frames(x)
         return self.classifier(self.features(x))

@@ -1,0 +1,47 @@
+"""Layers and shape helpers the networks of :mod:`bsnn_lightning.models` share."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TimeDistributed", "check_frames", "pooled_features"]
+
+
+class TimeDistributed(nn.Module):
+    """Apply a stateless module to every time step at once: ``[T, N, ...] -> [T, N, ...]``.
+
+    The time and batch dimensions are merged, so convolutions, pooling and batch norm run as one call
+    (batch norm then normalises over time and batch together, as SpikingJelly's ``SeqToANNContainer``
+    and the TET/IMP code do).
+    """
+
+    def __init__(self, *modules: nn.Module) -> None:
+        super().__init__()
+        self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps, batch = x.shape[:2]
+        y = self.module(x.reshape(steps * batch, *x.shape[2:]))
+        return y.reshape(steps, batch, *y.shape[1:])
+
+
+def check_frames(x: torch.Tensor) -> None:
+    """Event-frame sequences are 5-D: ``[T, N, C, H, W]``."""
+    if x.dim() != 5:
+        raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
+
+
+def pooled_features(
+    in_channels: int, channels: tuple[int, ...], input_size: tuple[int, int], input_pool: int = 1
+) -> int:
+    """Flattened features after an ``input_pool`` x ``input_pool`` pooling of the input (1 = none), then one
+    2x2 pooling per conv block of ``channels``, on ``input_size`` (H, W)."""
+    h, w = input_size
+    h, w = h // input_pool, w // input_pool
+    for _ in channels:
+        h, w = h // 2, w // 2
+    if h < 1 or w < 1:
+        pooling = f"an input pooling of {input_pool} and " if input_pool > 1 else ""
+        raise ValueError(f"input_size {input_size} is too small for {pooling}{len(channels)} pooling blocks")
+    return (channels[-1] if channels else in_channels) * h * w

@@ -1,0 +1,69 @@
+"""How the networks of :mod:`bsnn_lightning.models` take their spiking neuron: one zero-argument factory.
+
+Every network has one argument for it, ``neuron``: a callable that takes no argument and returns a new
+neuron module (an ``nn.Module`` mapping ``[T, N, ...]`` to spikes of the same shape) each time it is
+called; the network calls it once per spiking layer. ``None`` gives the network's own default (its
+docstring says which). In Python::
+
+    SpikingVGG(neuron=functools.partial(LIFNeuron, tau=2.0, v_reset=None, imp="layer"))
+    SpikingConvNet(neuron=lambda: BifurcationNeuron(structure="coupled"))
+
+In a LightningCLI recipe, jsonargparse builds the factory from ``class_path`` / ``init_args`` (the
+class is instantiated with those arguments at every call)::
+
+    neuron:
+      class_path: bsnn_lightning.LIFNeuron
+      init_args:
+        tau: 2.0
+        v_reset: null
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..neurons import LIFNeuron
+
+__all__ = ["NeuronFactory", "neuron_maker", "soft_reset_lif"]
+
+NeuronFactory = Callable[[], nn.Module]
+"""A zero-argument callable returning a new spiking neuron module."""
+
+
+def soft_reset_lif() -> LIFNeuron:
+    """``LIFNeuron(tau=2.0, v_reset=None)``: tau 2, soft reset, threshold 1, ATan surrogate; the default
+    neuron of :class:`~bsnn_lightning.models.SpikingConvNet` and :class:`~bsnn_lightning.models.SpikingVGG`."""
+    return LIFNeuron(tau=2.0, v_reset=None)
+
+
+def neuron_maker(neuron: NeuronFactory | None, default: NeuronFactory) -> NeuronFactory:
+    """``neuron`` (``default`` when None) wrapped so that every call is checked to give a new ``nn.Module``."""
+    if isinstance(neuron, nn.Module):
+        raise TypeError(
+            "expected neuron to be a zero-argument callable that makes a new neuron module at each call "
+            f"(e.g. LIFNeuron, or functools.partial(LIFNeuron, tau=2.0)), got a module itself: {neuron!r}"
+        )
+    if neuron is not None and not callable(neuron):
+        raise TypeError(
+            "expected neuron to be a zero-argument callable returning an nn.Module "
+            f"(e.g. functools.partial(LIFNeuron, tau=2.0)) or None, got {neuron!r}"
+        )
+    factory = default if neuron is None else neuron
+    made: list[nn.Module] = []
+
+    def make() -> nn.Module:
+        module = factory()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"expected neuron() to return an nn.Module, got {module!r} from {factory!r}")
+        if any(module is m for m in made):
+            raise ValueError(
+                f"expected neuron() to return a new module at every call, got the same {type(module).__name__} "
+                "twice (one module in several layers would share its state): pass a class or a function, "
+                "not a module"
+            )
+        made.append(module)
+        return module
+
+    return make

@@ -1,0 +1,168 @@
+"""The networks of bsnn_lightning.models take their neuron from one zero-argument factory (``neuron``).
+
+Checked here: a factory's neurons are what the network holds and runs, one per spiking layer; without one,
+every network builds the neuron its former flat settings built (compared by behaviour: spikes and input
+gradients on the same input); SpikingConvNet with ``input_pool=2`` is the report's network; bad arguments
+are refused with what was expected and what was given.
+"""
+
+import functools
+import re
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import bsnn_lightning as bl
+from bsnn_lightning import BifurcationNeuron, LIFNeuron
+from bsnn_lightning.models import VGGSNN, DVSGestureNet, SpikingConvNet, SpikingMLP, SpikingVGG, TimeDistributed
+
+
+def assert_same_neuron(built: nn.Module, expected: nn.Module) -> None:
+    """Same class, same spikes and same input gradients on one input (learnable values drawn at random at
+    construction, such as eigenvalues, are copied from ``built`` first)."""
+    assert type(built) is type(expected)
+    expected.load_state_dict(dict(built.named_parameters()), strict=False)
+    shape = built.sample_shape or (5,)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, *shape, generator=gen) * 1.5 + 0.5
+    upstream = torch.randn(x.shape, generator=gen)
+    results = []
+    for neuron in (built, expected):
+        bl.reset_states(neuron)
+        leaf = x.clone().requires_grad_()
+        spikes = neuron(leaf)
+        (grad,) = torch.autograd.grad(spikes, leaf, upstream)
+        bl.reset_states(neuron)
+        results.append((spikes.detach(), grad))
+    assert results[0][0].sum() > 0  # the input makes the neurons fire, so the reset matters
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+
+
+class Heaviside(nn.Module):
+    """A neuron from outside the package: spikes where the input exceeds 0.5, stateless."""
+
+    def forward(self, x):
+        return (x > 0.5).to(x.dtype)
+
+
+#: name -> (build(neuron), input [T, N, C, H, W], spiking layers, classes)
+SMALL = {
+    "SpikingConvNet": (lambda neuron: SpikingConvNet(channels=(4, 8), hidden=16, input_size=(34, 34), neuron=neuron), (2, 2, 2, 34, 34), 3, 10),
+    "SpikingVGG": (lambda neuron: SpikingVGG(cfg=(4, "P", 8, "P"), num_classes=5, neuron=neuron), (2, 2, 2, 16, 16), 2, 5),
+    "VGGSNN": (lambda neuron: VGGSNN(input_size=(16, 16), neuron=neuron), (2, 1, 2, 16, 16), 8, 10),
+    "DVSGestureNet": (lambda neuron: DVSGestureNet(channels=4, input_size=(32, 32), neuron=neuron), (2, 2, 2, 32, 32), 7, 11),
+    "SpikingMLP": (lambda neuron: SpikingMLP(in_features=2 * 6 * 6, hidden=(16, 8), neuron=neuron), (2, 2, 2, 6, 6), 2, 10),
+}  # fmt: skip
+
+#: name -> the neuron the network's former flat arguments built by default
+FORMER_DEFAULT = {
+    "SpikingConvNet": functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False),
+    "SpikingVGG": functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False, decay_input=True, imp=None),
+    "VGGSNN": functools.partial(LIFNeuron, tau=2.0, decay_input=False, v_reset=0.0, threshold=1.0, surrogate="triangle:1", detach_reset=False),
+    "DVSGestureNet": functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, surrogate="atan", detach_reset=True),
+    "SpikingMLP": functools.partial(BifurcationNeuron, structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None, threshold=1.0, surrogate="atan", imp=None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_custom_neuron_factory_makes_every_spiking_layer(name):
+    build, shape, layers, classes = SMALL[name]
+    net = build(Heaviside)
+    neurons = [m for m in net.modules() if isinstance(m, Heaviside)]
+    assert len(neurons) == layers and len({id(m) for m in neurons}) == layers
+    assert not any(isinstance(m, bl.EngineNeuron) for m in net.modules())
+    calls = []
+    for neuron in neurons:
+        neuron.register_forward_hook(lambda module, args, out: calls.append(module))
+    out = net.eval()(torch.rand(shape) * 3)
+    assert out.shape == (shape[0], shape[1], classes)
+    assert [id(m) for m in calls] == [id(m) for m in neurons]  # each one runs, once, in order
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_without_a_factory_the_former_default_neuron_is_built(name):
+    build, _, layers, _ = SMALL[name]
+    neurons = [m for m in build(None).modules() if isinstance(m, bl.EngineNeuron)]
+    assert len(neurons) == layers
+    for neuron in neurons:
+        assert_same_neuron(neuron, FORMER_DEFAULT[name](shape=neuron.sample_shape))
+
+
+def test_a_partial_sets_the_neurons_settings():
+    net = SpikingConvNet(channels=(4,), hidden=8, input_size=(8, 8), neuron=functools.partial(LIFNeuron, tau=3.0, v_reset=0.2))
+    neurons = [m for m in net.modules() if isinstance(m, LIFNeuron)]
+    assert len(neurons) == 2
+    for neuron in neurons:
+        assert_same_neuron(neuron, LIFNeuron(tau=3.0, v_reset=0.2))
+    with pytest.raises(AssertionError):  # the comparison tells neurons apart
+        assert_same_neuron(neurons[0], LIFNeuron(tau=2.0, v_reset=0.2))
+
+
+def test_mlp_gives_each_neuron_its_layers_shape_before_any_optimizer():
+    net = SpikingMLP(in_features=12, hidden=(6, 4), neuron=functools.partial(LIFNeuron, imp="neuron"))
+    neurons = [m for m in net.modules() if isinstance(m, LIFNeuron)]
+    assert [n.sample_shape for n in neurons] == [(6,), (4,)]
+    before = len(list(net.parameters()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no parameter created late
+        net.train()(torch.rand(3, 2, 12))
+    assert len(list(net.parameters())) == before
+    given = SpikingMLP(in_features=12, hidden=(6,), neuron=functools.partial(BifurcationNeuron, shape=(6,)))
+    assert [m.sample_shape for m in given.modules() if isinstance(m, BifurcationNeuron)] == [(6,)]
+
+
+def report_network(make_neuron, in_channels, channels, hidden, num_classes=10) -> nn.Sequential:
+    """The report's network as bsnn_lightning/report/experiments.py built it by hand (34 x 34 input)."""
+    layers = [TimeDistributed(nn.AvgPool2d(2))]
+    previous, size = in_channels, 17
+    for width in channels:
+        layers += [
+            TimeDistributed(nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)),
+            make_neuron(),
+            TimeDistributed(nn.MaxPool2d(2)),
+        ]
+        previous, size = width, size // 2
+    layers += [
+        TimeDistributed(nn.Flatten()),
+        TimeDistributed(nn.Linear(previous * size * size, hidden)),
+        make_neuron(),
+        TimeDistributed(nn.Linear(hidden, num_classes)),
+    ]
+    return nn.Sequential(*layers)
+
+
+def test_input_pool_builds_the_reports_network():
+    make = functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, imp="layer")
+    torch.manual_seed(0)
+    by_hand = report_network(make, in_channels=2, channels=(8, 16), hidden=32)
+    torch.manual_seed(0)
+    net = SpikingConvNet(in_channels=2, num_classes=10, channels=(8, 16), hidden=32, input_size=(34, 34), input_pool=2, neuron=make)
+    ours, theirs = net.state_dict(), by_hand.state_dict()
+    assert list(ours) == [f"layers.{k}" for k in theirs]  # the same layers in the same order
+    assert all(torch.equal(ours[f"layers.{k}"], v) for k, v in theirs.items())  # same initial values, same seed
+    x = torch.rand(4, 3, 2, 34, 34) * 2
+    for model in (net, by_hand):
+        model.eval()
+        bl.reset_states(model)
+    torch.testing.assert_close(net(x), by_hand(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: SpikingConvNet(neuron=LIFNeuron()), TypeError, "expected neuron to be a zero-argument callable that makes a new neuron module at each call (e.g. LIFNeuron, or functools.partial(LIFNeuron, tau=2.0)), got a module itself: LIFNeuron("),
+        (lambda: SpikingVGG(neuron="lif"), TypeError, "expected neuron to be a zero-argument callable returning an nn.Module (e.g. functools.partial(LIFNeuron, tau=2.0)) or None, got 'lif'"),
+        (lambda: VGGSNN(neuron=lambda: "spike"), TypeError, "expected neuron() to return an nn.Module, got 'spike' from"),
+        (lambda: DVSGestureNet(channels=2, neuron=lambda shared=Heaviside(): shared), ValueError, "expected neuron() to return a new module at every call, got the same Heaviside twice"),
+        (lambda: SpikingMLP(hidden=(4,), neuron=functools.partial(LIFNeuron, shape=(5,))), ValueError, "expected the neuron of hidden layer 0 to be built for samples of shape [4] (the layer's width), got one built for [5]"),
+        (lambda: SpikingConvNet(input_pool=0), ValueError, "expected input_pool to be an int >= 1 (1 = no input pooling), got 0"),
+        (lambda: SpikingConvNet(input_pool=2.0), ValueError, "expected input_pool to be an int >= 1 (1 = no input pooling), got 2.0"),
+        (lambda: SpikingConvNet(input_size=(8, 8), channels=(4, 4), input_pool=4), ValueError, "input_size (8, 8) is too small for an input pooling of 4 and 2 pooling blocks"),
+        (lambda: SpikingVGG(cfg="vgg12"), ValueError, "expected cfg in ['vgg11', 'vgg13', 'vgg16'] or a tuple, got 'vgg12'"),
+    ],
+)
+def test_bad_arguments_are_refused(make, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        make()
