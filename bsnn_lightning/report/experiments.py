@@ -43,11 +43,9 @@ from ..analysis import eigenvalue_regimes
 from ..classifier import SpikingClassifier
 from ..convert import bifurcation_eigenvalues, materialize
 from ..data import DigitEventsDataModule
-from ..models import TimeDistributed
+from ..models import NeuronFactory, SpikingConvNet
 from ..neurons import BifurcationNeuron, LIFNeuron
 from . import stats
-
-NeuronFactory = Callable[[], nn.Module]
 
 
 @dataclass(frozen=True)
@@ -446,26 +444,14 @@ def _train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
     return result
 
 
-def build_net(make_neuron: NeuronFactory, in_channels: int, channels: tuple[int, int], hidden: int, num_classes: int = 10) -> nn.Sequential:
-    """``[T, N, C, 34, 34] -> [T, N, num_classes]``: 2x2 average pooling to 17 x 17, two conv-BN-neuron-maxpool
-    blocks (17 -> 8 -> 4), a spiking hidden layer, a linear read-out at every step. Small on purpose: the
-    whole report runs in minutes on two CPU cores."""
-    layers: list[nn.Module] = [TimeDistributed(nn.AvgPool2d(2))]
-    previous, size = in_channels, 17
-    for width in channels:
-        layers += [
-            TimeDistributed(nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)),
-            make_neuron(),
-            TimeDistributed(nn.MaxPool2d(2)),
-        ]
-        previous, size = width, size // 2
-    layers += [
-        TimeDistributed(nn.Flatten()),
-        TimeDistributed(nn.Linear(previous * size * size, hidden)),
-        make_neuron(),
-        TimeDistributed(nn.Linear(hidden, num_classes)),
-    ]
-    return nn.Sequential(*layers)
+def build_net(make_neuron: NeuronFactory, in_channels: int, channels: tuple[int, int], hidden: int, num_classes: int = 10) -> SpikingConvNet:
+    """The quickstart's :class:`~bsnn_lightning.models.SpikingConvNet` on ``[T, N, C, 34, 34]``: 2x2 average
+    pooling to 17 x 17, two conv-BN-neuron-maxpool blocks (17 -> 8 -> 4), a spiking hidden layer, a linear
+    read-out at every step. Small on purpose: the whole report runs in minutes on two CPU cores."""
+    return SpikingConvNet(
+        in_channels=in_channels, num_classes=num_classes, channels=channels, hidden=hidden, input_size=(34, 34),
+        input_pool=2, neuron=make_neuron,
+    )
 
 
 def neuron_factory(neuron: tuple) -> NeuronFactory:
