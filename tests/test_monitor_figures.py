@@ -186,9 +186,37 @@ def test_monitor_state_survives_a_checkpoint_round_trip():
     monitor.rate_history = {"net.layers.1": [(0, 0.25), (1, 0.5)]}
     monitor.initial_eigenvalues = {"net.layers.1": [-0.5, 0.0]}
     restored = SpikeMonitor(figures_every_n_epochs=1)
-    restored.load_state_dict(monitor.state_dict())
+    state = monitor.state_dict()
+    assert set(state) == {"rate_history", "initial_eigenvalues"}  # the keys a checkpoint of the one-class monitor had
+    restored.load_state_dict(state)
     assert restored.rate_history == monitor.rate_history
     assert restored.initial_eigenvalues == monitor.initial_eigenvalues
+
+
+def test_first_sample_traces_pick_active_neurons_and_their_own_thresholds(tmp_path):
+    from bsnn_lightning.callbacks import first_sample_traces
+    from bsnn_lightning.figures.common import save_png
+    from bsnn_lightning.figures.monitor import membrane_traces
+
+    spikes = torch.zeros(3, 2, 2, 3)  # [T, N, C=2, 3]
+    spikes[:, 0, 1, 1] = 1.0  # sample 0: flat neuron 4 (channel 1) fires at every step
+    spikes[0, 0, 0, 0] = 1.0  # and neuron 0 (channel 0) once
+    spikes[:, 1] = 1.0  # sample 1 is not shown
+    membrane = torch.arange(36, dtype=torch.float32).reshape(3, 2, 2, 3)
+    per_channel = torch.tensor([[0.5], [2.0]])
+    records = {
+        "per_channel": bl.Recording(spikes, membrane, per_channel, True),
+        "unknown": bl.Recording(spikes, membrane, None, True),
+        "one_step": bl.Recording(spikes[0], membrane[0], 1.0, False),  # a single step: no train to draw
+    }
+    traces = first_sample_traces(records, 2)
+    assert set(traces["spikes"]) == set(traces["membrane"]) == {"per_channel", "unknown"}
+    np.testing.assert_array_equal(traces["spikes"]["per_channel"], [[1, 1], [1, 0], [1, 0]])  # most active first
+    np.testing.assert_array_equal(traces["membrane"]["per_channel"], [[4, 0], [16, 12], [28, 24]])
+    np.testing.assert_array_equal(traces["thresholds"]["per_channel"], [2.0, 0.5])
+    assert traces["thresholds"]["unknown"] is None
+    fig = membrane_traces(traces["membrane"], traces["thresholds"], "test", spikes=traces["spikes"])
+    assert png_size(save_png(fig, tmp_path / "membrane.png")) == FIGURE_PIXELS["membrane"]
 
 
 @pytest.mark.parametrize(
