@@ -21,6 +21,7 @@ def convert(
     backend: str | None = None,
     *,
     step_mode: str | None = None,
+    state_dtype: str | None = None,
     example_input: torch.Tensor | None = None,
     **options,
 ) -> nn.Module:
@@ -40,7 +41,11 @@ def convert(
     - ``step_mode``: ``"m"`` to run whole sequences ``[T, N, ...]`` in one call (for snnTorch
       ``nn.Sequential`` models with ``init_hidden=True`` this also folds time into the batch for the layers
       between neurons; for SpikingJelly it is ``functional.set_step_mode``), ``"s"`` for one step per call,
-      or None to leave it.
+      or None to leave it;
+    - ``state_dtype``: ``"native"`` keeps the membrane in the precision the neuron's own code keeps it in
+      (SpikingJelly: the input's dtype, so under 16-bit mixed precision a converted node computes what the
+      library computes, bit for bit; snnTorch and this package's neurons: float32), ``"float32"`` always keeps
+      it in float32 (a deliberate departure from SpikingJelly under 16-bit inputs), or None to leave it.
 
     Per-neuron and per-channel parameters need each neuron's input shape: give ``example_input`` (one
     batch, as ``model`` takes it) unless the model has already run a forward pass. Returns the model (the
@@ -54,6 +59,8 @@ def convert(
     ('BifurcationNeuron', (3,), (3,))
     """
     changes = _requested_changes(dynamics, imp, backend, step_mode, options)
+    if state_dtype is not None:
+        changes["state_dtype"] = state_dtype
     planned = []
     for parent, name, module, adapter in list(_neurons_with_parents(model)):
         try:

@@ -38,6 +38,7 @@ GRANULARITIES = ("neuron", "channel")
 STRUCTURES = ("diagonal", "coupled")
 ENGINE_BACKENDS = ("torch", "triton", "auto")
 STEP_MODES = ("s", "m")
+STATE_DTYPES = ("native", "float32")
 #: the options of ``convert`` that configure bifurcation dynamics (fields of :class:`MethodSettings`)
 BIFURCATION_OPTIONS = ("structure", "granularity", "eigen_init", "bounds")
 #: the parameters the methods add to a neuron, under these attribute (and state-dict) names
@@ -57,6 +58,12 @@ class MethodSettings:
     eigen_init: tuple[float, float] = (-0.8, 0.0)
     bounds: tuple[float, float] = (-1.0, 0.2)
     backend: str = "auto"
+    #: the precision of the membrane: "native" keeps it where the neuron's own code would (the input's dtype,
+    #: promoted with the dtypes of its tensor parameters: float32 for this package's and snnTorch's neurons,
+    #: the input's 16-bit dtype for SpikingJelly's LIF and IF under mixed precision), so converted neurons
+    #: compute what the library computes; "float32" always keeps it in float32 (at least), a departure from
+    #: a library that keeps it in 16 bits, traded for precision and the fused float32 Triton kernels
+    state_dtype: str = "native"
     #: "s" (one step per call) or "m" (a sequence per call) for neurons whose library has no step mode of
     #: its own (this package's and snnTorch's); None where the library keeps it (SpikingJelly)
     step_mode: str | None = None
@@ -73,6 +80,7 @@ class MethodSettings:
         _check_choice("structure", self.structure, STRUCTURES)
         _check_choice("granularity", self.granularity, GRANULARITIES)
         _check_choice("backend", self.backend, ENGINE_BACKENDS)
+        _check_choice("state_dtype", self.state_dtype, STATE_DTYPES)
         if self.step_mode is not None:
             _check_choice("step_mode", self.step_mode, STEP_MODES)
         if self.structure == "coupled" and self.granularity != "channel":
@@ -109,6 +117,8 @@ class MethodSettings:
         if self.imp:
             parts.append(f"imp={self.imp}")
         parts.append(f"backend={self.backend}")
+        if self.state_dtype != "native":
+            parts.append(f"state_dtype={self.state_dtype}")
         if self.step_mode is not None:
             parts.append(f"step_mode={self.step_mode}")
         return ", ".join(parts)
@@ -124,7 +134,7 @@ class Recording(NamedTuple):
 
 
 #: attribute names kept in a module's ``__dict__`` that are rebuilt on demand (never pickled or copied)
-DERIVED_ATTRIBUTES = ("_bsnn_cache", "_bsnn_surrogate_of", "bsnn_monitor", "bsnn_recording")
+DERIVED_ATTRIBUTES = ("_bsnn_cache", "_bsnn_state_cache", "_bsnn_surrogate_of", "bsnn_monitor", "bsnn_recording")
 
 
 def record(module: nn.Module, recording: Recording) -> None:
@@ -135,7 +145,7 @@ def record(module: nn.Module, recording: Recording) -> None:
 class MethodNeuron:
     """The component (a mixin, first in the MRO of an ``nn.Module`` class) that owns the methods' parameters.
 
-    A neuron class implements four hooks:
+    A neuron class implements four hooks (and may override ``_bsnn_native_state_dtype``):
 
     - ``_bsnn_lif(sample_shape)`` -> ``(Dynamics, params)``: its own equations, for ``dynamics="lif"``;
     - ``_bsnn_reset()`` -> ``(v_reset, detach_reset)``: its reset, which bifurcation dynamics keep;
@@ -160,6 +170,15 @@ class MethodNeuron:
 
     def _bsnn_surrogate(self) -> Surrogate:
         raise NotImplementedError
+
+    def _bsnn_native_state_dtype(self, dtype: torch.dtype, params: dict) -> torch.dtype:
+        """The dtype the neuron's own code keeps its membrane in, for inputs of ``dtype``: by default the input's
+        promoted with its tensor parameters' (a membrane buffer shares the module's dtype, as snnTorch's does);
+        a library that keeps the membrane in the input's dtype overrides this."""
+        for value in params.values():
+            if isinstance(value, torch.Tensor):
+                dtype = torch.promote_types(dtype, value.dtype)
+        return dtype
 
     # --- settings ------------------------------------------------------------------------------------------
     def bsnn_setup(self, settings: MethodSettings, sample_shape: tuple[int, ...] | None = None) -> None:
@@ -257,8 +276,18 @@ class MethodNeuron:
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     # --- the engine call -----------------------------------------------------------------------------------
-    def bsnn_engine(self, sample_shape: tuple[int, ...]) -> tuple[Dynamics, dict]:
-        """The dynamics and parameters the engine runs for samples of this shape."""
+    def bsnn_engine(self, sample_shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> tuple[Dynamics, dict]:
+        """The dynamics and parameters the engine runs for inputs of ``dtype`` with samples of this shape."""
+        dynamics, params = self._bsnn_dynamics(sample_shape)
+        state = self._bsnn_native_state_dtype(dtype, params)
+        if self.bsnn_settings.state_dtype == "float32":
+            state = torch.promote_types(state, torch.float32)
+        if state == torch.promote_types(dtype, torch.float32):
+            return dynamics, params  # the engine's default precision
+        key = ("state", dynamics, state)
+        return self.bsnn_cached(key, lambda: replace(dynamics, state_dtype=state), slot="_bsnn_state_cache"), params
+
+    def _bsnn_dynamics(self, sample_shape: tuple[int, ...]) -> tuple[Dynamics, dict]:
         settings = self.bsnn_settings
         if settings.dynamics == "lif":
             return self._bsnn_lif(sample_shape)
@@ -284,13 +313,13 @@ class MethodNeuron:
         )
         return dynamics, {"eigenvalues": self.eigenvalues, "threshold": threshold}
 
-    def bsnn_cached(self, key: tuple, make):
+    def bsnn_cached(self, key: tuple, make, slot: str = "_bsnn_cache"):
         """``make()``, rebuilt only when ``key`` (the settings it depends on) changes: building a dynamics
         object on every call costs more than the step itself for small layers."""
-        cached = self.__dict__.get("_bsnn_cache")
+        cached = self.__dict__.get(slot)
         if cached is None or cached[0] != key:
             cached = (key, make())
-            self.__dict__["_bsnn_cache"] = cached
+            self.__dict__[slot] = cached
         return cached[1]
 
     def bsnn_initial_state(self, state: "torch.Tensor | float"):
@@ -320,7 +349,7 @@ class MethodNeuron:
         if self.bsnn_settings.shaped:
             self._bsnn_materialize_at_forward(sample_shape, seq.device)
         self.__dict__["bsnn_seen_shape"] = sample_shape  # for a later conversion that adds shaped parameters
-        dynamics, params = self.bsnn_engine(sample_shape)
+        dynamics, params = self.bsnn_engine(sample_shape, seq.dtype)
         monitor = self.__dict__.get("bsnn_monitor")
         keep_membrane = monitor == "membrane"
         out = multistep(

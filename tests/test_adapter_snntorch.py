@@ -82,6 +82,28 @@ def test_converted_leaky_is_exact(reset, delay, style):
 
 
 @pytest.mark.parametrize(
+    "reset, delay, style, dtype",
+    list(itertools.product(["subtract", "zero"], [True, False], ["explicit", "hidden"], [torch.bfloat16, torch.float16])),
+    ids=lambda v: str(v),
+)
+def test_converted_leaky_is_exact_with_16_bit_inputs(reset, delay, style, dtype):
+    # snnTorch's membrane is a float32 buffer, and beta/threshold are float32: the membrane stays float32
+    native = _leaky(reset_mechanism=reset, reset_delay=delay, **STYLES[style])
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    x, grad = _inputs()
+    x, grad = x.to(dtype), grad.to(dtype)
+    x_n, s_n, m_n = _run_per_step(native, x, style)
+    (s_n * grad).sum().backward()
+    x_c, s_c, m_c = _run_per_step(converted, x, style)
+    (s_c * grad).sum().backward()
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert m_n.dtype == m_c.dtype == torch.float32
+    assert torch.equal(s_c, s_n) and torch.equal(m_c, m_n)
+    for g_c, g_n in zip(_grads(converted, x_c), _grads(native, x_n)):
+        torch.testing.assert_close(g_c.float(), g_n.float(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize(
     "spike_grad, custom",
     [(None, False), (surrogate.atan(alpha=3.0), False), (surrogate.fast_sigmoid(slope=10), False),
      (surrogate.sigmoid(slope=5), False), (surrogate.triangular(), True)],

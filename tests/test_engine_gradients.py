@@ -120,8 +120,8 @@ def test_gradcheck_bifurcation_coupled_matrix():
 
 
 class _RelaxedBifurcationNeuron(BifurcationNeuron):
-    def bsnn_engine(self, sample_shape):
-        dynamics, params = super().bsnn_engine(sample_shape)
+    def bsnn_engine(self, sample_shape, dtype=torch.float32):
+        dynamics, params = super().bsnn_engine(sample_shape, dtype)
         return dataclasses.replace(dynamics, relaxed=True), params
 
 

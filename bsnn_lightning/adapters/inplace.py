@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..neuron_params import ADDED_PARAMETERS, MethodNeuron, MethodSettings
+from ..neuron_params import ADDED_PARAMETERS, DERIVED_ATTRIBUTES, MethodNeuron, MethodSettings
 from ..user_warnings import warn_user
 
 
@@ -83,7 +83,7 @@ def restore_class(module: nn.Module) -> nn.Module:
         return module
     for name in ADDED_PARAMETERS:
         del module._parameters[name]
-    for name in ("bsnn_settings", "bsnn_sample_shape", "_bsnn_cache", "bsnn_monitor", "bsnn_recording"):
+    for name in ("bsnn_settings", "bsnn_sample_shape", "bsnn_seen_shape", *DERIVED_ATTRIBUTES):
         module.__dict__.pop(name, None)
     module.__class__ = library_class(module)
     return module

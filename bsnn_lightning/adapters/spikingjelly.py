@@ -92,6 +92,14 @@ class ConvertedNode(ConvertedNeuron):
     def _bsnn_surrogate(self) -> Surrogate:
         return _surrogate_of(self.surrogate_function)[0]
 
+    def _bsnn_native_state_dtype(self, dtype, params):
+        # SpikingJelly starts the membrane as full_like(x, v_reset) and its parameters are Python floats or
+        # 0-d tensors (PLIF's w), which do not promote a dimensioned tensor: the membrane stays in x's dtype.
+        # Bifurcation dynamics have no SpikingJelly original: their state follows the default rule.
+        if self.bsnn_settings.dynamics == "lif":
+            return dtype
+        return super()._bsnn_native_state_dtype(dtype, params)
+
 
 class SpikingJellyAdapter(Adapter):
     name = "spikingjelly"

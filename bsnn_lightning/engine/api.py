@@ -98,7 +98,7 @@ def _check_initial_state(v0, dynamics, x):
     if v0 is None:
         v0 = dynamics.resting_state()
     if isinstance(v0, (int, float)):
-        return torch.full((), float(v0), dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
+        return torch.full((), float(v0), dtype=dynamics.compute_dtype(x.dtype), device=x.device)
     return _broadcastable("initial state v0", v0, x.shape[2:], x, allow_full=True)
 
 

@@ -32,18 +32,32 @@ class Backend:
     supports: SupportsFn
     #: device types "auto" may choose this backend for; None: any device its ``supports`` accepts
     auto_devices: tuple[str, ...] | None = None
+    #: True if it computes the state in any ``Dynamics.state_dtype``; False: only in the default (float32,
+    #: float64 for float64 inputs), and calls asking for another are left to a backend that can
+    any_state_dtype: bool = False
+
+    def reason(self, x: torch.Tensor, dynamics: Dynamics) -> str | None:
+        """None if this backend can run the call, else why not."""
+        if not self.any_state_dtype and dynamics.compute_dtype(x.dtype) != torch.promote_types(x.dtype, torch.float32):
+            return f"it keeps the state in float32, and this call asks for a {dynamics.state_dtype} state"
+        return self.supports(x, dynamics)
 
 
 _BACKENDS: dict[str, Backend] = {}
 
 
 def register_backend(
-    name: str, run: RunFn, supports: SupportsFn | None = None, auto_devices: tuple[str, ...] | None = None
+    name: str,
+    run: RunFn,
+    supports: SupportsFn | None = None,
+    auto_devices: tuple[str, ...] | None = None,
+    any_state_dtype: bool = False,
 ) -> None:
-    """Register (or replace) a backend under ``name``; ``auto_devices`` limits where "auto" picks it."""
+    """Register (or replace) a backend under ``name``; ``auto_devices`` limits where "auto" picks it;
+    ``any_state_dtype`` says it honours ``Dynamics.state_dtype`` (else only float32 states reach it)."""
     if name in ("auto", "native"):
         raise ValueError(f"{name!r} is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron")
-    _BACKENDS[name] = Backend(name, run, supports or (lambda x, dynamics: None), auto_devices)
+    _BACKENDS[name] = Backend(name, run, supports or (lambda x, dynamics: None), auto_devices, any_state_dtype)
 
 
 def available_backends() -> list[str]:
@@ -57,7 +71,7 @@ def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
             backend = _BACKENDS.get(candidate)
             if backend is None or (backend.auto_devices is not None and x.device.type not in backend.auto_devices):
                 continue
-            if backend.supports(x, dynamics) is None:
+            if backend.reason(x, dynamics) is None:
                 return backend
         raise ValueError(f"no registered backend supports {type(dynamics).__name__} on {x.device}")
     if name == "native":
@@ -68,10 +82,10 @@ def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
     if name not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {available_backends() + ['auto']}")
     backend = _BACKENDS[name]
-    reason = backend.supports(x, dynamics)
+    reason = backend.reason(x, dynamics)
     if reason is not None:
         raise ValueError(f"backend {name!r} cannot run this call: {reason}")
     return backend
 
 
-register_backend("torch", run_reference)
+register_backend("torch", run_reference, any_state_dtype=True)

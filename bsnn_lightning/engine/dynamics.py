@@ -35,6 +35,9 @@ from .surrogates import Surrogate
 ParamGrads = dict[str, torch.Tensor]
 
 
+_STATE_DTYPES = (None, torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
 @dataclass(frozen=True)
 class Dynamics:
     """Base of every dynamics: subclasses define the three step functions and their backward."""
@@ -43,6 +46,11 @@ class Dynamics:
     #: replace the Heaviside step by the surrogate's primitive in the forward pass: a smooth relaxation
     #: whose exact derivative the backward computes, so ``torch.autograd.gradcheck`` can verify it
     relaxed: bool = False
+    #: the dtype of the state and of every step's arithmetic. None (the default): float32, or float64 for
+    #: float64 inputs. A 16-bit dtype reproduces a library that keeps its membrane in the input's precision
+    #: (SpikingJelly's LIF and IF under mixed precision): every operation of a step then rounds to that dtype,
+    #: as eager PyTorch does, so the spikes equal that library's bit for bit.
+    state_dtype: torch.dtype | None = None
     #: names of the values ``p`` must hold; the engine checks them
     param_names: ClassVar[tuple[str, ...]] = ()
     #: the parameters that are ``[C, C]`` matrices acting on the channel dimension; the others are
@@ -54,6 +62,14 @@ class Dynamics:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "surrogate", Surrogate.parse(self.surrogate))
+        if self.state_dtype not in _STATE_DTYPES:
+            raise ValueError(
+                f"expected state_dtype None or one of {[str(d) for d in _STATE_DTYPES[1:]]}, got {self.state_dtype!r}"
+            )
+
+    def compute_dtype(self, x_dtype: torch.dtype) -> torch.dtype:
+        """The dtype the state and the step arithmetic use for an input of ``x_dtype``."""
+        return self.state_dtype or torch.promote_types(x_dtype, torch.float32)
 
     def _step(self, z: torch.Tensor, strict: bool) -> torch.Tensor:
         """H(z) as 0/1 in z's dtype (``strict``: spike only when z > 0), or sigma(z) when relaxed."""

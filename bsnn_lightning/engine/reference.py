@@ -6,8 +6,9 @@ every step (one tensor of the input's shape, in the compute dtype), the initial 
 Spikes and earlier states are recomputed from ``h`` in the backward, and no autograd graph is built per
 step; only a dynamics whose state does not follow from ``h`` alone (``state_from_charge`` False:
 :class:`~bsnn_lightning.engine.dynamics.SnnTorchLeakyImmediate`) has its states saved too, and the backward
-reads ``v_{t-1}`` from them. State arithmetic runs in float32, or float64 for float64 inputs (so ``gradcheck`` can run); spikes
-come back in the input's dtype.
+reads ``v_{t-1}`` from them. State arithmetic runs in the dynamics' ``compute_dtype``: float32, or float64 for
+float64 inputs (so ``gradcheck`` can run), or the 16-bit ``state_dtype`` a library keeps its membrane in;
+spikes come back in the input's dtype.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def run_reference(
 class _ReferenceMultistep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dynamics, names, return_v_seq, keep, x, v0, *values):
-        compute = torch.promote_types(x.dtype, torch.float32)
+        compute = dynamics.compute_dtype(x.dtype)
         p = _as_compute(dict(zip(names, values)), compute)
         steps = x.shape[0]
         # dynamics whose state does not follow from h alone keep the states for the backward too
@@ -133,7 +134,16 @@ def _previous_state(dynamics, charged, history, v0_full, t, p):
     return v_prev
 
 
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
 def _as_compute(params: dict, compute: torch.dtype) -> dict:
+    """The parameters as the step arithmetic takes them: in the compute dtype, except for a 16-bit state,
+    where they stay as given so that PyTorch's own promotion applies exactly as in the library that keeps its
+    membrane in 16 bits (a float32 0-d parameter such as SpikingJelly PLIF's ``sigmoid(w)`` then enters each
+    product at float32 precision, and only the result is rounded)."""
+    if compute in _LOW_PRECISION:
+        return params
     return {n: (v.to(compute) if isinstance(v, torch.Tensor) and v.dtype != compute else v) for n, v in params.items()}
 
 
