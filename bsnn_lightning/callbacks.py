@@ -28,6 +28,7 @@ from .convert import (
     reset_states,
     set_monitoring,
 )
+from .engine import checks
 from .figures import monitor as monitor_figures
 from .figures.common import require_matplotlib, rgb_array, save_png
 from .neuron_params import Recording
@@ -41,9 +42,13 @@ class ConvertNeurons(L.Callback):
     need the neurons' input shapes: they come from a dry run on ``example_input`` if given, else on the
     module's ``example_input_array``. Converting twice is harmless (fit, then test).
 
+    Value checks deferred on a GPU (``check_finite="auto"``, see :mod:`bsnn_lightning.engine.checks`) are
+    read once every ``trainer.log_every_n_steps`` training steps and at the end of every epoch: a NaN in a
+    neuron layer then stops training there, without a host synchronisation in every step.
+
     Args:
-        dynamics, imp, backend, step_mode: as in :func:`bsnn_lightning.convert` (``backend="native"`` keeps
-            a library's own neurons, so one recipe key swaps who runs the neuron loop).
+        dynamics, imp, backend, step_mode, state_dtype, check_finite: as in :func:`bsnn_lightning.convert`
+            (``backend="native"`` keeps a library's own neurons, so one recipe key swaps who runs the loop).
         options: bifurcation options (``structure``, ``granularity``, ``eigen_init``, ``bounds``).
         example_input: one batch as the LightningModule's forward takes it.
     """
@@ -54,6 +59,8 @@ class ConvertNeurons(L.Callback):
         imp: str | None = None,
         backend: str | None = None,
         step_mode: str | None = None,
+        state_dtype: str | None = None,
+        check_finite: str | None = None,
         options: dict | None = None,
         example_input: torch.Tensor | None = None,
     ) -> None:
@@ -61,6 +68,8 @@ class ConvertNeurons(L.Callback):
         self.imp = imp
         self.backend = backend
         self.step_mode = step_mode
+        self.state_dtype = state_dtype
+        self.check_finite = check_finite
         self.options = dict(options or {})
         self.example_input = example_input
 
@@ -69,8 +78,18 @@ class ConvertNeurons(L.Callback):
         if example is not None:
             example = example.to(pl_module.device)
         convert(
-            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, example_input=example, **self.options
-        )
+            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, state_dtype=self.state_dtype,
+            check_finite=self.check_finite, example_input=example, **self.options,
+        )  # fmt: skip
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        checks.raise_deferred_every(trainer.global_step, trainer.log_every_n_steps)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        checks.raise_deferred()
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        checks.raise_deferred()
 
 
 class ResetStates(L.Callback):

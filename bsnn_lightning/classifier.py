@@ -11,6 +11,7 @@ from torch import nn
 from . import losses as losses_mod
 from . import readouts as readouts_mod
 from .convert import firing_rates, neuron_param_groups, reset_states, set_monitoring
+from .engine import checks
 from .metrics import PerStepAccuracy
 
 OptimizerFactory = Callable[[Iterable], torch.optim.Optimizer]
@@ -134,6 +135,13 @@ class SpikingClassifier(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=y.shape[0])
         return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        # value checks deferred on a GPU (see bsnn_lightning.engine.checks) are read once per logging interval
+        checks.raise_deferred_every(self.global_step, self.trainer.log_every_n_steps)
+
+    def on_train_epoch_end(self):
+        checks.raise_deferred()
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val", self.val_acc, self.val_step_acc)

@@ -22,6 +22,7 @@ def convert(
     *,
     step_mode: str | None = None,
     state_dtype: str | None = None,
+    check_finite: str | None = None,
     example_input: torch.Tensor | None = None,
     **options,
 ) -> nn.Module:
@@ -45,7 +46,11 @@ def convert(
     - ``state_dtype``: ``"native"`` keeps the membrane in the precision the neuron's own code keeps it in
       (SpikingJelly: the input's dtype, so under 16-bit mixed precision a converted node computes what the
       library computes, bit for bit; snnTorch and this package's neurons: float32), ``"float32"`` always keeps
-      it in float32 (a deliberate departure from SpikingJelly under 16-bit inputs), or None to leave it.
+      it in float32 (a deliberate departure from SpikingJelly under 16-bit inputs), or None to leave it;
+    - ``check_finite``: the engine's NaN/Inf check after every neuron call: ``"auto"`` (immediate on the CPU,
+      deferred on a GPU so that a training step never waits for the device; read once per logging interval
+      by ``ConvertNeurons`` / ``SpikingClassifier``, or by :func:`bsnn_lightning.engine.checks.raise_deferred`),
+      ``"sync"``, ``"defer"``, ``"off"``, or None to leave it.
 
     Per-neuron and per-channel parameters need each neuron's input shape: give ``example_input`` (one
     batch, as ``model`` takes it) unless the model has already run a forward pass. Returns the model (the
@@ -59,8 +64,9 @@ def convert(
     ('BifurcationNeuron', (3,), (3,))
     """
     changes = _requested_changes(dynamics, imp, backend, step_mode, options)
-    if state_dtype is not None:
-        changes["state_dtype"] = state_dtype
+    for name, value in (("state_dtype", state_dtype), ("check_finite", check_finite)):
+        if value is not None:
+            changes[name] = value
     planned = []
     for parent, name, module, adapter in list(_neurons_with_parents(model)):
         try:

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bsnn_lightning.engine import checks
 from bsnn_lightning.readouts import _check_out_seq, _fmt_shape, last_time_step, mean_over_time
 
 __all__ = [
@@ -342,7 +343,9 @@ def _check_target(out_seq: Tensor, target: Tensor) -> Tensor:
 
 
 def _check_values(out_seq: Tensor, target: Tensor) -> None:
-    """Raise on non-finite ``out_seq`` or targets outside [0, C); one host sync when all is well."""
+    """Raise on non-finite ``out_seq`` or targets outside [0, C). On the CPU at once (one read of two flags);
+    on a GPU the flags stay on the device until the next deferred check (:mod:`bsnn_lightning.engine.checks`),
+    so a training step does not wait for the device."""
     classes = out_seq.shape[2]
     if target.is_floating_point():  # soft targets: rows of probabilities
         soft = target.detach()
@@ -357,6 +360,9 @@ def _check_values(out_seq: Tensor, target: Tensor) -> None:
                 ((target < 0) | (target >= classes)).any(),
             ]
         )
+    if checks.resolve("auto", out_seq.device) == "defer":
+        checks.defer("the loss's out_seq (NaN or Inf) or its targets (outside [0, C) or not probabilities)", flags.any())
+        return
     non_finite, out_of_range = flags.tolist()
     if non_finite:
         count = int((~torch.isfinite(out_seq.detach())).sum())

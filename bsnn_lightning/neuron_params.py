@@ -30,6 +30,7 @@ from torch import nn
 
 from .engine import Bifurcation, CoupledBifurcation, DiagonalBifurcation, Dynamics, Surrogate, multistep
 from .engine.api import MultistepOutput
+from .engine.checks import MODES as CHECK_MODES
 from .user_warnings import warn_user
 
 DYNAMICS = ("lif", "bifurcation")
@@ -64,6 +65,10 @@ class MethodSettings:
     #: compute what the library computes; "float32" always keeps it in float32 (at least), a departure from
     #: a library that keeps it in 16 bits, traded for precision and the fused float32 Triton kernels
     state_dtype: str = "native"
+    #: the engine's NaN/Inf check of the state and parameters after every call: "auto" (immediate on the CPU,
+    #: deferred on the device elsewhere: no host synchronisation in a training step), "sync", "defer" or "off"
+    #: (see :mod:`bsnn_lightning.engine.checks`)
+    check_finite: str = "auto"
     #: "s" (one step per call) or "m" (a sequence per call) for neurons whose library has no step mode of
     #: its own (this package's and snnTorch's); None where the library keeps it (SpikingJelly)
     step_mode: str | None = None
@@ -81,6 +86,7 @@ class MethodSettings:
         _check_choice("granularity", self.granularity, GRANULARITIES)
         _check_choice("backend", self.backend, ENGINE_BACKENDS)
         _check_choice("state_dtype", self.state_dtype, STATE_DTYPES)
+        _check_choice("check_finite", self.check_finite, CHECK_MODES)
         if self.step_mode is not None:
             _check_choice("step_mode", self.step_mode, STEP_MODES)
         if self.structure == "coupled" and self.granularity != "channel":
@@ -119,6 +125,8 @@ class MethodSettings:
         parts.append(f"backend={self.backend}")
         if self.state_dtype != "native":
             parts.append(f"state_dtype={self.state_dtype}")
+        if self.check_finite != "auto":
+            parts.append(f"check_finite={self.check_finite}")
         if self.step_mode is not None:
             parts.append(f"step_mode={self.step_mode}")
         return ", ".join(parts)
@@ -359,6 +367,7 @@ class MethodNeuron:
             self.bsnn_initial_state(state) if fresh else state,
             backend=self.bsnn_settings.backend,
             return_v_seq=return_v_seq or keep_membrane,
+            check_finite=self.bsnn_settings.check_finite,
         )
         if monitor is not None:
             spikes = out.spikes.detach()

@@ -7,6 +7,7 @@ from typing import Mapping, NamedTuple
 
 import torch
 
+from . import checks
 from .backends import resolve_backend
 from .dynamics import Dynamics
 
@@ -25,7 +26,7 @@ def multistep(
     *,
     backend: str = "auto",
     return_v_seq: bool = False,
-    check_finite: bool = True,
+    check_finite: "str | bool" = "auto",
 ) -> MultistepOutput:
     """Run ``dynamics`` over ``x[T, N, ...]`` from the initial state ``v0``; differentiable in x, v0, params.
 
@@ -38,11 +39,13 @@ def multistep(
       a matrix parameter (``dynamics.matrix_params``: :class:`CoupledBifurcation`'s ``coupling``) is ``[C, C]``.
 
     Gradients flow to every tensor that requires them, reduced over the batch (and over space for
-    per-channel values). ``check_finite`` raises if a parameter or the final state is NaN or Inf (not while
-    ``torch.compile`` traces, where it would break the graph); a NaN or
-    Inf in x or v0 always reaches the final state (every step multiplies or adds the state, and
-    ``0 * inf`` is NaN), so one reduction over ``[N, ...]`` instead of ``[T, N, ...]`` catches it, and
-    the error then names the culprit; so does an overflow of the dynamics.
+    per-channel values). ``check_finite`` checks that the parameters and the final state are free of NaN and
+    Inf (a NaN or Inf in x or v0 always reaches the final state: every step multiplies or adds the state, and
+    ``0 * inf`` is NaN; so does an overflow of the dynamics): ``"sync"`` raises at once and names the culprit,
+    ``"defer"`` keeps the check on the device until :func:`~bsnn_lightning.engine.checks.raise_deferred`
+    (no host synchronisation), ``"off"`` skips it, ``"auto"`` (default) is ``"sync"`` on the CPU and
+    ``"defer"`` elsewhere (see :mod:`bsnn_lightning.engine.checks`). While ``torch.compile`` traces, no
+    check runs (it would break the graph).
 
     >>> from bsnn_lightning.engine import SpikingJellyLIF
     >>> out = multistep(torch.tensor([[[1.5]], [[0.0]], [[2.5]]]), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
@@ -55,9 +58,13 @@ def multistep(
     v0 = _check_initial_state(v0, dynamics, x)
     chosen = resolve_backend(backend, x, dynamics)
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
-    # under torch.compile the check (a host sync) is left out: it would break the graph
-    if check_finite and not torch.compiler.is_compiling() and not _all_finite(v, params):
-        raise ValueError(_diagnose_non_finite(x, v0, params))
+    mode = checks.resolve(check_finite, x.device)
+    if mode != "off" and not torch.compiler.is_compiling():
+        tensors = [v] + [value for value in params.values() if isinstance(value, torch.Tensor)]
+        if mode == "defer":
+            checks.defer(f"the state or parameters of {type(dynamics).__name__} (engine)", checks.non_finite(*tensors))
+        elif not _all_finite(tensors):
+            raise ValueError(_diagnose_non_finite(x, v0, params))
     return MultistepOutput(spikes, v, v_seq)
 
 
@@ -145,15 +152,14 @@ def _check_matrix(name, value, sample_shape):
     return value
 
 
-def _all_finite(v, params) -> bool:
-    """True if the state and every tensor parameter are free of NaN and Inf.
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """True if every tensor is free of NaN and Inf (reads the answer back to the host).
 
     Fast path: one sum over everything (a NaN or Inf anywhere makes it non-finite, and it is one reduction
     instead of a boolean tensor per operand); only if that sum is not finite (which finite values can also
     cause, by overflowing it) are the elements checked one by one.
     """
-    tensors = [v] + [value for value in params.values() if isinstance(value, torch.Tensor)]
-    total = v.detach().sum(dtype=torch.float32)
+    total = tensors[0].detach().sum(dtype=torch.float32)
     for value in tensors[1:]:
         total = total + value.detach().sum(dtype=torch.float32)
     if bool(torch.isfinite(total)):
