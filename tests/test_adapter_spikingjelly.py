@@ -1,8 +1,15 @@
-"""SpikingJelly adapter: converted LIFNode / ParametricLIFNode / IFNode against real, unconverted ones."""
+"""SpikingJelly adapter: converted LIFNode / ParametricLIFNode / IFNode against real, unconverted ones.
+
+The same tests run against whichever SpikingJelly is installed: 2.0.0 in the main environment, 0.0.0.0.14 (the
+``backend=`` API) in the second environment that ``.ci/run`` creates (README, "Set up"). Where the two
+versions behave differently the expectation follows the installed one, and a case one version lacks is
+skipped with the reason.
+"""
 
 import copy
 import itertools
 import pickle
+from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 import torch
@@ -13,7 +20,16 @@ import bsnn_lightning as bl
 pytest.importorskip("spikingjelly.activation_based")
 from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
 
+from bsnn_lightning.adapters.spikingjelly import SpikingJelly014LIF, SpikingJelly014PLIF  # noqa: E402
+from bsnn_lightning.engine import multistep  # noqa: E402
+
 T, N, C, H, W = 6, 3, 4, 5, 5
+#: SpikingJelly 0.0.0.0.14's API: nodes with a backend (``supported_backends``), which 2.0 dropped
+SJ014 = hasattr(neuron.LIFNode, "supported_backends")
+try:
+    SJ_VERSION = version("spikingjelly")
+except PackageNotFoundError:  # a source checkout on the path
+    SJ_VERSION = "0.0.0.0.14-like" if SJ014 else "2.x"
 
 
 def _node(kind, **kwargs):
@@ -72,14 +88,22 @@ def test_converted_node_is_exact(kind, step_mode, reset, detach_reset, decay_inp
 
 
 @pytest.mark.parametrize(
-    "kind, step_mode, reset, dtype",
-    list(itertools.product(["LIFNode", "ParametricLIFNode", "IFNode"], ["s", "m"], ["hard0", "soft"], [torch.bfloat16, torch.float16])),
+    "kind, step_mode, reset, dtype, decay_input",
+    [
+        (k, m, r, dt, di)
+        for k, m, r, dt, di in itertools.product(
+            ["LIFNode", "ParametricLIFNode", "IFNode"], ["s", "m"], ["hard0", "soft"], [torch.bfloat16, torch.float16],
+            [True, False],
+        )
+        if not (k == "IFNode" and not di)  # IFNode has no decay_input
+    ],
     ids=str,
 )
-def test_converted_node_is_exact_in_16_bit(kind, step_mode, reset, dtype):
-    # SpikingJelly keeps the membrane in the input's dtype (full_like(x, v_reset), then 16-bit arithmetic with
-    # Python-float or 0-d parameters): the converted node does the same by default
-    native = _node(kind, step_mode=step_mode, **RESETS[reset])
+def test_converted_node_is_exact_in_16_bit(kind, step_mode, reset, dtype, decay_input):
+    # SpikingJelly (2.0 and 0.0.0.0.14) keeps the membrane in the input's dtype (full_like(x, v_reset), then
+    # 16-bit arithmetic with Python-float or 0-d parameters): the converted node does the same by default.
+    # decay_input=False with a reset to 0 is 0.0.0.0.14's product form v * (1 - 1/tau) + x there.
+    native = _node(kind, step_mode=step_mode, decay_input=decay_input, **RESETS[reset])
     if kind == "ParametricLIFNode":
         native.w.data.fill_(-0.7)  # sigmoid(w) not a power of two: its rounding would show
     converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
@@ -130,8 +154,81 @@ def test_store_v_seq(step_mode):
     x, _ = _inputs(2)
     _run(native, x, step_mode)
     _run(converted, x, step_mode)
+    if SJ014 and step_mode == "s":  # 0.0.0.0.14 records the membranes of multi-step calls only
+        assert native.v_seq is None and converted.v_seq is None
+        return
     assert converted.v_seq.shape == (T, N, C, H, W)
     assert torch.equal(converted.v_seq, native.v_seq)
+
+
+@pytest.mark.parametrize(
+    "kind, step_mode, reset, decay_input, store_v_seq",
+    [
+        (k, m, r, di, sv)
+        for k, m, r, di, sv in itertools.product(
+            ["LIFNode", "ParametricLIFNode", "IFNode"], ["s", "m"], list(RESETS), [True, False], [False, True]
+        )
+        if not (k == "IFNode" and not di)
+    ],
+    ids=str,
+)
+def test_converted_node_is_exact_in_eval_mode(kind, step_mode, reset, decay_input, store_v_seq):
+    # 0.0.0.0.14 runs LIF and IF in eval mode through separate scripted functions, whose hard reset with
+    # decay_input=False charges in 2.0's form even where training uses the product form; 2.0 has one path
+    native = _node(kind, step_mode=step_mode, decay_input=decay_input, store_v_seq=store_v_seq, **RESETS[reset])
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    x, _ = _inputs(8)
+    _run(converted, x, step_mode)  # a training-mode call first: switching modes must switch the arithmetic
+    native.eval(), converted.eval()
+    with torch.no_grad():
+        _, s_n, v_n = _run(native, x, step_mode)
+        _, s_c, v_c = _run(converted, x, step_mode)
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert torch.equal(s_c, s_n) and torch.equal(v_c, v_n)
+    if store_v_seq and step_mode == "m":
+        assert torch.equal(converted.v_seq, native.v_seq)
+
+
+@pytest.mark.skipif(not SJ014, reason=f"SpikingJelly {SJ_VERSION} nodes have no backend= (0.0.0.0.14 only)")
+def test_backend_attribute_is_kept_and_the_engine_runs_whatever_it_says():
+    native = neuron.ParametricLIFNode(init_tau=2.5, step_mode="m", backend="torch")
+    net = nn.Sequential(layer.Linear(W, W, step_mode="m"), copy.deepcopy(native))
+    bl.convert(net, dynamics="lif", backend="auto")
+    functional.set_backend(net, "torch", instance=neuron.ParametricLIFNode)  # SpikingJelly's setter still works
+    converted = net[1]
+    # what functional.set_backend(net, "cupy") leaves on a GPU with CuPy (not installed here): the converted
+    # node still runs the engine, with SpikingJelly's backend='torch' results
+    converted._backend = "cupy"
+    x, grad = _inputs(9)
+    x_n, s_n, v_n = _run(native, x, "m")
+    (s_n * grad).sum().backward()
+    x_c, s_c, v_c = _run(converted, x, "m")
+    (s_c * grad).sum().backward()
+    assert torch.equal(s_c, s_n) and torch.equal(v_c, v_n)
+    torch.testing.assert_close(x_c.grad, x_n.grad, rtol=1e-5, atol=1e-6)
+    assert "backend=cupy" in repr(converted)
+    bl.convert(net, backend="native")  # back to SpikingJelly, which would run its CuPy kernel again
+    assert type(net[1]) is neuron.ParametricLIFNode and net[1].backend == "cupy"
+
+
+@pytest.mark.parametrize("cls", [SpikingJelly014LIF, SpikingJelly014PLIF], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("v_reset", [0.0, None], ids=["hard0", "soft"])
+def test_gradcheck_of_the_014_product_charge(cls, v_reset):
+    # the hand-written backward of SpikingJelly 0.0.0.0.14's product form (engine classes; any SpikingJelly)
+    dt = torch.float64
+    dyn = cls(surrogate="sigmoid", relaxed=True, decay_input=False, v_reset=v_reset)
+    decay = {"tau": torch.tensor(2.5, dtype=dt)} if cls is SpikingJelly014LIF else {"q": torch.tensor(0.3, dtype=dt)}
+    params = {**decay, "threshold": torch.full((C,), 1.0, dtype=dt)}
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(4, 2, C, 2, generator=gen, dtype=dt) * 0.7 + 0.5).requires_grad_()
+    v0 = (torch.rand(C, 2, generator=gen, dtype=dt) * 0.5).requires_grad_()
+    leaves = [p.clone().requires_grad_() for p in params.values()]
+
+    def f(x, v0, *values):
+        out = multistep(x, dyn, dict(zip(params, values)), v0, return_v_seq=True)
+        return out.spikes, out.v, out.v_seq
+
+    assert torch.autograd.gradcheck(f, (x, v0, *leaves), atol=1e-7)
 
 
 def _model():

@@ -1,4 +1,4 @@
-"""The SpikingJelly adapter (tested with SpikingJelly 2.0.0, ``spikingjelly.activation_based``).
+"""The SpikingJelly adapter (tested with SpikingJelly 2.0.0 and 0.0.0.0.14, ``spikingjelly.activation_based``).
 
 Supported: ``neuron.LIFNode``, ``neuron.ParametricLIFNode`` and ``neuron.IFNode``, in step modes ``s`` and
 ``m``, hard reset (any ``v_reset``) and soft reset (``v_reset=None``), ``detach_reset``, ``decay_input``,
@@ -14,11 +14,20 @@ State: ``node.v`` is SpikingJelly's own memory. After ``node.reset()`` or ``func
 is a number again (``v_reset``, or 0 for a soft reset) and the next call starts a sequence from it, plus the
 IMP if there is one. Converting keeps every module object in place, so ``reset_net``'s cached module list
 stays valid (the cache is invalidated anyway after a conversion).
+
+SpikingJelly 0.0.0.0.14 (the ``backend=`` API): the same three nodes convert with the same contract. Where its
+arithmetic differs from 2.0's, the converted node follows it (see "SpikingJelly 0.0.0.0.14" at the end of
+this module). A converted node runs on the engine whatever its ``backend`` attribute says (``'torch'``, or
+``'cupy'`` on a GPU; ``functional.set_backend`` still sets the attribute): the engine's own ``backend=``
+(``convert``'s) chooses the implementation, and ``backend="native"`` hands the node back to SpikingJelly with
+its ``backend`` unchanged. The results are SpikingJelly's ``backend='torch'`` ones; its CuPy kernels multiply
+by ``1/tau`` instead of dividing and are therefore equal to them only to rounding.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -69,14 +78,16 @@ class ConvertedNode(ConvertedNeuron):
         surrogate, decay_input = self._bsnn_surrogate(), getattr(self, "decay_input", None)
         common = dict(surrogate=surrogate, v_reset=self.v_reset, detach_reset=self.detach_reset)
 
+        legacy = _multiplies_decay_014(self)  # SpikingJelly 0.0.0.0.14's other charge (end of this module)
+
         def make():
             if name == "IFNode":
                 return SpikingJellyIF(**common)
             if name == "ParametricLIFNode":
-                return SpikingJellyPLIF(decay_input=decay_input, **common)
-            return SpikingJellyLIF(decay_input=decay_input, **common)
+                return (SpikingJelly014PLIF if legacy else SpikingJellyPLIF)(decay_input=decay_input, **common)
+            return (SpikingJelly014LIF if legacy else SpikingJellyLIF)(decay_input=decay_input, **common)
 
-        dynamics = self.bsnn_cached(("lif", surrogate, self.v_reset, self.detach_reset, decay_input), make)
+        dynamics = self.bsnn_cached(("lif", surrogate, self.v_reset, self.detach_reset, decay_input, legacy), make)
         if name == "IFNode":
             return dynamics, {"threshold": self.v_threshold}
         if name == "ParametricLIFNode":
@@ -162,6 +173,60 @@ def _surrogate_of(function) -> tuple[Surrogate, bool]:
     if module.startswith("spikingjelly.") and kind in _SURROGATES and isinstance(alpha, (int, float)):
         return Surrogate(_SURROGATES[kind], float(alpha)), False
     return surrogate_from_function(function, f"spikingjelly:{kind}"), True
+
+
+# --- SpikingJelly 0.0.0.0.14 --------------------------------------------------------------------------------
+# Its nodes are those with a ``backend`` (``supported_backends``). Everything the adapter reads and overrides
+# is as in 2.0 (``v`` a number until the first step, ``single_step_forward``/``multi_step_forward``, ``tau``,
+# PLIF's 0-d ``w``, ``decay_input``, the surrogates' ``alpha``/``spiking``) except:
+#  - with ``decay_input=False`` and a reset towards 0 (soft, or hard to 0.0), LIF charges
+#    ``v * (1 - 1/tau) + x`` and PLIF ``v * (1 - sigmoid(w)) + x``, not 2.0's ``v - (v - v_reset) / tau + x``;
+#  - in eval mode LIF and IF run scripted functions, in which LIF's hard reset keeps 2.0's form even at 0.0
+#    (the soft reset keeps the product form); PLIF has no eval path;
+#  - ``store_v_seq`` records only multi-step calls (the adapter follows: it appends single steps only where
+#    the node has 2.0's ``_append_v_seq``).
+
+
+def _multiplies_decay_014(node) -> bool:
+    """True if ``node`` is a SpikingJelly 0.0.0.0.14 LIF/PLIF whose next call charges with the product form."""
+    cls = library_class(node)
+    if not hasattr(cls, "supported_backends") or getattr(node, "decay_input", True):
+        return False  # SpikingJelly 2.0, IFNode, or decay_input=True (the same arithmetic in both versions)
+    if node.v_reset is None:
+        return True
+    return node.v_reset == 0.0 and (node.training or cls.__name__ == "ParametricLIFNode")
+
+
+@dataclass(frozen=True)
+class SpikingJelly014LIF(SpikingJellyLIF):
+    """SpikingJelly 0.0.0.0.14's LIF charge with ``decay_input=False`` and a reset towards 0:
+    ``h_t = v_{t-1} * (1 - 1/tau) + x_t``. The triton backend does not fuse it (``auto`` runs ``torch``)."""
+
+    def charge(self, x, v, p):
+        return v * (1.0 - 1.0 / p["tau"]) + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        tau = p["tau"]
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        if "tau" in needs:  # dh/dtau = v / tau^2
+            grads["tau"] = gh * v_prev() / (tau * tau)
+        return gh, gh * (1.0 - 1.0 / tau), grads
+
+
+@dataclass(frozen=True)
+class SpikingJelly014PLIF(SpikingJellyPLIF):
+    """SpikingJelly 0.0.0.0.14's PLIF charge with ``decay_input=False`` and a reset towards 0:
+    ``h_t = v_{t-1} * (1 - q) + x_t`` with ``q = sigmoid(w)``. Not fused by the triton backend."""
+
+    def charge(self, x, v, p):
+        return v * (1.0 - p["q"]) + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        q = p["q"]
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        if "q" in needs:  # dh/dq = -v
+            grads["q"] = -gh * v_prev()
+        return gh, gh * (1.0 - q), grads
 
 
 register_adapter(SpikingJellyAdapter())
