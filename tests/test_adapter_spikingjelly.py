@@ -9,6 +9,7 @@ skipped with the reason.
 import copy
 import itertools
 import pickle
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 import pytest
@@ -18,7 +19,9 @@ from torch import nn
 import bsnn_lightning as bl
 
 pytest.importorskip("spikingjelly.activation_based")
-from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
+with warnings.catch_warnings():  # 0.0.0.0.14 compiles with torch.jit.script, which torch 2.13 deprecates
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
 
 from bsnn_lightning.adapters.spikingjelly import SpikingJelly014LIF, SpikingJelly014PLIF  # noqa: E402
 from bsnn_lightning.engine import multistep  # noqa: E402

@@ -20,8 +20,8 @@ arithmetic differs from 2.0's, the converted node follows it (see "SpikingJelly 
 this module). A converted node runs on the engine whatever its ``backend`` attribute says (``'torch'``, or
 ``'cupy'`` on a GPU; ``functional.set_backend`` still sets the attribute): the engine's own ``backend=``
 (``convert``'s) chooses the implementation, and ``backend="native"`` hands the node back to SpikingJelly with
-its ``backend`` unchanged. The results are SpikingJelly's ``backend='torch'`` ones; its CuPy kernels multiply
-by ``1/tau`` instead of dividing and are therefore equal to them only to rounding.
+its ``backend`` unchanged. The results are SpikingJelly's ``backend='torch'`` ones (its CuPy LIF kernel
+multiplies by ``1/tau`` instead of dividing, so it can differ from them in the last bit).
 """
 
 from __future__ import annotations
