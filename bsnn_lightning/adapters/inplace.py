@@ -13,7 +13,11 @@ come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`, as for this packa
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.overrides import _get_current_function_mode_stack
+from torch.utils import _python_dispatch
+from torch.utils._device import DeviceContext
 
 from ..neuron_params import ADDED_PARAMETERS, DERIVED_ATTRIBUTES, MethodNeuron, MethodSettings
 from ..user_warnings import warn_user
@@ -22,12 +26,31 @@ from ..user_warnings import warn_user
 class ConvertedNeuron(MethodNeuron):
     """The mixin every converted library neuron gets first in its MRO (see the module docstring)."""
 
+    def bsnn_runs_library_code(self) -> bool:
+        """True if this call should run the library's own forward instead of the engine: when a tool watches
+        the individual PyTorch operations (see :func:`ops_observed`) and the library's code computes exactly
+        what the engine would (``dynamics="lif"``, no IMP, the library's own state precision). Op and energy
+        counters (SpikingJelly's ``op_counter``, ``torch.utils.flop_counter``) then count the library's
+        operations, as for the native model; the engine's are an implementation detail, not the model's."""
+        settings = self.bsnn_settings
+        return settings.dynamics == "lif" and self.imp is None and settings.state_dtype == "native" and ops_observed()
+
     def __reduce_ex__(self, protocol):
         # the class is made at run time: pickle the original class and rebuild the converted one on load
         return (_rebuild, (type(self).__bases__[0], type(self).__bases__[1]), self.__getstate__())
 
     def extra_repr(self) -> str:
         return ", ".join(p for p in (super().extra_repr(), self.bsnn_extra_repr()) if p)
+
+
+def ops_observed() -> bool:
+    """True while a PyTorch dispatch mode or function mode other than PyTorch's own machinery (fake tensors,
+    tracing, ``with torch.device(...)``) watches the operations. Never while ``torch.compile`` traces."""
+    if torch.compiler.is_compiling():
+        return False
+    if _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False):
+        return True
+    return any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack())
 
 
 _CLASSES: dict[tuple[type, type], type] = {}

@@ -57,16 +57,26 @@ class ConvertedLeaky(ConvertedNeuron):
         if self.init_hidden and mem is not None:
             raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
         sequence = self.bsnn_settings.step_mode == "m"
+        if self.bsnn_runs_library_code():
+            return self._library_forward(input_, mem, sequence)
         seq = input_ if sequence else input_.unsqueeze(0)
-        if seq.dim() < 2:
-            expected = "[T, N, ...] (step_mode='m')" if sequence else "[N, ...]"
-            raise ValueError(f"converted snntorch.Leaky expected input of shape {expected}, got {list(input_.shape)}")
+        batched = seq.dim() >= 2  # a 0-d step (or a 1-d sequence [T]) is one sample of shape [] to the engine
+        if sequence and seq.dim() < 1:
+            raise ValueError(f"converted snntorch.Leaky in step_mode='m' expected input [T, ...], got {list(input_.shape)}")
+        if not batched:
+            seq = seq.unsqueeze(1)
         state = self.mem if mem is None else mem
         fresh = self.bsnn_fresh or (mem is not None and not _same_tensor(mem, self._buffers["mem"]))
-        if tuple(state.shape) != tuple(seq.shape[1:]):
+        if tuple(state.shape) != (tuple(seq.shape[1:]) if batched else ()):
             state, fresh = torch.zeros_like(seq[0]), True
+        elif not batched:
+            state = state.reshape(1)
         want_v_seq = sequence and (self.output or not self.init_hidden)
         out = self.bsnn_run(seq, state, fresh=fresh, return_v_seq=want_v_seq, single=not sequence)
+        if not batched:
+            out = out._replace(
+                spikes=out.spikes.squeeze(1), v=out.v.reshape(()), v_seq=None if out.v_seq is None else out.v_seq.squeeze(1)
+            )
         bifurcation = self.bsnn_settings.dynamics == "bifurcation"
         spikes = out.spikes * self.graded_spikes_factor if bifurcation else out.spikes
         self._buffers["mem"] = out.v
@@ -78,6 +88,24 @@ class ConvertedLeaky(ConvertedNeuron):
         if self.init_hidden:
             return spk
         return spk, mem_out
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._bsnn_surrogate()  # the lookup is not pickled; redo it now rather than in a traced forward
+
+    def _library_forward(self, input_, mem, sequence):
+        """snnTorch's own ``Leaky.forward`` (see ``bsnn_runs_library_code``); a sequence runs step by step."""
+        if not sequence:
+            return snn_leaky().forward(self, input_) if mem is None else snn_leaky().forward(self, input_, mem)
+        outputs = []
+        for x_t in input_:
+            out = snn_leaky().forward(self, x_t) if mem is None else snn_leaky().forward(self, x_t, mem)
+            if not self.init_hidden or self.output:
+                mem = out[1] if not self.init_hidden else None
+            outputs.append(out)
+        if self.init_hidden and not self.output:
+            return torch.stack(outputs)
+        return torch.stack([o[0] for o in outputs]), torch.stack([o[1] for o in outputs])
 
     # --- what the component asks of a neuron class -------------------------------------------------------
     def _bsnn_lif(self, sample_shape):
@@ -143,6 +171,7 @@ class SnnTorchAdapter(Adapter):
         if _surrogate_of(module.spike_grad)[1]:
             warn_autograd_surrogate("snntorch.Leaky", repr(getattr(module.spike_grad, "__qualname__", module.spike_grad)))
         convert_in_place(module, ConvertedLeaky, plan.settings)
+        module._bsnn_surrogate()  # looked up now, not at the first forward, which torch.compile may be tracing
         module.__dict__["bsnn_fresh"] = True
         mem = module._buffers["mem"]
         if plan.settings.step_mode == "s" and mem.dim() >= 1 and mem.numel():
@@ -158,6 +187,10 @@ class SnnTorchAdapter(Adapter):
     def reset(self, module) -> None:
         if hasattr(module, "reset_mem"):
             module.reset_mem()
+
+
+def snn_leaky() -> type:
+    return sys.modules["snntorch"].Leaky
 
 
 def _surrogate_of(spike_grad) -> tuple[Surrogate, bool]:

@@ -46,25 +46,35 @@ class ConvertedNode(ConvertedNeuron):
     """The mixin of a converted SpikingJelly node (see the module docstring)."""
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if self.bsnn_runs_library_code():
+            return library_class(self).single_step_forward(self, x, *args, **kwargs)
         return self._bsnn_forward(x.unsqueeze(0), single=True)[0]
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if self.bsnn_runs_library_code():
+            return library_class(self).multi_step_forward(self, x_seq, *args, **kwargs)
         return self._bsnn_forward(x_seq, single=False)
 
     def _bsnn_forward(self, seq: torch.Tensor, single: bool) -> torch.Tensor:
-        if seq.dim() < 2:
-            expected = "[N, ...]" if single else "[T, N, ...]"
-            raise ValueError(f"converted {type(self).__name__} expected input of shape {expected}, got {list(seq.shape[1:] if single else seq.shape)}")
+        # a 0-d step or a 1-d sequence [T] (which SpikingJelly accepts) is one sample of shape [] to the engine
+        batched = seq.dim() >= 2
+        given = list(seq.shape[1:] if single else seq.shape)
+        if not batched:
+            seq = seq.unsqueeze(1)
         v = self.v
-        if isinstance(v, torch.Tensor) and tuple(v.shape) != tuple(seq.shape[1:]):
+        if isinstance(v, torch.Tensor) and tuple(v.shape) != (tuple(seq.shape[1:]) if batched else ()):
             raise ValueError(
                 f"{type(self).__name__} holds a membrane of shape {list(v.shape)} from the previous call, but got "
-                f"input of shape {list(seq.shape[1:] if single else seq.shape)}: call functional.reset_net(net) "
-                "between sequences"
+                f"input of shape {given}: call functional.reset_net(net) between sequences"
             )
         fresh = not isinstance(v, torch.Tensor)
+        state = float(v) if fresh else (v if batched else v.reshape(1))
         keep_v_seq = self.store_v_seq and not single
-        out = self.bsnn_run(seq, float(v) if fresh else v, fresh=fresh, return_v_seq=keep_v_seq, single=single)
+        out = self.bsnn_run(seq, state, fresh=fresh, return_v_seq=keep_v_seq, single=single)
+        if not batched:
+            out = out._replace(
+                spikes=out.spikes.squeeze(1), v=out.v.reshape(()), v_seq=None if out.v_seq is None else out.v_seq.squeeze(1)
+            )
         self.v = out.v
         if keep_v_seq:
             self.v_seq = out.v_seq

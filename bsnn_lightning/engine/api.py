@@ -60,12 +60,17 @@ def multistep(
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
     mode = checks.resolve(check_finite, x.device)
     if mode != "off" and not torch.compiler.is_compiling():
-        tensors = [v] + [value for value in params.values() if isinstance(value, torch.Tensor)]
+        _check_finite(mode, x, v0, v, dynamics, params)
+    return MultistepOutput(spikes, v, v_seq)
+
+
+def _check_finite(mode: str, x, v0, v, dynamics: Dynamics, params: dict) -> None:
+    tensors = [v] + [value for value in params.values() if isinstance(value, torch.Tensor)]
+    with checks.unobserved():
         if mode == "defer":
             checks.defer(f"the state or parameters of {type(dynamics).__name__} (engine)", checks.non_finite(*tensors))
         elif not _all_finite(tensors):
             raise ValueError(_diagnose_non_finite(x, v0, params))
-    return MultistepOutput(spikes, v, v_seq)
 
 
 def _check_input(x: torch.Tensor) -> None:

@@ -51,6 +51,10 @@ class Dynamics:
     #: (SpikingJelly's LIF and IF under mixed precision): every operation of a step then rounds to that dtype,
     #: as eager PyTorch does, so the spikes equal that library's bit for bit.
     state_dtype: torch.dtype | None = None
+    #: spikes carry the surrogate gradient for autograd: ``H(z) + (sigma(z) - sigma(z).detach())``, exactly
+    #: ``H(z)`` in value, so a plain loop over the step functions is differentiable without a hand-written
+    #: backward (the reference backend runs this way while ``torch.compile`` traces it)
+    autograd: bool = False
     #: names of the values ``p`` must hold; the engine checks them
     param_names: ClassVar[tuple[str, ...]] = ()
     #: the parameters that are ``[C, C]`` matrices acting on the channel dimension; the others are
@@ -79,10 +83,19 @@ class Dynamics:
 
     def _above(self, h: torch.Tensor, threshold, strict: bool) -> torch.Tensor:
         """H(h - threshold), compared directly (for finite values ``h - th >= 0`` iff ``h >= th``, so the
-        result is the same and one pass over memory cheaper), or sigma(h - threshold) when relaxed."""
+        result is the same and one pass over memory cheaper), or sigma(h - threshold) when relaxed; with
+        :attr:`autograd`, carrying the surrogate gradient."""
         if self.relaxed:
             return self.surrogate.primitive(h - threshold)
-        return (h > threshold if strict else h >= threshold).to(h.dtype)
+        spikes = (h > threshold if strict else h >= threshold).to(h.dtype)
+        if self.autograd:
+            spikes = spikes + self.surrogate.gradient_carrier(h - threshold)
+        return spikes
+
+    def _reset_spikes(self, s: torch.Tensor, detach: bool) -> torch.Tensor:
+        """The spikes as a reset uses them: without their gradient when ``detach`` (``detach_reset``); only
+        the autograd form has a gradient to cut."""
+        return s.detach() if detach and self.autograd else s
 
     def resting_state(self) -> float:
         """The state a sequence starts from when no initial state is given."""
@@ -134,6 +147,7 @@ class _FireThenReset(Dynamics):
         return self._above(h, p["threshold"], strict=False)
 
     def reset(self, h, s, p, v_prev=None):
+        s = self._reset_spikes(s, self.detach_reset)
         if self.v_reset is None:
             return h - s * p["threshold"]
         return s * self.v_reset + (1.0 - s) * h

@@ -13,6 +13,8 @@ spikes come back in the input's dtype.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from .dynamics import Dynamics
@@ -26,6 +28,8 @@ def run_reference(
     return_v_seq: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    if torch.compiler.is_compiling() or dynamics.autograd:
+        return _run_autograd(x, v0, dynamics, params, return_v_seq)
     names = tuple(params)
     values = [params[n] for n in names]
     # Without a gradient to compute (inference, torch.no_grad()), the charged potentials need not be kept.
@@ -34,6 +38,26 @@ def run_reference(
     )
     spikes, v_final, v_seq = _ReferenceMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
     return spikes, v_final, (v_seq if return_v_seq else None)
+
+
+def _run_autograd(x, v0, dynamics: Dynamics, params: dict, return_v_seq: bool):
+    """The same loop differentiated by autograd, spikes carrying the surrogate gradient (``autograd=True``):
+    what ``torch.compile`` traces (a plain graph of the step functions, which it can fuse), instead of the
+    custom ``autograd.Function`` above. Spikes and states are the same values; gradients agree to rounding."""
+    if not dynamics.autograd:
+        dynamics = replace(dynamics, autograd=True)
+    compute = dynamics.compute_dtype(x.dtype)
+    p = _as_compute(params, compute)
+    v = v0.to(compute).expand(x.shape[1:])
+    spikes, states = [], []
+    for t in range(x.shape[0]):
+        h = dynamics.charge(x[t].to(compute), v, p)
+        s = dynamics.fire(h, p)
+        v = dynamics.reset(h, s, p, v)
+        spikes.append(s.to(x.dtype))
+        if return_v_seq:
+            states.append(v)
+    return torch.stack(spikes), v, (torch.stack(states) if return_v_seq else None)
 
 
 class _ReferenceMultistep(torch.autograd.Function):

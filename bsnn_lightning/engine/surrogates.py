@@ -80,6 +80,14 @@ class Surrogate:
         """sigma(z), a smooth step whose derivative is :meth:`grad` (used by relaxed dynamics)."""
         return _REGISTRY[self.name][1](z, self.alpha)
 
+    def gradient_carrier(self, z: torch.Tensor) -> torch.Tensor:
+        """``f(z) - f(z).detach()``: zero in value, with the surrogate derivative as its gradient (``f`` the
+        primitive, or a library's own spike function). Added to a Heaviside step, it gives autograd the
+        surrogate gradient without changing a spike."""
+        function = _FUNCTION_OF.get(self.name)
+        carried = function(z) if function is not None else self.primitive(z)
+        return carried - carried.detach()
+
 
 def register_surrogate(name: str, grad_fn: GradFn, primitive_fn: GradFn, default_alpha: float) -> None:
     """Add a surrogate: ``grad_fn(z, alpha)`` returns sigma'(z), ``primitive_fn(z, alpha)`` sigma(z).
@@ -91,6 +99,8 @@ def register_surrogate(name: str, grad_fn: GradFn, primitive_fn: GradFn, default
 #: library spike functions wrapped by :func:`surrogate_from_function`, by id (kept alive by this dict)
 _FROM_FUNCTION: dict[int, tuple[Callable, str]] = {}
 
+#: surrogate name -> the library spike function it wraps
+_FUNCTION_OF: dict[str, Callable] = {}
 #: names of surrogates whose derivative comes from a library's own function (only the reference backend runs them)
 FUNCTION_PREFIX = "function:"
 
@@ -106,6 +116,7 @@ def surrogate_from_function(fn: Callable[[torch.Tensor], torch.Tensor], label: s
     if key not in _FROM_FUNCTION:
         name = f"{FUNCTION_PREFIX}{label}@{key:x}"
         _FROM_FUNCTION[key] = (fn, name)
+        _FUNCTION_OF[name] = fn
 
         def grad(z: torch.Tensor, alpha: float) -> torch.Tensor:
             with torch.enable_grad():
