@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import lightning as L
@@ -10,7 +11,7 @@ from torch import nn
 
 from . import losses as losses_mod
 from . import readouts as readouts_mod
-from .convert import firing_rates, neuron_param_groups, reset_states, set_monitoring
+from .convert import PARAMETER_KINDS, decay_param_groups, firing_rates, reset_states, set_monitoring
 from .engine import checks
 from .metrics import PerStepAccuracy
 
@@ -41,9 +42,16 @@ class SpikingClassifier(L.LightningModule):
         loss_options: keyword arguments of the named loss (e.g. ``{"epsilon": 0.01}``).
         readout: how a prediction is read from ``out_seq`` ("mean", "lts"); default: the loss's own.
         optimizer: a callable from parameter groups to an optimizer (LightningCLI fills it from
-            ``class_path``/``init_args``); the neurons' own parameters (IMP, eigenvalues, thresholds) get no
-            weight decay (:func:`bsnn_lightning.neuron_param_groups`).
-        lr_scheduler: a callable from the optimizer to a scheduler, stepped once per epoch.
+            ``class_path``/``init_args``).
+        lr_scheduler: a callable from the optimizer to a scheduler, stepped once per epoch, or once per
+            optimizer step if the scheduler says ``interval = "step"`` (then, if it has
+            ``set_steps_per_epoch``, it is told the trainer's optimizer steps per epoch, e.g.
+            :class:`~bsnn_lightning.schedulers.LinearWarmupCosine`).
+        no_decay: the kinds of parameters that get no weight decay (:data:`~bsnn_lightning.convert.PARAMETER_KINDS`:
+            ``"neuron"``, ``"imp"``, ``"norm"``, ``"bias"``); default ``["neuron"]``, the neurons' own
+            parameters (IMP, eigenvalues, thresholds). See :func:`~bsnn_lightning.convert.decay_param_groups`.
+        not_optimized: kinds of parameters left out of the optimizer (they keep their initial values), e.g.
+            ``["imp"]``; default none.
 
     Logged: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_t{t}`` (accuracy of the
     output at each time step, the curve the IMP paper studies), ``val/rate/{layer}`` (firing rate of every
@@ -60,6 +68,8 @@ class SpikingClassifier(L.LightningModule):
         readout: str | None = None,
         optimizer: OptimizerFactory = _default_optimizer,
         lr_scheduler: SchedulerFactory | None = None,
+        no_decay: list[str] | None = None,
+        not_optimized: list[str] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -81,6 +91,12 @@ class SpikingClassifier(L.LightningModule):
         self.readout = readouts_mod.get_readout(readout)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+        self.no_decay = ["neuron"] if no_decay is None else list(no_decay)
+        self.not_optimized = [] if not_optimized is None else list(not_optimized)
+        for name, kinds in (("no_decay", self.no_decay), ("not_optimized", self.not_optimized)):
+            unknown = sorted(set(kinds) - set(PARAMETER_KINDS))
+            if unknown:
+                raise ValueError(f"expected {name} to name kinds from {list(PARAMETER_KINDS)}, got {unknown}")
         self.train_acc = _accuracy(num_classes)
         self.val_acc = _accuracy(num_classes)
         self.test_acc = _accuracy(num_classes)
@@ -184,10 +200,27 @@ class SpikingClassifier(L.LightningModule):
 
     # --- optimisation ------------------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(neuron_param_groups(self, weight_decay=None))
+        groups = decay_param_groups(self, weight_decay=None, no_decay=self.no_decay, exclude=self.not_optimized)
+        optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+        scheduler = self.scheduler_factory(optimizer)
+        interval = getattr(scheduler, "interval", "epoch")
+        if interval not in ("epoch", "step"):
+            raise ValueError(f"expected the scheduler's interval to be 'epoch' or 'step', got {interval!r}")
+        if interval == "step" and callable(getattr(scheduler, "set_steps_per_epoch", None)):
+            scheduler.set_steps_per_epoch(self._steps_per_epoch())
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def _steps_per_epoch(self) -> int:
+        """Optimizer steps per training epoch, from the trainer (its batches, accumulation and devices)."""
+        trainer = self.trainer
+        epochs = trainer.max_epochs
+        if epochs is None or epochs < 1:
+            raise ValueError(
+                f"a scheduler counted in epochs and stepped per iteration needs trainer.max_epochs >= 1, got {epochs}"
+            )
+        return max(1, math.ceil(trainer.estimated_stepping_batches / epochs))
 
 
 def _accuracy(num_classes: int):

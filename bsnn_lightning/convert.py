@@ -200,6 +200,76 @@ def neuron_param_groups(model: nn.Module, weight_decay: float | None = None) -> 
     return groups
 
 
+PARAMETER_KINDS = ("neuron", "imp", "norm", "bias")
+"""What :func:`decay_param_groups` can leave undecayed or out of the optimizer: ``"neuron"`` every neuron's own
+parameters (IMP, eigenvalues, learnable thresholds and time constants), ``"imp"`` the IMPs only, ``"norm"`` the
+parameters of normalisation layers (batch, group, layer and instance norm, and their subclasses), ``"bias"``
+the biases of every other layer."""
+
+_NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+
+def decay_param_groups(
+    model: nn.Module,
+    weight_decay: float | None = None,
+    no_decay: tuple[str, ...] | list[str] = ("neuron",),
+    exclude: tuple[str, ...] | list[str] = (),
+) -> list[dict]:
+    """Optimizer parameter groups with weight decay on everything but the kinds named in ``no_decay``
+    (:data:`PARAMETER_KINDS`); parameters of a kind in ``exclude`` are left out of the optimizer altogether
+    (they keep their initial values, as a parameter created after the optimizer was built does).
+
+    ``no_decay=("neuron",)`` gives the groups of :func:`neuron_param_groups`; ``("norm", "bias", "imp")`` those
+    of an mmengine optimizer with ``norm_decay_mult=0, bias_decay_mult=0`` and a zero-decay key for the IMP.
+    With ``weight_decay=None`` the decayed group takes the optimizer's own ``weight_decay`` setting.
+
+    >>> import torch
+    >>> from bsnn_lightning import LIFNeuron
+    >>> from bsnn_lightning.convert import decay_param_groups
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), LIFNeuron(imp="layer"))
+    >>> groups = decay_param_groups(net, no_decay=["norm", "bias", "imp"])
+    >>> [(g.get("weight_decay", "default"), len(g["params"])) for g in groups]
+    [('default', 1), (0.0, 4)]
+    """
+    no_decay, exclude = _kinds("no_decay", no_decay), _kinds("exclude", exclude)
+    kinds: dict[int, set[str]] = {}
+    for _, module, adapter in _named_neurons(model):
+        for p in adapter.neuron_parameters(module):
+            kinds.setdefault(id(p), set()).add("neuron")
+        imp = getattr(module, "imp", None)
+        if isinstance(imp, torch.Tensor):
+            kinds.setdefault(id(imp), set()).add("imp")
+    for module in model.modules():
+        is_norm = isinstance(module, _NORM_LAYERS)
+        for name, p in module.named_parameters(recurse=False):
+            if is_norm:
+                kinds.setdefault(id(p), set()).add("norm")
+            elif name == "bias" and id(p) not in kinds:
+                kinds.setdefault(id(p), set()).add("bias")
+    decay, plain, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        found = kinds.get(id(p), set())
+        if found & exclude:
+            continue
+        (plain if found & no_decay else decay).append(p)
+    groups = [{"params": decay} if weight_decay is None else {"params": decay, "weight_decay": weight_decay}]
+    if plain:
+        groups.append({"params": plain, "weight_decay": 0.0})
+    return groups
+
+
+def _kinds(name: str, given) -> set[str]:
+    if isinstance(given, str) or not all(isinstance(k, str) for k in given):
+        raise TypeError(f"expected {name} to be a list of kinds from {list(PARAMETER_KINDS)}, got {given!r}")
+    unknown = sorted(set(given) - set(PARAMETER_KINDS))
+    if unknown:
+        raise ValueError(f"expected {name} to name kinds from {list(PARAMETER_KINDS)}, got {unknown}")
+    return set(given)
+
+
 def set_monitoring(model: nn.Module, on: bool, membrane: bool = False) -> None:
     """Make every neuron record (or stop recording) its forward calls: the spikes and, with ``membrane``, the
     membrane potential after every step (neurons that run on the engine). Read them with :func:`recordings`

@@ -17,6 +17,7 @@ import torch
 
 from bsnn_lightning import BifurcationNeuron, EngineNeuron, LIFNeuron, SpikingClassifier
 from bsnn_lightning.cli import BsnnCLI, build_cli
+from bsnn_lightning.convert import spiking_neurons
 from bsnn_lightning.data import CIFAR10DVSDataModule, MixupCutmix, RandomFlip, RandomRoll
 from bsnn_lightning.data.synthetic import write_synthetic_dataset
 
@@ -26,13 +27,21 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter is intended")
 
+_SMALL_48 = ["--model.init_args.net.init_args.input_size=[32,32]", "--model.init_args.net.init_args.time_steps=2"]
 CASES = {
-    "cifar10dvs_vgg11_imp_tets": ("cifar10-dvs", "CIFAR10DVSDataModule", []),
-    "cifar10dvs_vggsnn_tet": ("cifar10-dvs", "CIFAR10DVSDataModule", ["--model.init_args.net.init_args.input_size=[32,32]"]),
-    "ncaltech101_vgg11_imp_tets": ("n-caltech101", "NCaltech101DataModule", []),
+    "cifar10dvs_vgg11_imp_tets": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", []),
+    "cifar10dvs48_vgg11_imp_tets": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", _SMALL_48),
+    "cifar10dvs_vggsnn_tet": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", ["--model.init_args.net.init_args.input_size=[32,32]"]),
+    "ncaltech101_vgg11_imp_tets": ("n-caltech101", "NCaltech101ReleasedSplit", []),
+    "ncaltech101_48_vgg11_imp_tets": ("n-caltech101", "NCaltech101ReleasedSplit", _SMALL_48),
     "dvs128gesture": ("dvs128-gesture", "DVS128GestureDataModule", ["--model.init_args.net.init_args.input_size=[32,32]"]),
     "nmnist_bsnn": ("n-mnist", "NMNISTDataModule", []),
 }
+
+
+def needs_spikingjelly(name):
+    if "spikingjelly" in (RECIPES / f"{name}.yaml").read_text():
+        pytest.importorskip("spikingjelly.activation_based", reason="this recipe's neurons are SpikingJelly's")
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +70,7 @@ def recipe_args(name, root, sums, out: Path, extra=()):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_recipe_fast_dev_run(name, datasets, tmp_path):
+    needs_spikingjelly(name)
     slug, data_class, extra = CASES[name]
     root, sums = datasets[slug]
     cli = build_cli(recipe_args(name, root, sums, tmp_path, ["--data.init_args.progress=false", *extra]))
@@ -70,11 +80,12 @@ def test_recipe_fast_dev_run(name, datasets, tmp_path):
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
     header = (RECIPES / f"{name}.yaml").read_text().split("\nseed_everything")[0]
     assert "Published accuracy" in header  # each recipe names what it targets, and its source
-    if "imp" in name:  # learnable IMP per neuron, materialised before the optimizer was built
-        neurons = [m for m in cli.model.modules() if isinstance(m, LIFNeuron)]
-        assert len(neurons) == 8 and all(n.imp is not None and n.imp.shape == n.sample_shape for n in neurons)
+    if "imp" in name:  # an IMP per neuron, made before the optimizer was built (trained unless the recipe says not)
+        neurons = [m for _, m, _ in spiking_neurons(cli.model)]
+        assert len(neurons) == 8 and all(n.imp is not None and n.imp.shape == n.bsnn_sample_shape for n in neurons)
         optimized = {id(p) for g in cli.trainer.optimizers[0].param_groups for p in g["params"]}
-        assert all(id(n.imp) in optimized for n in neurons)
+        trained = "imp" not in cli.model.not_optimized
+        assert all((id(n.imp) in optimized) == trained for n in neurons)
 
 
 def build_recipe(name: str) -> BsnnCLI:
@@ -83,19 +94,19 @@ def build_recipe(name: str) -> BsnnCLI:
     return BsnnCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False, args=args)
 
 
-#: what each recipe set with the former flat flags (flip, max_shift + shift_mode, mixup_alpha, cutmix_alpha,
-#: mix_prob, mix_switch_prob), as the transforms and the mixing they now build
+#: what recipes set with the former flat flags (flip, max_shift + shift_mode, mixup_alpha, cutmix_alpha,
+#: mix_prob, mix_switch_prob), as the transforms and the mixing they now build; the paper recipes' augmentation
+#: is now their sources' (checked row by row in tests/test_recipe_sources.py)
 FORMER_AUGMENTATION = {
-    "cifar10dvs_vgg11_imp_tets": ([(RandomFlip, {"p": 0.5})], {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5}),
     "cifar10dvs_vggsnn_tet": ([(RandomFlip, {"p": 0.5}), (RandomRoll, {"max_shift": 5})], None),
-    "ncaltech101_vgg11_imp_tets": ([(RandomFlip, {"p": 0.5})], {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5}),
     "dvs128gesture": ([], None),
     "nmnist_bsnn": ([], None),
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(FORMER_AUGMENTATION))
 def test_recipe_builds_the_augmentation_it_had_as_flags(name):
+    needs_spikingjelly(name)
     dm = build_recipe(name).datamodule
     transforms, mix = FORMER_AUGMENTATION[name]
     built = [] if dm.augment is None else [(type(t), vars(t)) for t in dm.augment.transforms]
@@ -106,13 +117,11 @@ def test_recipe_builds_the_augmentation_it_had_as_flags(name):
         assert type(dm.mix) is MixupCutmix and vars(dm.mix) == mix
 
 
-#: what each recipe set with the networks' former flat neuron arguments (tau, v_reset, ..., neuron: bifurcation,
-#: structure, eigen_init, bounds; the rest their defaults), as the neuron and the count of spiking layers
+#: what recipes set with the networks' former flat neuron arguments (tau, v_reset, ..., neuron: bifurcation,
+#: structure, eigen_init, bounds; the rest their defaults), as the neuron and the count of spiking layers; the
+#: paper recipes with SpikingJelly neurons are checked against their sources in tests/test_recipe_sources.py
 FORMER_NEURONS = {
-    "cifar10dvs_vgg11_imp_tets": (functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False, decay_input=True), 8),
     "cifar10dvs_vggsnn_tet": (functools.partial(LIFNeuron, tau=2.0, decay_input=False, v_reset=0.0, threshold=1.0, surrogate="triangle:1", detach_reset=False), 8),
-    "ncaltech101_vgg11_imp_tets": (functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False, decay_input=True), 8),
-    "dvs128gesture": (functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, surrogate="atan", detach_reset=True), 7),
     "nmnist_bsnn": (functools.partial(BifurcationNeuron, structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None, threshold=1.0, surrogate="atan"), 1),
     "quickstart": (functools.partial(LIFNeuron, tau=2.0, v_reset=None, threshold=1.0, surrogate="atan", detach_reset=False), 3),
 }  # fmt: skip

@@ -9,7 +9,11 @@ does:
   max_shift]``, wrapping what leaves one edge round to the other (``torch.roll``, TET's choice);
 * :class:`RandomTranslate` -- the same move, dropping what leaves the frame and filling the other
   edge with zeros (no events);
-* :class:`Compose` -- several of them, in order.
+* :class:`Compose` -- several of them, in order;
+* :class:`RandomChoice` -- one of several, picked uniformly for each sample; :class:`Identity` leaves a
+  sample as it is (one of the choices of a TrivialAugment-style policy).
+
+Warps, rotations and erasing of whole pixels are in :mod:`~bsnn_lightning.data.spatial_augment`.
 
 A DVS DataModule takes a list of transforms as ``augment=`` (in YAML, a list of
 ``class_path``/``init_args`` entries) and applies them, in that order, to training samples in the
@@ -33,6 +37,8 @@ __all__ = [
     "SHIFT_MODES",
     "Compose",
     "FrameTransform",
+    "Identity",
+    "RandomChoice",
     "RandomFlip",
     "RandomRoll",
     "RandomTranslate",
@@ -110,6 +116,32 @@ class Compose(FrameTransform):
 
     def __repr__(self) -> str:
         return f"Compose([{', '.join(repr(t) for t in self.transforms)}])"
+
+
+class Identity(FrameTransform):
+    """Return the sample unchanged."""
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        return frames
+
+    def __repr__(self) -> str:
+        return "Identity()"
+
+
+class RandomChoice(FrameTransform):
+    """Apply one of ``transforms``, picked uniformly at random for each sample (with its own random draw)."""
+
+    def __init__(self, transforms: Sequence[FrameTransform]) -> None:
+        self.transforms = check_transforms("transforms", transforms)
+        if not self.transforms:
+            raise ValueError("expected at least one transform to choose from, got none")
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        index = int(torch.randint(len(self.transforms), ()))
+        return self.transforms[index](frames)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}([{', '.join(repr(t) for t in self.transforms)}])"
 
 
 def check_transforms(name: str, transforms) -> tuple[FrameTransform, ...]:

@@ -1,6 +1,6 @@
 """Spiking networks for the recipes: from this package's neurons, and from snnTorch's and SpikingJelly's.
 
-The networks built from this package's neurons (``SpikingConvNet``, ``SpikingVGG``, ``VGGSNN``,
+The networks built from this package's neurons (``SpikingConvNet``, ``SpikingVGG``, ``StagedVGG``, ``VGGSNN``,
 ``DVSGestureNet``, ``SpikingMLP``) take their neuron as one argument, ``neuron``: a zero-argument factory
 (:mod:`bsnn_lightning.models.neuron_factory`), each with its recipe's neuron as the default.
 """
@@ -11,6 +11,7 @@ from .layers import TimeDistributed
 from .library import SnnTorchConvNet, SpikingJellyConvNet
 from .mlp import SpikingMLP
 from .neuron_factory import NeuronFactory
+from .staged_vgg import StagedVGG
 from .vgg import VGGSNN, SpikingVGG
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "SpikingJellyConvNet",
     "SpikingMLP",
     "SpikingVGG",
+    "StagedVGG",
     "TimeDistributed",
     "VGGSNN",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["TimeDistributed", "check_frames", "pooled_features"]
+__all__ = ["TimeDistributed", "TimeScaledBatchNorm2d", "check_frames", "pooled_features"]
 
 
 class TimeDistributed(nn.Module):
@@ -24,6 +24,36 @@ class TimeDistributed(nn.Module):
         steps, batch = x.shape[:2]
         y = self.module(x.reshape(steps * batch, *x.shape[2:]))
         return y.reshape(steps, batch, *y.shape[1:])
+
+
+class TimeScaledBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm over time and batch together, then one learnable scale per time step:
+    ``[T, N, C, H, W] -> BN(x)[t] * time_scale[t]`` (``time_scale`` starts at 1).
+
+    The normalisation of the IMP paper's 48 x 48 networks (their ``TEBN``, after Duan et al.'s temporal
+    effective batch normalisation): as :class:`TimeDistributed` batch norm, times a factor per step. It is a
+    ``BatchNorm2d`` (so parameter grouping counts ``time_scale`` with the norm's own parameters) that takes
+    sequences of exactly ``time_steps`` steps.
+    """
+
+    def __init__(self, num_features: int, time_steps: int, **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
+            raise ValueError(f"expected time_steps to be an int >= 1, got {time_steps!r}")
+        self.time_steps = time_steps
+        self.time_scale = nn.Parameter(torch.ones(time_steps, 1, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[0] != self.time_steps:
+            raise ValueError(
+                f"expected x of shape [T={self.time_steps}, N, C, H, W] (one scale per step), got {list(x.shape)}"
+            )
+        steps, batch = x.shape[:2]
+        y = super().forward(x.reshape(steps * batch, *x.shape[2:]))
+        return y.reshape(x.shape) * self.time_scale
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, time_steps={self.time_steps}"
 
 
 def check_frames(x: torch.Tensor) -> None:

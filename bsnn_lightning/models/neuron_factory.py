@@ -24,9 +24,9 @@ from typing import Callable
 
 from torch import nn
 
-from ..neurons import LIFNeuron
+from ..neurons import EngineNeuron, LIFNeuron
 
-__all__ = ["NeuronFactory", "neuron_maker", "soft_reset_lif"]
+__all__ = ["NeuronFactory", "fit_neuron", "neuron_maker", "soft_reset_lif"]
 
 NeuronFactory = Callable[[], nn.Module]
 """A zero-argument callable returning a new spiking neuron module."""
@@ -67,3 +67,22 @@ def neuron_maker(neuron: NeuronFactory | None, default: NeuronFactory) -> Neuron
         return module
 
     return make
+
+
+def fit_neuron(neuron: nn.Module, sample_shape: tuple[int, ...] | None, where: str) -> nn.Module:
+    """Give a neuron of this package that waits for its input's shape (a per-neuron or per-channel IMP, or
+    eigenvalues) the shape of one sample of its layer, ``[C, ...]``, so that its parameters exist before an
+    optimizer is built; check one built for a shape against it. Other neurons (and ``sample_shape=None``,
+    when the network does not know its input size) are left as they are."""
+    if sample_shape is None or not isinstance(neuron, EngineNeuron):
+        return neuron
+    sample_shape = tuple(int(s) for s in sample_shape)
+    if neuron.sample_shape is not None:
+        if tuple(neuron.sample_shape) != sample_shape:
+            raise ValueError(
+                f"expected the neuron of {where} to be built for samples of shape {list(sample_shape)}, "
+                f"got one built for {list(neuron.sample_shape)}"
+            )
+    elif neuron.bsnn_needs_shape():
+        neuron.materialize(sample_shape)
+    return neuron

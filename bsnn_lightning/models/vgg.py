@@ -16,8 +16,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..neurons import LIFNeuron
-from .layers import TimeDistributed, check_frames
-from .neuron_factory import NeuronFactory, neuron_maker, soft_reset_lif
+from .layers import TimeDistributed, TimeScaledBatchNorm2d, check_frames
+from .neuron_factory import NeuronFactory, fit_neuron, neuron_maker, soft_reset_lif
 
 __all__ = ["VGG_CONFIGS", "SpikingVGG", "VGGSNN", "tet_lif"]
 
@@ -100,11 +100,22 @@ class VGGSNN(nn.Module):
     ``decay_input=False``), spike when ``h_t >= 1`` (TET's code tests ``> 1``; equality has probability
     zero), hard reset to 0, triangle surrogate ``max(0, 1 - |h - 1|)``.
 
+    Two relatives share the layout: TET's ``VGGSNNwoAP`` (``downsample="stride"``: the conv before each
+    ``P`` has stride 2 and there is no pooling; the network TET's training script builds) and the IMP
+    paper's 48 x 48 networks (``VGG11R48x48``: ``norm="time_scaled"`` with ``time_steps``, ``dropout=0.25``,
+    and their neuron, e.g. with a per-neuron IMP).
+
     Args:
         input_size: ``(H, W)`` of the frames (48 x 48 in TET); must be divisible by 16.
+        downsample: ``"avg"`` (2 x 2 average pooling, VGGSNN) or ``"stride"`` (stride-2 convolutions).
+        norm: ``"bn"`` (batch norm over time and batch) or ``"time_scaled"``
+            (:class:`~bsnn_lightning.models.layers.TimeScaledBatchNorm2d`, needs ``time_steps``).
+        time_steps: T of the input, for ``norm="time_scaled"``.
+        dropout: dropout before the classifier, drawn independently at every step (0 = none).
         neuron: the spiking neuron, a zero-argument callable making one neuron module per conv layer
             (in YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`).
-            None: :func:`tet_lif`.
+            None: :func:`tet_lif`. A neuron of this package with a per-neuron or per-channel IMP gets its
+            layer's sample shape at construction (:func:`~bsnn_lightning.models.neuron_factory.fit_neuron`).
     """
 
     def __init__(
@@ -112,25 +123,51 @@ class VGGSNN(nn.Module):
         in_channels: int = 2,
         num_classes: int = 10,
         input_size: tuple[int, int] = (48, 48),
+        downsample: str = "avg",
+        norm: str = "bn",
+        time_steps: int | None = None,
+        dropout: float = 0.0,
         neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
         height, width = input_size
         if height % 16 or width % 16:
-            raise ValueError(f"expected input_size divisible by 16 (four 2 x 2 poolings), got {tuple(input_size)}")
+            raise ValueError(f"expected input_size divisible by 16 (four 2 x 2 down-samplings), got {tuple(input_size)}")
+        if downsample not in ("avg", "stride"):
+            raise ValueError(f"expected downsample 'avg' or 'stride', got {downsample!r}")
+        if norm not in ("bn", "time_scaled"):
+            raise ValueError(f"expected norm 'bn' or 'time_scaled', got {norm!r}")
+        if norm == "time_scaled" and time_steps is None:
+            raise ValueError("norm='time_scaled' scales each time step: expected time_steps (the input's T), got None")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"expected dropout in [0, 1), got {dropout}")
         make_neuron = neuron_maker(neuron, tet_lif)
         blocks: list[nn.Module] = []
         previous = in_channels
-        for item in (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"):
+        layout = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
+        for index, item in enumerate(layout):
             if item == "P":
-                blocks.append(TimeDistributed(nn.AvgPool2d(2)))
+                if downsample == "avg":
+                    blocks.append(TimeDistributed(nn.AvgPool2d(2)))
+                    height, width = height // 2, width // 2
                 continue
-            conv = nn.Conv2d(previous, item, 3, padding=1)
+            stride = 2 if downsample == "stride" and layout[index + 1] == "P" else 1
+            conv = nn.Conv2d(previous, item, 3, stride=stride, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            blocks += [TimeDistributed(conv, nn.BatchNorm2d(item)), make_neuron()]
+            if norm == "bn":
+                blocks.append(TimeDistributed(conv, nn.BatchNorm2d(item)))
+            else:
+                blocks += [TimeDistributed(conv), TimeScaledBatchNorm2d(item, time_steps)]
+            if stride == 2:
+                height, width = height // 2, width // 2
+            blocks.append(fit_neuron(make_neuron(), (item, height, width), f"conv layer {len(blocks)}"))
             previous = item
         self.features = nn.Sequential(*blocks)
-        self.classifier = TimeDistributed(nn.Flatten(), nn.Linear(512 * (height // 16) * (width // 16), num_classes))
+        head: list[nn.Module] = [nn.Flatten()]
+        if dropout:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(512 * height * width, num_classes))
+        self.classifier = TimeDistributed(*head)
 
     def forward(self, x):
         check_frames(x)

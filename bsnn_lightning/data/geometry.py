@@ -1,0 +1,101 @@
+"""Geometric operations on event frames ``[..., H, W]``: nearest-neighbour affine warps and box erasing.
+
+Every operation moves or blanks whole pixels of every time step and polarity alike, so a sample stays one
+coherent scene and counts stay counts (no interpolation between pixels). Coordinates follow torchvision's
+tensor convention: pixel ``(i, j)`` sits at ``x = j + 0.5 - W/2``, ``y = i + 0.5 - H/2`` (``y`` down), the
+image's centre is the origin, and an output pixel takes the input pixel nearest to where the inverse map
+sends it (ties to even, as ``grid_sample(mode="nearest")``), or 0 (no events) where that falls outside.
+
+* :func:`warp_nearest` -- any 2 x 2 linear map plus a shift;
+* :func:`shear` -- ``x' = x - tan(angle) y`` (``axis="x"``) or ``y' = y - tan(angle) x`` (``axis="y"``);
+* :func:`rotate` -- by ``degrees`` counter-clockwise as seen on screen;
+* :func:`erase_box` / :func:`random_erase_box` -- blank a box; draw one the way torchvision's
+  ``RandomErasing`` does (area fraction and aspect ratio, up to 10 tries).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["erase_box", "random_erase_box", "rotate", "shear", "warp_nearest"]
+
+
+def warp_nearest(frames: Tensor, matrix, shift=(0.0, 0.0)) -> Tensor:
+    """``out(p) = frames(A^-1 (p - shift))`` at pixel centres ``p = (x, y)``, nearest pixel, zero outside.
+
+    Args:
+        frames: ``[..., H, W]``.
+        matrix: the forward linear map ``A`` as ``((a, b), (c, d))``: ``x' = a x + b y``, ``y' = c x + d y``.
+        shift: ``(dx, dy)`` in pixels added after ``A`` (positive: right, down).
+    """
+    if frames.dim() < 2:
+        raise ValueError(f"expected frames [..., H, W], got shape {list(frames.shape)}")
+    (a, b), (c, d) = ((float(v) for v in row) for row in matrix)
+    det = a * d - b * c
+    if not math.isfinite(det) or abs(det) < 1e-12:
+        raise ValueError(f"expected an invertible 2 x 2 matrix, got {matrix!r} (determinant {det})")
+    height, width = frames.shape[-2:]
+    ys = torch.arange(height, dtype=torch.float64) + 0.5 - height / 2 - float(shift[1])
+    xs = torch.arange(width, dtype=torch.float64) + 0.5 - width / 2 - float(shift[0])
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    src_x = (d * x - b * y) / det
+    src_y = (-c * x + a * y) / det
+    col = torch.round(src_x + width / 2 - 0.5).long()
+    row = torch.round(src_y + height / 2 - 0.5).long()
+    inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+    out = torch.zeros_like(frames)
+    out[..., inside] = frames[..., row[inside], col[inside]]
+    return out
+
+
+def shear(frames: Tensor, angle: float, axis: str = "x") -> Tensor:
+    """Shear by ``angle`` radians along ``axis``: ``x' = x - tan(angle) y`` ("x") or ``y' = y - tan(angle) x`` ("y")."""
+    if axis not in ("x", "y"):
+        raise ValueError(f"expected axis 'x' or 'y', got {axis!r}")
+    t = math.tan(angle)
+    matrix = ((1.0, -t), (0.0, 1.0)) if axis == "x" else ((1.0, 0.0), (-t, 1.0))
+    return warp_nearest(frames, matrix)
+
+
+def rotate(frames: Tensor, degrees: float) -> Tensor:
+    """Rotate about the centre by ``degrees``, counter-clockwise on screen (``y`` pointing down)."""
+    a = math.radians(degrees)
+    return warp_nearest(frames, ((math.cos(a), math.sin(a)), (-math.sin(a), math.cos(a))))
+
+
+def erase_box(frames: Tensor, top: int, left: int, height: int, width: int, value: float = 0.0) -> Tensor:
+    """A copy of ``frames`` with ``[..., top:top+height, left:left+width]`` set to ``value``."""
+    out = frames.clone()
+    out[..., top : top + height, left : left + width] = value
+    return out
+
+
+def random_erase_box(
+    size, scale=(0.02, 0.33), ratio=(0.3, 3.3), generator: torch.Generator | None = None, tries: int = 10
+) -> tuple[int, int, int, int] | None:
+    """``(top, left, height, width)`` of a box covering a fraction ``U(scale)`` of an ``H x W`` frame with aspect
+    ratio ``exp(U(log ratio))`` (height / width), rounded to whole pixels and placed uniformly inside; None if
+    ``tries`` draws all give a box as tall or as wide as the frame (torchvision's ``RandomErasing`` then leaves
+    the image as it is)."""
+    height, width = int(size[0]), int(size[1])
+    low, high = float(scale[0]), float(scale[1])
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"expected scale = (low, high) with 0 <= low <= high <= 1, got {tuple(scale)}")
+    if not 0.0 < float(ratio[0]) <= float(ratio[1]):
+        raise ValueError(f"expected ratio = (low, high) with 0 < low <= high, got {tuple(ratio)}")
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    area = height * width
+    for _ in range(tries):
+        erase_area = area * (low + (high - low) * float(torch.rand((), generator=generator)))
+        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * float(torch.rand((), generator=generator)))
+        h = int(round(math.sqrt(erase_area * aspect)))
+        w = int(round(math.sqrt(erase_area / aspect)))
+        if not (h < height and w < width):
+            continue
+        top = int(torch.randint(0, height - h + 1, (), generator=generator))
+        left = int(torch.randint(0, width - w + 1, (), generator=generator))
+        return top, left, h, w
+    return None
