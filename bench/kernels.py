@@ -124,10 +124,11 @@ def _contenders(device: torch.device) -> dict[str, Callable[[torch.Tensor], torc
     from spikingjelly.activation_based import functional as sj_functional
     from spikingjelly.activation_based import surrogate as sj_surrogate
 
-    from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF, multistep
-
-    lif, lif_params = SpikingJellyLIF(), {"tau": TAU, "threshold": THRESHOLD}
-    leaky, leaky_params = SnnTorchLeaky(), {"beta": BETA, "threshold": THRESHOLD, "graded": 1.0}
+    # ours: the public module path users get (a neuron module, value checks at their default: deferred on a
+    # GPU), not a private entry point
+    ours_lif = _our_lif("triton").to(device)
+    ours_leaky = _our_leaky().to(device)
+    reference = _our_lif("torch").to(device)
     sj_sigmoid = sj_surrogate.Sigmoid()  # alpha = 4, as SpikingJellyLIF's default surrogate
     snn_leaky = snntorch.Leaky(beta=BETA, threshold=THRESHOLD).to(device)
     initial = {}
@@ -148,12 +149,36 @@ def _contenders(device: torch.device) -> dict[str, Callable[[torch.Tensor], torc
         return torch.stack(spikes)
 
     return {
-        "ours[SJ-LIF]": lambda x: multistep(x, lif, lif_params, backend="triton", check_finite=False).spikes,
+        "ours[SJ-LIF]": lambda x: _fresh_call(ours_lif, x),
         "SpikingJelly": spikingjelly,
-        "ours[Leaky]": lambda x: multistep(x, leaky, leaky_params, backend="triton", check_finite=False).spikes,
+        "ours[Leaky]": lambda x: _fresh_call(ours_leaky, x),
         "snnTorch": snntorch_loop,
-        "reference": lambda x: multistep(x, lif, lif_params, backend="torch", check_finite=False).spikes,
+        "reference": lambda x: _fresh_call(reference, x),
     }
+
+
+def _our_lif(backend: str) -> nn.Module:
+    """bsnn_lightning's LIF module with SpikingJelly's LIFNode defaults (tau, hard reset to 0, Sigmoid(4))."""
+    import bsnn_lightning as bl
+
+    return bl.LIFNeuron(tau=TAU, threshold=THRESHOLD, v_reset=0.0, surrogate="sigmoid:4", backend=backend)
+
+
+def _our_leaky() -> nn.Module:
+    """A snnTorch Leaky converted to the Triton backend in sequence mode (one call per sequence)."""
+    import snntorch
+
+    import bsnn_lightning as bl
+
+    return bl.convert(snntorch.Leaky(beta=BETA, threshold=THRESHOLD, init_hidden=True), backend="triton", step_mode="m")
+
+
+def _fresh_call(neuron: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """One sequence from the resting state, as a training step runs it."""
+    import bsnn_lightning as bl
+
+    bl.reset_states(neuron)
+    return neuron(x)
 
 
 #: which contender each one is compared with, and whether spikes must agree at this dtype
@@ -321,17 +346,6 @@ def _print_row(row) -> None:
 # --- end to end --------------------------------------------------------------------------------------------
 
 
-class _EngineLIF(nn.Module):
-    def __init__(self, dynamics, params) -> None:
-        super().__init__()
-        self.dynamics, self.params = dynamics, params
-
-    def forward(self, x):
-        from bsnn_lightning.engine import multistep
-
-        return multistep(x, self.dynamics, self.params, backend="triton", check_finite=False).spikes
-
-
 class _SnnTorchLoop(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -353,7 +367,7 @@ def _end_to_end(device, clock, settings) -> dict:
     from spikingjelly.activation_based import functional as sj_functional
     from spikingjelly.activation_based import neuron as sj_neuron
 
-    from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF
+    import bsnn_lightning as bl
     from bsnn_lightning.models import SpikingVGG
 
     steps, batch, side = settings["e2e"]
@@ -361,16 +375,16 @@ def _end_to_end(device, clock, settings) -> dict:
     frames = (torch.rand((steps, batch, 2, side, side), generator=gen) < 0.1).float().to(device)
     labels = torch.randint(0, 10, (batch,), generator=gen).to(device)
     variants = {
-        "ours[SJ-LIF]": lambda: _EngineLIF(SpikingJellyLIF(), {"tau": TAU, "threshold": THRESHOLD}),
+        "ours[SJ-LIF]": lambda: _our_lif("triton"),
         "SpikingJelly": lambda: sj_neuron.LIFNode(tau=TAU, step_mode="m"),
-        "ours[Leaky]": lambda: _EngineLIF(SnnTorchLeaky(), {"beta": BETA, "threshold": THRESHOLD, "graded": 1.0}),
+        "ours[Leaky]": _our_leaky,
         "snnTorch": _SnnTorchLoop,
     }
     seconds = {}
     for name, neuron in variants.items():
         torch.manual_seed(0)
         model = SpikingVGG("vgg11", in_channels=2, num_classes=10, neuron=neuron).to(device)  # avg pooling, GAP head
-        reset = sj_functional.reset_net if name == "SpikingJelly" else (lambda model: None)
+        reset = sj_functional.reset_net if name == "SpikingJelly" else bl.reset_states
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
         def train_step():
