@@ -20,6 +20,8 @@ from bsnn_lightning.engine import (
     DiagonalBifurcation,
     SnnTorchLeaky,
     SnnTorchLeakyImmediate,
+    SnnTorchSynapticZero,
+    SnnTorchSynapticZeroImmediate,
     SpikingJellyLIF,
     multistep,
 )
@@ -99,6 +101,35 @@ def test_gradcheck_snntorch_leaky_immediate_reads_the_saved_states(reset, return
         v_seq = multistep(x, SnnTorchLeakyImmediate(reset_mechanism=reset), params, v0, return_v_seq=True).v_seq
         assert (v_seq[:-1] > 1.0).any() or reset == "zero"  # zero's immediate reset leaves u_t <= threshold
         assert (v0 > 1.0).any() and (v_seq[:-1] != 0).any()
+    assert torch.autograd.gradcheck(f, (x, _leaf(v0), *[_leaf(p) for p in params.values()]), atol=1e-7)
+
+
+@pytest.mark.parametrize("return_v_seq", [False, True], ids=["v-final", "v-seq"])
+@pytest.mark.parametrize("kind", [SnnTorchSynapticZero, SnnTorchSynapticZeroImmediate], ids=lambda k: k.__name__)
+def test_gradcheck_snntorch_synaptic_zero(kind, return_v_seq):
+    """snnTorch Synaptic's reset to zero of the charged membrane, h = m - m r with m = beta u + x: its input
+    gradient is (1 - r), not Leaky's 1. The inputs are large enough, and v0 partly above the threshold, that
+    r_t = 1 happens (checked), so a backward that forgot (1 - r) in dL/dx, dL/du or dL/dbeta fails here; one
+    beta above 1 checks the clamp's gradient mask."""
+    torch.manual_seed(0)
+    x = _leaf(torch.randn(6, N, C, H, dtype=D) * 1.2 + 0.9)
+    dyn = kind(relaxed=True)
+    params = {
+        "beta": torch.tensor([0.7, 0.8, 1.2], dtype=D),  # 1.2: clamped to 1, no gradient to beta there
+        "threshold": torch.tensor(1.0, dtype=D),
+        "graded": torch.tensor(1.5, dtype=D),
+    }
+    v0 = torch.rand(N, C, H, dtype=D) * 1.5  # some above the threshold: r_1 = 1 there
+    names = list(params)
+
+    def f(x, v0, *values):
+        out = multistep(x, dyn, dict(zip(names, values)), v0, return_v_seq=return_v_seq, backend="torch")
+        return (out.spikes, out.v, out.v_seq) if return_v_seq else (out.spikes, out.v)
+
+    with torch.no_grad():  # the delayed reset fires somewhere after t = 1 as well (for the delayed class)
+        v_seq = multistep(x, kind(), params, v0, return_v_seq=True).v_seq
+        assert (v0 > 1.0).any()
+        assert kind is SnnTorchSynapticZeroImmediate or (v_seq[:-1] > 1.0).any()
     assert torch.autograd.gradcheck(f, (x, _leaf(v0), *[_leaf(p) for p in params.values()]), atol=1e-7)
 
 
@@ -185,6 +216,8 @@ ORACLE_CASES = [
     (SnnTorchLeaky(reset_mechanism="zero"), {"beta": 0.8, "threshold": 1.0, "graded": 2.0}),
     (SnnTorchLeakyImmediate(reset_mechanism="subtract"), {"beta": 0.9, "threshold": 1.0, "graded": 1.5}),
     (SnnTorchLeakyImmediate(reset_mechanism="zero"), {"beta": 0.8, "threshold": 1.0, "graded": 2.0}),
+    (SnnTorchSynapticZero(), {"beta": 0.8, "threshold": 1.0, "graded": 2.0}),
+    (SnnTorchSynapticZeroImmediate(), {"beta": 0.8, "threshold": 0.6, "graded": 1.5}),
     (DiagonalBifurcation(detach_reset=True), {"eigenvalues": torch.linspace(-0.9, 0.15, C * 5).reshape(C, 5), "threshold": 1.0}),
     (DiagonalBifurcation(v_reset=0.0), {"eigenvalues": torch.linspace(-0.9, 0.15, C * 5).reshape(C, 5), "threshold": 1.0}),
 ]

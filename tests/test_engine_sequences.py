@@ -8,6 +8,8 @@ from bsnn_lightning.engine import (
     DiagonalBifurcation,
     SnnTorchLeaky,
     SnnTorchLeakyImmediate,
+    SnnTorchSynapticZero,
+    SnnTorchSynapticZeroImmediate,
     SpikingJellyLIF,
     multistep,
 )
@@ -77,6 +79,36 @@ def test_snntorch_leaky_immediate_resets_at_once_and_avoids_a_double_reset():
     assert run(SnnTorchLeakyImmediate(), params, [2.5, 0.0])[1] == [1.5, 0.75]
     # zero: u1 = 1.5 - (1 - 0) * 1.5 = 0; u2 = 0 * 0.5 + 0.25
     assert run(SnnTorchLeakyImmediate(reset_mechanism="zero"), params, [1.5, 0.25])[1] == [0.0, 0.25]
+
+
+def test_snntorch_synaptic_zero_resets_the_charged_membrane_input_included():
+    params = {"beta": 0.5, "threshold": 1.0, "graded": 1.0}
+    # u1 = 1.5 (spike); r2 = 1: u2 = m2 - m2 = 0, m2 = 0.75 + 0.25 (Leaky's zero keeps the input: 0.25);
+    # u3 = 0.5 * 0 + 0.5 = 0.5
+    spikes, v_seq, _ = run(SnnTorchSynapticZero(), params, [1.5, 0.25, 0.5])
+    assert spikes == [1.0, 0.0, 0.0] and v_seq == [1.5, 0.0, 0.5]
+    assert run(SnnTorchLeaky(reset_mechanism="zero"), params, [1.5, 0.25, 0.5])[1] == [1.5, 0.25, 0.625]
+    # r decided from the previous membrane, strictly: u0 = 1.0 is not above the threshold, u1 = 0.5 + 0.75
+    assert run(SnnTorchSynapticZero(), params, [0.75], v0=torch.tensor(1.0))[1] == [1.25]
+    # u0 = 2.0 > 1: the first step's charge 1.0 + 3.0 is zeroed, so the input 3.0 does not fire
+    assert run(SnnTorchSynapticZero(), params, [3.0, 0.5], v0=torch.tensor(2.0))[:2] == ([0.0, 0.0], [0.0, 0.5])
+
+
+def test_snntorch_synaptic_zero_immediate():
+    params = {"beta": 0.5, "threshold": 1.0, "graded": 2.0}
+    # u1 = 1.5 - (2/2 - 0) * 1.5 = 0 at once; u2 = 0 + 0.25 (r2 = 0); u3 = 0.125 + 0.5 = 0.625
+    spikes, v_seq, _ = run(SnnTorchSynapticZeroImmediate(), params, [1.5, 0.25, 0.5])
+    assert spikes == [2.0, 0.0, 0.0] and v_seq == [0.0, 0.25, 0.625]
+    # a start above the threshold: r1 = 1 zeroes h1 = 1.0 + 3.0 (no spike), and the immediate part
+    # (0 - 1) * 0 adds nothing: u1 = 0 (Leaky's immediate zero: h1 = 0.5 * 0 + 3 fires, u1 = 3 - (1 - 1) * 3 = 3)
+    spikes, v_seq, _ = run(SnnTorchSynapticZeroImmediate(), params, [3.0, 0.5], v0=torch.tensor(2.0))
+    assert spikes == [0.0, 0.0] and v_seq == [0.0, 0.5]
+    assert run(SnnTorchLeakyImmediate(reset_mechanism="zero"), params, [3.0], v0=torch.tensor(2.0))[:2] == ([2.0], [3.0])
+
+
+def test_snntorch_synaptic_zero_takes_no_other_reset():
+    with pytest.raises(ValueError, match="SnnTorchLeaky"):
+        SnnTorchSynapticZero(reset_mechanism="subtract")
 
 
 def test_threshold_comparison_strict_for_snntorch_inclusive_for_spikingjelly():

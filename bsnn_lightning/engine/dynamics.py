@@ -16,7 +16,8 @@ state does not follow from ``h`` alone (``state_from_charge = False``) has its s
 
 Choices that change the equations are classes, not flags, so that each class has one forward and one
 backward and a backend says what it runs by listing classes: snnTorch's delayed reset
-(:class:`SnnTorchLeaky`) and its immediate one (:class:`SnnTorchLeakyImmediate`); a diagonal
+(:class:`SnnTorchLeaky`) and its immediate one (:class:`SnnTorchLeakyImmediate`); snnTorch ``Synaptic``'s
+reset to zero of the charged membrane (:class:`SnnTorchSynapticZero`, :class:`SnnTorchSynapticZeroImmediate`); a diagonal
 (:class:`DiagonalBifurcation`) and a coupled (:class:`CoupledBifurcation`) :class:`Bifurcation`.
 
 The arithmetic is written in the same order as the libraries whose semantics each class reproduces, so
@@ -351,6 +352,108 @@ class SnnTorchLeakyImmediate(_SnnTorchCharge):
             else:  # du/dthreshold = h * sg
                 grads["threshold"] = grads["threshold"] + gv * h * sg
         return gh, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class _SnnTorchZeroCharged(_SnnTorchCharge):
+    """The reset to zero of snnTorch 1.0's ``Synaptic`` (and ``RLeaky``): unlike ``Leaky``'s, which zeroes the
+    previous membrane before the input is added, it zeroes the charged membrane, input included::
+
+        r_t = H(u_{t-1} - threshold)                   (strict, no gradient)
+        m_t = clamp(beta, 0, 1) * u_{t-1} + x_t
+        h_t = m_t - m_t * r_t                          (0 when the delayed reset fires, else m_t)
+        s_t = graded * H(h_t - threshold)              (spike only when strictly above)
+
+    For ``Synaptic``, ``x_t`` is the synaptic current ``syn_t``. The derivatives of the charge:
+    ``dh/dx = 1 - r``, ``dh/du_{t-1} = clamp(beta) (1 - r)``, ``dh/dbeta = (1 - r) u_{t-1}`` inside [0, 1];
+    the threshold enters the charge only through the detached ``r_t``. Parameters: ``beta``, ``threshold``,
+    ``graded``.
+    """
+
+    reset_mechanism: Literal["zero"] = "zero"
+    mechanisms: ClassVar[tuple[str, ...]] = ("zero",)
+
+    def __post_init__(self) -> None:
+        if self.reset_mechanism != "zero":
+            raise ValueError(
+                f"{type(self).__name__} is snnTorch Synaptic's reset to zero, got reset_mechanism "
+                f"{self.reset_mechanism!r}; with 'subtract' or 'none' its membrane is SnnTorchLeaky's "
+                "(SnnTorchLeakyImmediate's for reset_delay=False) on the synaptic current"
+            )
+        super().__post_init__()
+
+    def charge(self, x, v, p):
+        m = _clamp01(p["beta"]) * v + x
+        return m - m * self._delayed(v, p["threshold"])  # snnTorch: mem -= mem * reset
+
+    def _zero_charge_backward(self, gs, gh, z, sg, u_prev, p, needs) -> tuple[torch.Tensor, torch.Tensor, ParamGrads]:
+        """Given dL/dh_t: dL/dx_t, dL/du_{t-1} and the gradients of beta, graded and threshold through the
+        charge and the spike."""
+        beta, graded = p["beta"], p["graded"]
+        gm = gh * (1.0 - self._delayed(u_prev, p["threshold"]))  # dL/dm_t = dL/dh_t (1 - r_t)
+        grads: ParamGrads = {}
+        if "threshold" in needs:
+            grads["threshold"] = -gs * graded * sg  # through the spike only
+        if "graded" in needs:
+            grads["graded"] = gs * self._step(z, strict=True)
+        if "beta" in needs:
+            grads["beta"] = gm * u_prev * _clamp01_mask(beta)
+        return gm, gm * _clamp01(beta), grads
+
+
+@dataclass(frozen=True)
+class SnnTorchSynapticZero(_SnnTorchZeroCharged):
+    """snnTorch 1.0's ``Synaptic(reset_mechanism="zero")`` membrane with its default delayed reset: the charge
+    of :class:`_SnnTorchZeroCharged` on the synaptic current ``x_t = syn_t``, and ``u_t = h_t``.
+
+    (The synaptic current ``syn_t = clamp(alpha, 0, 1) syn_{t-1} + I_t`` does not depend on spikes; the
+    converted neuron filters it before the engine runs the membrane. With reset "subtract" or "none" the
+    membrane is :class:`SnnTorchLeaky`'s on ``syn_t``.) Parameters: ``beta``, ``threshold``, ``graded``.
+    """
+
+    def reset(self, h, s, p, v_prev=None):
+        return h  # u_t = h_t
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        z = h - p["threshold"]
+        sg = self.surrogate.grad(z)
+        gh = gs * p["graded"] * sg + gv  # du_t/dh_t = 1
+        return self._zero_charge_backward(gs, gh, z, sg, v_prev(), p, needs)
+
+
+@dataclass(frozen=True)
+class SnnTorchSynapticZeroImmediate(_SnnTorchZeroCharged):
+    """snnTorch 1.0's ``Synaptic(reset_mechanism="zero", reset_delay=False)``: the charge of
+    :class:`_SnnTorchZeroCharged`, then the reset also applied at once, minus the delayed part already applied,
+    with a gradient through the spike (as :class:`SnnTorchLeakyImmediate`'s "zero")::
+
+        u_t = h_t - (s_t / graded - r_t) * h_t
+
+    ``u_t`` needs ``r_t``, hence ``u_{t-1}``, besides ``h_t``: the reference backend saves the states.
+    Parameters: ``beta``, ``threshold``, ``graded``.
+    """
+
+    state_from_charge: ClassVar[bool] = False
+
+    def reset(self, h, s, p, v_prev=None):
+        if v_prev is None:
+            raise ValueError("SnnTorchSynapticZeroImmediate.reset needs the state before the step, v_prev")
+        do_reset = s / p["graded"] - self._delayed(v_prev, p["threshold"])  # H(h_t - threshold) - r_t
+        return h - do_reset * h
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        threshold = p["threshold"]
+        z = h - threshold
+        sg = self.surrogate.grad(z)
+        u_prev = v_prev()
+        fired = self._step(z, strict=True)  # H(h_t - threshold), whose derivative is sg
+        # u = h (1 - (fired - r)): du/dh = 1 - (fired - r) - h sg, du/dthreshold = h sg (where r = 1, h = 0
+        # whatever the inputs, and the charge's backward multiplies dL/dh by 1 - r = 0)
+        gh = gs * p["graded"] * sg + gv * (1 - (fired - self._delayed(u_prev, threshold)) - h * sg)
+        gx, gv_prev, grads = self._zero_charge_backward(gs, gh, z, sg, u_prev, p, needs)
+        if "threshold" in needs:
+            grads["threshold"] = grads["threshold"] + gv * h * sg
+        return gx, gv_prev, grads
 
 
 @dataclass(frozen=True)
