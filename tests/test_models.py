@@ -17,6 +17,7 @@ from torch import nn
 import bsnn_lightning as bl
 from bsnn_lightning import BifurcationNeuron, LIFNeuron
 from bsnn_lightning.models import VGGSNN, DVSGestureNet, SpikingConvNet, SpikingMLP, SpikingVGG, TimeDistributed
+from bsnn_lightning.models.layers import TimeScaledBatchNorm2d
 
 
 def assert_same_neuron(built: nn.Module, expected: nn.Module) -> None:
@@ -165,4 +166,111 @@ def test_input_pool_builds_the_reports_network():
 )
 def test_bad_arguments_are_refused(make, error, message):
     with pytest.raises(error, match=re.escape(message)):
+        make()
+
+
+# --- the released codes' networks: StagedVGG (IMP VGG11), VGGSNN's variants, per-step-scaled batch norm -----------
+
+
+def test_staged_vgg_is_stages_of_biased_conv_blocks_pooled_between_stages_with_a_per_step_head():
+    from bsnn_lightning.models import StagedVGG
+
+    net = StagedVGG(in_channels=2, num_classes=3, stages=(1, 2), widths=(4, 8), neuron=Heaviside)
+    kinds = [type(m).__name__ for m in net.features.modules() if not isinstance(m, (nn.Sequential, TimeDistributed, StagedVGG))]
+    assert kinds == ["Conv2d", "BatchNorm2d", "Heaviside", "AvgPool2d", "Conv2d", "BatchNorm2d", "Heaviside", "Conv2d", "BatchNorm2d", "Heaviside"]
+    assert all(m.bias is not None for m in net.modules() if isinstance(m, nn.Conv2d))
+    x = torch.rand(3, 2, 2, 8, 8) * 2
+    out = net.eval()(x)
+    assert out.shape == (3, 2, 3)
+    features = net.features(x).mean(dim=(-2, -1))  # the head is the same linear map of the spatial mean at every step
+    linear = net.head.module[-1]
+    torch.testing.assert_close(out, features @ linear.weight.T + linear.bias)
+    assert not StagedVGG(conv_bias=False).features[0].module[0].bias is not None
+
+
+def test_staged_vgg_head_starts_as_the_released_heads():
+    from bsnn_lightning.models import StagedVGG
+
+    torch.manual_seed(0)
+    linear = StagedVGG(num_classes=1000, stages=(1,), widths=(512,)).head.module[-1]
+    assert torch.all(linear.bias == 0)
+    assert 0.0095 < float(linear.weight.std()) < 0.0105  # N(0, 0.01^2): 512k draws
+    default = StagedVGG(num_classes=1000, stages=(1,), widths=(512,), head_std=None).head.module[-1]
+    assert float(default.weight.abs().max()) > 0.03  # PyTorch's uniform(+-1/sqrt(512)) instead
+
+
+def test_staged_vgg_default_neuron_is_the_released_configs():
+    from bsnn_lightning.models import StagedVGG
+
+    neurons = [m for m in StagedVGG(stages=(1, 1), widths=(4, 4)).modules() if isinstance(m, bl.EngineNeuron)]
+    assert len(neurons) == 2
+    for neuron in neurons:
+        assert_same_neuron(neuron, LIFNeuron(tau=2.0, v_reset=None, detach_reset=True, surrogate="sigmoid:4"))
+
+
+def test_networks_that_know_their_input_give_a_per_neuron_imp_its_layers_shape():
+    from bsnn_lightning.models import StagedVGG
+
+    imp_lif = functools.partial(LIFNeuron, imp="neuron", imp_init=(-0.2, 0.2))
+    staged = StagedVGG(stages=(1, 2), widths=(4, 8), input_size=(12, 16), neuron=imp_lif)
+    shapes = [tuple(m.imp.shape) for m in staged.modules() if isinstance(m, LIFNeuron)]
+    assert shapes == [(4, 12, 16), (8, 6, 8), (8, 6, 8)]
+    assert all(float(m.imp.min()) >= -0.2 and float(m.imp.max()) <= 0.2 for m in staged.modules() if isinstance(m, LIFNeuron))
+    waiting = StagedVGG(stages=(1,), widths=(4,), neuron=imp_lif)  # no input_size: a dry run gives the shapes later
+    assert all(m.imp is None and m.bsnn_needs_shape() for m in waiting.modules() if isinstance(m, LIFNeuron))
+    vgg = VGGSNN(input_size=(16, 16), downsample="stride", neuron=imp_lif)
+    assert [tuple(m.imp.shape)[1:] for m in vgg.modules() if isinstance(m, LIFNeuron)] == [(16, 16), (8, 8), (8, 8), (4, 4), (4, 4), (2, 2), (2, 2), (1, 1)]
+    plain = VGGSNN(input_size=(16, 16))  # neurons without shaped parameters stay shape-free
+    assert all(m.sample_shape is None for m in plain.modules() if isinstance(m, LIFNeuron))
+
+
+def test_vggsnn_stride_variant_has_stride_two_convs_where_vggsnn_pools():
+    avg, stride = VGGSNN(input_size=(16, 16)), VGGSNN(input_size=(16, 16), downsample="stride")
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(avg) == count(stride) == 9_219_904 + 5_504 + 512 * 10 + 10  # convs, batch norms, linear
+    assert not any(isinstance(m, nn.AvgPool2d) for m in stride.modules())
+    assert [m.stride[0] for m in stride.modules() if isinstance(m, nn.Conv2d)] == [1, 2, 1, 2, 1, 2, 1, 2]
+    assert stride(torch.rand(2, 1, 2, 16, 16)).shape == (2, 1, 10)
+
+
+def test_vggsnn_with_per_step_scaled_batch_norm_and_dropout():
+    net = VGGSNN(input_size=(16, 16), norm="time_scaled", time_steps=3, dropout=0.25)
+    norms = [m for m in net.modules() if isinstance(m, TimeScaledBatchNorm2d)]
+    assert len(norms) == 8 and all(m.time_scale.shape == (3, 1, 1, 1, 1) for m in norms)
+    assert [m.p for m in net.classifier.modules() if isinstance(m, nn.Dropout)] == [0.25]
+    assert net(torch.rand(3, 2, 2, 16, 16)).shape == (3, 2, 10)
+    with pytest.raises(ValueError, match=re.escape("expected x of shape [T=3, N, C, H, W] (one scale per step), got [2, 2, 64, 16, 16]")):
+        net(torch.rand(2, 2, 2, 16, 16))
+
+
+def test_time_scaled_batch_norm_is_batch_norm_over_time_and_batch_times_a_scale_per_step():
+    torch.manual_seed(0)
+    norm = TimeScaledBatchNorm2d(3, time_steps=4)
+    with torch.no_grad():
+        norm.time_scale.copy_(torch.arange(1.0, 5.0).view(4, 1, 1, 1, 1))
+        norm.weight.uniform_(0.5, 1.5)
+    reference = nn.BatchNorm2d(3)
+    reference.load_state_dict({k: v for k, v in norm.state_dict().items() if k != "time_scale"})
+    x = torch.randn(4, 2, 3, 5, 5)
+    expected = reference(x.reshape(8, 3, 5, 5)).reshape(x.shape) * torch.arange(1.0, 5.0).view(4, 1, 1, 1, 1)
+    torch.testing.assert_close(norm(x), expected)
+    torch.testing.assert_close(norm.running_mean, reference.running_mean)
+    with pytest.raises(ValueError, match="expected time_steps to be an int >= 1, got 0"):
+        TimeScaledBatchNorm2d(3, time_steps=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: __import__("bsnn_lightning.models", fromlist=["StagedVGG"]).StagedVGG(stages=(1, 1), widths=(4,)), "expected one width per stage, got stages [1, 1] and widths [4]"),
+        (lambda: __import__("bsnn_lightning.models", fromlist=["StagedVGG"]).StagedVGG(input_size=(4, 4)), "input_size (4, 4) is too small for 3 2 x 2 poolings"),
+        (lambda: __import__("bsnn_lightning.models", fromlist=["StagedVGG"]).StagedVGG(head_std=0.0), "expected head_std > 0 or None, got 0.0"),
+        (lambda: __import__("bsnn_lightning.models", fromlist=["StagedVGG"]).StagedVGG(stages=(1,), widths=(4,), input_size=(8, 8), neuron=functools.partial(LIFNeuron, imp="neuron", shape=(4, 9, 9))), "expected the neuron of stage 1, block 1 to be built for samples of shape [4, 8, 8], got one built for [4, 9, 9]"),
+        (lambda: VGGSNN(norm="time_scaled"), "norm='time_scaled' scales each time step: expected time_steps (the input's T), got None"),
+        (lambda: VGGSNN(downsample="max"), "expected downsample 'avg' or 'stride', got 'max'"),
+        (lambda: VGGSNN(dropout=1.0), "expected dropout in [0, 1), got 1.0"),
+    ],
+)
+def test_released_networks_refuse_bad_arguments(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         make()

@@ -7,7 +7,9 @@ moves whole pixels (:mod:`~bsnn_lightning.data.geometry`: nearest pixel, zero wh
 
 * :class:`RandomShear` -- shear along x or y by an angle in ``[-max_angle, max_angle]`` radians;
 * :class:`RandomAxisShift` -- shift along x or y by ``int(v)`` pixels, ``v`` in ``[-max_shift, max_shift]``
-  (truncated towards zero, as ``int()`` does: with 31 bins over +-5, 0 px is drawn 5 times in 31, +-5 px once);
+  (truncated towards zero, as ``int()`` does, on the float32 values ``torch.linspace`` gives, as the source's:
+  with 31 bins over +-5, the bins at +-1 and +-2 hold 0.99999988 and 1.9999999, so 0 px is drawn 7 times in 31,
+  +-1, +-3 and +-4 px 3 times each, +-2 px twice and +-5 px once);
 * :class:`RandomRotate` -- rotate by ``v`` degrees, ``v`` in ``[-max_degrees, max_degrees]``;
 * :class:`RandomErase` -- blank a box drawn as torchvision's ``RandomErasing`` draws it;
 * :class:`SpikFormerDVSAugment` -- one of identity, shear x, shift x, shift y, rotation and erasing, picked
@@ -47,8 +49,11 @@ def _check_axis(axis) -> str:
 
 
 def draw_magnitude(largest: float, bins: int, generator: torch.Generator | None = None) -> float:
-    """One of ``bins`` evenly spaced values over ``[-largest, largest]`` (0 for one bin), uniformly."""
-    values = torch.linspace(-largest, largest, bins, dtype=torch.float64) if bins > 1 else torch.zeros(1, dtype=torch.float64)
+    """One of ``bins`` evenly spaced float32 values over ``[-largest, largest]`` (0 for one bin), uniformly.
+
+    float32, as torchvision's and the IMP code's ``torch.linspace`` magnitudes are: what ``int()`` makes of a
+    shift depends on it (see the module docstring)."""
+    values = torch.linspace(-largest, largest, bins, dtype=torch.float32) if bins > 1 else torch.zeros(1)
     return float(values[int(torch.randint(bins, (), generator=generator))])
 
 
