@@ -45,10 +45,11 @@ def warp_nearest(frames: Tensor, matrix, shift=(0.0, 0.0)) -> Tensor:
     src_y = (-c * x + a * y) / det
     col = torch.round(src_x + width / 2 - 0.5).long()
     row = torch.round(src_y + height / 2 - 0.5).long()
-    inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-    out = torch.zeros_like(frames)
-    out[..., inside] = frames[..., row[inside], col[inside]]
-    return out
+    inside = ((row >= 0) & (row < height) & (col >= 0) & (col < width)).reshape(-1)
+    source = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1)).reshape(-1)
+    flat = frames.reshape(*frames.shape[:-2], height * width)
+    out = flat.index_select(-1, source) * inside.to(frames.dtype)  # one gather, then blank what fell outside
+    return out.reshape(frames.shape)
 
 
 def shear(frames: Tensor, angle: float, axis: str = "x") -> Tensor:
