@@ -1,5 +1,5 @@
-"""Datasets: the event format, the shared events-to-frames path, the embedded digits set, the
-four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules, and
+"""Datasets: the event format, the shared events-to-frames path, the embedded digits set, the embedded
+event-interval task, the four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules, and
 their augmentations (per-sample transforms, batch mixing)."""
 
 from .archives import ArchiveError, ArchiveSpec, DatasetNotFoundError, UnsafeArchiveError
@@ -12,7 +12,7 @@ from .augment import (
     random_flip,
     random_shift,
 )
-from .datamodules import DigitEventsDataModule
+from .datamodules import DigitEventsDataModule, IntervalEventsDataModule
 from .digits import (
     CACHE_ENV_VAR,
     N_DIGITS,
@@ -39,6 +39,7 @@ from .dvs import (
     NMNISTDataModule,
 )
 from .events import EVENT_DTYPE, SPLIT_BY, events_from_arrays, events_to_frames
+from .intervals import IntervalConfig, IntervalEvents, interval_rng, load_interval_events, simulate_interval_events
 from .formats import (
     EventFileError,
     read_aedat2_dvs128,
@@ -65,6 +66,9 @@ __all__ = [
     "DigitEventsDataModule",
     "EventFileError",
     "FrameTransform",
+    "IntervalConfig",
+    "IntervalEvents",
+    "IntervalEventsDataModule",
     "MixupCutmix",
     "NCaltech101DataModule",
     "NMNISTDataModule",
@@ -81,8 +85,10 @@ __all__ = [
     "dvs_events_from_frames",
     "events_from_arrays",
     "events_to_frames",
+    "interval_rng",
     "load_digit_events",
     "load_digit_images",
+    "load_interval_events",
     "random_flip",
     "random_shift",
     "read_aedat2_dvs128",
@@ -90,6 +96,7 @@ __all__ = [
     "read_atis_bin",
     "read_gesture_labels",
     "saccade_offsets",
+    "simulate_interval_events",
     "simulate_saccade_events",
     "static_image",
 ]

@@ -16,9 +16,10 @@ from .digits import (
     load_digit_images,
 )
 from .events import SPLIT_BY, events_to_frames
+from .intervals import IntervalConfig, load_interval_events
 from .loading import check_choice, check_int, make_loader
 
-__all__ = ["DigitEventsDataModule"]
+__all__ = ["DigitEventsDataModule", "IntervalEventsDataModule"]
 
 VARIANTS = ("events", "static")
 
@@ -151,6 +152,107 @@ class DigitEventsDataModule(L.LightningDataModule):
     def _loader(self, indices: np.ndarray | None, shuffle: bool) -> DataLoader:
         samples = None if indices is None or self._x is None else _FloatSamples(self._x, self._y, indices)
         return make_loader(samples, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=shuffle)
+
+
+class IntervalEventsDataModule(L.LightningDataModule):
+    """The event-interval task (no download): a square flashes twice, the class is the gap between flashes.
+
+    See :mod:`bsnn_lightning.data.intervals` for the recordings (16 x 16 sensor, 16 slots of 10 ms, delays of
+    2, 4, 6 or 8 slots: four classes that differ only in time). Samples are ``(x, y)``, ``x`` float32
+    ``[time_steps, 2, 16, 16]`` event counts per bin (channel 0 = OFF, channel 1 = ON), binned by
+    :func:`~bsnn_lightning.data.events.events_to_frames` over the fixed window ``[0, duration)`` of a
+    recording, and ``y`` an int64 class. Training and test samples are drawn from separate Generator streams
+    of ``seed`` (``n_train`` and ``n_test`` of them, labels balanced); as for the digits, **validation uses
+    the test split**, and ``val``, ``test`` and ``predict`` serve the same samples.
+
+    There is nothing to download or cache: ``setup`` generates the recordings (deterministic under ``seed``,
+    about a second for the defaults) and bins them once into memory as uint8 counts.
+
+    Args:
+        time_steps: number of frames ``T``; the default 16 gives each 10 ms slot one frame.
+        delays: the classes' intervals between the flashes, in slots (difficulty: longer and closer delays
+            are harder; every delay must be below ``slots``).
+        noise_events: mean number of uniform background events per recording (difficulty).
+        slots: time slots per recording (each ``slot_us`` = 10 ms).
+        position_jitter: the square's offset from the centre, uniform in ``[-j, j]`` pixels per axis.
+        n_train, n_test: samples per split.
+        batch_size: samples per batch, for every loader.
+        num_workers: DataLoader worker processes (0 = load in the main process).
+        seed: draws every recording (training and test alike).
+
+    Attributes:
+        config: the :class:`~bsnn_lightning.data.intervals.IntervalConfig` the recordings follow.
+        num_classes: ``len(delays)``.
+        input_shape: per-sample shape, ``(time_steps, 2, 16, 16)``.
+        time_steps: as given.
+    """
+
+    def __init__(
+        self,
+        time_steps: int = 16,
+        delays: tuple[int, ...] = (2, 4, 6, 8),
+        noise_events: float = 0.0,
+        slots: int = 16,
+        position_jitter: int = 2,
+        n_train: int = 1000,
+        n_test: int = 500,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_int("time_steps", time_steps, 1)
+        check_int("n_train", n_train, 1)
+        check_int("n_test", n_test, 1)
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
+        check_int("seed", seed, 0)
+        self.config = IntervalConfig(
+            delays=tuple(delays), noise_events=noise_events, slots=slots, position_jitter=position_jitter
+        )
+        self.save_hyperparameters()
+        self.time_steps = time_steps
+        self.n_train, self.n_test = n_train, n_test
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        width, height = self.config.sensor_size
+        self.num_classes = self.config.num_classes
+        self.input_shape = (time_steps, 2, height, width)
+        self._train: _FloatSamples | None = None
+        self._test: _FloatSamples | None = None
+
+    def prepare_data(self) -> None:
+        """Nothing to do: the recordings are generated in :meth:`setup`, identically on every process."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Generate both splits and bin them into frames (once; later calls keep them)."""
+        if self._train is not None:
+            return
+        self._train = self._split("train", self.n_train)
+        self._test = self._split("test", self.n_test)
+
+    def _split(self, split: str, n: int) -> "_FloatSamples":
+        events, labels, _, _ = load_interval_events(n, split, self.seed, self.config)
+        window = (0, self.config.duration_us)
+        frames = np.stack(
+            [events_to_frames(e, self.config.sensor_size, self.time_steps, "time", time_window=window) for e in events]
+        )
+        x = torch.from_numpy(_compact_counts(frames))
+        return _FloatSamples(x, torch.from_numpy(labels), np.arange(n))
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self._train, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """The test split (see the class docstring)."""
+        return make_loader(self._test, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self._test, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return make_loader(self._test, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
 
 
 class _FloatSamples(Dataset):

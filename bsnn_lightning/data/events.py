@@ -40,6 +40,7 @@ def events_to_frames(
     time_steps: int,
     split_by: str = "time",
     resize: tuple[int, int] | None = None,
+    time_window: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Bin an event stream into ``time_steps`` frames of per-pixel, per-polarity event counts.
 
@@ -66,6 +67,11 @@ def events_to_frames(
             the overlapped area. Every frame and channel keeps its total event count exactly (up
             to float rounding); the output values are therefore no longer integers in general.
             ``(128, 128) -> (48, 48)`` gives each output pixel the events of a 2.67 x 2.67 block.
+        time_window: optional ``(start, stop)`` in µs, ``start < stop``, for ``split_by="time"`` only:
+            the ``T`` bins then divide ``[start, stop)`` instead of the events' own span, so a recording
+            of known duration is binned on a fixed time base whatever its first and last events are
+            (the event at ``t`` goes to bin ``floor((t - start) * T / (stop - start))``). Every event
+            must satisfy ``start <= t < stop``; events outside raise (nothing is clipped).
 
     Returns:
         ``float32`` array ``[T, 2, H, W]`` (``H, W`` = ``resize`` if given, else the sensor's
@@ -83,13 +89,14 @@ def events_to_frames(
     if split_by not in SPLIT_BY:
         raise ValueError(f"expected split_by in {SPLIT_BY}, got {split_by!r}")
     out_size = None if resize is None else _check_size(resize, "resize", "(height, width)")
+    window = None if time_window is None else _check_window(time_window, split_by)
     _check_events(events, width, height, require_sorted=(split_by == "number"))
 
     n_events = len(events)
     if n_events == 0:
         frames = np.zeros((n_bins, 2, height, width), dtype=np.float64)
     else:
-        bins = _bin_indices(events["t"].astype(np.int64), n_bins, split_by)
+        bins = _bin_indices(events["t"].astype(np.int64), n_bins, split_by, window)
         x = events["x"].astype(np.int64)
         y = events["y"].astype(np.int64)
         p = events["p"].astype(np.int64)
@@ -126,12 +133,24 @@ def events_from_arrays(t, x, y, p) -> np.ndarray:
     return events
 
 
-def _bin_indices(t: np.ndarray, n_bins: int, split_by: str) -> np.ndarray:
+def _bin_indices(
+    t: np.ndarray, n_bins: int, split_by: str, window: tuple[int, int] | None = None
+) -> np.ndarray:
     """Frame index of every event (int64), following the rules of :func:`events_to_frames`."""
     if split_by == "number":
         return (np.arange(len(t), dtype=np.int64) * n_bins) // len(t)
-    t_first = int(t.min())
-    span = int(t.max()) - t_first + 1
+    if window is None:
+        t_first = int(t.min())
+        span = int(t.max()) - t_first + 1
+    else:
+        t_first, stop = window
+        span = stop - t_first
+        lo, hi = int(t.min()), int(t.max())
+        if lo < t_first or hi >= stop:
+            raise ValueError(
+                f"expected every event in the time window [{t_first}, {stop}) µs, "
+                f"got timestamps from {lo} to {hi}"
+            )
     if span > np.iinfo(np.int64).max // n_bins:
         raise ValueError(
             f"expected (t_last - t_first + 1) * time_steps to fit in int64, "
@@ -207,6 +226,19 @@ def _check_events(events: np.ndarray, width: int, height: int, require_sorted: b
                 f"t[{i}] = {int(t[i])} > t[{i + 1}] = {int(t[i + 1])}; sort them first with "
                 "np.sort(events, order='t', kind='stable')"
             )
+
+
+def _check_window(time_window, split_by: str) -> tuple[int, int]:
+    if split_by != "time":
+        raise ValueError(f"expected time_window only with split_by='time', got split_by={split_by!r}")
+    ok = (
+        isinstance(time_window, (tuple, list))
+        and len(time_window) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in time_window)
+    )
+    if not ok or not time_window[0] < time_window[1]:
+        raise ValueError(f"expected time_window = (start, stop) as two ints with start < stop, got {time_window!r}")
+    return int(time_window[0]), int(time_window[1])
 
 
 def _check_time_steps(time_steps: int) -> int:
