@@ -59,6 +59,36 @@ Gesture run SpikingJelly's `LIFNode` under `16-mixed` (float16 membranes, as the
 whose per-step batch-norm scale promotes the neuron's input to float32); TET runs in float32 throughout, as its
 source does, and the N-MNIST recipe in float32. The rows "membrane dtype" below check each.
 
+## What the released code does that a first reading missed
+
+Read against the code, the issue's first table was right about the IMP VGG-11 (convolutions with bias, pooling
+after the first three stages only, spike GAP neck, per-step linear head), the Sigmoid surrogate, `detach_reset`,
+clipping at 1.0, AMP and the zero decay on norm layers, biases and the IMP. It missed or misread:
+
+- **IMP initialisation.** U(-0.2, 0.2) is the 48 x 48 networks' (`StateLIFSpike`). The 128 x 128 CIFAR10-DVS
+  config's class, `LazyStateLIFNodeBeta`, never creates its IMP (its `initialize_parameters` does nothing), so
+  that config stops at its first forward pass as released; the working sibling `LazyStateLIFNode` (the
+  N-Caltech101 config's) draws U(0.4, 0.6), which the CIFAR10-DVS recipe takes (a listed difference).
+- **N-Caltech101's IMP is never trained.** `LazyStateLIFNode` creates it at the first forward pass, after
+  mmengine has built the optimizer; the recipe keeps it out of the optimizer likewise (`not_optimized: [imp]`).
+  That config also has only mixup (alpha 0.5; its cutmix is commented out), a cosine floor of 1e-5, and no resize:
+  its frames are SpikingJelly's 180 x 240, whatever its folder's name says.
+- **SpikFormerDVS as it runs.** The configs' `augmentation_space` is lost (the helper that prepares it returns
+  None), so the transform's built-in space runs: identity, shear x, shifts x and y, rotation and erasing -- no
+  shear y; the erasing is a square of 0.1-11% of the frame (torchvision `RandomErasing`), not 1-30 pixels; the
+  shifts are `int()` of float32 values (0 pixels 7 times in 31).
+- **Mixup or cutmix.** mmpretrain picks one of the listed batch augments uniformly per batch, each with a random
+  permutation as partner.
+- **The warm-up** reaches the base rate at its last iteration (mmengine's `LinearLR` counts `end - begin - 1`
+  steps); the cosine then runs per epoch over the remaining 170.
+- **The 48 x 48 runs are another network**: TET's VGGSNN layout with a per-step scale on every batch norm and
+  dropout 0.25, neurons `v = 0.25 v + x` with a hard reset and a triangle surrogate, SGD 0.1, no warm-up, no
+  clipping, no mixing, batch 32 (CIFAR10-DVS) or 16 (N-Caltech101); N-Caltech101's config leaves the IMP under
+  weight decay.
+- **TET's script trains VGGSNNwoAP** (stride-2 convolutions instead of average pooling), on its preprocessing's
+  70/30 split by recording number, with frames divided by their maximum.
+- **SpikingJelly's DVS128 Gesture run** drops each epoch's last incomplete training batch.
+
 ## Parameter counts
 
 | recipe | source (counted from its layers) | ours (built) | IMP values |
