@@ -257,8 +257,8 @@ def test_bifurcation_and_imp_parameters_train_save_and_restore(tmp_path):
 
 
 def test_every_other_snntorch_neuron_is_refused_by_name():
-    net = nn.Sequential(nn.Linear(3, 3), snn.Synaptic(alpha=0.9, beta=0.8))
-    with pytest.raises(ValueError, match=r"snntorch\.Synaptic is not supported.*backend='native'"):
+    net = nn.Sequential(nn.Linear(3, 3), snn.Lapicque(beta=0.9))
+    with pytest.raises(ValueError, match=r"snntorch\.Lapicque is not supported.*backend='native'"):
         bl.convert(net, dynamics="lif", backend="torch")
     assert bl.convert(net, backend="native") is net  # left as it is
 
@@ -293,7 +293,7 @@ def test_shapes_come_from_an_example_or_an_earlier_run_else_a_clear_error():
 
 
 def test_a_refused_neuron_leaves_the_whole_model_untouched():
-    net = nn.Sequential(nn.Linear(3, 3), snn.Leaky(beta=0.9), nn.Linear(3, 3), snn.Synaptic(alpha=0.9, beta=0.8))
-    with pytest.raises(ValueError, match=r"cannot convert '3'.*Synaptic"):
+    net = nn.Sequential(nn.Linear(3, 3), snn.Leaky(beta=0.9), nn.Linear(3, 3), snn.Lapicque(beta=0.9))
+    with pytest.raises(ValueError, match=r"cannot convert '3'.*Lapicque"):
         bl.convert(net, dynamics="lif", backend="torch")
     assert type(net[1]) is snn.Leaky  # the Leaky before it was not converted either

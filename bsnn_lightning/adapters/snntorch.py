@@ -36,7 +36,7 @@ import sys
 import torch
 from torch import nn
 
-from ..engine import SnnTorchLeaky, SnnTorchLeakyImmediate, Surrogate
+from ..engine import SnnTorchLeaky, SnnTorchLeakyImmediate, SnnTorchSynapticZero, SnnTorchSynapticZeroImmediate, Surrogate
 from ..engine.surrogates import surrogate_from_function
 from ..neuron_params import MethodSettings
 from . import Adapter, Plan, register_adapter
@@ -45,80 +45,62 @@ from .inplace import ConvertedNeuron, check_restorable, convert_in_place, librar
 _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
 
 
-class ConvertedLeaky(ConvertedNeuron):
-    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring)."""
+class ConvertedSnnTorchNeuron(ConvertedNeuron):
+    """What every converted snnTorch neuron shares: the start of a sequence, the sequence/step handling of
+    the input, and the component's hooks for the reset, threshold and surrogate (see the module docstring).
+    ``mem`` is the membrane the IMP and bifurcation dynamics act on."""
 
     def __setattr__(self, name, value):
         if name == "mem":  # a reset or a state set from outside: the next call starts a sequence
             self.__dict__["bsnn_fresh"] = True
         super().__setattr__(name, value)
 
-    def forward(self, input_, mem=None):
-        if self.init_hidden and mem is not None:
-            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
-        sequence = self.bsnn_settings.step_mode == "m"
-        if self.bsnn_runs_library_code():
-            return self._library_forward(input_, mem, sequence)
-        seq = input_ if sequence else input_.unsqueeze(0)
-        batched = seq.dim() >= 2  # a 0-d step (or a 1-d sequence [T]) is one sample of shape [] to the engine
-        if sequence and seq.dim() < 1:
-            raise ValueError(f"converted snntorch.Leaky in step_mode='m' expected input [T, ...], got {list(input_.shape)}")
-        if not batched:
-            seq = seq.unsqueeze(1)
-        state = self.mem if mem is None else mem
-        fresh = self.bsnn_fresh or (mem is not None and not _same_tensor(mem, self._buffers["mem"]))
-        if tuple(state.shape) != (tuple(seq.shape[1:]) if batched else ()):
-            state, fresh = torch.zeros_like(seq[0]), True
-        elif not batched:
-            state = state.reshape(1)
-        want_v_seq = sequence and (self.output or not self.init_hidden)
-        out = self.bsnn_run(seq, state, fresh=fresh, return_v_seq=want_v_seq, single=not sequence)
-        if not batched:
-            out = out._replace(
-                spikes=out.spikes.squeeze(1), v=out.v.reshape(()), v_seq=None if out.v_seq is None else out.v_seq.squeeze(1)
-            )
-        bifurcation = self.bsnn_settings.dynamics == "bifurcation"
-        spikes = out.spikes * self.graded_spikes_factor if bifurcation else out.spikes
-        self._buffers["mem"] = out.v
-        self.__dict__["bsnn_fresh"] = False
-        spk = spikes if sequence else spikes[0]
-        mem_out = out.v_seq if want_v_seq else out.v
-        if self.output:
-            return spk, mem_out
-        if self.init_hidden:
-            return spk
-        return spk, mem_out
-
     def __setstate__(self, state):
         super().__setstate__(state)
         self._bsnn_surrogate()  # the lookup is not pickled; redo it now rather than in a traced forward
 
-    def _library_forward(self, input_, mem, sequence):
-        """snnTorch's own ``Leaky.forward`` (see ``bsnn_runs_library_code``); a sequence runs step by step."""
-        if not sequence:
-            return snn_leaky().forward(self, input_) if mem is None else snn_leaky().forward(self, input_, mem)
-        outputs = []
-        for x_t in input_:
-            out = snn_leaky().forward(self, x_t) if mem is None else snn_leaky().forward(self, x_t, mem)
-            if not self.init_hidden or self.output:
-                mem = out[1] if not self.init_hidden else None
-            outputs.append(out)
-        if self.init_hidden and not self.output:
-            return torch.stack(outputs)
-        return torch.stack([o[0] for o in outputs]), torch.stack([o[1] for o in outputs])
+    def _bsnn_sequence(self, input_, sequence: bool) -> tuple[torch.Tensor, bool]:
+        """The input as the engine takes it, ``[T, N, ...]``, and whether it has a batch dimension (a 0-d step,
+        or a 1-d sequence ``[T]``, is one sample of shape ``[]`` to the engine: ``[T, 1]``)."""
+        if sequence and input_.dim() < 1:
+            raise ValueError(
+                f"converted snntorch.{type(self).__name__} in step_mode='m' expected input [T, ...], got {list(input_.shape)}"
+            )
+        seq = input_ if sequence else input_.unsqueeze(0)
+        batched = seq.dim() >= 2
+        return (seq if batched else seq.unsqueeze(1)), batched
 
-    # --- what the component asks of a neuron class -------------------------------------------------------
-    def _bsnn_lif(self, sample_shape):
+    def _bsnn_state(self, name: str, given, seq: torch.Tensor, batched: bool) -> tuple[torch.Tensor, bool]:
+        """The state ``name`` a call starts from (``given``, else the module's buffer) as the engine takes it,
+        and whether it fitted; one of another shape starts from zeros, as snnTorch does."""
+        state = self._buffers[name] if given is None else given
+        if tuple(state.shape) != (tuple(seq.shape[1:]) if batched else ()):
+            return torch.zeros_like(seq[0]), False
+        return (state if batched else state.reshape(1)), True
+
+    def _bsnn_fresh(self, mem) -> bool:
+        """True if this call starts a sequence: after a reset or an assignment to ``mem``, or given a membrane
+        that is not the one this neuron returned last (a detached copy of it continues the sequence)."""
+        return self.bsnn_fresh or (mem is not None and not _same_tensor(mem, self._buffers["mem"]))
+
+    def _bsnn_leaky_lif(self, zero_charged: bool = False):
+        """snnTorch's membrane as the engine runs it: :class:`SnnTorchLeaky` (or, for ``reset_delay=False``,
+        :class:`SnnTorchLeakyImmediate`); ``zero_charged``: a reset to zero of the charged membrane
+        (``Synaptic``'s, :class:`SnnTorchSynapticZero`/``...Immediate``) instead of ``Leaky``'s."""
         surrogate, reset = self._bsnn_surrogate(), self.reset_mechanism
         # with no reset there is nothing to apply at once: the immediate and the delayed forms coincide
         immediate = not self.reset_delay and reset != "none"
-        dynamics = self.bsnn_cached(
-            ("lif", surrogate, reset, immediate),
-            lambda: (SnnTorchLeakyImmediate if immediate else SnnTorchLeaky)(surrogate=surrogate, reset_mechanism=reset),
-        )
-        params = {"beta": self.beta, "threshold": self.threshold, "graded": self.graded_spikes_factor}
-        return dynamics, {name: _trailing(value, sample_shape) for name, value in params.items()}
+        if zero_charged and reset == "zero":
+            kind = SnnTorchSynapticZeroImmediate if immediate else SnnTorchSynapticZero
+        else:
+            kind = SnnTorchLeakyImmediate if immediate else SnnTorchLeaky
+        return self.bsnn_cached(("lif", surrogate, kind, reset), lambda: kind(surrogate=surrogate, reset_mechanism=reset))
 
+    def _bsnn_membrane_params(self, sample_shape) -> dict:
+        params = {"beta": self.beta, "threshold": self.threshold, "graded": self.graded_spikes_factor}
+        return {name: _trailing(value, sample_shape) for name, value in params.items()}
+
+    # --- what the component asks of a neuron class -------------------------------------------------------
     def _bsnn_reset(self):
         # subtract -> soft reset, zero -> reset to 0; snnTorch's reset carries no gradient
         return (None if self.reset_mechanism == "subtract" else 0.0), True
@@ -135,6 +117,54 @@ class ConvertedLeaky(ConvertedNeuron):
         return cached[1]
 
 
+class ConvertedLeaky(ConvertedSnnTorchNeuron):
+    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring)."""
+
+    def forward(self, input_, mem=None):
+        if self.init_hidden and mem is not None:
+            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        sequence = self.bsnn_settings.step_mode == "m"
+        if self.bsnn_runs_library_code():
+            return self._library_forward(input_, mem, sequence)
+        seq, batched = self._bsnn_sequence(input_, sequence)
+        fresh = self._bsnn_fresh(mem)
+        state, fits = self._bsnn_state("mem", mem, seq, batched)
+        want_v_seq = sequence and (self.output or not self.init_hidden)
+        out = self.bsnn_run(seq, state, fresh=fresh or not fits, return_v_seq=want_v_seq, single=not sequence)
+        if not batched:
+            out = out._replace(
+                spikes=out.spikes.squeeze(1), v=out.v.reshape(()), v_seq=None if out.v_seq is None else out.v_seq.squeeze(1)
+            )
+        bifurcation = self.bsnn_settings.dynamics == "bifurcation"
+        spikes = out.spikes * self.graded_spikes_factor if bifurcation else out.spikes
+        self._buffers["mem"] = out.v
+        self.__dict__["bsnn_fresh"] = False
+        spk = spikes if sequence else spikes[0]
+        mem_out = out.v_seq if want_v_seq else out.v
+        if self.output:
+            return spk, mem_out
+        if self.init_hidden:
+            return spk
+        return spk, mem_out
+
+    def _library_forward(self, input_, mem, sequence):
+        """snnTorch's own ``Leaky.forward`` (see ``bsnn_runs_library_code``); a sequence runs step by step."""
+        if not sequence:
+            return snn_leaky().forward(self, input_) if mem is None else snn_leaky().forward(self, input_, mem)
+        outputs = []
+        for x_t in input_:
+            out = snn_leaky().forward(self, x_t) if mem is None else snn_leaky().forward(self, x_t, mem)
+            if not self.init_hidden or self.output:
+                mem = out[1] if not self.init_hidden else None
+            outputs.append(out)
+        if self.init_hidden and not self.output:
+            return torch.stack(outputs)
+        return torch.stack([o[0] for o in outputs]), torch.stack([o[1] for o in outputs])
+
+    def _bsnn_lif(self, sample_shape):
+        return self._bsnn_leaky_lif(), self._bsnn_membrane_params(sample_shape)
+
+
 class SnnTorchAdapter(Adapter):
     name = "snntorch"
 
@@ -142,35 +172,49 @@ class SnnTorchAdapter(Adapter):
         snn = sys.modules.get("snntorch")
         if snn is None:
             return False
-        return isinstance(module, snn.SpikingNeuron) or type(module).__module__.startswith("snntorch._neurons")
+        if isinstance(module, snn.SpikingNeuron):
+            return True
+        kind = type(module)  # LeakyParallel is no SpikingNeuron; RLeaky's one-to-one weight is no neuron
+        return kind.__module__.startswith("snntorch._neurons") and kind.__name__ not in _NOT_NEURONS
 
     def plan(self, module, settings: MethodSettings | None) -> Plan:
         if settings is None:
             check_restorable(module)
             return Plan(None)
-        snn = sys.modules["snntorch"]
         cls = library_class(module)
-        if cls is not snn.Leaky:
+        mixins = _mixins()
+        if cls not in mixins:
+            why = _REFUSED_BECAUSE.get(cls.__name__, "")
             raise ValueError(
-                f"snntorch.{cls.__name__} is not supported by the snnTorch adapter (supported: "
-                "snntorch.Leaky); keep the library's own neurons with backend='native', or build the model with Leaky"
+                f"snntorch.{cls.__name__} is not supported by the snnTorch adapter{why} (supported: "
+                f"{', '.join('snntorch.' + c.__name__ for c in mixins)}); keep the library's own neurons with "
+                "backend='native', or build the model with those"
             )
+        name = f"snntorch.{cls.__name__}"
         for flag in ("inhibition", "state_quant", "surrogate_disable"):
             if getattr(module, flag):
-                raise ValueError(f"snntorch.Leaky with {flag} enabled is not supported by the engine; use backend='native'")
+                raise ValueError(f"{name} with {flag} enabled is not supported by the engine; use backend='native'")
         if settings.dynamics == "bifurcation" and module.reset_mechanism == "none":
             raise ValueError(
-                "bifurcation dynamics fire and reset: a Leaky with reset_mechanism='none' cannot take them; "
+                f"bifurcation dynamics fire and reset: a {cls.__name__} with reset_mechanism='none' cannot take them; "
                 "use reset_mechanism 'subtract' (soft reset) or 'zero'"
+            )
+        if cls.__name__ == "RLeaky" and settings.dynamics == "lif" and settings.backend == "triton":
+            raise ValueError(
+                "snntorch.RLeaky with dynamics='lif' runs snnTorch's own step in PyTorch, not the engine (its recurrent "
+                "current is added after the decayed membrane and the input, which one engine input per step cannot "
+                "reproduce bit for bit), so backend='triton' cannot run it; use backend 'auto' or 'torch'"
             )
         return Plan(settings)
 
     def apply(self, module, plan: Plan):
         if plan.native:
             return restore_class(module)
-        if _surrogate_of(module.spike_grad)[1]:
-            warn_autograd_surrogate("snntorch.Leaky", repr(getattr(module.spike_grad, "__qualname__", module.spike_grad)))
-        convert_in_place(module, ConvertedLeaky, plan.settings)
+        cls = library_class(module)
+        library_step = cls.__name__ == "RLeaky" and plan.settings.dynamics == "lif"  # the surrogate is snnTorch's own
+        if _surrogate_of(module.spike_grad)[1] and not library_step:
+            warn_autograd_surrogate(f"snntorch.{cls.__name__}", repr(getattr(module.spike_grad, "__qualname__", module.spike_grad)))
+        convert_in_place(module, _mixins()[cls], plan.settings)
         module._bsnn_surrogate()  # looked up now, not at the first forward, which torch.compile may be tracing
         module.__dict__["bsnn_fresh"] = True
         mem = module._buffers["mem"]
@@ -191,6 +235,25 @@ class SnnTorchAdapter(Adapter):
 
 def snn_leaky() -> type:
     return sys.modules["snntorch"].Leaky
+
+
+#: modules of snnTorch's neuron package that are parts of a neuron, not neurons
+_NOT_NEURONS = ("RecurrentOneToOne",)
+
+#: why a neuron class the engine cannot express is refused (the others are simply not supported yet)
+_REFUSED_BECAUSE = {
+    "Alpha": (
+        ": its membrane is no state of its own (mem_t = tau_alpha (syn_exc_t + syn_inh_t), a function of two "
+        "synaptic currents) and its reset acts on those currents, which the engine's one-state "
+        "charge/fire/reset does not express"
+    ),
+}
+
+
+def _mixins() -> dict[type, type]:
+    """The snnTorch classes the adapter converts, each with its mixin."""
+    snn = sys.modules["snntorch"]
+    return {snn.Leaky: ConvertedLeaky, snn.Synaptic: ConvertedSynaptic, snn.RLeaky: ConvertedRLeaky}
 
 
 def _surrogate_of(spike_grad) -> tuple[Surrogate, bool]:
@@ -274,5 +337,7 @@ def _fold_input(module, args):
 def _unfold_output(module, args, output):
     return output.unflatten(0, (module.__dict__.pop("_bsnn_steps"), -1))
 
+
+from .snntorch_neurons import ConvertedRLeaky, ConvertedSynaptic  # noqa: E402  (they build on ConvertedSnnTorchNeuron)
 
 register_adapter(SnnTorchAdapter())
