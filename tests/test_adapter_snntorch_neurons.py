@@ -115,6 +115,28 @@ def test_converted_synaptic_is_exact(reset, delay, style, learn):
         torch.testing.assert_close(x_c.grad, x_n.grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "reset, delay, dtype",
+    list(itertools.product(["subtract", "zero"], [True, False], [torch.bfloat16, torch.float16])),
+    ids=lambda v: str(v),
+)
+def test_converted_synaptic_is_exact_with_16_bit_inputs(reset, delay, dtype):
+    # per-neuron float32 rates: snnTorch's synaptic current and membrane are float32, and so are the converted's
+    native = _synaptic(reset_mechanism=reset, reset_delay=delay)
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="torch")
+    x, grad = _inputs()
+    x, grad = x.to(dtype), grad.to(dtype)
+    x_n, s_n, syn_n, m_n = _run_synaptic(native, x, "explicit")
+    x_c, s_c, syn_c, m_c = _run_synaptic(converted, x, "explicit")
+    (s_n * grad).sum().backward()
+    (s_c * grad).sum().backward()
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert m_n.dtype == m_c.dtype == syn_c.dtype == torch.float32
+    assert torch.equal(s_c, s_n) and torch.equal(syn_c, syn_n) and torch.equal(m_c, m_n)
+    for g_c, g_n in zip(_grads(converted, x_c), _grads(native, x_n)):
+        torch.testing.assert_close(g_c.float(), g_n.float(), rtol=1e-2, atol=1e-2)
+
+
 def test_synaptic_zero_resets_the_charged_membrane_unlike_leaky():
     # the case the engine's own class exists for: after a spike Synaptic's membrane is 0, input and all
     native = snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero", init_hidden=True, output=True)
@@ -498,6 +520,45 @@ def test_zero_dimensional_input_converts_like_native():
     for x_t in x:
         got, expected = converted(x_t), native(x_t)
         assert all(g.shape == () and torch.equal(g, e) for g, e in zip(got, expected))
+
+
+def _synaptic_sequence(neuron, x):
+    bl.reset_states(neuron)
+    return neuron(x)
+
+
+def _state_loop(neuron, x):
+    states, spikes = neuron.reset_mem(), []
+    for x_t in x:
+        spk, *states = neuron(x_t, *states)
+        spikes.append(spk)
+    return torch.stack(spikes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    ["synaptic sequence", "synaptic zero per step", "rleaky per step"],
+)
+def test_compiled_without_graph_breaks(name):
+    make, call, kw = {
+        "synaptic sequence": (lambda: snn.Synaptic(alpha=0.6, beta=0.8, init_hidden=True), _synaptic_sequence,
+                              {"step_mode": "m"}),
+        "synaptic zero per step": (lambda: snn.Synaptic(alpha=0.6, beta=0.8, reset_mechanism="zero"), _state_loop, {}),
+        "rleaky per step": (lambda: snn.RLeaky(beta=0.8, linear_features=8), _state_loop, {}),
+    }[name]
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    eager = bl.convert(make(), backend="torch", **kw)
+    twin = copy.deepcopy(eager)
+    x = torch.rand(6, 3, 8) * 1.5
+    x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
+    spikes = call(eager, x_e)
+    spikes_c = torch.compile(call, fullgraph=True, backend="aot_eager")(twin, x_c)  # any graph break raises
+    assert 0 < spikes.sum() < spikes.numel() and torch.equal(spikes_c, spikes)
+    spikes.sum().backward()
+    spikes_c.sum().backward()
+    torch.testing.assert_close(x_c.grad, x_e.grad, rtol=1e-4, atol=1e-5)
 
 
 # --- the Triton backend -------------------------------------------------------------------------------------------

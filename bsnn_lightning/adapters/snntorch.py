@@ -1,19 +1,25 @@
-"""The snnTorch adapter (tested with snnTorch 1.0): ``snntorch.Leaky`` runs on the multistep engine.
+"""The snnTorch adapter (tested with snnTorch 1.0): ``snntorch.Leaky``, ``Synaptic`` and ``RLeaky`` run on the
+multistep engine.
 
-Supported: ``Leaky`` with every reset mechanism (subtract, zero, none), ``reset_delay`` True and False,
-learnable ``beta`` (scalar or per neuron) and ``threshold``, graded spikes (learnable too), ``init_hidden``
-on and off, ``output`` on and off. Every other snnTorch neuron (``Synaptic``, ``Alpha``, ``Lapicque``,
-``RLeaky``, ``RSynaptic``, the LSTMs, ``LeakyParallel``, subclasses of ``Leaky``...) is refused with an
-error naming its class, unless ``backend="native"`` leaves the model's neurons as they are. So are
-``inhibition``, ``state_quant`` and ``surrogate_disable``, which the engine does not model.
+Supported: ``Leaky``, ``Synaptic`` and ``RLeaky`` with every reset mechanism (subtract, zero, none),
+``reset_delay`` True and False, learnable ``beta`` (scalar or per neuron), ``threshold`` and ``Synaptic``'s
+``alpha``, graded spikes (learnable too), ``init_hidden`` on and off, ``output`` on and off; ``RLeaky``'s
+recurrent module (``recurrent``, and ``V`` for one-to-one connections) stays the library's. ``Synaptic``
+filters its synaptic current in PyTorch and runs its membrane on the engine; ``RLeaky`` steps itself around
+its recurrent module, with snnTorch's own step for ``dynamics="lif"`` (see
+:mod:`~bsnn_lightning.adapters.snntorch_neurons`). Every other snnTorch neuron (``Alpha``, whose membrane is
+no state of its own, ``Lapicque``, ``RSynaptic``, the LSTMs, ``LeakyParallel``, subclasses of the three...)
+is refused with an error naming its class, unless ``backend="native"`` leaves the model's neurons as they
+are. So are ``inhibition``, ``state_quant`` and ``surrogate_disable``, which the engine does not model.
 
 Step modes. By default (``step_mode="s"``) a converted ``Leaky`` is called once per time step from the
 user's own loop, exactly as before: ``spk, mem = lif(x_t, mem)`` or, with ``init_hidden=True``,
 ``spk = lif(x_t)``. With ``convert(..., step_mode="m")`` it takes the whole sequence ``[T, N, ...]`` in one
 engine call, and the layers between neurons in an ``nn.Sequential`` get hooks that fold time into the batch
 dimension (``[T, N, ...] -> [T * N, ...]`` and back), so ``net(x_seq)`` runs the whole model over time.
-In that mode the membrane a neuron returns (``output=True``, or ``init_hidden=False``) is the sequence
-``[T, N, ...]`` of its states, and ``lif.mem`` holds the last one. Batch norm between neurons then
+In that mode the states a neuron returns (``output=True``, or ``init_hidden=False``) are the sequences
+``[T, N, ...]`` of its states (membranes; ``Synaptic``'s synaptic currents too), and ``lif.mem`` holds the
+last one. Batch norm between neurons then
 normalises over all ``T x N`` samples of the sequence at once (as SpikingJelly's multi-step layers do),
 where the per-step loop normalises each step's batch alone; in eval mode the two agree exactly.
 
@@ -23,7 +29,9 @@ and its gradient is NaN, ours is the limit, 0). Any other ``spike_grad`` (``tria
 a user's own function) still works: its derivative is taken from the function itself by autograd in the
 reference backend, with one warning at conversion.
 
-The learnable IMP starts a sequence: after ``reset_mem()``/``init_leaky()``, ``snntorch.utils.reset(net)``,
+The learnable IMP is the membrane (``mem``) a sequence starts from (``Synaptic``'s ``syn`` and ``RLeaky``'s
+``spk`` start from their own states); bifurcation dynamics replace ``beta``'s decay of the membrane. A
+sequence starts after ``reset_mem()``/``init_leaky()``, ``snntorch.utils.reset(net)``,
 any other assignment to ``lif.mem``, a membrane of a new shape, or (explicit-state style) a ``mem``
 argument that is not the membrane this neuron returned last (a detached copy of it still counts as the
 same membrane). The sequence then starts from that membrane plus the IMP.
