@@ -195,6 +195,31 @@ def test_long_sequences_use_checkpoints(name):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 40, 2, torch.float32), seed_key=key)
 
 
+@pytest.mark.parametrize(
+    "name, dtype",
+    [("sj-lif-hard-sigmoid", torch.float32), ("sj-lif-hard-sigmoid", torch.bfloat16),
+     ("snntorch-zero-fast-sigmoid", torch.float32)],
+)  # fmt: skip
+def test_whole_chunks_with_checkpoints(name, dtype):
+    """T = 32: whole chunks only (no step tested against T), four forward chunks, two backward chunks and one
+    checkpoint; a layer of 16 x 231 neurons (a multiple of 16: the forward's 4-neuron vectors)."""
+    key = (name, "whole", str(dtype))
+    dynamics, params, v0_kind, g = _case(name, key)
+    x = (torch.randn((32, 16, C, H, W), generator=_generator("x", *key)) * 0.7 + 0.4).to(DEVICE, dtype)
+    assert x[0].numel() % 16 == 0 and 32 % triton_backend.CHECKPOINT_EVERY == 0
+    v0 = _initial_state(v0_kind, g, 16)
+    _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
+
+
+def test_64_bit_offsets(monkeypatch):
+    """Inputs of 2**31 elements or more index with 64-bit offsets; the same kernels, run with them here."""
+    monkeypatch.setattr(triton_backend, "WIDE_INDEX_AT", 0)
+    key = ("wide",)
+    dynamics, params, v0_kind, g = _case("snntorch-subtract-atan", key)
+    v0 = _initial_state(v0_kind, g, 2)
+    _compare(dynamics, params, v0.to(DEVICE), _inputs(key, 19, 2, torch.float32), seed_key=key)
+
+
 def test_many_programs_with_a_ragged_last_block(monkeypatch):
     """Small interpreter blocks: 3 * 231 neurons over 11 programs of 64, the last one partly masked."""
     monkeypatch.setattr(triton_backend, "INTERPRETER_BLOCK", 64)

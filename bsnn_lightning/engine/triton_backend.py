@@ -55,10 +55,11 @@ from .reference import _sum_to_shape
 #: the backward recomputes the membrane from a state checkpoint every this many steps, keeping that many
 #: charged potentials per neuron in registers (the forward writes the checkpoints when T is longer)
 CHECKPOINT_EVERY = 16
-#: GPU launch shapes. Forward: 8 neurons per thread (16-byte bf16 accesses), CHUNK steps unrolled. Backward:
-#: one neuron per thread, so that the [CHUNK, BLOCK] register tile needs no data exchange between threads
-#: (checked on the compiled sm_90 code: no shared memory, no shuffles, no spills, about 140 registers).
-FORWARD_BLOCK, FORWARD_CHUNK, BACKWARD_BLOCK, NUM_WARPS = 1024, 8, 128, 4
+#: GPU launch shapes. Forward: ``_forward_vec`` (at most FORWARD_VEC = 4) neurons per thread, CHUNK steps
+#: unrolled, the chunk's x read into registers before its first store. Backward: one neuron per thread, so that
+#: its [CHUNK, BLOCK] register tiles need no data exchange between threads. Both checked on the compiled sm_90
+#: code (``bench/kernels_static.py``): no shared memory, no local memory, no spills.
+FORWARD_VEC, FORWARD_CHUNK, BACKWARD_BLOCK, NUM_WARPS = 4, 8, 128, 4
 #: neurons per program under Triton's interpreter (large: each program is a Python loop of numpy calls)
 INTERPRETER_BLOCK = 4096
 
@@ -150,7 +151,7 @@ class _Surrogate(NamedTuple):
 
 _SURROGATES = {
     "atan": _Surrogate(codes.SG_ATAN, surrogates._atan, lambda a: (math.pi / 2 * a, a / 2)),
-    "sigmoid": _Surrogate(codes.SG_SIGMOID, surrogates._sigmoid, lambda a: (a, a)),
+    "sigmoid": _Surrogate(codes.SG_SIGMOID, surrogates._sigmoid, lambda a: (a * math.log2(math.e), a)),
     "fast_sigmoid": _Surrogate(codes.SG_FAST_SIGMOID, surrogates._fast_sigmoid, lambda a: (a, 0.0)),
     "triangle": _Surrogate(codes.SG_TRIANGLE, surrogates._triangle, lambda a: (a * a, a)),
 }
@@ -247,7 +248,8 @@ def _forward_impl(
     p0 = p1 if p0 is None else p0.contiguous()  # unused by IF: any pointer will do
     p2 = p1 if p2 is None else p2.contiguous()
     interpreted = _interpreted(kernels)
-    block = _interpreter_block(layout.neurons) if interpreted else FORWARD_BLOCK
+    vec = _forward_vec(layout.neurons)
+    block = _interpreter_block(layout.neurons) if interpreted else vec * 32 * NUM_WARPS
     chunk = min(_next_power_of_2(steps), FORWARD_CHUNK)
     with _on_device(x, interpreted):
         kernels.multistep_forward_kernel[(_cdiv(layout.neurons, block),)](
@@ -259,7 +261,8 @@ def _forward_impl(
             V0_MODE=_mode(v0, x, allow_full=True), P0_MODE=_mode(p0, x), P1_MODE=_mode(p1, x),
             P2_MODE=_mode(p2, x),
             STORE_V_SEQ=return_v_seq, SAVE_CKPT=ckpt.numel() > 0, CKPT_EVERY=CHECKPOINT_EVERY,
-            CHUNK=chunk, BLOCK=block, num_warps=NUM_WARPS, enable_fp_fusion=False,
+            CHUNK=chunk, BLOCK=block, VEC=vec, WIDE=_wide(x), RAGGED=steps % chunk != 0,
+            num_warps=NUM_WARPS, enable_fp_fusion=False,
         )  # fmt: skip
     return spikes, v_final, v_seq, ckpt
 
@@ -318,7 +321,8 @@ def _backward_impl(
             HAS_GS=grads[0] is not None, HAS_GV_FINAL=grads[1] is not None,
             HAS_GV_SEQ=grads[2] is not None and grads[2].numel() > 0,
             NEED_X=need_x, NEED_V0=need_v0, NEED_P0=need_p0, NEED_P1=need_p1, NEED_P2=need_p2,
-            CHUNK=chunk, BLOCK=block, num_warps=NUM_WARPS, enable_fp_fusion=False,
+            CHUNK=chunk, BLOCK=block, WIDE=_wide(x), RAGGED=steps % chunk != 0,
+            num_warps=NUM_WARPS, enable_fp_fusion=False,
         )  # fmt: skip
     return (grad_x, *per_neuron)
 
@@ -403,6 +407,26 @@ def _checkpoint_shape(x_shape, save: bool) -> tuple:
 def _empty(shape, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Every output buffer comes from here (the tests fill them with NaN to catch unwritten elements)."""
     return torch.empty(shape, dtype=dtype, device=device)
+
+
+def _forward_vec(neurons: int) -> int:
+    """Neurons per thread of the forward: 4 when the neuron count is a multiple of 16 (which Triton sees, so
+    that every row of x, the spikes, v_seq and the checkpoints is known to be 16-byte aligned), else 1.
+
+    4 fp32 are one 16-byte access, the widest store Triton emits per thread; with that many neurons of every
+    tensor per thread, all accesses share one register layout. With 8 (16-byte bf16 accesses) the fp32 states
+    would go through shared memory to a layout of 4; with an unaligned row, a vectorised state against
+    scalar x and spikes would too."""
+    return FORWARD_VEC if neurons % 16 == 0 else 1
+
+
+#: element offsets into x ([T, M]) fit in 32 bits below this many elements (the last block reaches M + BLOCK)
+WIDE_INDEX_AT = 2**31 - 2**16
+
+
+def _wide(x: Tensor) -> bool:
+    """Whether the kernels index with 64-bit offsets: x of 2**31 elements or more (32-bit are cheaper)."""
+    return x.numel() >= WIDE_INDEX_AT
 
 
 def _interpreter_block(neurons: int) -> int:

@@ -1,25 +1,34 @@
 """The Triton kernels of the ``triton`` backend: one forward and one backward pass over memory, time inside.
 
 Imported only when a Triton call is made (triton is an optional extra); the launch, the custom ops and the
-choice of backend live in :mod:`bsnn_lightning.engine.triton_backend`. Every formula below is the one of
-:mod:`bsnn_lightning.engine.dynamics`, in the same floating-point order (divisions round to nearest, and
-the launcher turns off FMA contraction), so that spikes and states equal the reference backend's bit for
-bit.
+choice of backend live in :mod:`bsnn_lightning.engine.triton_backend`. Every formula that decides a spike or a
+state is the one of :mod:`bsnn_lightning.engine.dynamics`, in the same floating-point order (divisions round
+to nearest, and the launcher turns off FMA contraction), so that spikes and states equal the reference
+backend's bit for bit. Gradients are computed to rounding, not bit for bit: the backward multiplies by
+``1 / tau`` (computed once) instead of dividing, and the surrogates use approximate reciprocals.
 
 Layout: x is ``[T, M]`` (``M = N * prod(S)`` neurons, one time step contiguous); each program owns
 ``BLOCK`` neurons and walks time. A per-layer value is one number, a per-channel one is indexed by
-``(m // INNER) % CHANNELS``, a per-neuron one by ``m % SAMPLE``, a full state by ``m``.
+``(m // INNER) % CHANNELS``, a per-neuron one by ``m % SAMPLE``, a full state by ``m``. Offsets are 32-bit
+unless x has 2**31 elements or more (``WIDE``).
 
 - **Forward** reads x, writes the spikes (x's dtype) and the final state (fp32); optionally the state of
   every step, and, when T is longer than ``CKPT_EVERY``, the state entering every ``CKPT_EVERY``-th step
-  (the only thing saved for the backward besides x itself). ``CHUNK`` steps are unrolled at a time.
+  (the only thing saved for the backward besides x itself). ``CHUNK`` steps at a time: the chunk's x is
+  read as one ``[CHUNK, BLOCK]`` tile before its first store (a store blocks every later load: the compiler
+  cannot move a load above a store to memory that might alias it), then the steps are unrolled. ``VEC``
+  neurons per thread (4 when M is a multiple of 16, else 1), in every access alike, so that no value
+  changes register layout on the way (which would go through shared memory).
 - **Backward** recomputes the charged potentials instead of loading them. For each chunk of ``CHUNK``
-  steps (equal to the forward's ``CKPT_EVERY`` when T is longer), last chunk first, it runs the forward
-  from the chunk's start state, reading x and keeping ``h`` in a ``[CHUNK, BLOCK]`` register tile, then
-  walks the chunk backwards reading grad_spikes and writing grad_x. Rows of the tile are written and read
-  with a compile-time row index, so on a GPU both fold to register moves (a read sums the row with
-  ``-0.0`` in the others, and ``a + -0.0 == a`` exactly). Parameter and initial-state gradients are
-  summed over time per neuron here, and over the batch by the caller.
+  steps (equal to the forward's ``CKPT_EVERY`` when T is longer), last chunk first, it first issues every
+  load of the chunk (x, grad_spikes, grad_v_seq, into ``[CHUNK, BLOCK]`` register tiles), then runs the
+  forward from the chunk's start state keeping ``h`` in another tile, then walks the chunk backwards
+  writing grad_x: all loads of a chunk are in flight together, before its first store. Its loads take no
+  mask (lanes past M and rows past T read the last neuron or row, and their results are never stored).
+  Rows of a tile are written and read with a compile-time row index, so on a GPU both fold to register
+  moves (a read sums the row with ``-0.0`` in the others, and ``a + -0.0 == a`` exactly); one neuron per
+  thread keeps a neuron's rows in one thread. Parameter and initial-state gradients are summed over time
+  per neuron here, and over the batch by the caller.
 
 Compile-time choices, named by the constants below (their numbers live in :mod:`.triton_codes`):
 ``KIND`` the dynamics (``LIF``, ``SNNTORCH_LEAKY``, ``DIAGONAL_BIFURCATION``, ``IF``, ``PLIF``);
@@ -27,7 +36,8 @@ Compile-time choices, named by the constants below (their numbers live in :mod:`
 ``RESET_ZERO``, ``RESET_NONE`` for snnTorch's delayed reset); ``SURROGATE`` the surrogate gradient
 (``SG_ATAN``, ``SG_SIGMOID``, ``SG_FAST_SIGMOID``, ``SG_TRIANGLE``, each with two host-computed constants
 ``sg_a``, ``sg_b``: ``triton_backend._SURROGATES``); ``*_MODE`` a value's layout (``PER_LAYER``,
-``PER_CHANNEL``, ``PER_NEURON``, ``FULL_STATE``). A new dynamics adds its ``KIND`` here and its branches in
+``PER_CHANNEL``, ``PER_NEURON``, ``FULL_STATE``); ``RAGGED`` whether T is not a multiple of ``CHUNK`` (only
+then do the kernels test a step against T). A new dynamics adds its ``KIND`` here and its branches in
 ``_charge``, ``_fire``, ``_reset`` and ``_backward_step`` (and ``_prepare_p0`` if its p0 is transformed).
 """
 
@@ -68,11 +78,11 @@ def multistep_forward_kernel(
     KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr,
     V0_MODE: tl.constexpr, P0_MODE: tl.constexpr, P1_MODE: tl.constexpr, P2_MODE: tl.constexpr,
     STORE_V_SEQ: tl.constexpr, SAVE_CKPT: tl.constexpr, CKPT_EVERY: tl.constexpr,
-    CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK: tl.constexpr, VEC: tl.constexpr, WIDE: tl.constexpr, RAGGED: tl.constexpr,
 ):  # fmt: skip
-    m = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m, stride = _neurons(M, BLOCK, WIDE)
     mask = m < M
-    m_stride = tl.full((), M, tl.int64)
+    rows = tl.arange(0, CHUNK)[:, None]
     v = tl.where(mask, _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS), 0.0)  # a [BLOCK] tensor
     p0 = _prepare_p0(_load_value(p0_ptr, m, mask, P0_MODE, SAMPLE, INNER, CHANNELS), lo, hi, KIND)
     threshold = _load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS)
@@ -80,20 +90,29 @@ def multistep_forward_kernel(
 
     for c in range(0, tl.cdiv(T, CHUNK)):
         t0 = c * CHUNK
+        # the chunk's inputs first, as one [CHUNK, BLOCK] tile: every load is issued before the first store
+        tile = (t0 + rows) * stride + m[None, :]
+        if VEC > 1:  # x's loads take VEC neurons per thread, as the fp32 stores do (one register layout)
+            tile = tl.max_contiguous(tile, [1, VEC])
+        if RAGGED:
+            tile_mask = mask[None, :] & (t0 + rows < T)
+        else:
+            tile_mask = mask[None, :]
+        inputs = tl.load(x_ptr + tile, mask=tile_mask, other=0.0).to(tl.float32)
         if SAVE_CKPT:  # the state entering step t0 = j * CKPT_EVERY (j >= 1), for the backward
-            ckpt_offset = (tl.maximum(t0 // CKPT_EVERY, 1) - 1) * m_stride
-            tl.store(ckpt_ptr + ckpt_offset + m, v, mask=_mask_if(m, M, (t0 > 0) & (t0 % CKPT_EVERY == 0)))
+            ckpt_row = tl.maximum(t0 // CKPT_EVERY, 1) - 1
+            tl.store(ckpt_ptr + ckpt_row * stride + m, v, mask=_mask_if(mask, (t0 > 0) & (t0 % CKPT_EVERY == 0)))
         for k in tl.static_range(CHUNK):
-            valid = _mask_if(m, M, t0 + k < T)
-            offset = (t0 + k) * m_stride + m
-            x = tl.load(x_ptr + offset, mask=valid, other=0.0).to(tl.float32)
-            h = _charge(x, v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
+            inside = _inside(t0 + k, T, RAGGED)
+            valid = _mask_if(mask, inside)
+            offset = (t0 + k) * stride + m
+            h = _charge(_row(inputs, rows, k), v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
             s = _fire(h, threshold, graded, KIND)
             v_next = _reset(h, s, threshold, v_reset, KIND, RESET)
             tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=valid)
             if STORE_V_SEQ:
                 tl.store(v_seq_ptr + offset, v_next, mask=valid)
-            v = tl.where(t0 + k < T, v_next, v)
+            v = tl.where(inside, v_next, v)
     tl.store(v_final_ptr + m, v, mask=mask)
 
 
@@ -110,15 +129,15 @@ def multistep_backward_kernel(
     HAS_GS: tl.constexpr, HAS_GV_FINAL: tl.constexpr, HAS_GV_SEQ: tl.constexpr,
     NEED_X: tl.constexpr, NEED_V0: tl.constexpr,
     NEED_P0: tl.constexpr, NEED_P1: tl.constexpr, NEED_P2: tl.constexpr,
-    CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.constexpr, RAGGED: tl.constexpr,
 ):  # fmt: skip
-    m = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m, stride = _neurons(M, BLOCK, WIDE)
     mask = m < M
-    m_stride = tl.full((), M, tl.int64)
     rows = tl.arange(0, CHUNK)[:, None]
     v0 = _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS)
     raw_p0 = _load_value(p0_ptr, m, mask, P0_MODE, SAMPLE, INNER, CHANNELS)
     p0 = _prepare_p0(raw_p0, lo, hi, KIND)
+    inv_p0 = tl.div_rn(1.0, p0)  # the gradients multiply by it; only the recompute divides (it decides spikes)
     threshold = _load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS)
     graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
     p0_mask = _p0_gradient_mask(raw_p0, lo, hi, KIND)
@@ -132,28 +151,40 @@ def multistep_backward_kernel(
     acc0 = tl.zeros((BLOCK,), tl.float32)
     acc1 = tl.zeros((BLOCK,), tl.float32)
     acc2 = tl.zeros((BLOCK,), tl.float32)
+    # Loads take no mask: lanes past M read neuron M - 1 and rows past T (in the last chunk, RAGGED) row T - 1,
+    # whose results are never stored; the stores are masked.
+    lanes = tl.minimum(m, M - 1)
     n_chunks = tl.cdiv(T, CHUNK)
     for cc in range(0, n_chunks):
         c = n_chunks - 1 - cc
         t0 = c * CHUNK
-        ckpt_offset = (tl.maximum(c, 1) - 1) * m_stride
-        v_start = tl.where(c == 0, v0, tl.load(ckpt_ptr + ckpt_offset + m, mask=_mask_if(m, M, c > 0), other=0.0))
+        ckpt_row = tl.maximum(c, 1) - 1
+        saved = tl.load(ckpt_ptr + ckpt_row * stride + lanes, mask=_mask_if(mask, c > 0), other=0.0)
+        v_start = tl.where(c == 0, v0, saved)
 
-        # forward through the chunk, keeping the charged potentials in a [CHUNK, BLOCK] register tile
+        # every load of the chunk first, into [CHUNK, BLOCK] register tiles: x and the upstream gradients, issued
+        # together before any store (and before the division's slow-path calls), so in flight together
+        inputs = tl.zeros((CHUNK, BLOCK), tl.float32)
+        grad_spikes = tl.zeros((CHUNK, BLOCK), tl.float32)
+        grad_v_seq = tl.zeros((CHUNK, BLOCK), tl.float32)
+        for k in tl.static_range(CHUNK):
+            at = _last_row_past(t0 + k, T, RAGGED) * stride + lanes
+            inputs = tl.where(rows == k, tl.load(x_ptr + at).to(tl.float32)[None, :], inputs)
+            if HAS_GS:
+                grad_spikes = tl.where(rows == k, tl.load(gs_ptr + at).to(tl.float32)[None, :], grad_spikes)
+            if HAS_GV_SEQ:
+                grad_v_seq = tl.where(rows == k, tl.load(gv_seq_ptr + at)[None, :], grad_v_seq)
+        # then forward through the chunk, keeping the charged potentials in another tile
         charged = tl.zeros((CHUNK, BLOCK), tl.float32)
         v = v_start
         for k in tl.static_range(CHUNK):
-            valid = _mask_if(m, M, t0 + k < T)
-            x = tl.load(x_ptr + (t0 + k) * m_stride + m, mask=valid, other=0.0).to(tl.float32)
-            h = _charge(x, v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
+            h = _charge(_row(inputs, rows, k), v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
             v = _reset(h, _fire(h, threshold, graded, KIND), threshold, v_reset, KIND, RESET)
             charged = tl.where(rows == k, h[None, :], charged)
 
         # backward through the chunk
         h = _row(charged, rows, CHUNK - 1)
         for k in tl.static_range(CHUNK - 1, -1, -1):
-            valid = _mask_if(m, M, t0 + k < T)
-            offset = (t0 + k) * m_stride + m
             if k > 0:
                 h_prev = _row(charged, rows, k - 1)
             if NEED_V_PREV:
@@ -163,20 +194,17 @@ def multistep_backward_kernel(
                     v_prev = v_start
             else:
                 v_prev = v_start  # unused
-            if HAS_GS:
-                gs = tl.load(gs_ptr + offset, mask=valid, other=0.0).to(tl.float32)
-            else:
-                gs = tl.zeros((BLOCK,), tl.float32)
             gv = carry
             if HAS_GV_SEQ:
-                gv = gv + tl.load(gv_seq_ptr + offset, mask=valid, other=0.0)
+                gv = gv + _row(grad_v_seq, rows, k)
             gx, gv_prev, d0, d1, d2 = _backward_step(
-                gs, gv, h, v_prev, p0, p0_mask, threshold, graded, v_reset, sg_a, sg_b,
-                KIND, RESET, DECAY_INPUT, DETACH_RESET, SURROGATE,
+                _row(grad_spikes, rows, k), gv, h, v_prev, p0, inv_p0, p0_mask, threshold, graded, v_reset,
+                sg_a, sg_b, KIND, RESET, DECAY_INPUT, DETACH_RESET, SURROGATE,
             )  # fmt: skip
+            step = _inside(t0 + k, T, RAGGED)  # steps past T in the last chunk change nothing
             if NEED_X:
-                tl.store(gx_ptr + offset, gx.to(gx_ptr.dtype.element_ty), mask=valid)
-            step = t0 + k < T  # steps past T in the last chunk change nothing
+                at = _last_row_past(t0 + k, T, RAGGED) * stride + lanes  # as read; masked past T
+                tl.store(gx_ptr + at, gx.to(gx_ptr.dtype.element_ty), mask=_mask_if(mask, step))
             carry = tl.where(step, gv_prev, carry)
             if NEED_P0:
                 acc0 = tl.where(step, acc0 + d0, acc0)
@@ -254,11 +282,13 @@ def _reset(h, s, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr):
 
 @triton.jit
 def _backward_step(
-    gs, gv, h, v_prev, p0, p0_mask, threshold, graded, v_reset, sg_a, sg_b,
+    gs, gv, h, v_prev, p0, inv_p0, p0_mask, threshold, graded, v_reset, sg_a, sg_b,
     KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, DETACH_RESET: tl.constexpr,
     SURROGATE: tl.constexpr,
 ):  # fmt: skip
-    """dL/dx_t, dL/dv_{t-1} and the elementwise gradients of (p0, threshold, graded), as ``backward_step``."""
+    """dL/dx_t, dL/dv_{t-1} and the elementwise gradients of (p0, threshold, graded), as ``backward_step``.
+
+    Divisions by p0 multiply by ``inv_p0 = 1 / p0`` instead (a gradient differs by a rounding at most)."""
     z = h - threshold
     sg = _surrogate_grad(z, sg_a, sg_b, SURROGATE)
     if KIND == SNNTORCH_LEAKY:
@@ -294,19 +324,19 @@ def _backward_step(
                 d1 = gv * ((h - v_reset) * sg) - gs * sg
         d2 = d1  # no graded factor
         if KIND == LIF:  # p0 = tau
-            gh_over_tau = tl.div_rn(gh, p0)
+            gh_over_tau = gh * inv_p0
             if DECAY_INPUT:
                 gx = gh_over_tau
-                d0 = tl.div_rn(-gh * (h - v_prev), p0)  # dh/dtau = -(h - v_{t-1}) / tau
+                d0 = -gh * (h - v_prev) * inv_p0  # dh/dtau = -(h - v_{t-1}) / tau
             else:
                 gx = gh
-                d0 = tl.div_rn(gh * (v_prev - v_reset), p0 * p0)  # dh/dtau = (v_{t-1} - v_reset) / tau^2
+                d0 = gh * (v_prev - v_reset) * (inv_p0 * inv_p0)  # dh/dtau = (v_{t-1} - v_reset) / tau^2
             gv_prev = gh - gh_over_tau
         elif KIND == PLIF:  # p0 = q
             gh_q = gh * p0
             if DECAY_INPUT:
                 gx = gh_q
-                d0 = tl.div_rn(gh * (h - v_prev), p0)  # dh/dq = x - (v_{t-1} - v_reset) = (h - v_{t-1}) / q
+                d0 = gh * (h - v_prev) * inv_p0  # dh/dq = x - (v_{t-1} - v_reset) = (h - v_{t-1}) / q
             else:
                 gx = gh
                 d0 = -gh * (v_prev - v_reset)
@@ -324,16 +354,17 @@ def _backward_step(
 
 @triton.jit
 def _surrogate_grad(z, sg_a, sg_b, SURROGATE: tl.constexpr):
-    """sigma'(z) as :mod:`bsnn_lightning.engine.surrogates` computes it (``c / t`` there is ``(1 / t) * c``)."""
+    """sigma'(z) as :mod:`bsnn_lightning.engine.surrogates` computes it (``c / t`` there is ``(1 / t) * c``);
+    a gradient, not a spike: its reciprocals are approximate (a few ulp), not IEEE divisions."""
     if SURROGATE == SG_ATAN:  # sg_a = pi/2 * alpha, sg_b = alpha / 2
         az = sg_a * z
-        sg = tl.div_rn(1.0, 1.0 + az * az) * sg_b
-    elif SURROGATE == SG_SIGMOID:  # sg_a = sg_b = alpha
-        sig = tl.div_rn(1.0, 1.0 + tl.exp(-(sg_a * z)))
+        sg = _reciprocal(1.0 + az * az) * sg_b
+    elif SURROGATE == SG_SIGMOID:  # sg_a = alpha * log2(e), sg_b = alpha: exp(-alpha z) = 2^(-sg_a z)
+        sig = _reciprocal(1.0 + tl.math.exp2(-(sg_a * z)))
         sg = sg_b * sig * (1.0 - sig)
     elif SURROGATE == SG_FAST_SIGMOID:  # sg_a = alpha
         d = sg_a * tl.abs(z) + 1.0
-        sg = tl.div_rn(1.0, d * d)
+        sg = _reciprocal(d * d)
     else:  # SG_TRIANGLE: sg_a = alpha^2, sg_b = alpha
         sg = tl.maximum(sg_b - sg_a * tl.abs(z), 0.0, propagate_nan=tl.PropagateNan.ALL)
     return sg
@@ -390,9 +421,51 @@ def _p0_gradient_mask(p0, lo, hi, KIND: tl.constexpr):
 
 
 @triton.jit
-def _mask_if(m, M, condition):
-    """``(m < M) & condition`` for a scalar condition (written so, it stays a boolean in the interpreter)."""
-    return m < tl.where(condition, M, 0)
+def _neurons(M, BLOCK: tl.constexpr, WIDE: tl.constexpr):
+    """This program's neurons and the stride of a time step: 32-bit offsets, unless x has 2**31 elements or
+    more (WIDE: 64-bit, as every offset (t * M + m) then needs)."""
+    if WIDE:
+        m = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        stride = tl.full((), M, tl.int64)
+    else:
+        m = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        stride = M
+    return m, stride
+
+
+@triton.jit
+def _inside(t, T, RAGGED: tl.constexpr):
+    """Whether step t exists (t < T); a constant True unless T is not a multiple of the chunk (RAGGED)."""
+    if RAGGED:
+        inside = t < T
+    else:
+        inside = True
+    return inside
+
+
+@triton.jit
+def _last_row_past(t, T, RAGGED: tl.constexpr):
+    """Row t, or row T - 1 for a step past T (only a RAGGED last chunk has those)."""
+    if RAGGED:
+        t = tl.minimum(t, T - 1)
+    return t
+
+
+@triton.jit
+def _mask_if(mask, condition):
+    """``mask & condition`` for a scalar condition: one select of a uniform predicate once compiled (written
+    so, it stays a boolean in the interpreter)."""
+    return tl.where(condition, mask, False)
+
+
+@triton.jit
+def _reciprocal(x):
+    """1 / x for x >= 1, for surrogate gradients: the square of the GPU's approximate 1 / sqrt(x), then one
+    Newton step in two fused multiply-adds: within about an ulp, in 4 instructions (an IEEE division is some
+    10 with a branch, Triton's approximate division 5)."""
+    r = tl.math.rsqrt(x)
+    r = r * r
+    return tl.fma(r, tl.fma(-x, r, 1.0), r)
 
 
 @triton.jit
