@@ -117,7 +117,7 @@ def test_converted_node_is_exact_in_16_bit(kind, step_mode, reset, dtype, decay_
     x_c, s_c, v_c = _run(converted, x, step_mode)
     (s_c * grad).sum().backward()
     assert 0 < s_n.count_nonzero() < s_n.numel()
-    assert v_n.dtype == v_c.dtype == dtype
+    assert v_n.dtype == v_c.dtype == dtype and s_n.dtype == s_c.dtype
     assert torch.equal(s_c, s_n) and torch.equal(v_c, v_n)
     # gradients: the same 16-bit operations, in the reverse order of autograd's; a few roundings apart
     scale = x_n.grad.float().abs().max()

@@ -104,6 +104,29 @@ class ConvertedSnnTorchNeuron(ConvertedNeuron):
             kind = SnnTorchLeakyImmediate if immediate else SnnTorchLeaky
         return self.bsnn_cached(("lif", surrogate, kind, reset), lambda: kind(surrogate=surrogate, reset_mechanism=reset))
 
+    def _bsnn_output_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
+        """The spikes as snnTorch returns them: times the graded factor under bifurcation dynamics (the
+        engine's bifurcation spikes are 0/1), in snnTorch's dtype (its spike functions return float32, which
+        the graded factor multiplies), whatever the input's."""
+        if self.bsnn_settings.dynamics == "bifurcation":
+            spikes = spikes * self.graded_spikes_factor
+        return spikes.to(torch.promote_types(torch.float32, self.graded_spikes_factor.dtype))
+
+    def _bsnn_membrane_keeps_input_dtype(self) -> bool:
+        """True if no reset term promotes snnTorch's membrane (see ``_bsnn_native_state_dtype``)."""
+        return self.reset_mechanism == "none"
+
+    def _bsnn_native_state_dtype(self, dtype, params):
+        # snnTorch starts the membrane as zeros_like(input); its reset term (the float32 spike mask of the
+        # previous membrane) then promotes it to float32, and so do rates with a dimension. With no reset (and
+        # Synaptic's in-place delayed reset to zero) and 0-d rates nothing does: it stays in the input's dtype.
+        if self.bsnn_settings.dynamics == "lif" and self._bsnn_membrane_keeps_input_dtype():
+            dimensioned = [v.dtype for v in params.values() if isinstance(v, torch.Tensor) and v.dim() > 0]
+            for other in dimensioned:
+                dtype = torch.promote_types(dtype, other)
+            return dtype
+        return super()._bsnn_native_state_dtype(dtype, params)
+
     def _bsnn_membrane_params(self, sample_shape) -> dict:
         params = {"beta": self.beta, "threshold": self.threshold, "graded": self.graded_spikes_factor}
         return {name: _trailing(value, sample_shape) for name, value in params.items()}
@@ -143,8 +166,7 @@ class ConvertedLeaky(ConvertedSnnTorchNeuron):
             out = out._replace(
                 spikes=out.spikes.squeeze(1), v=out.v.reshape(()), v_seq=None if out.v_seq is None else out.v_seq.squeeze(1)
             )
-        bifurcation = self.bsnn_settings.dynamics == "bifurcation"
-        spikes = out.spikes * self.graded_spikes_factor if bifurcation else out.spikes
+        spikes = self._bsnn_output_spikes(out.spikes)
         self._buffers["mem"] = out.v
         self.__dict__["bsnn_fresh"] = False
         spk = spikes if sequence else spikes[0]

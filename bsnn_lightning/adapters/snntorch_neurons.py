@@ -47,6 +47,10 @@ from .snntorch import ConvertedSnnTorchNeuron
 class ConvertedSynaptic(ConvertedSnnTorchNeuron):
     """The mixin of a converted ``snntorch.Synaptic`` (see the module docstring)."""
 
+    def _bsnn_membrane_keeps_input_dtype(self) -> bool:
+        # its delayed reset to zero is in place (mem -= mem * reset), which keeps the membrane's dtype
+        return self.reset_mechanism == "none" or (self.reset_mechanism == "zero" and bool(self.reset_delay))
+
     def forward(self, input_, syn=None, mem=None):
         if self.init_hidden and (syn is not None or mem is not None):
             raise TypeError("`mem` or `syn` should not be passed as an argument while `init_hidden=True`")
@@ -70,8 +74,7 @@ class ConvertedSynaptic(ConvertedSnnTorchNeuron):
         if not batched:
             spikes, v, current, syn_seq = spikes.squeeze(1), v.reshape(()), current.reshape(()), syn_seq.squeeze(1)
             v_seq = None if v_seq is None else v_seq.squeeze(1)
-        if self.bsnn_settings.dynamics == "bifurcation":
-            spikes = spikes * self.graded_spikes_factor
+        spikes = self._bsnn_output_spikes(spikes)
         self._buffers["syn"], self._buffers["mem"] = current, v  # the last step's own tensors, not views
         self.__dict__["bsnn_fresh"] = False
         spk = spikes if sequence else spikes[0]
@@ -157,7 +160,7 @@ class ConvertedRLeaky(ConvertedSnnTorchNeuron):
         seq = drive.reshape(1, 1) if scalar else drive.unsqueeze(0)
         out = self.bsnn_run(seq, mem.reshape(1) if scalar else mem, fresh=False, single=True)
         spikes, v = (out.spikes.reshape(()), out.v.reshape(())) if scalar else (out.spikes[0], out.v)
-        return spikes * self.graded_spikes_factor, v
+        return self._bsnn_output_spikes(spikes), v
 
     def _bsnn_lif(self, sample_shape):
         raise RuntimeError(
