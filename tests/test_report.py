@@ -1,5 +1,6 @@
-"""``bsnn report --quick`` runs end to end and writes every file it promises; the statistics behind the
-verdicts; the firing-pattern experiment against a hand computation."""
+"""``bsnn report --quick`` runs end to end on both tasks and writes every file it promises (slow); the same
+pipeline from experiments to Markdown and figures on a stand-in runner (fast); the statistics behind the
+verdicts; the firing-pattern experiment against a hand computation; the report's optimizer and baseline data."""
 
 import json
 import math
@@ -7,17 +8,20 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bsnn_lightning.cli import main
-from bsnn_lightning.report import FIGURES, QUICK, REPORT_FILES, experiments, stats
 from bsnn_lightning.figures.report import FIGURE_PIXELS
+from bsnn_lightning.report import FIGURES, QUICK, QUICK_INTERVALS, REPORT_FILES, experiments, figure_files, runner, stats
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PER_TASK = ("tau_sweep.png", "eigen_spectrum.png", "eigen_clamp.png", "imp_per_step.png", "readout_convergence.png", "loss_comparison.png")
 EXPECTED_FIGURES = {
-    "tau_sweep.png", "eigen_spectrum.png", "imp_per_step.png", "readout_convergence.png", "loss_comparison.png",
-    "firing_patterns.png",
+    "firing_patterns.png", "intervals_classes.png",
+    *(f"{task}_{name}" for task in ("digits", "intervals") for name in PER_TASK),
 }
+EXPERIMENTS = {"control_rate", "time_averaged", "eigen_clamp", "imp_per_step", "readout", "loss"}
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +32,14 @@ def quick_report(tmp_path_factory):
     return out / "out"
 
 
+@pytest.mark.slow
 def test_quick_report_writes_exactly_the_promised_files(quick_report):
     written = {p.relative_to(quick_report).as_posix() for p in quick_report.rglob("*") if p.is_file()}
     assert set(FIGURES) == EXPECTED_FIGURES and set(REPORT_FILES) == {"report.md", "report.json"}
     assert written == {"report.md", "report.json", *(f"figures/{name}" for name in EXPECTED_FIGURES)}  # no temp files left
 
 
+@pytest.mark.slow
 def test_figures_are_non_empty_pngs_of_their_declared_size(quick_report):
     report = json.loads((quick_report / "report.json").read_text())
     assert set(report["figures"]) == EXPECTED_FIGURES
@@ -49,55 +55,51 @@ def test_figures_are_non_empty_pngs_of_their_declared_size(quick_report):
         assert (pixels < 100).mean() > 0.005, f"{name} has almost nothing drawn in dark ink"
 
 
+@pytest.mark.slow
 def test_json_numbers_are_finite_and_plentiful(quick_report):
     def refuse(token):
         raise ValueError(f"non-finite JSON token {token}")
 
     report = json.loads((quick_report / "report.json").read_text(), parse_constant=refuse)
     numbers = list(_numbers(report))
-    assert len(numbers) > 500
+    assert len(numbers) > 2000
     assert all(math.isfinite(x) for x in numbers)
 
 
-def test_every_experiment_states_seeds_epochs_and_time(quick_report):
+@pytest.mark.slow
+def test_every_experiment_of_both_tasks_states_seeds_epochs_and_time(quick_report):
     report = json.loads((quick_report / "report.json").read_text())
     experiments_ = report["experiments"]
-    assert set(experiments_) == {"firing_patterns", "control_rate", "imp_per_step", "readout", "loss"}
-    for name, result in experiments_.items():
-        assert result["wall_s"] >= 0 and result["cpu_s"] >= 0, name
-        if name != "firing_patterns":
-            assert result["setup"]["seeds"] == [0, 1] and result["setup"]["epochs"] >= 1, name
-            assert result["cpu_s"] > 0, name
+    assert set(experiments_) == {"firing_patterns", "digits", "intervals"} and report["meta"]["tasks"] == ["digits", "intervals"]
+    for task in ("digits", "intervals"):
+        assert set(experiments_[task]) == EXPERIMENTS | {"wall_s", "cpu_s"}
+        for name in EXPERIMENTS:
+            result = experiments_[task][name]
+            assert result["wall_s"] >= 0 and result["cpu_s"] > 0, (task, name)
+            assert result["setup"]["seeds"] == [0, 1] and result["setup"]["epochs"] >= 1, (task, name)
+        sweep = experiments_[task]["control_rate"]
+        assert set(sweep["accuracy"]) == {"LIF", "BSNN diagonal", "BSNN coupled"}
+        assert all(len(per_tau) == 2 and all(len(s) == 2 for s in per_tau) for per_tau in sweep["accuracy"].values())
+        assert sweep["spectrum"]["coupled_check"]["max_abs_imaginary"] < 1e-6  # A is symmetric: a real spectrum
+        assert sweep["spectrum"]["coupled_check"]["max_abs_difference_to_explicit"] < 1e-4
+        assert experiments_[task]["time_averaged"]["chance"] == (0.1 if task == "digits" else 0.25)
     assert report["meta"]["mode"] == "quick" and report["meta"]["wall_s"] > 0
-    sweep = experiments_["control_rate"]
-    assert set(sweep["accuracy"]) == {"LIF", "BSNN diagonal", "BSNN coupled"}
-    assert all(len(per_tau) == 5 and all(len(s) == 2 for s in per_tau) for per_tau in sweep["accuracy"].values())
-    assert sweep["spectrum"]["coupled_check"]["max_abs_imaginary"] < 1e-6  # A is symmetric: a real spectrum
-    assert sweep["spectrum"]["coupled_check"]["max_abs_difference_to_explicit"] < 1e-4
+    assert report["experiments"]["intervals"]["imp_per_step"]["setup"]["data"] == "event intervals"
+    assert report["experiments"]["digits"]["imp_per_step"]["setup"]["data"] == "static digits"
 
 
-def test_markdown_shows_each_claim_with_verdict_setup_and_figure(quick_report):
+@pytest.mark.slow
+def test_markdown_shows_each_claim_on_each_task_with_verdict_setup_and_figure(quick_report):
     text = (quick_report / "report.md").read_text()
+    _check_markdown(text, seeds="seeds [0, 1]")
     assert "Quick mode" in text
-    for name in EXPECTED_FIGURES:
-        assert f"](figures/{name})" in text
-    for heading in ("Control rate", "eigenvalue spectrum", "zero vs learnable IMP", "LTS vs mean", "label-smoothed TET", "Firing patterns"):
-        assert heading in text
-    assert text.count("seeds [0, 1]") >= 4 and text.count("s wall-clock") >= 6
-    verdicts = [line.rsplit("|", 2)[-2].strip() for line in text.splitlines() if line.startswith("| ") and line.count("|") >= 5]
-    assert {"held", "unclear", "did not hold"} & set(verdicts)
 
 
-def test_report_refuses_repeated_seeds(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["report", str(tmp_path), "--seeds", "1", "1"])
-    assert "expected distinct seeds >= 0, got [1, 1]" in capsys.readouterr().err
-
-
+@pytest.mark.slow
 def test_a_run_is_reproducible_from_its_seed_in_any_process(quick_report, tmp_path):
     """The quick report ran its runs in worker processes; the same run here, in this process, agrees exactly."""
     report = json.loads((quick_report / "report.json").read_text())
-    sweep = report["experiments"]["control_rate"]
+    sweep = report["experiments"]["digits"]["control_rate"]
     tau, seed = sweep["spectrum"]["tau_m"], sweep["spectrum"]["seed"]
     assert report["meta"]["machine"]["jobs"] == 2
     settings = QUICK.replace(cache_dir=str(tmp_path))
@@ -107,6 +109,175 @@ def test_a_run_is_reproducible_from_its_seed_in_any_process(quick_report, tmp_pa
     recorded = sweep["spectrum"]["layers"]["BSNN diagonal"]
     assert again["eigen_after"] == {layer: v["after"] for layer, v in recorded.items()}
     assert again["eigen_after"] != again["eigen_before"]  # the eigenvalues did train
+    clamp = report["experiments"]["intervals"]["eigen_clamp"]
+    settings = QUICK_INTERVALS
+    spec = experiments.RunSpec(0, "events", ("clamp", 16.0, 0.2), "ce", settings.epochs_sweep, record_eigenvalues=True,
+                               eigen_lr_scale=1 / 16, task="intervals")
+    again = experiments.train_and_test(settings, experiments.DataCache(settings), spec)
+    assert again["accuracy"] == clamp["by_tau"]["mu learned"][settings.taus.index(16.0)]["accuracy"][0]
+
+
+def test_report_refuses_repeated_seeds(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path), "--seeds", "1", "1"])
+    assert "expected distinct seeds >= 0, got [1, 1]" in capsys.readouterr().err
+
+
+def test_report_refuses_an_unknown_task(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path), "--task", "gestures"])
+    assert "invalid choice: 'gestures'" in capsys.readouterr().err
+
+
+def test_figure_files_follow_the_tasks():
+    assert set(figure_files(["digits", "intervals"])) == EXPECTED_FIGURES == set(FIGURES)
+    assert set(figure_files(["digits"])) == {"firing_patterns.png", *(f"digits_{name}" for name in PER_TASK)}
+    assert "intervals_classes.png" in figure_files(["intervals"])
+
+
+# ------------------------------------------------------------------------------------------
+# The whole pipeline on a stand-in runner (no training): statistics, rules, Markdown, figures
+# ------------------------------------------------------------------------------------------
+
+
+def _stand_in_run(specs):
+    """Results shaped as train_and_test's, from a rule instead of training: on the intervals, LIF's accuracy
+    peaks at tau_m = 4 and the time-averaged network is at chance; on the digits nothing depends on tau_m."""
+    out = []
+    for spec in specs:
+        variant = ("events", "static", "time_averaged").index(spec.variant)
+        rng = np.random.default_rng([spec.seed, len(spec.neuron), variant, int(spec.eigen_lr_scale * 1000)])
+        classes = 4 if spec.task == "intervals" else 10
+        kind = spec.neuron[0]
+        tau = spec.neuron[2] if kind == "sweep" else (spec.neuron[1] if kind == "clamp" else 2.0)
+        if spec.variant == "time_averaged":
+            accuracy = 1 / classes + 0.005 * rng.standard_normal() if spec.task == "intervals" else 0.9
+        elif spec.task == "intervals" and kind == "sweep" and spec.neuron[1] == "LIF":
+            accuracy = 0.75 - 0.2 * abs(math.log2(tau / 4))
+        else:
+            accuracy = 0.9
+        accuracy = float(np.clip(accuracy + 0.01 * rng.standard_normal(), 0, 1))
+        steps = 16 if spec.task == "intervals" else 6
+        result = {"seed": spec.seed, "accuracy": accuracy, "per_step": list(np.linspace(1 / classes, accuracy, steps)),
+                  "num_classes": classes, "wall_s": 1.0, "cpu_s": 1.0}
+        if spec.track_epochs:
+            result["epoch_accuracy"] = list(np.linspace(0.5, accuracy, spec.epochs))
+        if spec.record_eigenvalues:
+            upper = (spec.neuron[2] if kind == "clamp" else 0.2) / tau
+            before = {"conv1": list(np.linspace(-0.8, 0, 4) / tau), "hidden": list(np.linspace(-0.8, 0, 8) / tau)}
+            # Adam-like: every eigenvalue moves by the same step in its parameter, 0.01 * lr scale, downwards
+            after = {k: [min(v - 0.01 * spec.eigen_lr_scale, upper) for v in vs] for k, vs in before.items()}
+            result.update(eigen_before=before, eigen_after=after, coupled_check={"max_abs_imaginary": 0.0, "max_abs_difference_to_explicit": 0.0})
+        out.append(result)
+    return out
+
+
+@pytest.fixture(scope="module")
+def stand_in_report(tmp_path_factory):
+    tasks = {"digits": QUICK.replace(taus=(1.5, 2.0, 4.0, 8.0, 16.0), seeds_sweep=(0, 1, 2), seeds_pairs=(0, 1, 2)),
+             "intervals": QUICK_INTERVALS.replace(taus=(1.5, 2.0, 4.0, 8.0, 16.0), baseline_tau=4.0, seeds_sweep=(0, 1, 2), seeds_pairs=(0, 1, 2))}
+    results = runner.run_experiments(tasks, _stand_in_run, log=lambda *_: None)
+    out = tmp_path_factory.mktemp("stand-in")
+    report = runner.write_report(out, results, tasks, log=lambda *_: None)
+    return out, report
+
+
+def test_stand_in_pipeline_writes_markdown_json_and_figures(stand_in_report):
+    out, report = stand_in_report
+    assert {p.name for p in (out / "figures").iterdir()} == EXPECTED_FIGURES
+    _check_markdown((out / "report.md").read_text(), seeds="seeds [0, 1, 2]")
+    assert json.loads((out / "report.json").read_text())["experiments"]["intervals"]["control_rate"]["accuracy"] == report["experiments"]["intervals"]["control_rate"]["accuracy"]
+
+
+def test_fitness_rule_tells_the_temporal_task_from_the_digits(stand_in_report):
+    _, report = stand_in_report
+    intervals = report["experiments"]["intervals"]["time_averaged"]
+    digits = report["experiments"]["digits"]["time_averaged"]
+    assert runner._fitness(intervals) == {"lif_sensitive": True, "time_averaged_near_chance": True}
+    assert runner._fitness(digits) == {"lif_sensitive": False, "time_averaged_near_chance": False}
+    assert intervals["lif_tau_sensitivity"]["no_effect_test"]["p"] < 0.01
+    text = runner.render_markdown(report)
+    fitness_rows = [line for line in text.splitlines() if line.startswith("| event ") and line.rstrip().endswith("|") and "fit?" not in line]
+    assert any(row.startswith("| event intervals") and row.endswith("| yes |") for row in fitness_rows)
+    assert any(row.startswith("| event digits") and "no: LIF not sensitive to tau_m, time-averaging is not at chance" in row for row in fitness_rows)
+
+
+def test_clamp_experiment_pairs_each_variant_with_its_reference(stand_in_report):
+    _, report = stand_in_report
+    clamp = report["experiments"]["intervals"]["eigen_clamp"]
+    assert [c["tau_m"] for c in clamp["by_tau"]["mu learned"]] == [1.5, 2.0, 4.0, 8.0, 16.0]
+    assert [c["variant"] for c in clamp["upper_bounds_at_largest_tau"]] == ["lambda learned (the sweep)", "mu <= 0", "mu <= 1"]
+    assert [c["variant"] for c in clamp["package_defaults"]] == ["package defaults", "mu <= 0"]
+    reference = clamp["upper_bounds_at_largest_tau"][0]
+    for cell in clamp["upper_bounds_at_largest_tau"][1:]:
+        expected = np.subtract(cell["accuracy"], reference["accuracy"]).mean()
+        assert cell["minus_reference"]["mean"] == pytest.approx(expected)
+    # the stand-in moves every parameter by 0.01: 0.01 * tau_m in mu when lambda is learned, 0.01 when mu is
+    taus = (1.5, 2.0, 4.0, 8.0, 16.0)
+    moved = {name: [c["after"]["mean_abs_change_mu"] for c in clamp["by_tau"][name]] for name in ("lambda learned", "mu learned")}
+    assert moved["lambda learned"] == pytest.approx([0.01 * t for t in taus])
+    assert moved["mu learned"] == pytest.approx([0.01] * len(taus))
+
+
+def _check_markdown(text: str, seeds: str) -> None:
+    for name in EXPECTED_FIGURES:
+        assert f"](figures/{name})" in text, name
+    for heading in ("Control rate", "eigenvalue spectrum", "eigenvalue clamp", "zero vs learnable IMP", "LTS vs mean",
+                    "label-smoothed TET", "Firing patterns", "Can the task test a claim", "# Task: event digits",
+                    "# Task: event intervals"):
+        assert heading in text, heading
+    assert text.count(seeds) >= 10 and text.count("s wall-clock") >= 13
+    summary = text.split("## Summary")[1].split("## Can the task")[0]
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| claim") and "---" not in line]
+    assert len(rows) == 9
+    for row in rows:  # a verdict for each task
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 6 and {cells[3], cells[5]} <= {"held", "unclear", "did not hold"}, row
+
+
+# ------------------------------------------------------------------------------------------
+# Pieces of the experiments
+# ------------------------------------------------------------------------------------------
+
+
+def test_mu_learned_divides_only_the_eigenvalues_learning_rate():
+    net = experiments.build_net(experiments.clamp_neuron(16.0, 0.2), in_channels=2, channels=(4, 8), hidden=8,
+                                num_classes=4, input_size=(16, 16))
+    experiments.materialize(net, torch.zeros(2, 1, 2, 16, 16))
+    groups = [{"params": [p for n, p in net.named_parameters() if not n.endswith("eigenvalues")]},
+              {"params": [p for n, p in net.named_parameters() if n.endswith("eigenvalues")], "weight_decay": 0.0}]
+    optimizer = experiments._AdamW(net, lr=3e-3, weight_decay=0.01, eigen_lr_scale=1 / 16)(groups)
+    eigen = {id(p) for n, p in net.named_parameters() if n.endswith("eigenvalues")}
+    for group in optimizer.param_groups:
+        is_eigen = {id(p) in eigen for p in group["params"]}
+        assert len(is_eigen) == 1
+        assert group["lr"] == pytest.approx(3e-3 / 16 if is_eigen.pop() else 3e-3)
+    plain = experiments._AdamW(net, lr=3e-3, weight_decay=0.01)(groups)
+    assert [g["lr"] for g in plain.param_groups] == [3e-3, 3e-3]
+    with pytest.raises(ValueError, match="found no eigenvalues"):
+        lif = experiments.build_net(experiments.sweep_neuron("LIF", 2.0), 2, (4, 8), 8, 4, (16, 16))
+        experiments._AdamW(lif, 3e-3, 0.01, 0.5)([{"params": list(lif.parameters())}])
+
+
+def test_time_averaged_samples_are_the_mean_frame_of_the_event_samples():
+    settings = QUICK_INTERVALS.replace(n_train=8, n_test=8)
+    cache = experiments.DataCache(settings)
+    events, averaged = cache.get("events"), cache.get("time_averaged")
+    assert averaged.static and not events.static and averaged.steps == events.steps == 16
+    assert averaged.sample_shape == (2, 16, 16) and events.sample_shape == (16, 2, 16, 16)
+    for i in range(8):
+        x, y = events.test[i]
+        xa, ya = averaged.test[i]
+        assert torch.equal(xa, x.mean(0)) and int(y) == int(ya)
+    with pytest.raises(ValueError, match="has no static variant"):
+        cache.get("static")
+
+
+def test_settings_refuse_a_static_variant_for_the_intervals():
+    with pytest.raises(ValueError, match="only the digits have a static variant"):
+        QUICK_INTERVALS.replace(imp_lts_variant="static")
+    with pytest.raises(ValueError, match="expected task in"):
+        QUICK.replace(task="gestures")
 
 
 def test_firing_patterns_match_a_hand_computed_lif_neuron():

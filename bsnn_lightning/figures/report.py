@@ -1,5 +1,6 @@
-"""The six figures of ``bsnn report`` (see :mod:`bsnn_lightning.report.runner`), drawn from the numbers
-the experiments return."""
+"""The figures of ``bsnn report`` (see :mod:`bsnn_lightning.report.runner`), drawn from the numbers the
+experiments return: per task the tau_m sweep, the eigenvalue spectrum and clamp, the per-step accuracy, the
+readout and loss comparisons; once, the firing patterns and the interval task's classes."""
 
 from __future__ import annotations
 
@@ -17,15 +18,31 @@ FIGURE_PIXELS: dict[str, tuple[int, int]] = {
     "loss_comparison": (560, 400),
     "firing_patterns": (900, 400),
     "eigen_spectrum": (960, 560),
+    "eigen_clamp": (960, 400),
+    "interval_classes": (960, 480),
 }
 
-def tau_sweep(taus: Sequence[float], accuracy: Mapping[str, Sequence[Sequence[float]]]):
+def tau_sweep(
+    taus: Sequence[float],
+    accuracy: Mapping[str, Sequence[Sequence[float]]],
+    title: str = "Sensitivity to the control rate (mean ± std over seeds; dots: seeds)",
+    chance: float | None = None,
+    time_averaged: Sequence[float] | None = None,
+):
     """Test accuracy vs tau_m: per method, mean ± std over seeds (error bars) and each seed (dots).
 
-    ``accuracy[method][i]`` holds the per-seed accuracies at ``taus[i]``.
+    ``accuracy[method][i]`` holds the per-seed accuracies at ``taus[i]``. ``chance`` draws a dotted line at the
+    chance level; ``time_averaged`` (accuracies of the time-averaged baseline) a grey band of their mean ± std.
     """
     fig, axes = new_figure(FIGURE_PIXELS["tau_sweep"])
     ax = axes[0, 0]
+    if time_averaged is not None:
+        values = 100 * np.asarray(time_averaged, dtype=float)
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.axhspan(values.mean() - std, values.mean() + std, color="#cccccc", alpha=0.7, zorder=0,
+                   label="LIF on time-averaged frames (mean ± std)")
+    if chance is not None:
+        ax.axhline(100 * chance, color="black", linestyle=":", linewidth=1, label="chance")
     offsets = np.linspace(-0.04, 0.04, max(len(accuracy), 1))
     for k, (method, per_tau) in enumerate(accuracy.items()):
         colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
@@ -41,13 +58,13 @@ def tau_sweep(taus: Sequence[float], accuracy: Mapping[str, Sequence[Sequence[fl
     ax.minorticks_off()
     ax.set_xlabel("tau_m (control rate 1/tau_m)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Sensitivity to the control rate (mean ± std over seeds; dots: seeds)")
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     return fig
 
 
-def per_step_accuracy(curves: Mapping[str, Sequence[Sequence[float]]]):
+def per_step_accuracy(curves: Mapping[str, Sequence[Sequence[float]]], title: str = "Per-time-step accuracy, static digits (mean ± std over seeds)"):
     """Accuracy of the output at each time step, per method: ``curves[method][seed][t]``."""
     fig, axes = new_figure(FIGURE_PIXELS["imp_per_step"])
     ax = axes[0, 0]
@@ -55,20 +72,20 @@ def per_step_accuracy(curves: Mapping[str, Sequence[Sequence[float]]]):
     ax.set_xticks(steps)
     ax.set_xlabel("time step t")
     ax.set_ylabel("test accuracy of output O_t (%)")
-    ax.set_title("Per-time-step accuracy, static digits (mean ± std over seeds)")
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
 
-def readout_convergence(curves: Mapping[str, Sequence[Sequence[float]]]):
+def readout_convergence(curves: Mapping[str, Sequence[Sequence[float]]], title: str = "LTS vs mean-over-time readout, static digits"):
     """Test accuracy after each epoch, per readout: ``curves[readout][seed][epoch]``."""
     fig, axes = new_figure(FIGURE_PIXELS["readout_convergence"])
     ax = axes[0, 0]
     epochs = _mean_std_curves(ax, curves)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("LTS vs mean-over-time readout, static digits")
+    ax.set_title(title, fontsize=10)
     ax.set_xticks(epochs)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -181,3 +198,95 @@ def eigen_spectrum(
     fig.suptitle(title, fontsize=11)
     return fig
 
+
+
+def eigen_clamp(
+    taus: Sequence[float],
+    lines: Mapping[str, Sequence[Mapping]],
+    points: Sequence[Mapping],
+    lif: Sequence[Sequence[float]],
+    title: str,
+):
+    """Left: the share of diagonal eigenvalues at the upper clamp after training, against tau_m; right: test
+    accuracy against tau_m (mean ± std over seeds).
+
+    ``lines[name]`` is one cell per tau of ``taus`` (``{"after": {"at_upper": ...}, "accuracy": [...]}``), drawn as
+    lines; ``points`` are single cells (other bounds, the package defaults) with their own ``tau_m`` and
+    ``variant``, drawn as markers; ``lif[i]`` the plain LIF accuracies at ``taus[i]``, for reference.
+    """
+    fig, axes = new_figure(FIGURE_PIXELS["eigen_clamp"], ncols=2)
+    left, right = axes[0, 0], axes[0, 1]
+    xs = np.asarray(taus, dtype=float)
+    lif_values = [100 * np.asarray(v, dtype=float) for v in lif]
+    right.errorbar(xs, [v.mean() for v in lif_values], yerr=[_std(v) for v in lif_values], color="#999999",
+                   marker="o", capsize=3, label="LIF")
+    for k, (name, cells) in enumerate(lines.items()):
+        colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
+        left.plot(xs, [100 * c["after"]["at_upper"] for c in cells], marker="o", color=colour, label=f"diagonal, {name}")
+        values = [100 * np.asarray(c["accuracy"], dtype=float) for c in cells]
+        right.errorbar(xs, [v.mean() for v in values], yerr=[_std(v) for v in values], marker="o", capsize=3,
+                       color=colour, label=f"diagonal, {name}")
+    markers = ["s", "^", "v", "D", "P", "X"]
+    for k, cell in enumerate(points):
+        colour = METHOD_COLOURS[(len(lines) + k) % len(METHOD_COLOURS)]
+        label = f"{cell['variant']} (tau_m = {cell['tau_m']:g})"
+        left.scatter([cell["tau_m"]], [100 * cell["after"]["at_upper"]], marker=markers[k % len(markers)], s=50, color=colour, label=label, zorder=3)
+        v = 100 * np.asarray(cell["accuracy"], dtype=float)
+        right.errorbar([cell["tau_m"]], [v.mean()], yerr=[_std(v)], marker=markers[k % len(markers)], capsize=3,
+                       color=colour, linestyle="none", label=label)
+    ticks = sorted(set(list(taus) + [c["tau_m"] for c in points]))
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("tau_m")
+        ax.grid(alpha=0.3)
+    left.set_ylabel("eigenvalues at the upper clamp (%)")
+    left.set_ylim(-3, 103)
+    left.legend(loc="upper left", fontsize=7)
+    right.set_ylabel("test accuracy (%)")
+    right.legend(loc="best", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def interval_classes(
+    examples: Sequence[Mapping], mean_summed: Sequence, delays: Sequence[int], slot_ms: float, per_class: int
+):
+    """The interval task's classes. Top row: one recording per class, events per millisecond (ON up, OFF
+    down). Bottom row: per class, the mean over ``per_class`` recordings of the frame summed over time, what a
+    time-averaging network sees (the same in every class)."""
+    count = len(examples)
+    fig, axes = new_figure(FIGURE_PIXELS["interval_classes"], ncols=count, nrows=2)
+    top = max(max(max(e["on"]), max(e["off"])) for e in examples)
+    vmax = max(float(np.max(m)) for m in mean_summed)
+    for k, (example, summed) in enumerate(zip(examples, mean_summed)):
+        ax = axes[0, k]
+        on, off = np.asarray(example["on"], dtype=float), np.asarray(example["off"], dtype=float)
+        duration = len(on)
+        for edge in np.arange(0, duration + slot_ms / 2, slot_ms):
+            ax.axvline(edge, color="#dddddd", linewidth=0.6, zorder=0)
+        ms = np.arange(duration) + 0.5  # the centre of each 1 ms bin
+        ax.vlines(ms[on > 0], 0, on[on > 0], color="#d62728", linewidth=2.5, label="ON")
+        ax.vlines(ms[off > 0], 0, -off[off > 0], color="#1f77b4", linewidth=2.5, label="OFF")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlim(0, duration)
+        ax.set_ylim(-1.15 * top, 1.15 * top)
+        ax.set_title(f"class {k}: gap {delays[k]} slots ({delays[k] * slot_ms:g} ms)", fontsize=9)
+        ax.set_xlabel("t (ms); grid: slots")
+        if k == 0:
+            ax.set_ylabel("events per ms")
+            ax.legend(loc="lower right", fontsize=7)
+        ax = axes[1, k]
+        image = ax.imshow(np.asarray(summed), cmap="gray", vmin=0, vmax=vmax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"class {k}: summed over time", fontsize=8)
+    fig.colorbar(image, ax=list(axes[1]), shrink=0.8, label="events / pixel")
+    fig.suptitle("Event intervals: the class is the gap between two flashes of the same square\n(top: one recording "
+                 f"per class; bottom: the frame summed over time, mean of {per_class} recordings per class)", fontsize=9)
+    return fig
+
+
+def _std(values: np.ndarray) -> float:
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0

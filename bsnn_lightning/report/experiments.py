@@ -1,8 +1,12 @@
-"""The report's experiments: short, seeded training runs on the embedded event digits (and their static
-variant), each a real Lightning ``Trainer`` fitting a :class:`~bsnn_lightning.SpikingClassifier`.
+"""The report's experiments: short, seeded training runs on the two embedded tasks, each a real Lightning
+``Trainer`` fitting a :class:`~bsnn_lightning.SpikingClassifier`:
 
-Every experiment function takes the :class:`Settings` and a runner (:class:`RunPool`: the runs in this
-process or in worker processes) and returns a plain dict of numbers, what the JSON holds and the figures
+- ``"digits"``: the event digits (and their static variant), a task a network can read from one time step;
+- ``"intervals"``: the event-interval task (:mod:`bsnn_lightning.data.intervals`), whose classes differ only
+  in when things happen.
+
+Every experiment function takes the :class:`Settings` of one task and a runner (:class:`RunPool`: the runs in
+this process or in worker processes) and returns a plain dict of numbers, what the JSON holds and the figures
 are drawn from. Runs that are compared are *paired*: the same seed gives the same
 initial weights and the same order of training batches (the generator is re-seeded after the model and its
 neuron parameters are built), so two methods differ only in the method.
@@ -24,6 +28,11 @@ How the control rate enters each neuron (the BSNN experiment):
 In both, the input gain ``1/tau_m`` of the continuous equation is folded into the weights of the layer
 before the neuron, as ``docs/methods.md`` states for the bifurcation neuron (and that layer is followed by
 batch norm in the convolutional blocks), so tau_m changes only the eigenvalues.
+
+The eigenvalue-clamp experiment (:func:`eigenvalue_clamp`) asks why most eigenvalues end at the upper bound
+at large tau_m: it learns ``mu`` instead of ``lambda`` (the same neuron, with the eigenvalues' learning rate
+divided by tau_m, which for Adam is the same as holding ``mu`` as the parameter), moves the upper bound, and
+runs the package's default bounds (tau_m = 1, where ``lambda = mu``).
 """
 
 from __future__ import annotations
@@ -38,29 +47,43 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from ..analysis import eigenvalue_regimes
 from ..classifier import SpikingClassifier
 from ..convert import bifurcation_eigenvalues, materialize
-from ..data import DigitEventsDataModule
+from ..data import DigitEventsDataModule, IntervalEventsDataModule, load_interval_events
+from ..data.events import events_to_frames
+from ..data.loading import make_loader
 from ..models import NeuronFactory, SpikingConvNet
 from ..neurons import BifurcationNeuron, LIFNeuron
 from . import stats
 
 
+TASKS = ("digits", "intervals")
+TASK_NAMES = {"digits": "event digits", "intervals": "event intervals"}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """What one report run trains; ``FULL`` and ``QUICK`` below are the two the command offers."""
+    """What one report run trains on one task; :data:`PRESETS` holds the ones the command offers."""
 
     mode: str
-    seeds_sweep: tuple[int, ...]
-    seeds_pairs: tuple[int, ...]
+    seeds_sweep: tuple[int, ...]  # the control-rate sweep, the time-averaged baseline and the clamp runs
+    seeds_pairs: tuple[int, ...]  # the paired method comparisons (IMP, LTS, TET)
     epochs_sweep: int
     epochs_pairs: int
     limit: int | None  # digits used (None: all 1,797; the split is the fixed stratified 80/20)
+    task: str = "digits"  # one of TASKS
     time_steps_events: int = 8
     time_steps_static: int = 6
+    #: the data of the IMP and LTS experiments, which the paper states for static tasks: the static digits, or
+    #: the event frames where a task has no static variant (the intervals)
+    imp_lts_variant: str = "static"
+    n_train: int = 1000  # intervals: training samples
+    n_test: int = 500  # intervals: test samples
     taus: tuple[float, ...] = (1.5, 2.0, 4.0, 8.0, 16.0)
+    baseline_tau: float = 4.0  # the LIF neuron of the time-averaged baseline
     channels: tuple[int, int] = (8, 16)
     hidden: int = 64
     batch_size: int = 32
@@ -69,20 +92,36 @@ class Settings:
     threads: int = 1  # torch intra-op threads while the report runs (see runner.run_report)
     cache_dir: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"expected task in {TASKS}, got {self.task!r}")
+        if self.imp_lts_variant not in ("static", "events"):
+            raise ValueError(f"expected imp_lts_variant 'static' or 'events', got {self.imp_lts_variant!r}")
+        if self.imp_lts_variant == "static" and self.task != "digits":
+            raise ValueError(f"expected imp_lts_variant='events' for task {self.task!r}: only the digits have a static variant")
+
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
 
 
-FULL = Settings(mode="full", seeds_sweep=(0, 1, 2, 3, 4), seeds_pairs=(0, 1, 2, 3, 4), epochs_sweep=5, epochs_pairs=5, limit=None)
-QUICK = Settings(
-    mode="quick", seeds_sweep=(0, 1), seeds_pairs=(0, 1), epochs_sweep=2, epochs_pairs=4, limit=300,
-    time_steps_events=6, time_steps_static=4, channels=(4, 8), hidden=32, batch_size=16,
+FULL = Settings(
+    mode="full", seeds_sweep=(0, 1, 2, 3, 4), seeds_pairs=tuple(range(10)), epochs_sweep=5, epochs_pairs=5, limit=None
 )
+QUICK = Settings(
+    mode="quick", seeds_sweep=(0, 1), seeds_pairs=(0, 1), epochs_sweep=2, epochs_pairs=3, limit=300,
+    time_steps_events=6, time_steps_static=4, taus=(2.0, 16.0), baseline_tau=2.0, channels=(4, 8), hidden=32, batch_size=16,
+)
+FULL_INTERVALS = FULL.replace(task="intervals", time_steps_events=16, imp_lts_variant="events", n_train=1000, n_test=500)
+QUICK_INTERVALS = QUICK.replace(task="intervals", time_steps_events=16, imp_lts_variant="events", n_train=160, n_test=80)
+#: mode -> task -> settings
+PRESETS = {"full": {"digits": FULL, "intervals": FULL_INTERVALS}, "quick": {"digits": QUICK, "intervals": QUICK_INTERVALS}}
 
 SWEEP_METHODS = ("LIF", "BSNN diagonal", "BSNN coupled")
 EIGEN_INIT_MU = (-0.8, 0.0)  # eigenvalues of P - I at the start (the package default, tau_m = 1)
 BOUNDS_MU = (-1.0, 0.2)  # and their clamp
 CONSERVATIVE_TOL_MU = 1e-2  # |mu| below this counts as conservative (EigenvalueMonitor's default tolerance)
+#: the eigenvalue-clamp experiment's other upper bounds of mu, at the sweep's largest tau_m and at tau_m = 1
+CLAMP_UPPER_MU = {"largest tau_m": (0.0, 1.0), "tau_m = 1": (0.0,)}
 
 
 # --------------------------------------------------------------------------- the experiments
@@ -93,7 +132,7 @@ def control_rate_sweep(settings: Settings, run: "Runner") -> dict:
     start = _clock()
     grid = [(i, tau, method, seed) for i, tau in enumerate(settings.taus) for method in SWEEP_METHODS for seed in settings.seeds_sweep]
     results = run([
-        RunSpec(seed, "events", ("sweep", method, tau), "ce", settings.epochs_sweep, record_eigenvalues=method != "LIF")
+        RunSpec(seed, "events", ("sweep", method, tau), "ce", settings.epochs_sweep, record_eigenvalues=method != "LIF", task=settings.task)
         for _, tau, method, seed in grid
     ])
     accuracy = {m: [[] for _ in settings.taus] for m in SWEEP_METHODS}
@@ -104,24 +143,12 @@ def control_rate_sweep(settings: Settings, run: "Runner") -> dict:
         accuracy[method][i].append(result["accuracy"])
         if method == "LIF":
             continue
-        tol, bounds = CONSERVATIVE_TOL_MU / tau, (BOUNDS_MU[0] / tau, BOUNDS_MU[1] / tau)
-        eigen_regimes[method].append({
-            "tau_m": tau, "seed": seed,
-            "before": eigenvalue_regimes(result["eigen_before"], tol, bounds),
-            "after": eigenvalue_regimes(result["eigen_after"], tol, bounds),
-        })
+        eigen_regimes[method].append(_regimes(result, tau, seed, BOUNDS_MU[1]))
         if tau == spectrum_tau and seed == settings.seeds_sweep[0]:
             spectra[method] = {k: (result["eigen_before"][k], result["eigen_after"][k]) for k in result["eigen_after"]}
             if method == "BSNN coupled":
                 coupled_check = result["coupled_check"]
-    per_method = {
-        method: {
-            "by_tau": [{"tau_m": tau, **stats.describe(acc)} for tau, acc in zip(settings.taus, accuracy[method])],
-            "spread": stats.bootstrap_spread(accuracy[method]),
-            "no_effect_test": stats.permutation_spread(accuracy[method]),
-        }
-        for method in SWEEP_METHODS
-    }
+    per_method = {method: _sweep_summary(settings.taus, accuracy[method]) for method in SWEEP_METHODS}
     comparisons = {}
     for method in SWEEP_METHODS[1:]:
         comparison = stats.bootstrap_spread_difference(accuracy["LIF"], accuracy[method])
@@ -130,7 +157,7 @@ def control_rate_sweep(settings: Settings, run: "Runner") -> dict:
         "claim": "Bifurcation dynamics make accuracy insensitive to the control rate 1/tau_m, which plain LIF is "
         "sensitive to (Zhang, Zhang & Zhou, JMLR 2021): spread(LIF) - spread(BSNN) > 0.",
         "setup": {
-            "data": "event digits", "time_steps": settings.time_steps_events, "loss": "rate cross entropy (mean readout)",
+            "data": TASK_NAMES[settings.task], "time_steps": settings.time_steps_events, "loss": "rate cross entropy (mean readout)",
             "taus": list(settings.taus), "seeds": list(settings.seeds_sweep), "epochs": settings.epochs_sweep,
             "lif": "LIFNeuron(tau=tau_m, decay_input=False, v_reset=None): lambda = -1/tau_m",
             "bsnn": f"BifurcationNeuron(eigen_init={EIGEN_INIT_MU}/tau_m, bounds={BOUNDS_MU}/tau_m): lambda = mu/tau_m",
@@ -149,12 +176,127 @@ def control_rate_sweep(settings: Settings, run: "Runner") -> dict:
     }
 
 
+def time_averaged_baseline(settings: Settings, run: "Runner", sweep: dict) -> dict:
+    """What a network that averages over time achieves: the sweep's LIF network at ``settings.baseline_tau``,
+    given at every step the recording's frames averaged over time (their sum / T), on the sweep's seeds;
+    paired with the sweep's runs of the same network on the frames themselves."""
+    start = _clock()
+    tau = settings.baseline_tau
+    if tau not in settings.taus:
+        raise ValueError(f"expected baseline_tau {tau} among the sweep's taus {settings.taus}")
+    results = run([
+        RunSpec(seed, "time_averaged", ("sweep", "LIF", tau), "ce", settings.epochs_sweep, task=settings.task)
+        for seed in settings.seeds_sweep
+    ])
+    averaged = [r["accuracy"] for r in results]
+    framed = sweep["accuracy"]["LIF"][settings.taus.index(tau)]
+    chance = 1.0 / results[0]["num_classes"]
+    lif = sweep["methods"]["LIF"]
+    return {
+        "question": "Is the task fit to test a claim about temporal dynamics? Plain LIF's accuracy should depend "
+        "on tau_m (its spread over tau_m well above the spread noise alone gives), and a network that sees the "
+        "frames averaged over time should be near chance.",
+        "setup": {
+            "data": TASK_NAMES[settings.task], "time_steps": settings.time_steps_events, "tau_m": tau,
+            "neuron": f"LIFNeuron(tau={tau:g}, decay_input=False, v_reset=None)", "loss": "rate cross entropy",
+            "input": "the mean over time of the T frames (their sum / T), the same at every one of the T steps",
+            "seeds": list(settings.seeds_sweep), "epochs": settings.epochs_sweep,
+        },
+        "chance": chance,
+        "accuracy": {"frames over time": framed, "time-averaged frames": averaged},
+        "time_averaged": stats.describe(averaged),
+        "time_averaged_minus_chance": stats.describe([a - chance for a in averaged]),
+        "frames_minus_time_averaged": stats.paired_difference(framed, averaged),
+        "lif_tau_sensitivity": {"spread": lif["spread"], "no_effect_test": lif["no_effect_test"]},
+        **_elapsed(start, results),
+    }
+
+
+def eigenvalue_clamp(settings: Settings, run: "Runner", sweep: dict) -> dict:
+    """Why the diagonal eigenvalues end at the upper clamp, and whether the bound or the parametrisation decides.
+
+    Three sets of runs of the diagonal BSNN network (the sweep's data, loss, epochs and seeds):
+
+    - ``mu`` learned at every tau_m of the sweep: the eigenvalues' learning rate divided by tau_m (for Adam the
+      same as holding ``mu`` itself as the parameter, the paper's ``P``), against the sweep's ``lambda`` learned;
+    - other upper bounds of ``mu`` at the sweep's largest tau_m (``lambda`` learned, as in the sweep);
+    - the package's default bounds at tau_m = 1 (where ``lambda = mu``), and another upper bound there.
+    """
+    start = _clock()
+    taus, big = settings.taus, max(settings.taus)
+    specs = {}
+    for tau in taus:
+        specs[("mu learned", tau)] = (("clamp", tau, BOUNDS_MU[1]), 1.0 / tau)
+    for hi in CLAMP_UPPER_MU["largest tau_m"]:
+        specs[(f"mu <= {hi:g}", big)] = (("clamp", big, hi), 1.0)
+    specs[("package defaults", 1.0)] = (("clamp", 1.0, BOUNDS_MU[1]), 1.0)
+    for hi in CLAMP_UPPER_MU["tau_m = 1"]:
+        specs[(f"mu <= {hi:g}", 1.0)] = (("clamp", 1.0, hi), 1.0)
+    keys = [(key, seed) for key in specs for seed in settings.seeds_sweep]
+    results = run([
+        RunSpec(seed, "events", specs[key][0], "ce", settings.epochs_sweep, record_eigenvalues=True,
+                eigen_lr_scale=specs[key][1], task=settings.task)
+        for key, seed in keys
+    ])
+    by_key: dict = {}
+    for (key, seed), result in zip(keys, results):
+        by_key.setdefault(key, []).append((seed, result))
+    lambda_learned = [
+        _clamp_cell("lambda learned (the sweep)", tau, BOUNDS_MU[1], sweep["accuracy"]["BSNN diagonal"][i],
+                    [e for e in sweep["eigen_regimes"]["BSNN diagonal"] if e["tau_m"] == tau])
+        for i, tau in enumerate(taus)
+    ]
+    mu_learned = [
+        _clamp_cell("mu learned", tau, BOUNDS_MU[1], [r["accuracy"] for _, r in by_key[("mu learned", tau)]],
+                    [_regimes(r, tau, seed, BOUNDS_MU[1]) for seed, r in by_key[("mu learned", tau)]])
+        for tau in taus
+    ]
+    bounds = [lambda_learned[taus.index(big)]]
+    defaults = []
+    for (name, tau), runs in by_key.items():
+        if name == "mu learned":
+            continue
+        hi = BOUNDS_MU[1] if name == "package defaults" else float(name.split("<= ")[1])
+        cell = _clamp_cell(name, tau, hi, [r["accuracy"] for _, r in runs], [_regimes(r, tau, seed, hi) for seed, r in runs])
+        (bounds if tau == big else defaults).append(cell)
+    base = lambda_learned[taus.index(big)]["accuracy"]
+    for cell in bounds[1:]:
+        cell["minus_reference"] = stats.paired_difference(cell["accuracy"], base)
+    for cell in defaults[1:]:
+        cell["minus_reference"] = stats.paired_difference(cell["accuracy"], defaults[0]["accuracy"])
+    mu_accuracy = [cell["accuracy"] for cell in mu_learned]
+    mu_vs_lambda = stats.paired_difference(
+        np.mean(mu_accuracy, axis=0), np.mean(sweep["accuracy"]["BSNN diagonal"], axis=0)
+    )
+    spread = stats.bootstrap_spread_difference(sweep["accuracy"]["LIF"], mu_accuracy)
+    return {
+        "question": "Why do most diagonal eigenvalues end at the upper clamp at large tau_m, and does the bound or "
+        "the parametrisation decide it?",
+        "setup": {
+            "data": TASK_NAMES[settings.task], "structure": "diagonal", "seeds": list(settings.seeds_sweep),
+            "epochs": settings.epochs_sweep, "optimizer": f"AdamW, lr {settings.lr:g} (no weight decay on eigenvalues)",
+            "lambda learned": "the neuron's parameter is lambda = mu/tau_m (as in the sweep): an Adam step of lr in "
+            "lambda is tau_m * lr in mu",
+            "mu learned": "the eigenvalues' learning rate is lr/tau_m: an Adam step of lr in mu, as if mu (the "
+            "paper's P - I) were the parameter",
+            "bounds": f"mu in [{BOUNDS_MU[0]:g}, upper], eigen_init {EIGEN_INIT_MU}, both / tau_m",
+        },
+        "by_tau": {"taus": list(taus), "lambda learned": lambda_learned, "mu learned": mu_learned},
+        "upper_bounds_at_largest_tau": bounds,
+        "package_defaults": defaults,
+        "mu_minus_lambda_learned_mean_over_tau": mu_vs_lambda,
+        "spread_difference_lif_minus_mu_learned": spread,
+        **_elapsed(start, results),
+    }
+
+
 def imp_per_step(settings: Settings, run: "Runner") -> dict:
     """IMP paper: on static tasks accuracy grows with t from a zero IMP; a learnable IMP speeds this up."""
     start = _clock()
     methods = {"zero IMP": None, "learnable IMP": "neuron"}
+    variant = settings.imp_lts_variant
     runs = _paired(settings, run, {
-        name: RunSpec(0, "static", ("imp", imp), "label_smoothed_tet", settings.epochs_pairs, loss_options={"epsilon": 0.01})
+        name: RunSpec(0, variant, ("imp", imp), "label_smoothed_tet", settings.epochs_pairs, loss_options={"epsilon": 0.01}, task=settings.task)
         for name, imp in methods.items()
     })
     curves = {name: [r["per_step"] for r in rs] for name, rs in runs.items()}
@@ -173,7 +315,7 @@ def imp_per_step(settings: Settings, run: "Runner") -> dict:
         "zero; a learnable IMP accelerates that evolution and gives higher accuracy within few time steps "
         "(Shen et al., NeurIPS 2024).",
         "setup": {
-            "data": "static digits", "time_steps": settings.time_steps_static,
+            **_imp_lts_data(settings),
             "neuron": "LIFNeuron(tau=2, hard reset to 0): SpikingJelly's default LIF", "imp": "per neuron, U(0.4, 0.6)",
             "loss": "label-smoothed TET, epsilon 0.01 (trains the output of every step)", "seeds": list(settings.seeds_pairs),
             "epochs": settings.epochs_pairs,
@@ -189,7 +331,7 @@ def readout_comparison(settings: Settings, run: "Runner") -> dict:
     """IMP paper: the last-time-step (LTS) readout accelerates convergence on static tasks."""
     start = _clock()
     runs = _paired(settings, run, {
-        name: RunSpec(0, "static", ("imp", "neuron"), loss, settings.epochs_pairs, track_epochs=True)
+        name: RunSpec(0, settings.imp_lts_variant, ("imp", "neuron"), loss, settings.epochs_pairs, track_epochs=True, task=settings.task)
         for name, loss in {"LTS": "lts", "mean over time": "ce"}.items()
     })
     curves = {name: [r["epoch_accuracy"] for r in rs] for name, rs in runs.items()}
@@ -203,7 +345,7 @@ def readout_comparison(settings: Settings, run: "Runner") -> dict:
         "claim": "Training on and reading out the last time step only (LTS) accelerates convergence on static "
         "tasks (Shen et al., NeurIPS 2024).",
         "setup": {
-            "data": "static digits", "time_steps": settings.time_steps_static,
+            **_imp_lts_data(settings),
             "neuron": "LIFNeuron(tau=2, hard reset to 0) with a learnable IMP per neuron",
             "LTS": "loss CE(O_T, y), prediction argmax O_T", "mean over time": "loss CE(mean_t O_t, y), prediction argmax mean_t O_t",
             "seeds": list(settings.seeds_pairs), "epochs": settings.epochs_pairs,
@@ -220,7 +362,7 @@ def loss_comparison(settings: Settings, run: "Runner") -> dict:
     start = _clock()
     methods = {"TET": ("tet", {"lam": 1e-3, "phi": 1.0}), "label-smoothed TET": ("label_smoothed_tet", {"epsilon": 0.01, "lam": 0.0})}
     runs = _paired(settings, run, {
-        name: RunSpec(0, "events", ("imp", "neuron"), loss, settings.epochs_pairs, loss_options=options)
+        name: RunSpec(0, "events", ("imp", "neuron"), loss, settings.epochs_pairs, loss_options=options, task=settings.task)
         for name, (loss, options) in methods.items()
     })
     accuracy = {name: [r["accuracy"] for r in rs] for name, rs in runs.items()}
@@ -231,7 +373,7 @@ def loss_comparison(settings: Settings, run: "Runner") -> dict:
         "claim": "A label-smoothed TET loss, which drops TET's MSE regulariser, trains better than vanilla TET "
         "(Shen et al., NeurIPS 2024, on TET of Deng et al., ICLR 2022).",
         "setup": {
-            "data": "event digits", "time_steps": settings.time_steps_events,
+            "data": TASK_NAMES[settings.task], "time_steps": settings.time_steps_events,
             "neuron": "LIFNeuron(tau=2, hard reset to 0) with a learnable IMP per neuron",
             "TET": "lam 1e-3, phi 1", "label-smoothed TET": "epsilon 0.01, lam 0 (the paper's configs)",
             "seeds": list(settings.seeds_pairs), "epochs": settings.epochs_pairs,
@@ -280,22 +422,53 @@ def firing_patterns(steps: int = 8, input_current: float = 1.2) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- the task's recordings, for a figure
+
+
+def interval_samples(settings: Settings, per_class: int = 200) -> dict:
+    """What the interval task's classes look like: per class, one recording's events per 1 ms (ON and OFF),
+    and the mean over ``per_class`` training recordings of the frame summed over time (what a network that
+    averages over time sees); drawn from the task's DataModule configuration."""
+    dm = _interval_module(settings)
+    config = dm.config
+    n = per_class * config.num_classes
+    data = load_interval_events(n, "train", dm.seed, config)
+    window = (0, config.duration_us)
+    bins = config.duration_us // 1000
+    examples, summed = [], []
+    for label in range(config.num_classes):
+        members = np.flatnonzero(data.labels == label)
+        events = data.events[members[0]]
+        ms = events_to_frames(events, config.sensor_size, bins, time_window=window).sum(axis=(2, 3))  # [bins, 2]
+        examples.append({"on": ms[:, 1].tolist(), "off": ms[:, 0].tolist(), "first_slot": int(data.first_slot[members[0]])})
+        frames = [events_to_frames(data.events[i], config.sensor_size, 1, time_window=window)[0].sum(0) for i in members]
+        summed.append(np.mean(frames, axis=0).tolist())
+    return {
+        "delays_slots": list(config.delays), "slot_ms": config.slot_us / 1000, "duration_ms": config.duration_us / 1000,
+        "examples": examples, "mean_summed_frames": summed, "per_class": per_class,
+    }
+
+
 # --------------------------------------------------------------------------- running the training runs
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run, as plain (picklable) data: ``neuron`` is ``("sweep", method, tau_m)`` or
-    ``("imp", None | "neuron" | ...)`` (see :func:`neuron_factory`)."""
+    """One training run, as plain (picklable) data: ``neuron`` is ``("sweep", method, tau_m)``,
+    ``("clamp", tau_m, upper bound of mu)`` or ``("imp", None | "neuron" | ...)`` (see :func:`neuron_factory`);
+    ``variant`` is ``"events"``, ``"static"`` (digits only) or ``"time_averaged"`` (the event frames averaged
+    over time, presented at every step); ``eigen_lr_scale`` multiplies the eigenvalues' learning rate."""
 
     seed: int
-    variant: str  # "events" or "static"
+    variant: str
     neuron: tuple
     loss: str
     epochs: int
     loss_options: dict | None = None
     track_epochs: bool = False
     record_eigenvalues: bool = False
+    eigen_lr_scale: float = 1.0
+    task: str = "digits"
 
 
 Runner = Callable[[list[RunSpec]], list[dict]]
@@ -304,19 +477,20 @@ Runner = Callable[[list[RunSpec]], list[dict]]
 class RunPool:
     """Runs :class:`RunSpec` lists, in this process (``jobs=1``) or in ``jobs`` worker processes.
 
-    Each run is seeded on its own and every process uses ``settings.threads`` torch threads, so a result
-    does not depend on which process ran it or in what order; results come back in the order asked for.
-    Workers are started once (``spawn``: no state inherited from the parent) and keep their data loaded.
+    ``settings``: one :class:`Settings` per task the specs may name. Each run is seeded on its own and every
+    process uses ``settings.threads`` torch threads, so a result does not depend on which process ran it or in
+    what order; results come back in the order asked for. Workers are started once (``spawn``: no state
+    inherited from the parent) and keep their data loaded.
     """
 
-    def __init__(self, settings: Settings, jobs: int = 1) -> None:
+    def __init__(self, settings: "Settings | list[Settings]", jobs: int = 1) -> None:
         if jobs < 1:
             raise ValueError(f"expected jobs >= 1, got {jobs}")
-        self.settings = settings
+        self.tasks = settings_by_task(settings)
         self.jobs = jobs
-        self.data = DataCache(settings)
-        for variant in ("events", "static"):  # build the event cache once, before any worker reads it
-            self.data.get(variant)
+        self.data = {task: DataCache(s) for task, s in self.tasks.items()}
+        for cache in self.data.values():  # build on-disk caches once, before any worker reads them
+            cache.prepare()
         self._pool = None
         if jobs > 1:
             import multiprocessing
@@ -324,12 +498,15 @@ class RunPool:
 
             self._pool = ProcessPoolExecutor(
                 max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_start, initargs=(settings,),
+                initializer=_worker_start, initargs=(list(self.tasks.values()),),
             )
 
     def __call__(self, specs: list[RunSpec]) -> list[dict]:
+        unknown = sorted({spec.task for spec in specs} - set(self.tasks))
+        if unknown:
+            raise ValueError(f"expected runs of the tasks {sorted(self.tasks)}, got runs of {unknown}")
         if self._pool is None:
-            return [train_and_test(self.settings, self.data, spec) for spec in specs]
+            return [train_and_test(self.tasks[spec.task], self.data[spec.task], spec) for spec in specs]
         return list(self._pool.map(_worker_run, specs))
 
     def close(self) -> None:
@@ -347,20 +524,31 @@ class RunPool:
 _WORKER: dict = {}
 
 
-def _worker_start(settings: Settings) -> None:
+def settings_by_task(settings: "Settings | list[Settings]") -> dict[str, Settings]:
+    listed = [settings] if isinstance(settings, Settings) else list(settings)
+    tasks = {s.task: s for s in listed}
+    if len(tasks) != len(listed) or not listed:
+        raise ValueError(f"expected one Settings per task, got tasks {[s.task for s in listed]}")
+    if len({s.threads for s in listed}) != 1:
+        raise ValueError(f"expected one torch thread count for all tasks, got {[s.threads for s in listed]}")
+    return tasks
+
+
+def _worker_start(settings: list[Settings]) -> None:
     import logging
     import warnings
 
-    torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings[0].threads)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=r"lightning\.")
-    _WORKER.update(settings=settings, data=DataCache(settings))
+    _WORKER.update({s.task: (s, DataCache(s)) for s in settings})
 
 
 def _worker_run(spec: RunSpec) -> dict:
-    return train_and_test(_WORKER["settings"], _WORKER["data"], spec)
+    settings, data = _WORKER[spec.task]
+    return train_and_test(settings, data, spec)
 
 
 def _paired(settings: Settings, run: Runner, methods: dict[str, RunSpec]) -> dict[str, list[dict]]:
@@ -371,25 +559,96 @@ def _paired(settings: Settings, run: Runner, methods: dict[str, RunSpec]) -> dic
     return {name: results[j :: len(names)] for j, name in enumerate(names)}
 
 
+@dataclass(frozen=True)
+class TaskData:
+    """The samples one kind of run trains and tests on."""
+
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    steps: int  # time steps the network runs
+    sample_shape: tuple[int, ...]  # one sample: [T, C, H, W] for sequences, [C, H, W] for static inputs
+    static: bool  # True: each sample is one frame, presented at every step
+    batch_size: int
+
+    def loader(self, split: str):
+        dataset = {"train": self.train, "test": self.test}[split]
+        return make_loader(dataset, batch_size=self.batch_size, num_workers=0, shuffle=split == "train")
+
+
 class DataCache:
-    """The DataModules the runs share, built once per (variant, time steps): set up, never reloaded."""
+    """The data the runs of one task share, built once per variant: set up, never reloaded.
+
+    Variants: ``"events"`` (the task's event frames), ``"static"`` (the digits' static images) and
+    ``"time_averaged"`` (the event frames' mean over time, one frame per sample, shown at every step).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._modules: dict[tuple[str, int], DigitEventsDataModule] = {}
+        self._data: dict[str, TaskData] = {}
 
-    def get(self, variant: str) -> DigitEventsDataModule:
-        steps = self.settings.time_steps_events if variant == "events" else self.settings.time_steps_static
-        key = (variant, steps)
-        if key not in self._modules:
-            dm = DigitEventsDataModule(
-                time_steps=steps, variant=variant, batch_size=self.settings.batch_size,
-                cache_dir=self.settings.cache_dir, limit=self.settings.limit,
+    def prepare(self) -> None:
+        """Build what is cached on disk (the digits' events), so that worker processes only read it."""
+        if self.settings.task == "digits":
+            self._digits_module("events").prepare_data()
+
+    def get(self, variant: str) -> TaskData:
+        if variant not in self._data:
+            self._data[variant] = self._build(variant)
+        return self._data[variant]
+
+    def _build(self, variant: str) -> TaskData:
+        settings = self.settings
+        if variant == "time_averaged":
+            events = self.get("events")
+            return dataclasses.replace(
+                events, train=_TimeAveraged(events.train), test=_TimeAveraged(events.test),
+                sample_shape=events.sample_shape[1:], static=True,
             )
+        if variant not in ("events", "static"):
+            raise ValueError(f"expected a variant 'events', 'static' or 'time_averaged', got {variant!r}")
+        if settings.task == "intervals":
+            if variant == "static":
+                raise ValueError("expected variant 'events' or 'time_averaged' for the interval task: it has no static variant")
+            dm = _interval_module(settings)
+        else:
+            dm = self._digits_module(variant)
             dm.prepare_data()
-            dm.setup()
-            self._modules[key] = dm
-        return self._modules[key]
+        dm.setup()
+        return TaskData(
+            train=dm.train_dataloader().dataset, test=dm.test_dataloader().dataset, num_classes=dm.num_classes,
+            steps=dm.time_steps, sample_shape=tuple(dm.input_shape), static=variant == "static",
+            batch_size=settings.batch_size,
+        )
+
+    def _digits_module(self, variant: str) -> DigitEventsDataModule:
+        settings = self.settings
+        steps = settings.time_steps_events if variant == "events" else settings.time_steps_static
+        return DigitEventsDataModule(
+            time_steps=steps, variant=variant, batch_size=settings.batch_size, cache_dir=settings.cache_dir,
+            limit=settings.limit,
+        )
+
+
+def _interval_module(settings: Settings) -> IntervalEventsDataModule:
+    return IntervalEventsDataModule(
+        time_steps=settings.time_steps_events, n_train=settings.n_train, n_test=settings.n_test,
+        batch_size=settings.batch_size,
+    )
+
+
+class _TimeAveraged(Dataset):
+    """``(x.mean(0), y)`` of a dataset of ``(x [T, ...], y)``: the frames summed over time, divided by T."""
+
+    def __init__(self, samples: Dataset) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        x, y = self.samples[i]
+        return x.mean(0), y
 
 
 def train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
@@ -398,6 +657,8 @@ def train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
     Runs with ``settings.threads`` torch threads (restored afterwards): the result depends on the thread
     count through the order of floating-point reductions, and on nothing else but ``spec`` and ``settings``.
     """
+    if spec.task != settings.task:
+        raise ValueError(f"expected a run of task {settings.task!r}, got one of {spec.task!r}")
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
@@ -408,17 +669,19 @@ def train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
 
 def _train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
     start = _clock()
-    dm = data.get(spec.variant)
-    static = spec.variant == "static"
-    steps = dm.time_steps
+    task = data.get(spec.variant)
+    steps = task.steps
+    channels, height, width = task.sample_shape[-3:]
     L.seed_everything(spec.seed, workers=True, verbose=False)
-    net = build_net(neuron_factory(spec.neuron), in_channels=1 if static else 2, channels=settings.channels, hidden=settings.hidden)
+    net = build_net(neuron_factory(spec.neuron), in_channels=channels, channels=settings.channels, hidden=settings.hidden,
+                    num_classes=task.num_classes, input_size=(height, width))
     model = SpikingClassifier(
-        net, num_classes=10, static_steps=steps if static else None, loss=spec.loss, loss_options=spec.loss_options,
-        optimizer=functools.partial(torch.optim.AdamW, lr=settings.lr, weight_decay=settings.weight_decay),
+        net, num_classes=task.num_classes, static_steps=steps if task.static else None, loss=spec.loss,
+        loss_options=spec.loss_options,
+        optimizer=_AdamW(net, settings.lr, settings.weight_decay, spec.eigen_lr_scale),
         lr_scheduler=functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=spec.epochs),
     )
-    materialize(net, torch.zeros(steps, 2, *dm.input_shape[-3:]))
+    materialize(net, torch.zeros(steps, 2, channels, height, width))
     before = _spectra(net) if spec.record_eigenvalues else None
     L.seed_everything(spec.seed, workers=True, verbose=False)  # paired runs: the same batch order whatever the method
     tracker = _EpochAccuracy()
@@ -427,12 +690,13 @@ def _train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=1.0 if spec.track_epochs else 0, deterministic=True, callbacks=[tracker],
     )
-    trainer.fit(model, train_dataloaders=dm.train_dataloader(), val_dataloaders=dm.val_dataloader())
-    metrics = trainer.test(model, dataloaders=dm.test_dataloader(), verbose=False)[0]
+    trainer.fit(model, train_dataloaders=task.loader("train"), val_dataloaders=task.loader("test"))
+    metrics = trainer.test(model, dataloaders=task.loader("test"), verbose=False)[0]
     result = {
         "seed": spec.seed,
         "accuracy": float(metrics["test/acc"]),
         "per_step": [float(metrics[f"test/acc_t{t}"]) for t in range(1, steps + 1)],
+        "num_classes": task.num_classes,
         **_elapsed(start),
     }
     if spec.track_epochs:
@@ -444,24 +708,31 @@ def _train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
     return result
 
 
-def build_net(make_neuron: NeuronFactory, in_channels: int, channels: tuple[int, int], hidden: int, num_classes: int = 10) -> SpikingConvNet:
-    """The quickstart's :class:`~bsnn_lightning.models.SpikingConvNet` on ``[T, N, C, 34, 34]``: 2x2 average
-    pooling to 17 x 17, two conv-BN-neuron-maxpool blocks (17 -> 8 -> 4), a spiking hidden layer, a linear
-    read-out at every step. Small on purpose: the whole report runs in minutes on two CPU cores."""
+def build_net(
+    make_neuron: NeuronFactory, in_channels: int, channels: tuple[int, int], hidden: int, num_classes: int = 10,
+    input_size: tuple[int, int] = (34, 34),
+) -> SpikingConvNet:
+    """The quickstart's :class:`~bsnn_lightning.models.SpikingConvNet` on ``[T, N, C, H, W]``: 2x2 average
+    pooling (34 x 34 digits to 17 x 17, 16 x 16 intervals to 8 x 8), two conv-BN-neuron-maxpool blocks, a
+    spiking hidden layer, a linear read-out at every step. Small on purpose: the whole report runs in minutes
+    on two CPU cores."""
     return SpikingConvNet(
-        in_channels=in_channels, num_classes=num_classes, channels=channels, hidden=hidden, input_size=(34, 34),
+        in_channels=in_channels, num_classes=num_classes, channels=channels, hidden=hidden, input_size=input_size,
         input_pool=2, neuron=make_neuron,
     )
 
 
 def neuron_factory(neuron: tuple) -> NeuronFactory:
-    """``("sweep", method, tau_m)`` -> :func:`sweep_neuron`; ``("imp", imp)`` -> :func:`imp_neuron`."""
+    """``("sweep", method, tau_m)`` -> :func:`sweep_neuron`; ``("clamp", tau_m, upper)`` -> :func:`clamp_neuron`;
+    ``("imp", imp)`` -> :func:`imp_neuron`."""
     kind, *args = neuron
     if kind == "sweep":
         return sweep_neuron(*args)
+    if kind == "clamp":
+        return clamp_neuron(*args)
     if kind == "imp":
         return imp_neuron(*args)
-    raise ValueError(f"expected a neuron spec ('sweep', method, tau_m) or ('imp', imp), got {neuron!r}")
+    raise ValueError(f"expected a neuron spec ('sweep', method, tau_m), ('clamp', tau_m, upper) or ('imp', imp), got {neuron!r}")
 
 
 def sweep_neuron(method: str, tau: float) -> NeuronFactory:
@@ -476,9 +747,42 @@ def sweep_neuron(method: str, tau: float) -> NeuronFactory:
     return lambda: BifurcationNeuron(structure=structure, eigen_init=eigen_init, bounds=bounds)
 
 
+def clamp_neuron(tau: float, upper_mu: float) -> NeuronFactory:
+    """The sweep's diagonal bifurcation neuron with ``mu`` clamped to ``[-1, upper_mu]`` (both / tau_m)."""
+    if not upper_mu >= EIGEN_INIT_MU[1]:
+        raise ValueError(f"expected an upper bound of mu >= {EIGEN_INIT_MU[1]} (the top of eigen_init), got {upper_mu}")
+    eigen_init = (EIGEN_INIT_MU[0] / tau, EIGEN_INIT_MU[1] / tau)
+    bounds = (BOUNDS_MU[0] / tau, upper_mu / tau)
+    return lambda: BifurcationNeuron(structure="diagonal", eigen_init=eigen_init, bounds=bounds)
+
+
 def imp_neuron(imp: str | None) -> NeuronFactory:
     """SpikingJelly's default LIF (tau 2, ``decay_input=True``, hard reset to 0), with or without an IMP."""
     return lambda: LIFNeuron(tau=2.0, v_reset=0.0, imp=imp)
+
+
+class _AdamW:
+    """The report's optimizer factory: AdamW over the classifier's parameter groups, with the learning rate of
+    the bifurcation neurons' eigenvalues multiplied by ``eigen_lr_scale`` (1: one learning rate for all)."""
+
+    def __init__(self, net: nn.Module, lr: float, weight_decay: float, eigen_lr_scale: float = 1.0) -> None:
+        if not eigen_lr_scale > 0:
+            raise ValueError(f"expected eigen_lr_scale > 0, got {eigen_lr_scale}")
+        self.net, self.lr, self.weight_decay, self.eigen_lr_scale = net, lr, weight_decay, eigen_lr_scale
+
+    def __call__(self, groups) -> torch.optim.Optimizer:
+        if self.eigen_lr_scale != 1.0:
+            eigen = {id(p) for name, p in self.net.named_parameters() if name.endswith("eigenvalues")}
+            if not eigen:
+                raise ValueError("expected bifurcation neurons for a scaled eigenvalue learning rate, found no eigenvalues")
+            split = []
+            for group in groups:
+                rest = [p for p in group["params"] if id(p) not in eigen]
+                mine = [p for p in group["params"] if id(p) in eigen]
+                split += [{**group, "params": rest}] if rest else []
+                split += [{**group, "params": mine, "lr": self.lr * self.eigen_lr_scale}] if mine else []
+            groups = split
+        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
 
 
 class _EpochAccuracy(L.Callback):
@@ -529,6 +833,51 @@ def _coupled_check(net: nn.Module) -> dict | None:
     if not found:
         return None
     return {"max_abs_imaginary": worst_imag, "max_abs_difference_to_explicit": worst_mismatch}
+
+
+def _regimes(result: dict, tau: float, seed: int, upper_mu: float) -> dict:
+    """Regime fractions of a run's eigenvalues before and after training, and how far they moved (in mu)."""
+    tol, bounds = CONSERVATIVE_TOL_MU / tau, (BOUNDS_MU[0] / tau, upper_mu / tau)
+    before, after = result["eigen_before"], result["eigen_after"]
+    moved = np.concatenate([np.abs(np.subtract(after[k], before[k])) for k in after]) * tau
+    return {
+        "tau_m": tau, "seed": seed,
+        "before": eigenvalue_regimes(before, tol, bounds),
+        "after": eigenvalue_regimes(after, tol, bounds),
+        "mean_abs_change_mu": float(moved.mean()),
+    }
+
+
+def _pooled_after(regimes: list[dict]) -> dict:
+    """Shares after training pooled over runs and layers (weighted by neurons), and the mean movement in mu."""
+    keys = ("dissipative", "conservative", "diffusive", "at_lower", "at_upper")
+    totals, count = dict.fromkeys(keys, 0.0), 0
+    for entry in regimes:
+        for layer in entry["after"].values():
+            for key in keys:
+                totals[key] += layer[key] * layer["count"]
+            count += layer["count"]
+    moved = [e["mean_abs_change_mu"] for e in regimes if "mean_abs_change_mu" in e]
+    return {**{k: v / max(count, 1) for k, v in totals.items()}, "mean_abs_change_mu": float(np.mean(moved)) if moved else None}
+
+
+def _sweep_summary(taus, accuracy) -> dict:
+    return {
+        "by_tau": [{"tau_m": tau, **stats.describe(acc)} for tau, acc in zip(taus, accuracy)],
+        "spread": stats.bootstrap_spread(accuracy),
+        "no_effect_test": stats.permutation_spread(accuracy),
+    }
+
+
+def _clamp_cell(name: str, tau: float, upper_mu: float, accuracy: list[float], regimes: list[dict]) -> dict:
+    return {"variant": name, "tau_m": tau, "upper_mu": upper_mu, "accuracy": list(accuracy),
+            "describe": stats.describe(accuracy), "after": _pooled_after(regimes)}
+
+
+def _imp_lts_data(settings: Settings) -> dict:
+    if settings.imp_lts_variant == "static":
+        return {"data": "static digits", "time_steps": settings.time_steps_static}
+    return {"data": TASK_NAMES[settings.task], "time_steps": settings.time_steps_events}
 
 
 def _claim(description: dict) -> dict:
