@@ -211,6 +211,17 @@ def test_whole_chunks_with_checkpoints(name, dtype):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
 
 
+@pytest.mark.parametrize("name", ["sj-lif-hard-sigmoid", "snntorch-none-sigmoid", "sj-lif-soft-detach-atan"])
+def test_saturated_surrogates(name):
+    """Inputs some 60 times larger: far from the threshold the sigmoid's exponential overflows to inf (its
+    gradient is then 0, not the NaN of inf * 0) and the others' reciprocals are tiny."""
+    key = (name, "saturated")
+    dynamics, params, v0_kind, g = _case(name, key)
+    v0 = _initial_state(v0_kind, g, 2)
+    x = _inputs(key, 7, 2, torch.float32, scale=60.0)
+    _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
+
+
 def test_64_bit_offsets(monkeypatch):
     """Inputs of 2**31 elements or more index with 64-bit offsets; the same kernels, run with them here."""
     monkeypatch.setattr(triton_backend, "WIDE_INDEX_AT", 0)

@@ -461,8 +461,10 @@ def _mask_if(mask, condition):
 @triton.jit
 def _reciprocal(x):
     """1 / x for x >= 1, for surrogate gradients: the square of the GPU's approximate 1 / sqrt(x), then one
-    Newton step in two fused multiply-adds: within about an ulp, in 4 instructions (an IEEE division is some
-    10 with a branch, Triton's approximate division 5)."""
+    Newton step in two fused multiply-adds: within about an ulp, in 5 instructions (an IEEE division is some
+    10 with a branch, Triton's approximate division 5 and 2 ulp). x is first capped at 2**126 (NaN kept), so
+    that an infinite x (a saturated exponential) gives 2**-126 rather than the NaN of inf * 0."""
+    x = tl.minimum(x, 8.507059173023462e37, propagate_nan=tl.PropagateNan.ALL)
     r = tl.math.rsqrt(x)
     r = r * r
     return tl.fma(r, tl.fma(-x, r, 1.0), r)
