@@ -47,7 +47,7 @@ class ConvertNeurons(L.Callback):
     neuron layer then stops training there, without a host synchronisation in every step.
 
     Args:
-        dynamics, imp, backend, step_mode, state_dtype, check_finite: as in :func:`bsnn_lightning.convert`
+        dynamics, imp, backend, step_mode, imp_init, state_dtype, check_finite: as in :func:`bsnn_lightning.convert`
             (``backend="native"`` keeps a library's own neurons, so one recipe key swaps who runs the loop).
         options: bifurcation options (``structure``, ``granularity``, ``eigen_init``, ``bounds``).
         example_input: one batch as the LightningModule's forward takes it.
@@ -59,6 +59,7 @@ class ConvertNeurons(L.Callback):
         imp: str | None = None,
         backend: str | None = None,
         step_mode: str | None = None,
+        imp_init: tuple[float, float] | None = None,
         state_dtype: str | None = None,
         check_finite: str | None = None,
         options: dict | None = None,
@@ -68,6 +69,7 @@ class ConvertNeurons(L.Callback):
         self.imp = imp
         self.backend = backend
         self.step_mode = step_mode
+        self.imp_init = None if imp_init is None else tuple(imp_init)
         self.state_dtype = state_dtype
         self.check_finite = check_finite
         self.options = dict(options or {})
@@ -78,8 +80,8 @@ class ConvertNeurons(L.Callback):
         if example is not None:
             example = example.to(pl_module.device)
         convert(
-            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, state_dtype=self.state_dtype,
-            check_finite=self.check_finite, example_input=example, **self.options,
+            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, imp_init=self.imp_init,
+            state_dtype=self.state_dtype, check_finite=self.check_finite, example_input=example, **self.options,
         )  # fmt: skip
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

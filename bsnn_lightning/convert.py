@@ -21,6 +21,7 @@ def convert(
     backend: str | None = None,
     *,
     step_mode: str | None = None,
+    imp_init: tuple[float, float] | None = None,
     state_dtype: str | None = None,
     check_finite: str | None = None,
     example_input: torch.Tensor | None = None,
@@ -43,6 +44,8 @@ def convert(
       ``nn.Sequential`` models with ``init_hidden=True`` this also folds time into the batch for the layers
       between neurons; for SpikingJelly it is ``functional.set_step_mode``), ``"s"`` for one step per call,
       or None to leave it;
+    - ``imp_init``: the range ``(low, high)`` a new IMP is drawn from, times the threshold (default
+      ``(0.4, 0.6)``); an existing IMP keeps its learned values;
     - ``state_dtype``: ``"native"`` keeps the membrane in the precision the neuron's own code keeps it in
       (SpikingJelly: the input's dtype, so under 16-bit mixed precision a converted node computes what the
       library computes, bit for bit; snnTorch and this package's neurons: float32), ``"float32"`` always keeps
@@ -64,7 +67,7 @@ def convert(
     ('BifurcationNeuron', (3,), (3,))
     """
     changes = _requested_changes(dynamics, imp, backend, step_mode, options)
-    for name, value in (("state_dtype", state_dtype), ("check_finite", check_finite)):
+    for name, value in (("imp_init", imp_init), ("state_dtype", state_dtype), ("check_finite", check_finite)):
         if value is not None:
             changes[name] = value
     planned = []

@@ -193,3 +193,15 @@ def test_firing_rates_are_recorded_only_when_monitoring():
     net(torch.rand(3, 2, 6) * 4)
     rates = bl.firing_rates(net)
     assert set(rates) == {"1", "3"} and all(0 <= float(r) <= 1 for r in rates.values())
+
+
+def test_convert_sets_the_imp_range_and_keeps_a_learned_imp():
+    torch.manual_seed(0)
+    net = bl.convert(mlp(), imp="neuron", imp_init=(-0.2, 0.2), example_input=torch.rand(2, 3, 6))
+    imp = net[1].imp
+    assert imp.min() >= -0.2 and imp.max() <= 0.2 and imp.std() > 0.05  # U(-0.2, 0.2) x threshold 1
+    with pytest.raises(ValueError, match=r"expected imp_init \(low, high\) with low <= high, got \(0.5, 0.1\)"):
+        bl.convert(net, imp_init=(0.5, 0.1))
+    learned = imp.detach().clone()
+    bl.convert(net, imp_init=(0.4, 0.6))  # a new range applies to new IMPs; the learned one stays
+    assert torch.equal(net[1].imp, learned)
