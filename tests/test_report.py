@@ -149,7 +149,7 @@ def _stand_in_run(specs):
         rng = np.random.default_rng([spec.seed, len(spec.neuron), variant, int(spec.eigen_lr_scale * 1000)])
         classes = 4 if spec.task == "intervals" else 10
         kind = spec.neuron[0]
-        tau = spec.neuron[2] if kind == "sweep" else (spec.neuron[1] if kind == "clamp" else 2.0)
+        tau = {"sweep": lambda: spec.neuron[2], "clamp": lambda: spec.neuron[1], "default": lambda: 1.0}.get(kind, lambda: 2.0)()
         if spec.variant == "time_averaged":
             accuracy = 1 / classes + 0.005 * rng.standard_normal() if spec.task == "intervals" else 0.9
         elif spec.task == "intervals" and kind == "sweep" and spec.neuron[1] == "LIF":

@@ -56,6 +56,7 @@ from ..data import DigitEventsDataModule, IntervalEventsDataModule, load_interva
 from ..data.events import events_to_frames
 from ..data.loading import make_loader
 from ..models import NeuronFactory, SpikingConvNet
+from ..neuron_params import MethodSettings
 from ..neurons import BifurcationNeuron, LIFNeuron
 from . import stats
 
@@ -220,7 +221,8 @@ def eigenvalue_clamp(settings: Settings, run: "Runner", sweep: dict) -> dict:
     - ``mu`` learned at every tau_m of the sweep: the eigenvalues' learning rate divided by tau_m (for Adam the
       same as holding ``mu`` itself as the parameter, the paper's ``P``), against the sweep's ``lambda`` learned;
     - other upper bounds of ``mu`` at the sweep's largest tau_m (``lambda`` learned, as in the sweep);
-    - the package's default bounds at tau_m = 1 (where ``lambda = mu``), and another upper bound there.
+    - the package's default ``BifurcationNeuron`` (its own ``eigen_init`` and ``bounds``; tau_m = 1, where
+      ``lambda = mu``), and another upper bound there.
     """
     start = _clock()
     taus, big = settings.taus, max(settings.taus)
@@ -229,7 +231,7 @@ def eigenvalue_clamp(settings: Settings, run: "Runner", sweep: dict) -> dict:
         specs[("mu learned", tau)] = (("clamp", tau, BOUNDS_MU[1]), 1.0 / tau)
     for hi in CLAMP_UPPER_MU["largest tau_m"]:
         specs[(f"mu <= {hi:g}", big)] = (("clamp", big, hi), 1.0)
-    specs[("package defaults", 1.0)] = (("clamp", 1.0, BOUNDS_MU[1]), 1.0)
+    specs[("package defaults", 1.0)] = (("default",), 1.0)
     for hi in CLAMP_UPPER_MU["tau_m = 1"]:
         specs[(f"mu <= {hi:g}", 1.0)] = (("clamp", 1.0, hi), 1.0)
     keys = [(key, seed) for key in specs for seed in settings.seeds_sweep]
@@ -253,11 +255,12 @@ def eigenvalue_clamp(settings: Settings, run: "Runner", sweep: dict) -> dict:
     ]
     bounds = [lambda_learned[taus.index(big)]]
     defaults = []
+    default_bounds = MethodSettings().bounds
     for (name, tau), runs in by_key.items():
         if name == "mu learned":
             continue
-        hi = BOUNDS_MU[1] if name == "package defaults" else float(name.split("<= ")[1])
-        cell = _clamp_cell(name, tau, hi, [r["accuracy"] for _, r in runs], [_regimes(r, tau, seed, hi) for seed, r in runs])
+        lo, hi = default_bounds if name == "package defaults" else (BOUNDS_MU[0], float(name.split("<= ")[1]))
+        cell = _clamp_cell(name, tau, hi, [r["accuracy"] for _, r in runs], [_regimes(r, tau, seed, hi, lo) for seed, r in runs])
         (bounds if tau == big else defaults).append(cell)
     base = lambda_learned[taus.index(big)]["accuracy"]
     for cell in bounds[1:]:
@@ -280,6 +283,8 @@ def eigenvalue_clamp(settings: Settings, run: "Runner", sweep: dict) -> dict:
             "mu learned": "the eigenvalues' learning rate is lr/tau_m: an Adam step of lr in mu, as if mu (the "
             "paper's P - I) were the parameter",
             "bounds": f"mu in [{BOUNDS_MU[0]:g}, upper], eigen_init {EIGEN_INIT_MU}, both / tau_m",
+            "package defaults": f"BifurcationNeuron(structure='diagonal'): eigen_init {MethodSettings().eigen_init}, "
+            f"bounds {MethodSettings().bounds}",
         },
         "by_tau": {"taus": list(taus), "lambda learned": lambda_learned, "mu learned": mu_learned},
         "upper_bounds_at_largest_tau": bounds,
@@ -724,15 +729,20 @@ def build_net(
 
 def neuron_factory(neuron: tuple) -> NeuronFactory:
     """``("sweep", method, tau_m)`` -> :func:`sweep_neuron`; ``("clamp", tau_m, upper)`` -> :func:`clamp_neuron`;
+    ``("default",)`` -> the diagonal ``BifurcationNeuron`` with the package's default eigenvalues and bounds;
     ``("imp", imp)`` -> :func:`imp_neuron`."""
     kind, *args = neuron
     if kind == "sweep":
         return sweep_neuron(*args)
     if kind == "clamp":
         return clamp_neuron(*args)
+    if kind == "default" and not args:
+        return lambda: BifurcationNeuron(structure="diagonal")
     if kind == "imp":
         return imp_neuron(*args)
-    raise ValueError(f"expected a neuron spec ('sweep', method, tau_m), ('clamp', tau_m, upper) or ('imp', imp), got {neuron!r}")
+    raise ValueError(
+        f"expected a neuron spec ('sweep', method, tau_m), ('clamp', tau_m, upper), ('default',) or ('imp', imp), got {neuron!r}"
+    )
 
 
 def sweep_neuron(method: str, tau: float) -> NeuronFactory:
@@ -835,9 +845,9 @@ def _coupled_check(net: nn.Module) -> dict | None:
     return {"max_abs_imaginary": worst_imag, "max_abs_difference_to_explicit": worst_mismatch}
 
 
-def _regimes(result: dict, tau: float, seed: int, upper_mu: float) -> dict:
+def _regimes(result: dict, tau: float, seed: int, upper_mu: float, lower_mu: float = BOUNDS_MU[0]) -> dict:
     """Regime fractions of a run's eigenvalues before and after training, and how far they moved (in mu)."""
-    tol, bounds = CONSERVATIVE_TOL_MU / tau, (BOUNDS_MU[0] / tau, upper_mu / tau)
+    tol, bounds = CONSERVATIVE_TOL_MU / tau, (lower_mu / tau, upper_mu / tau)
     before, after = result["eigen_before"], result["eigen_after"]
     moved = np.concatenate([np.abs(np.subtract(after[k], before[k])) for k in after]) * tau
     return {

@@ -517,7 +517,7 @@ def _clamp_section(clamp: dict, task: str) -> list[str]:
         "",
         f"Setup: {setup['data']}, the sweep's diagonal BSNN network, data, loss, seeds {setup['seeds']} and "
         f"{setup['epochs']} epochs; {setup['optimizer']}; {setup['bounds']}. Lambda learned: {setup['lambda learned']}. "
-        f"Mu learned: {setup['mu learned']}. {_timing(clamp)}.",
+        f"Mu learned: {setup['mu learned']}. Package defaults: `{setup['package defaults']}`. {_timing(clamp)}.",
         "",
         "| parametrisation | " + " | ".join(f"tau_m = {t:g}" for t in taus) + " |",
         "|---|" + "---|" * len(taus),
