@@ -250,10 +250,11 @@ class MethodNeuron:
         device = device if device is not None else _device_of(self)
         if settings.imp is None:
             self.imp = None
-        elif self.imp is None or (refit and mode_of(tuple(self.imp.shape)) != settings.imp):
-            if settings.imp == "layer" or shape is not None:
+        elif settings.imp == "layer" or shape is not None:
+            imp_shape = granular_shape(settings.imp, shape, owner)
+            # (per neuron and per channel are the same shape for 1-D samples: compare shapes, not modes)
+            if self.imp is None or (refit and tuple(self.imp.shape) != imp_shape):
                 threshold = float(torch.as_tensor(self._bsnn_threshold()).detach().float().mean())
-                imp_shape = granular_shape(settings.imp, shape, owner)
                 self.imp = nn.Parameter(initial_imp(imp_shape, settings.imp_init, threshold, device))
         if settings.dynamics != "bifurcation":
             self.eigenvalues = None
