@@ -14,7 +14,8 @@ directly (any integer or boolean field types are accepted; the field order does 
 :func:`events_to_frames` turns such an array into a dense ``float32`` tensor ``[T, 2, H, W]`` of
 event counts, **channel 0 = OFF counts, channel 1 = ON counts** (channel index = polarity). The
 embedded digits dataset and the real DVS datasets (N-MNIST, CIFAR10-DVS, DVS128 Gesture,
-N-Caltech101) all go through this function, so their frames follow the same conventions.
+N-Caltech101) all go through this function, so their frames follow the same conventions; so does the
+embedded event-interval task, binned with ``time_window`` on the fixed time base of its recordings.
 """
 
 from __future__ import annotations
