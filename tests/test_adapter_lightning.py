@@ -101,6 +101,7 @@ def test_users_own_module_trains_with_only_the_callback_added(tmp_path, module_c
         assert p.grad is not None and p.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("library", ["snntorch", "spikingjelly"])
 @pytest.mark.parametrize("backend", ["native", "torch"])
 def test_library_quickstart_recipes_run_native_and_torch(tmp_path, library, backend):
@@ -124,6 +125,7 @@ def test_library_quickstart_recipes_run_native_and_torch(tmp_path, library, back
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("library", ["snntorch", "spikingjelly"])
 def test_converted_model_trains_under_ddp_with_two_processes(tmp_path, library):
     script = ROOT / "tests" / "scripts" / "ddp_converted.py"

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
 
 
+@pytest.mark.slow
 def test_quickstart_recipe_fast_dev_run(tmp_path):
     cli = build_cli(
         [
@@ -31,6 +32,7 @@ def test_quickstart_recipe_fast_dev_run(tmp_path):
     assert len(neurons) == 3 and all(n.imp is not None and n.imp.shape[0] > 1 for n in neurons)
 
 
+@pytest.mark.slow
 def test_print_config_from_the_console_command(tmp_path):
     bsnn = shutil.which("bsnn")
     assert bsnn is not None, "the bsnn console command is not installed (pip install -e .)"
@@ -48,6 +50,7 @@ def test_unknown_option_is_refused(tmp_path):
         build_cli(["fit", "--config", QUICKSTART, "--model.init_args.no_such_option=1"])
 
 
+@pytest.mark.slow
 def test_console_command_exits_zero_after_a_run(tmp_path):
     """A successful ``bsnn fit`` must exit 0 (scripts and schedulers check the exit status)."""
     bsnn = shutil.which("bsnn")

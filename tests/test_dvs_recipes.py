@@ -68,6 +68,7 @@ def recipe_args(name, root, sums, out: Path, extra=()):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_recipe_fast_dev_run(name, datasets, tmp_path):
     needs_spikingjelly(name)
@@ -162,6 +163,7 @@ def test_mixup_cutmix_batches_reach_the_model_as_soft_targets(datasets, tmp_path
         assert y.shape == (4, 10) and y.dtype == torch.float32 and torch.allclose(y.sum(1), torch.ones(4))
 
 
+@pytest.mark.slow
 def test_recipe_under_ddp_with_two_cpu_processes(datasets, tmp_path):
     """``--trainer.strategy=ddp --trainer.devices=2``: prepare_data extracts and caches once, both ranks train."""
     bsnn = shutil.which("bsnn")

@@ -48,6 +48,7 @@ def png_size(path):
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_csv_gets_pngs_and_tensorboard_gets_images_every_epoch(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -72,6 +73,7 @@ def test_csv_gets_pngs_and_tensorboard_gets_images_every_epoch(tmp_path):
     assert len(raster) == 2 and (raster[0].width, raster[0].height) == FIGURE_PIXELS["raster"]
 
 
+@pytest.mark.slow
 def test_figures_follow_the_frequency_and_are_off_by_default(tmp_path):
     every_second = SpikeMonitor(every_n_steps=2, figures_every_n_epochs=2)
     fit(tmp_path / "a", every_second, L.pytorch.loggers.CSVLogger(tmp_path / "a"), epochs=3)
@@ -83,6 +85,7 @@ def test_figures_follow_the_frequency_and_are_off_by_default(tmp_path):
     assert not list((tmp_path / "b").rglob("*.png"))
 
 
+@pytest.mark.slow
 def test_without_a_logger_the_pngs_go_to_the_root_dir(tmp_path):
     monitor = SpikeMonitor(every_n_steps=2, figures_every_n_epochs=1)
     fit(tmp_path, monitor, False, epochs=1)
@@ -124,6 +127,7 @@ def matches_a_neuron(trace, train, expected_v, expected_spikes):
     return bool((same_v & same_spikes).any())
 
 
+@pytest.mark.slow
 def test_membrane_traces_are_those_of_the_recorded_forward_pass(tmp_path):
     monitor = SpikeMonitor(every_n_steps=1, figures_every_n_epochs=1, figure_neurons=6)
     recorder = ForwardRecorder()
@@ -167,6 +171,7 @@ class RecordingSpy(L.Callback):
         pl_module.get_submodule(self.layer).register_forward_hook(hook)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("figures_first", [True, False])
 def test_figures_and_rates_share_the_recording_in_either_order(tmp_path, figures_first):
     figures, rates, spy = SpikeFigures(every_n_epochs=1, neurons=3), FiringRateMonitor(every_n_steps=2), RecordingSpy("net.layers.1")

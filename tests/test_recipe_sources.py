@@ -275,6 +275,7 @@ def test_source_list_is_complete(name):
         assert needed in keys, f"{name}: expected a row with probe {needed!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_recipe_holds_every_row(name):
     needs_spikingjelly(name)
