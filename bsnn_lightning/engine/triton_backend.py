@@ -29,9 +29,12 @@ the membrane from x (see ``docs/kernels.md`` for the memory traffic this buys).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 import torch
@@ -62,6 +65,13 @@ CHECKPOINT_EVERY = 16
 FORWARD_VEC, FORWARD_CHUNK, BACKWARD_BLOCK, NUM_WARPS = 4, 8, 128, 4
 #: neurons per program under Triton's interpreter (large: each program is a Python loop of numpy calls)
 INTERPRETER_BLOCK = 4096
+#: the launch constants ``bench/gpu_check.py`` sweeps on a GPU (the backward keeps one neuron per thread, so
+#: its block is 32 x the warps); the fastest per GPU architecture and dtype goes to :data:`TUNING_FILE`
+LAUNCH_CANDIDATES = [
+    {"FORWARD_CHUNK": chunk, "NUM_WARPS": warps, "BACKWARD_BLOCK": 32 * warps} for chunk in (4, 8, 16) for warps in (2, 4, 8)
+]
+#: measured launch constants, ``{"sm_90": {"bf16": {...}, "fp32": {...}}}``; absent: the defaults above
+TUNING_FILE = Path(__file__).with_name("triton_tuning.json")
 
 
 class _Config(NamedTuple):
@@ -248,9 +258,10 @@ def _forward_impl(
     p0 = p1 if p0 is None else p0.contiguous()  # unused by IF: any pointer will do
     p2 = p1 if p2 is None else p2.contiguous()
     interpreted = _interpreted(kernels)
+    launch = _launch(x, interpreted)
     vec = _forward_vec(layout.neurons)
-    block = _interpreter_block(layout.neurons) if interpreted else vec * 32 * NUM_WARPS
-    chunk = min(_next_power_of_2(steps), FORWARD_CHUNK)
+    block = _interpreter_block(layout.neurons) if interpreted else vec * 32 * launch["NUM_WARPS"]
+    chunk = min(_next_power_of_2(steps), launch["FORWARD_CHUNK"])
     with _on_device(x, interpreted):
         kernels.multistep_forward_kernel[(_cdiv(layout.neurons, block),)](
             x, v0, p0, p1, p2,
@@ -262,7 +273,7 @@ def _forward_impl(
             P2_MODE=_mode(p2, x),
             STORE_V_SEQ=return_v_seq, SAVE_CKPT=ckpt.numel() > 0, CKPT_EVERY=CHECKPOINT_EVERY,
             CHUNK=chunk, BLOCK=block, VEC=vec, WIDE=_wide(x), RAGGED=steps % chunk != 0,
-            num_warps=NUM_WARPS, enable_fp_fusion=False,
+            num_warps=launch["NUM_WARPS"], enable_fp_fusion=False,
         )  # fmt: skip
     return spikes, v_final, v_seq, ckpt
 
@@ -305,8 +316,9 @@ def _backward_impl(
     p2 = p1 if p2 is None else p2.contiguous()
     grads = [g.contiguous() if g is not None else None for g in (grad_spikes, grad_v_final, grad_v_seq)]
     interpreted = _interpreted(kernels)
+    launch = _launch(x, interpreted)
     chunk = min(_next_power_of_2(steps), CHECKPOINT_EVERY)
-    block = _interpreter_block(layout.neurons) if interpreted else BACKWARD_BLOCK
+    block = _interpreter_block(layout.neurons) if interpreted else launch["BACKWARD_BLOCK"]
     dummy = v0
     with _on_device(x, interpreted):
         kernels.multistep_backward_kernel[(_cdiv(layout.neurons, block),)](
@@ -322,7 +334,7 @@ def _backward_impl(
             HAS_GV_SEQ=grads[2] is not None and grads[2].numel() > 0,
             NEED_X=need_x, NEED_V0=need_v0, NEED_P0=need_p0, NEED_P1=need_p1, NEED_P2=need_p2,
             CHUNK=chunk, BLOCK=block, WIDE=_wide(x), RAGGED=steps % chunk != 0,
-            num_warps=NUM_WARPS, enable_fp_fusion=False,
+            num_warps=launch["NUM_WARPS"], enable_fp_fusion=False,
         )  # fmt: skip
     return (grad_x, *per_neuron)
 
@@ -407,6 +419,54 @@ def _checkpoint_shape(x_shape, save: bool) -> tuple:
 def _empty(shape, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Every output buffer comes from here (the tests fill them with NaN to catch unwritten elements)."""
     return torch.empty(shape, dtype=dtype, device=device)
+
+
+def _launch(x: Tensor, interpreted: bool) -> dict:
+    """The launch constants for x's GPU architecture and dtype: the measured ones from :data:`TUNING_FILE`
+    where ``bench/gpu_check.py`` wrote some, else the module's defaults."""
+    defaults = {"FORWARD_CHUNK": FORWARD_CHUNK, "NUM_WARPS": NUM_WARPS, "BACKWARD_BLOCK": BACKWARD_BLOCK}
+    if interpreted or x.device.type != "cuda":
+        return defaults
+    arch = "sm_{}{}".format(*torch.cuda.get_device_capability(x.device))
+    dtype = "fp32" if x.dtype == torch.float32 else "bf16"  # fp16 shares bf16's 2-byte traffic
+    return {**defaults, **_tuning().get(arch, {}).get(dtype, {})}
+
+
+@functools.lru_cache(maxsize=1)
+def _tuning() -> dict:
+    if not TUNING_FILE.exists():
+        return {}
+    return json.loads(TUNING_FILE.read_text())
+
+
+@contextlib.contextmanager
+def launch_constants(**constants):
+    """Run with these default launch constants (``FORWARD_CHUNK``, ``NUM_WARPS``, ``BACKWARD_BLOCK``) in place
+    of the module's and of the tuning file's: what the sweep in ``bench/gpu_check.py`` times."""
+    unknown = sorted(set(constants) - {"FORWARD_CHUNK", "NUM_WARPS", "BACKWARD_BLOCK"})
+    if unknown:
+        raise ValueError(f"unknown launch constants {unknown}; expected FORWARD_CHUNK, NUM_WARPS, BACKWARD_BLOCK")
+    module = globals()
+    saved = {name: module[name] for name in constants}
+    cached, module["_tuning"] = module["_tuning"], lambda: {}
+    module.update(constants)
+    try:
+        yield
+    finally:
+        module.update(saved)
+        module["_tuning"] = cached
+
+
+def write_tuning(table: dict) -> None:
+    """Merge ``{arch: {dtype: constants}}`` into :data:`TUNING_FILE` (atomically) and use it from now on."""
+    from ..atomic import write_atomically
+
+    merged = _tuning() if TUNING_FILE.exists() else {}
+    merged = {arch: dict(merged.get(arch, {})) for arch in merged}
+    for arch, per_dtype in table.items():
+        merged.setdefault(arch, {}).update(per_dtype)
+    write_atomically(TUNING_FILE, (json.dumps(merged, indent=2, sort_keys=True) + "\n").encode())
+    _tuning.cache_clear()
 
 
 def _forward_vec(neurons: int) -> int:

@@ -1,0 +1,52 @@
+"""The GPU check command rehearses on the CPU, and the launcher reads the launch constants it writes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bsnn_lightning.engine import triton_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_passes_every_part():
+    done = subprocess.run(
+        [sys.executable, "bench/gpu_check.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for part in ("triton-tests", "no-host-sync", "tuning", "kernels", "training-step", "compile"):
+        assert f"[ok] {part}" in done.stdout
+
+
+def test_tuning_file_is_merged_written_atomically_and_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(triton_backend, "TUNING_FILE", tmp_path / "triton_tuning.json")
+    triton_backend._tuning.cache_clear()
+    try:
+        triton_backend.write_tuning({"sm_90": {"bf16": {"NUM_WARPS": 8, "BACKWARD_BLOCK": 256, "FORWARD_CHUNK": 4}}})
+        triton_backend.write_tuning({"sm_90": {"fp32": {"NUM_WARPS": 2, "BACKWARD_BLOCK": 64, "FORWARD_CHUNK": 16}}})
+        stored = json.loads((tmp_path / "triton_tuning.json").read_text())
+        assert stored == {
+            "sm_90": {
+                "bf16": {"BACKWARD_BLOCK": 256, "FORWARD_CHUNK": 4, "NUM_WARPS": 8},
+                "fp32": {"BACKWARD_BLOCK": 64, "FORWARD_CHUNK": 16, "NUM_WARPS": 2},
+            }
+        }
+        assert triton_backend._tuning() == stored
+    finally:
+        triton_backend._tuning.cache_clear()
+
+
+def test_launch_constants_are_restored_and_checked():
+    before = (triton_backend.NUM_WARPS, triton_backend.BACKWARD_BLOCK, triton_backend.FORWARD_CHUNK)
+    with triton_backend.launch_constants(NUM_WARPS=8, BACKWARD_BLOCK=256):
+        assert (triton_backend.NUM_WARPS, triton_backend.BACKWARD_BLOCK) == (8, 256)
+        assert triton_backend._tuning() == {}  # a sweep times its candidate, not the tuned table
+    assert (triton_backend.NUM_WARPS, triton_backend.BACKWARD_BLOCK, triton_backend.FORWARD_CHUNK) == before
+    with pytest.raises(ValueError, match=r"unknown launch constants \['BLOCK'\]"):
+        with triton_backend.launch_constants(BLOCK=1):
+            pass
+    assert all(c["BACKWARD_BLOCK"] == 32 * c["NUM_WARPS"] for c in triton_backend.LAUNCH_CANDIDATES)
