@@ -13,37 +13,41 @@ contender, is compiled the same way from the arguments its launcher passes (when
 
 Per kernel it prints: registers, CTAs per SM, spills, shared and local memory, then from the SASS of the
 time loop: instructions per neuron-step (fast path: the slow-path calls of IEEE division excluded),
-whether every global load of an iteration comes before its first global store, and the bytes in flight
-per SM; then a modelled fraction of the H200's bandwidth and a modelled time per neuron-step.
+whether every global load of an iteration comes before its first global store (``ld<st``) and the order of
+them, and the bytes in flight per SM; then the DRAM bytes per neuron-step, a modelled fraction of the
+H200's bandwidth (and at 1.5x the latency), what bounds it, and a modelled time per neuron-step; last, per
+benchmark row, forward and forward+backward times and the ratios to SpikingJelly.
 
-The model (``--latency-ns``, ``--bandwidth``, ``--clock-ghz`` change its figures):
+The model (``--latency-ns``, ``--bandwidth``, ``--clock-ghz`` change its figures; ``docs/kernels.md`` has
+the before/after tables):
 
-- a thread is simulated through its kernel: prologue, the loop ``ceil(T / CHUNK)`` times, epilogue. A
-  global load is in flight from its issue until an instruction reads its register; that read is a *stall*,
-  which retires the loads issued up to that one (in order). Each stall costs one memory latency ``L``.
-  *Bytes in flight per thread* are the bytes an iteration loads divided by its stalls; per SM, times the
-  threads resident on it (Little's law: bandwidth = bytes in flight / latency);
-- the time of one wave of the threads resident on an SM (``n`` threads, ``w = n / 32`` warps) is the
-  largest of: its DRAM bytes at the SM's share of the bandwidth (``n x bytes / (B / SMs)``; bytes from the
-  model of ``bench/kernels.py``, what the call must move), its instructions at four warp-instructions per
-  clock (``w x I / (4 f)``), and one thread's own path, ``stalls x L + I / f`` (a warp issues at most one
-  instruction per clock);
-- the modelled fraction of bandwidth is the first term over that maximum.
+- one thread is simulated through its kernel's fast path (prologue, the loop ``ceil(T / CHUNK)`` times,
+  epilogue): an instruction issues one clock after the previous one, or when the registers it reads (or
+  overwrites) arrive from a global load issued a DRAM latency ``L`` earlier. Stores do not wait;
+- *bytes in flight per SM* (Little's law): the bytes one loop iteration loads, each in flight for ``L``,
+  over the iteration's simulated time, times the threads resident on an SM (registers allocated per warp in
+  units of 256 out of 64 K, at most 64 warps and 32 CTAs per SM);
+- one wave of the ``n`` threads resident on an SM (``w = n / 32`` warps) takes the longest of: its DRAM
+  bytes at the SM's share of the bandwidth (``n x bytes / (B / SMs)``, bytes from the model of
+  ``bench/kernels.py``: what the call must move), its instructions at four warp-instructions per clock
+  (``w x I / (4 f)``), and one thread's simulated time. The modelled fraction of the bandwidth is the first
+  over that longest, which names the bound.
 
-Figures (H200 SXM): ``B`` = 4.8 TB/s (NVIDIA's H200 product page and datasheet), 132 SMs and a 1.98 GHz
-boost clock (the GH100 configuration of the H100 SXM5, which the H200 shares), 64 K registers, 64 warps,
-32 CTAs and 227 KB of shared memory per block on an SM (CUDA programming guide, compute capability 9.0),
-``L`` = 600 ns for a DRAM access (unloaded pointer-chase figures for H100 are some 450-600 ns; under load
-it is longer, hence ``--latency-ns``, and the table also shows 900 ns). What it leaves out: DRAM
-efficiency (a copy reaches some 85-90 % of the datasheet figure), dependent-instruction latency (4+
-cycles for a dependent floating-point op, counted here as 1), L2 hits, tail effects, clock throttling. It
-ranks variants and finds latency-bound loops; it does not replace ``bench/kernels.py`` on a GPU.
+Figures (H200 SXM): ``B`` = 4.8 TB/s (NVIDIA's H200 specification), 132 SMs and a 1.98 GHz boost clock (the
+GH100 configuration of the H100 SXM5, which the H200 shares), ``L`` = 600 ns for a DRAM access (unloaded
+pointer-chase figures for H100 are some 450-600 ns; under load it is longer, so the table repeats the
+fraction at 1.5 L). What it leaves out: DRAM efficiency (a copy reaches less than the datasheet figure),
+the latency of dependent arithmetic (some 4 clocks, counted as 1), limits on outstanding requests per SM,
+L2 hits, the last partial wave, launch overhead, clock throttling. It ranks variants and finds
+latency-bound loops; it does not replace ``bench/kernels.py`` on a GPU.
 
     python bench/kernels_static.py                     # the benchmark's kernels (about 2 min on 2 cores)
     python bench/kernels_static.py --repo /tmp/before  # the same, for another checkout (e.g. a worktree)
     python bench/kernels_static.py --set check --arch 90 80   # a small representative set; exit 1 on a
                                                       # compile error, a spill, local or shared memory
-    python bench/kernels_static.py --set sweep        # every dynamics / option / dtype (several minutes)
+    python bench/kernels_static.py --set sweep        # 176 kernels: every dynamics, option, dtype (~20 min)
+    python bench/kernels_static.py --set check --launch FORWARD_CHUNK=16 NUM_WARPS=8 BACKWARD_BLOCK=256
+                                                      # other launch constants (bench/gpu_check.py's sweep)
     options: --jobs N, --json FILE, --keep DIR (ptx and SASS per kernel), --no-spikingjelly
 
 Exit status: 0 when every kernel compiled with no spill and no local memory (with ``--set check`` or
@@ -292,11 +296,11 @@ def _spikingjelly_launches(recorder: _Recorder) -> list[Launch]:
         gs, gv, gx, gv_init = torch.empty_like(x), torch.zeros_like(v), torch.empty_like(x), torch.empty_like(v)
         unroll = steps if use_static_range_for_triton_neuron_kernel(steps) else 1
         with recorder.active():
-            sj._forward_kernel[(triton_cdiv(neurons, 256),)](
+            sj._forward_kernel[(_cdiv(neurons, 256),)](
                 x, v, spikes, voltages, charged, steps, neurons, TAU, THRESHOLD, 0.0,
                 True, False, False, 256, None, enable_fp_fusion=False,
             )  # fmt: skip
-            sj._backward_kernel[(triton_cdiv(neurons, 256),)](
+            sj._backward_kernel[(_cdiv(neurons, 256),)](
                 gs, gv, charged, gx, gv_init, steps, neurons, TAU, THRESHOLD, 0.0, 4.0,
                 True, False, False, 0, False, unroll, 256, None, enable_fp_fusion=False,
             )  # fmt: skip
@@ -322,7 +326,7 @@ def _spikingjelly_launches(recorder: _Recorder) -> list[Launch]:
     return launches
 
 
-def triton_cdiv(a: int, b: int) -> int:
+def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
@@ -521,7 +525,7 @@ def _compile(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
-# 3. The SASS: the loop, its instructions, its loads and stores, its stalls
+# 3. The SASS: the loop, its instructions, its loads and stores, one thread's time
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -775,10 +779,6 @@ def model(launch: Launch, result: dict, loop: LoopReport, machine: Machine) -> d
     return out
 
 
-def _short(launch: Launch) -> str:
-    return launch.label
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", choices=("bench", "check", "sweep"), default="bench",
@@ -790,6 +790,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write every result here")
     parser.add_argument("--keep", help="keep the ptx and SASS of every kernel in this folder")
     parser.add_argument("--no-spikingjelly", action="store_true", help="do not model SpikingJelly's Triton LIF")
+    parser.add_argument("--launch", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="launch constants in place of the defaults (e.g. FORWARD_CHUNK=16 NUM_WARPS=8 "
+                             "BACKWARD_BLOCK=256), through triton_backend.launch_constants")
     parser.add_argument("--latency-ns", type=float, default=600.0)
     parser.add_argument("--bandwidth", type=float, default=4.8, help="TB/s")
     parser.add_argument("--clock-ghz", type=float, default=1.98)
@@ -807,7 +810,14 @@ def main(argv=None) -> int:
 
         recorder = _Recorder(args.arch[0])
         configs = {"bench": _bench_configs, "check": _check_configs, "sweep": _sweep_configs}[args.set]()
-        launches = _our_launches(configs, recorder)
+        constants = {name: int(value) for name, value in (item.split("=", 1) for item in args.launch)}
+        if constants:
+            from bsnn_lightning.engine import triton_backend
+
+            with triton_backend.launch_constants(**constants):
+                launches = _our_launches(configs, recorder)
+        else:
+            launches = _our_launches(configs, recorder)
         if args.set == "bench" and not args.no_spikingjelly:
             try:
                 launches += _spikingjelly_launches(recorder)
