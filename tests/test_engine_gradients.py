@@ -73,6 +73,7 @@ def test_gradcheck_snntorch_leaky(reset):
     _gradcheck(dyn, params, torch.rand(N, C, H, dtype=D) * 0.5)  # full state, as snnTorch's mem
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("return_v_seq", [False, True], ids=["states-kept-for-backward", "states-returned"])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_gradcheck_snntorch_leaky_immediate_reads_the_saved_states(reset, return_v_seq):
@@ -104,6 +105,7 @@ def test_gradcheck_snntorch_leaky_immediate_reads_the_saved_states(reset, return
     assert torch.autograd.gradcheck(f, (x, _leaf(v0), *[_leaf(p) for p in params.values()]), atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("return_v_seq", [False, True], ids=["v-final", "v-seq"])
 @pytest.mark.parametrize("kind", [SnnTorchSynapticZero, SnnTorchSynapticZeroImmediate], ids=lambda k: k.__name__)
 def test_gradcheck_snntorch_synaptic_zero(kind, return_v_seq):

@@ -42,6 +42,7 @@ def trainer(tmp_path, **kwargs):
     return L.Trainer(**defaults)
 
 
+@pytest.mark.slow
 def test_classifier_fits_and_logs_accuracy_per_step_and_firing_rates(tmp_path):
     torch.manual_seed(0)
     model = bl.SpikingClassifier(small_net(), num_classes=3, loss="tet")
@@ -135,6 +136,7 @@ def test_convert_callback_without_shapes_says_what_to_do(tmp_path):
         t.fit(UserModule(), datamodule=TensorFrames())
 
 
+@pytest.mark.slow
 def test_spike_monitor_logs_rates_and_eigenvalues(tmp_path):
     model = bl.SpikingClassifier(small_net(), num_classes=3)
     t = trainer(tmp_path, callbacks=[ConvertNeurons(dynamics="bifurcation"), SpikeMonitor(every_n_steps=2)], log_every_n_steps=1)
@@ -146,6 +148,7 @@ def test_spike_monitor_logs_rates_and_eigenvalues(tmp_path):
     assert bl.recordings(model) == {}  # monitoring off outside logging steps
 
 
+@pytest.mark.slow
 def test_rate_and_eigenvalue_monitors_work_alone(tmp_path):
     rates, eigen = FiringRateMonitor(every_n_steps=3), EigenvalueMonitor(conservative_tol=0.5)
     model = bl.SpikingClassifier(small_net(), num_classes=3)

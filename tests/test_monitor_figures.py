@@ -237,6 +237,7 @@ def test_bad_settings_are_refused(kwargs, message):
         SpikeMonitor(**kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "convert, sequences",
     [
@@ -269,6 +270,7 @@ def test_snntorch_neurons_get_raster_and_membrane_when_they_run_whole_sequences(
         assert all(trace.shape == (4, 8) for trace in snapshot["membrane"].values())
 
 
+@pytest.mark.slow
 def test_converted_spikingjelly_membrane_is_spikingjellys_own(tmp_path):
     """The membrane figure of a converted SpikingJelly network shows what SpikingJelly itself computes for
     those neurons (``store_v_seq``: the potential after each step's reset)."""

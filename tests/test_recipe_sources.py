@@ -287,6 +287,7 @@ def test_recipe_holds_every_row(name):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_parameter_count_is_the_sources(name):
     needs_spikingjelly(name)

@@ -182,6 +182,7 @@ def stand_in_report(tmp_path_factory):
     return out, report
 
 
+@pytest.mark.slow
 def test_stand_in_pipeline_writes_markdown_json_and_figures(stand_in_report):
     out, report = stand_in_report
     assert {p.name for p in (out / "figures").iterdir()} == EXPECTED_FIGURES

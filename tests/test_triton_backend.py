@@ -96,6 +96,7 @@ def test_without_triton_installed_the_reason_names_the_extra(monkeypatch):
     assert "triton is not installed" in reason and "bsnn-lightning[triton]" in reason
 
 
+@pytest.mark.slow
 def test_the_package_imports_and_runs_without_triton():
     code = """
         import sys
@@ -116,6 +117,7 @@ def test_the_package_imports_and_runs_without_triton():
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 @needs_kernels
 def test_custom_op_passes_opcheck():
     config = triton_backend._Config.of(SnnTorchLeaky(reset_mechanism="zero"))
@@ -128,6 +130,7 @@ def test_custom_op_passes_opcheck():
     torch.library.opcheck(torch.ops.bsnn.triton_multistep.default, args)
 
 
+@pytest.mark.slow
 @needs_kernels
 def test_torch_compile_fullgraph_has_no_graph_break_in_the_neuron():
     """aot_eager traces forward and backward through the fake implementations (no C++ compiler needed)."""

@@ -167,6 +167,7 @@ def _case(name, key):
     return dynamics, params, v0_kind, g
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [1, 5, 17])
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_the_reference_fp32(name, steps):
@@ -186,6 +187,7 @@ def test_matches_the_reference_16_bit_inputs(name, dtype):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 6, 2, dtype), seed_key=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sj-lif-nodecay-vreset-triangle", "snntorch-zero-fast-sigmoid", "bifurcation-hard-detach-neuron-triangle"])
 def test_long_sequences_use_checkpoints(name):
     """T = 40: two state checkpoints and a last chunk of 8 of 16 steps (and a ragged forward chunk)."""
@@ -195,6 +197,7 @@ def test_long_sequences_use_checkpoints(name):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 40, 2, torch.float32), seed_key=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, dtype",
     [("sj-lif-hard-sigmoid", torch.float32), ("sj-lif-hard-sigmoid", torch.bfloat16),
@@ -222,6 +225,7 @@ def test_saturated_surrogates(name):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
 
 
+@pytest.mark.slow
 def test_64_bit_offsets(monkeypatch):
     """Inputs of 2**31 elements or more index with 64-bit offsets; the same kernels, run with them here."""
     monkeypatch.setattr(triton_backend, "WIDE_INDEX_AT", 0)
@@ -231,6 +235,7 @@ def test_64_bit_offsets(monkeypatch):
     _compare(dynamics, params, v0.to(DEVICE), _inputs(key, 19, 2, torch.float32), seed_key=key)
 
 
+@pytest.mark.slow
 def test_many_programs_with_a_ragged_last_block(monkeypatch):
     """Small interpreter blocks: 3 * 231 neurons over 11 programs of 64, the last one partly masked."""
     monkeypatch.setattr(triton_backend, "INTERPRETER_BLOCK", 64)
