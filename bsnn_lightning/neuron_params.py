@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .engine import Bifurcation, CoupledBifurcation, DiagonalBifurcation, Dynamics, Surrogate, multistep
+from .engine import CoupledBifurcation, DiagonalBifurcation, Dynamics, Surrogate, multistep
 from .engine.api import MultistepOutput
 from .engine.checks import MODES as CHECK_MODES
 from .user_warnings import warn_user

@@ -15,7 +15,7 @@ from snntorch import utils as snn_utils  # noqa: E402
 from spikingjelly.activation_based import functional, monitor, neuron  # noqa: E402
 from spikingjelly.activation_based import op_counter as oc  # noqa: E402
 
-from bsnn_lightning.models import SpikingConvNet, SpikingJellyConvNet  # noqa: E402
+from bsnn_lightning.models import SpikingJellyConvNet  # noqa: E402
 
 SHAPE = dict(in_channels=2, num_classes=10, channels=(4, 8), hidden=16, input_size=(16, 16))
 
