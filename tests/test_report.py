@@ -167,31 +167,44 @@ def _stand_in_run(specs):
             before = {"conv1": list(np.linspace(-0.8, 0, 4) / tau), "hidden": list(np.linspace(-0.8, 0, 8) / tau)}
             # Adam-like: every eigenvalue moves by the same step in its parameter, 0.01 * lr scale, downwards
             after = {k: [min(v - 0.01 * spec.eigen_lr_scale, upper) for v in vs] for k, vs in before.items()}
-            result.update(eigen_before=before, eigen_after=after, coupled_check={"max_abs_imaginary": 0.0, "max_abs_difference_to_explicit": 0.0})
+            param = {k: [v - 0.01 * spec.eigen_lr_scale for v in vs] for k, vs in before.items()}  # unclamped
+            result.update(eigen_before=before, eigen_after=after, eigen_param_after=param,
+                          coupled_check={"max_abs_imaginary": 0.0, "max_abs_difference_to_explicit": 0.0})
         out.append(result)
     return out
 
 
+STAND_IN_TASKS = {
+    "digits": QUICK.replace(taus=(1.5, 2.0, 4.0, 8.0, 16.0), seeds_sweep=(0, 1, 2), seeds_pairs=(0, 1, 2)),
+    "intervals": QUICK_INTERVALS.replace(taus=(1.5, 2.0, 4.0, 8.0, 16.0), baseline_tau=4.0, seeds_sweep=(0, 1, 2), seeds_pairs=(0, 1, 2)),
+}
+
+
 @pytest.fixture(scope="module")
-def stand_in_report(tmp_path_factory):
-    tasks = {"digits": QUICK.replace(taus=(1.5, 2.0, 4.0, 8.0, 16.0), seeds_sweep=(0, 1, 2), seeds_pairs=(0, 1, 2)),
-             "intervals": QUICK_INTERVALS.replace(taus=(1.5, 2.0, 4.0, 8.0, 16.0), baseline_tau=4.0, seeds_sweep=(0, 1, 2), seeds_pairs=(0, 1, 2))}
-    results = runner.run_experiments(tasks, _stand_in_run, log=lambda *_: None)
-    out = tmp_path_factory.mktemp("stand-in")
-    report = runner.write_report(out, results, tasks, log=lambda *_: None)
-    return out, report
+def stand_in_results():
+    return runner.run_experiments(STAND_IN_TASKS, _stand_in_run, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def stand_in_report(stand_in_results):
+    """The report's dict, without its figures."""
+    return runner.assemble_report(stand_in_results, STAND_IN_TASKS)
 
 
 @pytest.mark.slow
-def test_stand_in_pipeline_writes_markdown_json_and_figures(stand_in_report):
-    out, report = stand_in_report
-    assert {p.name for p in (out / "figures").iterdir()} == EXPECTED_FIGURES
-    _check_markdown((out / "report.md").read_text(), seeds="seeds [0, 1, 2]")
-    assert json.loads((out / "report.json").read_text())["experiments"]["intervals"]["control_rate"]["accuracy"] == report["experiments"]["intervals"]["control_rate"]["accuracy"]
+def test_stand_in_pipeline_writes_markdown_json_and_figures(stand_in_results, tmp_path):
+    report = runner.write_report(tmp_path, stand_in_results, STAND_IN_TASKS, log=lambda *_: None)
+    assert {p.name for p in (tmp_path / "figures").iterdir()} == EXPECTED_FIGURES
+    assert json.loads((tmp_path / "report.json").read_text())["experiments"]["intervals"]["control_rate"]["accuracy"] == report["experiments"]["intervals"]["control_rate"]["accuracy"]
+    _check_markdown((tmp_path / "report.md").read_text(), seeds="seeds [0, 1, 2]")
+
+
+def test_stand_in_markdown_shows_every_claim_on_both_tasks(stand_in_report):
+    _check_markdown(runner.render_markdown(stand_in_report), seeds="seeds [0, 1, 2]")
 
 
 def test_fitness_rule_tells_the_temporal_task_from_the_digits(stand_in_report):
-    _, report = stand_in_report
+    report = stand_in_report
     intervals = report["experiments"]["intervals"]["time_averaged"]
     digits = report["experiments"]["digits"]["time_averaged"]
     assert runner._fitness(intervals) == {"lif_sensitive": True, "time_averaged_near_chance": True}
@@ -204,7 +217,7 @@ def test_fitness_rule_tells_the_temporal_task_from_the_digits(stand_in_report):
 
 
 def test_clamp_experiment_pairs_each_variant_with_its_reference(stand_in_report):
-    _, report = stand_in_report
+    report = stand_in_report
     clamp = report["experiments"]["intervals"]["eigen_clamp"]
     assert [c["tau_m"] for c in clamp["by_tau"]["mu learned"]] == [1.5, 2.0, 4.0, 8.0, 16.0]
     assert [c["variant"] for c in clamp["upper_bounds_at_largest_tau"]] == ["lambda learned (the sweep)", "mu <= 0", "mu <= 1"]
@@ -218,6 +231,8 @@ def test_clamp_experiment_pairs_each_variant_with_its_reference(stand_in_report)
     moved = {name: [c["after"]["mean_abs_change_mu"] for c in clamp["by_tau"][name]] for name in ("lambda learned", "mu learned")}
     assert moved["lambda learned"] == pytest.approx([0.01 * t for t in taus])
     assert moved["mu learned"] == pytest.approx([0.01] * len(taus))
+    # parameters that moved past the upper bound (none here: the stand-in moves them down) and the lower one
+    assert all(c["after"]["past_upper"] == 0 for c in clamp["by_tau"]["lambda learned"])
 
 
 def _check_markdown(text: str, seeds: str) -> None:

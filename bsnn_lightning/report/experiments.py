@@ -81,6 +81,10 @@ class Settings:
     #: the data of the IMP and LTS experiments, which the paper states for static tasks: the static digits, or
     #: the event frames where a task has no static variant (the intervals)
     imp_lts_variant: str = "static"
+    #: the LIF neuron of the IMP, LTS and TET experiments: tau and reset. "hard": SpikingJelly's default LIF
+    #: (decay_input=True, reset to 0), the IMP paper's; "soft": the sweep's LIF (decay_input=False, soft reset)
+    imp_tau: float = 2.0
+    imp_reset: str = "hard"
     n_train: int = 1000  # intervals: training samples
     n_test: int = 500  # intervals: test samples
     taus: tuple[float, ...] = (1.5, 2.0, 4.0, 8.0, 16.0)
@@ -98,6 +102,8 @@ class Settings:
             raise ValueError(f"expected task in {TASKS}, got {self.task!r}")
         if self.imp_lts_variant not in ("static", "events"):
             raise ValueError(f"expected imp_lts_variant 'static' or 'events', got {self.imp_lts_variant!r}")
+        if self.imp_reset not in ("hard", "soft"):
+            raise ValueError(f"expected imp_reset 'hard' or 'soft', got {self.imp_reset!r}")
         if self.imp_lts_variant == "static" and self.task != "digits":
             raise ValueError(f"expected imp_lts_variant='events' for task {self.task!r}: only the digits have a static variant")
 
@@ -112,8 +118,15 @@ QUICK = Settings(
     mode="quick", seeds_sweep=(0, 1), seeds_pairs=(0, 1), epochs_sweep=2, epochs_pairs=3, limit=300,
     time_steps_events=6, time_steps_static=4, taus=(2.0, 16.0), baseline_tau=2.0, channels=(4, 8), hidden=32, batch_size=16,
 )
-FULL_INTERVALS = FULL.replace(task="intervals", time_steps_events=16, imp_lts_variant="events", n_train=1000, n_test=500)
-QUICK_INTERVALS = QUICK.replace(task="intervals", time_steps_events=16, imp_lts_variant="events", n_train=160, n_test=80)
+#: on the intervals the IMP, LTS and TET experiments use the sweep's LIF at tau_m = 4: the first full report ran
+#: them with the digits' neuron (tau 2, hard reset), which stayed near chance on this task (34-41%), so those
+#: comparisons could not resolve anything; a hard reset wipes the first flash from a neuron that fired on it
+FULL_INTERVALS = FULL.replace(
+    task="intervals", time_steps_events=16, imp_lts_variant="events", n_train=1000, n_test=500, imp_tau=4.0, imp_reset="soft"
+)
+QUICK_INTERVALS = QUICK.replace(
+    task="intervals", time_steps_events=16, imp_lts_variant="events", n_train=160, n_test=80, imp_tau=4.0, imp_reset="soft"
+)
 #: mode -> task -> settings
 PRESETS = {"full": {"digits": FULL, "intervals": FULL_INTERVALS}, "quick": {"digits": QUICK, "intervals": QUICK_INTERVALS}}
 
@@ -301,7 +314,7 @@ def imp_per_step(settings: Settings, run: "Runner") -> dict:
     methods = {"zero IMP": None, "learnable IMP": "neuron"}
     variant = settings.imp_lts_variant
     runs = _paired(settings, run, {
-        name: RunSpec(0, variant, ("imp", imp), "label_smoothed_tet", settings.epochs_pairs, loss_options={"epsilon": 0.01}, task=settings.task)
+        name: RunSpec(0, variant, _imp_spec(settings, imp), "label_smoothed_tet", settings.epochs_pairs, loss_options={"epsilon": 0.01}, task=settings.task)
         for name, imp in methods.items()
     })
     curves = {name: [r["per_step"] for r in rs] for name, rs in runs.items()}
@@ -321,7 +334,7 @@ def imp_per_step(settings: Settings, run: "Runner") -> dict:
         "(Shen et al., NeurIPS 2024).",
         "setup": {
             **_imp_lts_data(settings),
-            "neuron": "LIFNeuron(tau=2, hard reset to 0): SpikingJelly's default LIF", "imp": "per neuron, U(0.4, 0.6)",
+            "neuron": _imp_description(settings), "imp": "per neuron, U(0.4, 0.6)",
             "loss": "label-smoothed TET, epsilon 0.01 (trains the output of every step)", "seeds": list(settings.seeds_pairs),
             "epochs": settings.epochs_pairs,
         },
@@ -336,7 +349,7 @@ def readout_comparison(settings: Settings, run: "Runner") -> dict:
     """IMP paper: the last-time-step (LTS) readout accelerates convergence on static tasks."""
     start = _clock()
     runs = _paired(settings, run, {
-        name: RunSpec(0, settings.imp_lts_variant, ("imp", "neuron"), loss, settings.epochs_pairs, track_epochs=True, task=settings.task)
+        name: RunSpec(0, settings.imp_lts_variant, _imp_spec(settings, "neuron"), loss, settings.epochs_pairs, track_epochs=True, task=settings.task)
         for name, loss in {"LTS": "lts", "mean over time": "ce"}.items()
     })
     curves = {name: [r["epoch_accuracy"] for r in rs] for name, rs in runs.items()}
@@ -351,7 +364,7 @@ def readout_comparison(settings: Settings, run: "Runner") -> dict:
         "tasks (Shen et al., NeurIPS 2024).",
         "setup": {
             **_imp_lts_data(settings),
-            "neuron": "LIFNeuron(tau=2, hard reset to 0) with a learnable IMP per neuron",
+            "neuron": f"{_imp_description(settings)} with a learnable IMP per neuron",
             "LTS": "loss CE(O_T, y), prediction argmax O_T", "mean over time": "loss CE(mean_t O_t, y), prediction argmax mean_t O_t",
             "seeds": list(settings.seeds_pairs), "epochs": settings.epochs_pairs,
         },
@@ -367,7 +380,7 @@ def loss_comparison(settings: Settings, run: "Runner") -> dict:
     start = _clock()
     methods = {"TET": ("tet", {"lam": 1e-3, "phi": 1.0}), "label-smoothed TET": ("label_smoothed_tet", {"epsilon": 0.01, "lam": 0.0})}
     runs = _paired(settings, run, {
-        name: RunSpec(0, "events", ("imp", "neuron"), loss, settings.epochs_pairs, loss_options=options, task=settings.task)
+        name: RunSpec(0, "events", _imp_spec(settings, "neuron"), loss, settings.epochs_pairs, loss_options=options, task=settings.task)
         for name, (loss, options) in methods.items()
     })
     accuracy = {name: [r["accuracy"] for r in rs] for name, rs in runs.items()}
@@ -379,7 +392,7 @@ def loss_comparison(settings: Settings, run: "Runner") -> dict:
         "(Shen et al., NeurIPS 2024, on TET of Deng et al., ICLR 2022).",
         "setup": {
             "data": TASK_NAMES[settings.task], "time_steps": settings.time_steps_events,
-            "neuron": "LIFNeuron(tau=2, hard reset to 0) with a learnable IMP per neuron",
+            "neuron": f"{_imp_description(settings)} with a learnable IMP per neuron",
             "TET": "lam 1e-3, phi 1", "label-smoothed TET": "epsilon 0.01, lam 0 (the paper's configs)",
             "seeds": list(settings.seeds_pairs), "epochs": settings.epochs_pairs,
         },
@@ -709,7 +722,8 @@ def _train_and_test(settings: Settings, data: DataCache, spec: RunSpec) -> dict:
             raise RuntimeError(f"expected a validation accuracy for each of {spec.epochs} epochs, got {len(tracker.accuracy)}")
         result["epoch_accuracy"] = tracker.accuracy
     if spec.record_eigenvalues:
-        result.update(eigen_before=before, eigen_after=_spectra(net), coupled_check=_coupled_check(net))
+        result.update(eigen_before=before, eigen_after=_spectra(net), eigen_param_after=_spectra(net, raw=True),
+                      coupled_check=_coupled_check(net))
     return result
 
 
@@ -730,7 +744,7 @@ def build_net(
 def neuron_factory(neuron: tuple) -> NeuronFactory:
     """``("sweep", method, tau_m)`` -> :func:`sweep_neuron`; ``("clamp", tau_m, upper)`` -> :func:`clamp_neuron`;
     ``("default",)`` -> the diagonal ``BifurcationNeuron`` with the package's default eigenvalues and bounds;
-    ``("imp", imp)`` -> :func:`imp_neuron`."""
+    ``("imp", imp[, tau, reset])`` -> :func:`imp_neuron`."""
     kind, *args = neuron
     if kind == "sweep":
         return sweep_neuron(*args)
@@ -766,9 +780,25 @@ def clamp_neuron(tau: float, upper_mu: float) -> NeuronFactory:
     return lambda: BifurcationNeuron(structure="diagonal", eigen_init=eigen_init, bounds=bounds)
 
 
-def imp_neuron(imp: str | None) -> NeuronFactory:
-    """SpikingJelly's default LIF (tau 2, ``decay_input=True``, hard reset to 0), with or without an IMP."""
-    return lambda: LIFNeuron(tau=2.0, v_reset=0.0, imp=imp)
+def imp_neuron(imp: str | None, tau: float = 2.0, reset: str = "hard") -> NeuronFactory:
+    """The LIF neuron of the IMP, LTS and TET experiments, with or without an IMP: ``reset="hard"`` is
+    SpikingJelly's default LIF (``decay_input=True``, hard reset to 0; tau 2 by default), ``"soft"`` the sweep's
+    (``decay_input=False``, soft reset)."""
+    if reset == "hard":
+        return lambda: LIFNeuron(tau=tau, v_reset=0.0, imp=imp)
+    if reset == "soft":
+        return lambda: LIFNeuron(tau=tau, decay_input=False, v_reset=None, imp=imp)
+    raise ValueError(f"expected reset 'hard' or 'soft', got {reset!r}")
+
+
+def _imp_spec(settings: Settings, imp: str | None) -> tuple:
+    return ("imp", imp, settings.imp_tau, settings.imp_reset)
+
+
+def _imp_description(settings: Settings) -> str:
+    if settings.imp_reset == "hard":
+        return f"LIFNeuron(tau={settings.imp_tau:g}, hard reset to 0): SpikingJelly's default LIF"
+    return f"LIFNeuron(tau={settings.imp_tau:g}, decay_input=False, v_reset=None): the sweep's LIF, soft reset"
 
 
 class _AdamW:
@@ -820,9 +850,13 @@ def _constant_input_spikes(v0s: np.ndarray, currents: np.ndarray, steps: int) ->
     return spikes.T.reshape(len(v0s), len(currents), steps).numpy()
 
 
-def _spectra(net: nn.Module) -> dict[str, list[float]]:
-    """Eigenvalues per bifurcation layer, keyed ``conv1``, ``conv2``, ..., ``hidden`` (order in the network)."""
+def _spectra(net: nn.Module, raw: bool = False) -> dict[str, list[float]]:
+    """Eigenvalues per bifurcation layer, keyed ``conv1``, ``conv2``, ..., ``hidden`` (order in the network): the
+    ones the forward pass uses (clamped to the bounds), or with ``raw`` the parameters themselves, which may lie
+    past a bound (where the clamp passes no gradient)."""
     spectra = bifurcation_eigenvalues(net)
+    if raw:
+        spectra = {name: net.get_submodule(name).eigenvalues.detach().flatten() for name in spectra}
     labels = [f"conv{i + 1}" for i in range(len(spectra) - 1)] + ["hidden"]
     return {label: [float(v) for v in lam] for label, lam in zip(labels, spectra.values())}
 
@@ -850,11 +884,15 @@ def _regimes(result: dict, tau: float, seed: int, upper_mu: float, lower_mu: flo
     tol, bounds = CONSERVATIVE_TOL_MU / tau, (lower_mu / tau, upper_mu / tau)
     before, after = result["eigen_before"], result["eigen_after"]
     moved = np.concatenate([np.abs(np.subtract(after[k], before[k])) for k in after]) * tau
+    raw = np.concatenate([result["eigen_param_after"][k] for k in after])
     return {
         "tau_m": tau, "seed": seed,
         "before": eigenvalue_regimes(before, tol, bounds),
         "after": eigenvalue_regimes(after, tol, bounds),
         "mean_abs_change_mu": float(moved.mean()),
+        # parameters past a bound: the clamp holds them there and passes them no gradient
+        "past_upper": float((raw > bounds[1]).mean()),
+        "past_lower": float((raw < bounds[0]).mean()),
     }
 
 
@@ -867,8 +905,9 @@ def _pooled_after(regimes: list[dict]) -> dict:
             for key in keys:
                 totals[key] += layer[key] * layer["count"]
             count += layer["count"]
-    moved = [e["mean_abs_change_mu"] for e in regimes if "mean_abs_change_mu" in e]
-    return {**{k: v / max(count, 1) for k, v in totals.items()}, "mean_abs_change_mu": float(np.mean(moved)) if moved else None}
+    extra = {key: float(np.mean([e[key] for e in regimes])) if regimes else None
+             for key in ("mean_abs_change_mu", "past_upper", "past_lower")}
+    return {**{k: v / max(count, 1) for k, v in totals.items()}, **extra}
 
 
 def _sweep_summary(taus, accuracy) -> dict:

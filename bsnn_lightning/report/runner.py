@@ -179,12 +179,30 @@ def write_report(
     """Write ``report.json``, ``report.md`` and the figures of :func:`run_experiments`' ``results`` into
     ``out_dir``; returns the JSON dict. ``started``: ``(perf_counter, process_time)`` when the run began."""
     started = started or (time.perf_counter(), time.process_time())
-    listed = list(tasks.values())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    samples = experiments.interval_samples(tasks["intervals"]) if "intervals" in tasks else None
-    figures = _write_figures(out / "figures", results, tasks, samples)
-    report = {
+    report = assemble_report(results, tasks, jobs=jobs, command=command, started=started, load_start=load_start)
+    figures = _write_figures(out / "figures", results, tasks, report["interval_samples"])
+    report["figures"] = {name: {"file": f"figures/{name}", "pixels": list(report_figures.FIGURE_PIXELS[kind])} for name, kind in figures.items()}
+    report["meta"].update(_elapsed_since(started, results, tasks, jobs))  # the figures included
+    write_atomically(out / "report.json", json.dumps(report, indent=1, allow_nan=False).encode())
+    write_atomically(out / "report.md", render_markdown(report).encode())
+    log(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(figures)} figures in {report['meta']['wall_s']} s")
+    return report
+
+
+def assemble_report(
+    results: dict,
+    tasks: dict[str, Settings],
+    jobs: int = 1,
+    command: list[str] | None = None,
+    started: tuple[float, float] | None = None,
+    load_start=None,
+) -> dict:
+    """The report's JSON dict (without its figures) from :func:`run_experiments`' ``results``."""
+    started = started or (time.perf_counter(), time.process_time())
+    listed = list(tasks.values())
+    return {
         "meta": {
             "generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": " ".join(command) if command else None,
@@ -193,19 +211,20 @@ def write_report(
             "versions": _versions(),
             "machine": {"torch_threads": listed[0].threads, "jobs": jobs, "os_cpus": os.cpu_count(), "platform": platform.platform(),
                         "load_average_start": load_start, "load_average_end": _load_average()},
-            "wall_s": round(time.perf_counter() - started[0], 1),
-            # this process, plus the training runs' own CPU time when they ran in worker processes
-            "cpu_s": round(time.process_time() - started[1] + (sum(results[t]["cpu_s"] for t in tasks) if jobs > 1 else 0), 1),
+            **_elapsed_since(started, results, tasks, jobs),
         },
         "settings": {task: {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(s).items() if k != "cache_dir"} for task, s in tasks.items()},
         "experiments": results,
-        "interval_samples": samples,
-        "figures": {name: {"file": f"figures/{name}", "pixels": list(report_figures.FIGURE_PIXELS[kind])} for name, kind in figures.items()},
+        "interval_samples": experiments.interval_samples(tasks["intervals"]) if "intervals" in tasks else None,
+        "figures": {},
     }
-    write_atomically(out / "report.json", json.dumps(report, indent=1, allow_nan=False).encode())
-    write_atomically(out / "report.md", render_markdown(report).encode())
-    log(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(figures)} figures in {report['meta']['wall_s']} s")
-    return report
+
+
+def _elapsed_since(started: tuple[float, float], results: dict, tasks: dict, jobs: int) -> dict:
+    """Wall-clock since ``started``; CPU time of this process since then, plus the training runs' own when
+    they ran in worker processes."""
+    workers = sum(results[t]["cpu_s"] for t in tasks) if jobs > 1 else 0
+    return {"wall_s": round(time.perf_counter() - started[0], 1), "cpu_s": round(time.process_time() - started[1] + workers, 1)}
 
 
 _TRAINED = ("control_rate", "time_averaged", "eigen_clamp", "imp_per_step", "readout", "loss")
@@ -526,6 +545,7 @@ def _clamp_section(clamp: dict, task: str) -> list[str]:
         cells = clamp["by_tau"][name]
         lines.append(f"| {name}: accuracy | " + " | ".join(_acc_cell(c["describe"]) for c in cells) + " |")
         lines.append(f"| {name}: at the upper bound | " + " | ".join(f"{c['after']['at_upper']:.2f}" for c in cells) + " |")
+        lines.append(f"| {name}: parameter past the upper bound | " + " | ".join(f"{c['after']['past_upper']:.2f}" for c in cells) + " |")
         lines.append(f"| {name}: mean abs. change of mu | " + " | ".join(f"{c['after']['mean_abs_change_mu']:.3f}" for c in cells) + " |")
     diff, spread = clamp["mu_minus_lambda_learned_mean_over_tau"], clamp["spread_difference_lif_minus_mu_learned"]
     lines += [
@@ -534,8 +554,8 @@ def _clamp_section(clamp: dict, task: str) -> list[str]:
         f"{_pp_interval(diff['ci95'])}. Spread(LIF) - spread(diagonal, mu learned): {_pp(spread['difference'])} "
         f"{_pp_interval(spread['ci95'])} (added after the first report: exploratory, not a pre-declared claim).",
         "",
-        "| variant | tau_m | upper bound of mu | accuracy | minus the reference [95% interval] | at the upper bound | at the lower bound | mean abs. change of mu |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | tau_m | upper bound of mu | accuracy | minus the reference [95% interval] | at the upper bound | parameter past it | at the lower bound | mean abs. change of mu |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for group in (clamp["upper_bounds_at_largest_tau"], clamp["package_defaults"]):
         for k, cell in enumerate(group):
@@ -544,7 +564,7 @@ def _clamp_section(clamp: dict, task: str) -> list[str]:
             after = cell["after"]
             lines.append(
                 f"| {cell['variant']} | {cell['tau_m']:g} | {cell['upper_mu']:g} | {_acc_cell(cell['describe'])} | {ref} | "
-                f"{after['at_upper']:.2f} | {after['at_lower']:.2f} | {after['mean_abs_change_mu']:.3f} |"
+                f"{after['at_upper']:.2f} | {after['past_upper']:.2f} | {after['at_lower']:.2f} | {after['mean_abs_change_mu']:.3f} |"
             )
     lines += ["", f"![eigenvalue clamp](figures/{task}_eigen_clamp.png)", ""]
     return lines
