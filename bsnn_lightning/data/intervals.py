@@ -26,9 +26,9 @@ frames summed over the whole recording therefore have the same distribution in e
 given only those is at chance (1 / number of classes) whatever it is. A spiking neuron tells the classes
 apart only if its membrane still holds the first flash when the second arrives (too short a memory
 forgets it), but not as a plain running count of both (a memory much longer than the delays integrates
-two flashes to the same total whatever the gap). Difficulty: ``delays`` (longer, closer delays are
-harder), ``noise_events`` (noise a long memory integrates), and the number of frames ``T`` a DataModule
-bins the recording into (fewer frames merge neighbouring slots).
+two flashes to the same total whatever the gap). The difficulty knobs: ``delays`` (which gaps must be told
+apart), ``noise_events`` (background events on top of the flashes), and the number of frames ``T`` a
+DataModule bins the recording into (fewer frames than slots merge neighbouring slots).
 
 Samples are generated, not downloaded or cached: sample ``i`` of a split is drawn by the Generator
 :func:`interval_rng` ``(seed, split, i)``, so it is the same whatever the number of samples asked for,
