@@ -582,15 +582,26 @@ class CoupledBifurcation(Bifurcation):
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
-        gv_prev = _mix_channels(p["coupling"].transpose(0, 1), gh)  # A^T gh
+        gv_prev = torch.einsum("ji,nj...->ni...", p["coupling"], gh)  # A^T gh (a gradient: any order)
         if "coupling" in needs:  # dL/dA_ij = sum over batch and space of gh_i * v_j
             grads["coupling"] = torch.einsum("ni...,nj...->ij", gh, v_prev())
         return gh, gv_prev, grads
 
 
 def _mix_channels(matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``out[n, i, ...] = sum_j matrix[i, j] * v[n, j, ...]``."""
-    return torch.einsum("ij,nj...->ni...", matrix, v)
+    """``out[n, i, ...] = sum_j matrix[i, j] * v[n, j, ...]``, summed in the order ``j = 0, 1, ..., C - 1``,
+    every product and every partial sum rounded (no fused multiply-add).
+
+    The order is fixed so that the result is defined to the bit: a matrix product sums in the order of the
+    BLAS library underneath, which differs between CPU and GPU and between versions. The triton backend's
+    coupled kernel sums in this order, and so gives the same state and spikes. It costs ``2C`` elementwise
+    operations per step instead of one matrix product (the backward, which need only be exact to rounding,
+    keeps the matrix product)."""
+    column = matrix.reshape(*matrix.shape, *([1] * (v.dim() - 2)))  # [C, C, 1, ...]: column j broadcasts on v
+    out = column[:, 0] * v[:, 0:1]
+    for j in range(1, matrix.shape[1]):
+        out = out + column[:, j] * v[:, j : j + 1]
+    return out
 
 
 def _clamp(value, lo: float, hi: float):
