@@ -23,8 +23,7 @@ with warnings.catch_warnings():  # 0.0.0.0.14 compiles with torch.jit.script, wh
     warnings.simplefilter("ignore", DeprecationWarning)
     from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
 
-from bsnn_lightning.adapters.spikingjelly import SpikingJelly014LIF, SpikingJelly014PLIF  # noqa: E402
-from bsnn_lightning.engine import multistep  # noqa: E402
+from bsnn_lightning.engine import SpikingJelly014LIF, SpikingJelly014PLIF, multistep  # noqa: E402
 
 T, N, C, H, W = 6, 3, 4, 5, 5
 #: SpikingJelly 0.0.0.0.14's API: nodes with a backend (``supported_backends``), which 2.0 dropped

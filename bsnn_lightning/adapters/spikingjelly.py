@@ -27,12 +27,18 @@ multiplies by ``1/tau`` instead of dividing, so it can differ from them in the l
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..engine import SpikingJellyIF, SpikingJellyLIF, SpikingJellyPLIF, Surrogate
+from ..engine import (
+    SpikingJelly014LIF,
+    SpikingJelly014PLIF,
+    SpikingJellyIF,
+    SpikingJellyLIF,
+    SpikingJellyPLIF,
+    Surrogate,
+)
 from ..engine.surrogates import surrogate_from_function
 from ..neuron_params import MethodSettings
 from . import Adapter, Plan, register_adapter
@@ -205,38 +211,6 @@ def _multiplies_decay_014(node) -> bool:
     if node.v_reset is None:
         return True
     return node.v_reset == 0.0 and (node.training or cls.__name__ == "ParametricLIFNode")
-
-
-@dataclass(frozen=True)
-class SpikingJelly014LIF(SpikingJellyLIF):
-    """SpikingJelly 0.0.0.0.14's LIF charge with ``decay_input=False`` and a reset towards 0:
-    ``h_t = v_{t-1} * (1 - 1/tau) + x_t``. The triton backend does not fuse it (``auto`` runs ``torch``)."""
-
-    def charge(self, x, v, p):
-        return v * (1.0 - 1.0 / p["tau"]) + x
-
-    def backward_step(self, gs, gv, h, v_prev, p, needs):
-        tau = p["tau"]
-        gh, grads = self._reset_backward(gs, gv, h, p, needs)
-        if "tau" in needs:  # dh/dtau = v / tau^2
-            grads["tau"] = gh * v_prev() / (tau * tau)
-        return gh, gh * (1.0 - 1.0 / tau), grads
-
-
-@dataclass(frozen=True)
-class SpikingJelly014PLIF(SpikingJellyPLIF):
-    """SpikingJelly 0.0.0.0.14's PLIF charge with ``decay_input=False`` and a reset towards 0:
-    ``h_t = v_{t-1} * (1 - q) + x_t`` with ``q = sigmoid(w)``. Not fused by the triton backend."""
-
-    def charge(self, x, v, p):
-        return v * (1.0 - p["q"]) + x
-
-    def backward_step(self, gs, gv, h, v_prev, p, needs):
-        q = p["q"]
-        gh, grads = self._reset_backward(gs, gv, h, p, needs)
-        if "q" in needs:  # dh/dq = -v
-            grads["q"] = -gh * v_prev()
-        return gh, gh * (1.0 - q), grads
 
 
 register_adapter(SpikingJellyAdapter())

@@ -17,7 +17,9 @@ state does not follow from ``h`` alone (``state_from_charge = False``) has its s
 Choices that change the equations are classes, not flags, so that each class has one forward and one
 backward and a backend says what it runs by listing classes: snnTorch's delayed reset
 (:class:`SnnTorchLeaky`) and its immediate one (:class:`SnnTorchLeakyImmediate`); snnTorch ``Synaptic``'s
-reset to zero of the charged membrane (:class:`SnnTorchSynapticZero`, :class:`SnnTorchSynapticZeroImmediate`); a diagonal
+reset to zero of the charged membrane (:class:`SnnTorchSynapticZero`, :class:`SnnTorchSynapticZeroImmediate`);
+SpikingJelly 2.0's LIF and PLIF charge (:class:`SpikingJellyLIF`, :class:`SpikingJellyPLIF`) and 0.0.0.0.14's
+product form of it (:class:`SpikingJelly014LIF`, :class:`SpikingJelly014PLIF`); a diagonal
 (:class:`DiagonalBifurcation`) and a coupled (:class:`CoupledBifurcation`) :class:`Bifurcation`.
 
 The arithmetic is written in the same order as the libraries whose semantics each class reproduces, so
@@ -489,6 +491,42 @@ class SpikingJellyPLIF(SpikingJellyLIF):
                 rest = 0.0 if self.v_reset is None else self.v_reset
                 grads["q"] = -gh * (v - rest)
         return gx, gv_prev, grads
+
+
+@dataclass(frozen=True)
+class SpikingJelly014LIF(SpikingJellyLIF):
+    """SpikingJelly 0.0.0.0.14's LIF charge with ``decay_input=False`` and a reset towards 0:
+    ``h_t = v_{t-1} * (1 - 1/tau) + x_t`` (SpikingJelly 2.0 charges ``v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``),
+    then fire and reset as :class:`SpikingJellyLIF`; ``decay_input`` is not read. The SpikingJelly adapter picks
+    it for the nodes that charge so. The triton backend does not fuse it (``auto`` runs ``torch``).
+    Parameters: ``tau``, ``threshold``."""
+
+    def charge(self, x, v, p):
+        return v * (1.0 - 1.0 / p["tau"]) + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        tau = p["tau"]
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        if "tau" in needs:  # dh/dtau = v / tau^2
+            grads["tau"] = gh * v_prev() / (tau * tau)
+        return gh, gh * (1.0 - 1.0 / tau), grads
+
+
+@dataclass(frozen=True)
+class SpikingJelly014PLIF(SpikingJellyPLIF):
+    """SpikingJelly 0.0.0.0.14's PLIF charge with ``decay_input=False`` and a reset towards 0:
+    ``h_t = v_{t-1} * (1 - q) + x_t`` with ``q = sigmoid(w)``, then fire and reset as :class:`SpikingJellyPLIF`;
+    ``decay_input`` is not read. Not fused by the triton backend. Parameters: ``q``, ``threshold``."""
+
+    def charge(self, x, v, p):
+        return v * (1.0 - p["q"]) + x
+
+    def backward_step(self, gs, gv, h, v_prev, p, needs):
+        q = p["q"]
+        gh, grads = self._reset_backward(gs, gv, h, p, needs)
+        if "q" in needs:  # dh/dq = -v
+            grads["q"] = -gh * v_prev()
+        return gh, gh * (1.0 - q), grads
 
 
 @dataclass(frozen=True)
