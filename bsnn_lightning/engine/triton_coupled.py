@@ -1,0 +1,236 @@
+"""The ``triton`` backend's coupled bifurcation: :class:`CoupledBifurcation` in one fused kernel forward and
+one backward (:mod:`.triton_coupled_kernels`), behind the custom ops ``bsnn::triton_coupled`` and
+``bsnn::triton_coupled_backward``.
+
+:mod:`.triton_backend` hands a coupled call here (``reason``, ``run``); the launch helpers (layouts, value
+modes, surrogates, the interpreter switch) are that module's. A thread keeps the ``C`` states of one position
+in registers, so the fused kernel takes at most :data:`MAX_CHANNELS` channels: compiled for sm_90 and sm_80
+(``bench/kernels_static.py --set coupled``) it runs without spilling up to that, and spills beyond. A call
+with more channels is refused with that reason, and ``"auto"`` runs it on ``"torch"``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import triton_backend as base
+from .dynamics import CoupledBifurcation
+from .reference import _sum_to_shape
+
+#: the most channels the fused kernel takes (the registers of one thread: see the module docstring)
+MAX_CHANNELS = 32
+#: positions per program on a GPU: one per thread, 4 warps (fewer when there are fewer positions)
+BLOCK = 128
+
+
+def reason(x: Tensor, dynamics: CoupledBifurcation) -> str | None:
+    """None if the fused coupled kernel runs this call, else why not."""
+    channels = x.shape[2] if x.dim() > 2 else 1
+    if channels > MAX_CHANNELS:
+        return (
+            f"CoupledBifurcation over {channels} channels: the fused kernel keeps a position's channels in one "
+            f"thread's registers and takes at most {MAX_CHANNELS}; the torch backend runs it"
+        )
+    return None
+
+
+def run(
+    x: Tensor, v0: Tensor, dynamics: CoupledBifurcation, params: dict, return_v_seq: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Backend entry point for a coupled call; arguments validated and broadcast by ``engine.multistep``."""
+    coupling = params["coupling"]
+    threshold = base._as_tensor(params["threshold"], x)
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in (x, v0, coupling, threshold))
+    spikes, v_final, v_seq, _ = torch.ops.bsnn.triton_coupled(
+        x, v0, coupling, threshold, *_config(dynamics), return_v_seq, save
+    )
+    return spikes, v_final, (v_seq if return_v_seq else None)
+
+
+def _config(dynamics: CoupledBifurcation) -> tuple:
+    """(reset, surrogate, sg_a, sg_b, detach_reset, v_reset): the static arguments of both ops."""
+    settings = base._fire_then_reset(dynamics)
+    surrogate = base._SURROGATES[dynamics.surrogate.name]
+    sg_a, sg_b = surrogate.constants(dynamics.surrogate.alpha)
+    return (
+        settings["reset"], surrogate.code, sg_a, sg_b, settings["detach_reset"], settings.get("v_reset", 0.0)
+    )
+
+
+class _Shape:
+    """x[T, N, C, *S'] as the kernels see it: P positions (samples x pixels) of C channels each."""
+
+    def __init__(self, x: Tensor):
+        self.steps = x.shape[0]
+        self.channels = x.shape[2]
+        self.inner = math.prod(x.shape[3:])
+        self.sample = self.channels * self.inner
+        self.positions = x.shape[1] * self.inner
+        self.c_pad = base._next_power_of_2(self.channels)
+
+    def launch(self, x: Tensor, interpreted: bool) -> tuple[int, int]:
+        """(positions per program, warps)."""
+        if interpreted:
+            block = min(base._next_power_of_2(self.positions), max(base.INTERPRETER_BLOCK // self.c_pad, 1))
+            return block, 4
+        block = min(BLOCK, max(32, base._next_power_of_2(self.positions)))
+        return block, block // 32
+
+
+def _forward_impl(
+    x: Tensor, v0: Tensor, coupling: Tensor, threshold: Tensor,
+    reset: int, surrogate: int, sg_a: float, sg_b: float, detach_reset: bool, v_reset: float,
+    return_v_seq: bool, save: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """Forward: (spikes in x's dtype, v_final fp32, v_seq fp32 or empty, h_seq fp32 when ``save`` or empty)."""
+    spikes = base._empty(x.shape, x.dtype, x.device)
+    v_final = base._empty(x.shape[1:], torch.float32, x.device)
+    v_seq = base._empty(x.shape if return_v_seq else (0,), torch.float32, x.device)
+    h_seq = base._empty(x.shape if save else (0,), torch.float32, x.device)
+    shape = _Shape(x)
+    if x.numel() == 0:
+        return spikes, v_final, v_seq, h_seq
+    kernels = _kernels()
+    x, v0, coupling, threshold = x.contiguous(), v0.contiguous(), coupling.contiguous(), threshold.contiguous()
+    interpreted = base._interpreted(base._kernels())
+    block, warps = shape.launch(x, interpreted)
+    with base._on_device(x, interpreted):
+        kernels.coupled_forward_kernel[(base._cdiv(shape.positions, block),)](
+            x, v0, coupling, threshold,
+            spikes, v_final, v_seq if return_v_seq else v_final, h_seq if save else v_final,
+            shape.steps, shape.positions, shape.sample, shape.inner,
+            v_reset,
+            C=shape.channels, C_PAD=shape.c_pad, RESET=reset,
+            V0_MODE=base._mode(v0, x, allow_full=True), TH_MODE=base._mode(threshold, x),
+            STORE_V_SEQ=return_v_seq, SAVE_H=save, BLOCK=block, WIDE=base._wide(x),
+            num_warps=warps, enable_fp_fusion=False,
+        )  # fmt: skip
+    return spikes, v_final, v_seq, h_seq
+
+
+def _forward_fake(x, v0, coupling, threshold, *config_and_flags):
+    return_v_seq, save = config_and_flags[-2:]
+    return (
+        x.new_empty(x.shape),
+        x.new_empty(x.shape[1:], dtype=torch.float32),
+        x.new_empty(x.shape if return_v_seq else (0,), dtype=torch.float32),
+        x.new_empty(x.shape if save else (0,), dtype=torch.float32),
+    )
+
+
+def _backward_impl(
+    grad_spikes: Optional[Tensor], grad_v_final: Optional[Tensor], grad_v_seq: Optional[Tensor],
+    x: Tensor, h_seq: Tensor, v0: Tensor, coupling: Tensor, threshold: Tensor,
+    reset: int, surrogate: int, sg_a: float, sg_b: float, detach_reset: bool, v_reset: float,
+    need_x: bool, need_v0: bool, need_coupling: bool, need_threshold: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """Backward: grad_x (x's dtype), the per-neuron time-summed gradient of v0 (fp32), the gradient of the
+    coupling ([C, C], fp32) and the per-neuron time-summed gradient of the threshold (fp32); each empty when
+    its ``need_*`` flag is off. ``x`` gives the shape and dtype only (a forward that saves ``h_seq`` does not
+    read it again)."""
+    grad_x = base._empty(x.shape if need_x else (0,), x.dtype, x.device)
+    grad_v0 = base._empty(x.shape[1:] if need_v0 else (0,), torch.float32, x.device)
+    grad_threshold = base._empty(x.shape[1:] if need_threshold else (0,), torch.float32, x.device)
+    shape = _Shape(x)
+    if x.numel() == 0:
+        grad_coupling = torch.zeros(coupling.shape if need_coupling else (0,), dtype=torch.float32, device=x.device)
+        return grad_x, grad_v0, grad_coupling, grad_threshold
+    if h_seq.shape != x.shape:
+        raise RuntimeError(
+            "the coupled backward needs the charged potentials the forward saves when a gradient is wanted "
+            "(save=True); this forward ran with save=False"
+        )
+    # dL/dA sums dL/dh_t v_{t-1}^T: the kernel writes v_{t-1}, and dL/dh in fp32 unless grad_x is that already
+    reuse_grad_x = need_x and x.dtype == torch.float32
+    grad_h = base._empty(x.shape if need_coupling and not reuse_grad_x else (0,), torch.float32, x.device)
+    v_prev = base._empty(x.shape if need_coupling else (0,), torch.float32, x.device)
+    kernels = _kernels()
+    v0, coupling, threshold = v0.contiguous(), coupling.contiguous(), threshold.contiguous()
+    grads = [g.contiguous() if g is not None else None for g in (grad_spikes, grad_v_final, grad_v_seq)]
+    interpreted = base._interpreted(base._kernels())
+    block, warps = shape.launch(x, interpreted)
+    dummy = h_seq
+    with base._on_device(x, interpreted):
+        kernels.coupled_backward_kernel[(base._cdiv(shape.positions, block),)](
+            h_seq, v0, coupling, threshold,
+            *[g if g is not None else dummy for g in grads],
+            grad_x if need_x else dummy, grad_h if grad_h.numel() else dummy, v_prev if need_coupling else dummy,
+            grad_v0 if need_v0 else dummy, grad_threshold if need_threshold else dummy,
+            shape.steps, shape.positions, shape.sample, shape.inner,
+            v_reset, sg_a, sg_b,
+            C=shape.channels, C_PAD=shape.c_pad, RESET=reset, DETACH_RESET=detach_reset, SURROGATE=surrogate,
+            V0_MODE=base._mode(v0, x, allow_full=True), TH_MODE=base._mode(threshold, x),
+            HAS_GS=grads[0] is not None, HAS_GV_FINAL=grads[1] is not None,
+            HAS_GV_SEQ=grads[2] is not None and grads[2].numel() > 0,
+            NEED_X=need_x, STORE_GH=grad_h.numel() > 0, STORE_V_PREV=need_coupling,
+            NEED_V0=need_v0, NEED_TH=need_threshold,
+            BLOCK=block, WIDE=base._wide(x),
+            num_warps=warps, enable_fp_fusion=False,
+        )  # fmt: skip
+    if need_coupling:
+        gh = grad_x if reuse_grad_x else grad_h
+        c = shape.channels
+        # [T, N, C, INNER] -> [C, T * N * INNER]: dL/dA_ij = sum over time, batch and pixels of gh_i v_j
+        gh = gh.reshape(-1, c, shape.inner).transpose(0, 1).reshape(c, -1)
+        vp = v_prev.reshape(-1, c, shape.inner).transpose(0, 1).reshape(c, -1)
+        grad_coupling = gh @ vp.transpose(0, 1)
+    else:
+        grad_coupling = torch.empty(0, dtype=torch.float32, device=x.device)
+    return grad_x, grad_v0, grad_coupling, grad_threshold
+
+
+def _backward_fake(grad_spikes, grad_v_final, grad_v_seq, x, h_seq, v0, coupling, threshold, *config_and_needs):
+    need_x, need_v0, need_coupling, need_threshold = config_and_needs[-4:]
+    return (
+        x.new_empty(x.shape if need_x else (0,)),
+        x.new_empty(x.shape[1:] if need_v0 else (0,), dtype=torch.float32),
+        x.new_empty(coupling.shape if need_coupling else (0,), dtype=torch.float32),
+        x.new_empty(x.shape[1:] if need_threshold else (0,), dtype=torch.float32),
+    )
+
+
+_CONFIG_INPUTS = 6  # reset, surrogate, sg_a, sg_b, detach_reset, v_reset
+
+
+def _setup_context(ctx, inputs, output):
+    x, v0, coupling, threshold, *static = inputs
+    ctx.config = tuple(static[:_CONFIG_INPUTS])
+    ctx.static_inputs = len(static)
+    ctx.x_meta = x.new_empty((1,)).expand(x.shape)  # x's shape, dtype and device, one element of storage
+    ctx.save_for_backward(output[3], v0, coupling, threshold)
+    ctx.mark_non_differentiable(output[3])
+    ctx.set_materialize_grads(False)
+
+
+def _autograd_backward(ctx, grad_spikes, grad_v_final, grad_v_seq, _grad_h_seq):
+    h_seq, v0, coupling, threshold = ctx.saved_tensors
+    need = [bool(n) for n in ctx.needs_input_grad[:4]]
+    grad_x, grad_v0, grad_coupling, grad_threshold = torch.ops.bsnn.triton_coupled_backward(
+        grad_spikes, grad_v_final, grad_v_seq, ctx.x_meta, h_seq, v0, coupling, threshold, *ctx.config, *need
+    )
+    state_shape = ctx.x_meta.shape[1:]
+    return (
+        grad_x if need[0] else None,
+        _sum_to_shape(grad_v0.view(state_shape), v0.shape).to(v0.dtype) if need[1] else None,
+        grad_coupling.to(coupling.dtype) if need[2] else None,
+        _sum_to_shape(grad_threshold.view(state_shape), threshold.shape).to(threshold.dtype) if need[3] else None,
+    ) + (None,) * ctx.static_inputs
+
+
+def _kernels():
+    """The kernel module, imported (so compiled or interpreted, per TRITON_INTERPRET) on first use."""
+    from . import triton_coupled_kernels
+
+    return triton_coupled_kernels
+
+
+if base._HAS_CUSTOM_OPS:
+    _forward = torch.library.custom_op("bsnn::triton_coupled", _forward_impl, mutates_args=())
+    _forward.register_fake(_forward_fake)
+    _backward = torch.library.custom_op("bsnn::triton_coupled_backward", _backward_impl, mutates_args=())
+    _backward.register_fake(_backward_fake)
+    _forward.register_autograd(_autograd_backward, setup_context=_setup_context)
