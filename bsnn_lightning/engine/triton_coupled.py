@@ -4,8 +4,11 @@ one backward (:mod:`.triton_coupled_kernels`), behind the custom ops ``bsnn::tri
 
 :mod:`.triton_backend` hands a coupled call here (``reason``, ``run``); the launch helpers (layouts, value
 modes, surrogates, the interpreter switch) are that module's. A thread keeps the ``C`` states of one position
-in registers, so the fused kernel takes at most :data:`MAX_CHANNELS` channels: compiled for sm_90 and sm_80
-(``bench/kernels_static.py --set coupled``) it runs without spilling up to that, and spills beyond. A call
+in registers, and every step reads the ``C x C`` matrix ``A`` (cached; ptxas keeps many of those loads in
+flight at once), so the fused kernel takes at most :data:`MAX_CHANNELS` channels. Compiled for sm_90
+(``bench/kernels_static.py --set coupled``): 16 channels take 166-243 registers and do not spill, except the
+backward with every option at once (16-bit x, ``v_seq`` and its gradient, a full initial state, per-channel
+threshold, all gradients), which spills 64 bytes; 32 channels spill hundreds of bytes in every variant. A call
 with more channels is refused with that reason, and ``"auto"`` runs it on ``"torch"``.
 """
 
@@ -22,7 +25,7 @@ from .dynamics import CoupledBifurcation
 from .reference import _sum_to_shape
 
 #: the most channels the fused kernel takes (the registers of one thread: see the module docstring)
-MAX_CHANNELS = 32
+MAX_CHANNELS = 16
 #: positions per program on a GPU: one per thread, 4 warps (fewer when there are fewer positions)
 BLOCK = 128
 

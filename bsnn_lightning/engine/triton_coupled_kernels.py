@@ -21,8 +21,9 @@ per-neuron or full-state value is found as the elementwise kernels find it.
   a gradient will be needed, the charged potentials ``h`` (fp32), which is what the reference saves too. A
   recompute as in the elementwise kernels would keep ``[CHUNK, C_PAD]`` values per thread, more registers than
   a thread has for all but the smallest ``C``. The next step's x is loaded before the current step's stores.
-- **Backward** walks time backwards reading ``h_t`` and ``h_{t-1}`` (whose fire and reset give
-  ``v_{t-1}``); fire, reset and ``dL/dh`` are the elementwise kernels' for the diagonal dynamics with
+- **Backward** walks time backwards reading ``h_{t-1}`` (whose fire and reset give ``v_{t-1}``; ``h_t`` is
+  the previous iteration's) and the upstream gradients of step t (not a step ahead: the registers that would
+  take are what lets 16 channels fit); fire, reset and ``dL/dh`` are the elementwise kernels' for the diagonal dynamics with
   ``1 + lambda = 1`` (the coupled step without its mixing); ``dL/dv_{t-1} = A^T dL/dh`` is mixed in the same
   fixed order (a gradient need not be exact; the order is simply the one at hand). For the gradient of
   ``A``, which sums ``dL/dh_t v_{t-1}^T`` over time, batch and pixels, it writes ``v_{t-1}`` (fp32) and, for
@@ -47,7 +48,7 @@ from .triton_kernels import (
 )
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["SAMPLE", "INNER"])
 def coupled_forward_kernel(
     x_ptr, v0_ptr, a_ptr, th_ptr,
     spikes_ptr, v_final_ptr, v_seq_ptr, h_seq_ptr,
@@ -67,7 +68,7 @@ def coupled_forward_kernel(
         x_next = tl.load(x_ptr + (t + 1) * stride + m, mask=_mask_if(mask, t + 1 < T), other=0.0)
         h = _mix(a_ptr, v, channel, C, C, 1) + x_t
         s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
-        v = _reset(h, s, threshold, v_reset, DIAGONAL_BIFURCATION, RESET)
+        v = _reset(h, s, v, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
         offset = t * stride + m
         tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=mask)
         if STORE_V_SEQ:
@@ -77,7 +78,7 @@ def coupled_forward_kernel(
     tl.store(v_final_ptr + m, v, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["SAMPLE", "INNER"])
 def coupled_backward_kernel(
     h_seq_ptr, v0_ptr, a_ptr, th_ptr,
     gs_ptr, gv_final_ptr, gv_seq_ptr,
@@ -92,7 +93,6 @@ def coupled_backward_kernel(
     BLOCK: tl.constexpr, WIDE: tl.constexpr,
 ):  # fmt: skip
     channel, m, mask, stride = _positions(P, SAMPLE, INNER, C, C_PAD, BLOCK, WIDE)
-    v0 = _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, C)
     threshold = _load_value(th_ptr, m, mask, TH_MODE, SAMPLE, INNER, C)
     if HAS_GV_FINAL:
         carry = tl.load(gv_final_ptr + m, mask=mask, other=0.0).to(tl.float32)
@@ -100,18 +100,15 @@ def coupled_backward_kernel(
         carry = tl.zeros((C_PAD, BLOCK), tl.float32)
     acc_th = tl.zeros((C_PAD, BLOCK), tl.float32)
 
-    # step T - 1's loads; each step then loads the step before it ahead of its own stores
     h = tl.load(h_seq_ptr + (T - 1) * stride + m, mask=mask, other=0.0)
-    h_prev, gs, gvs = _backward_loads(h_seq_ptr, gs_ptr, gv_seq_ptr, T - 1, stride, m, mask, HAS_GS, HAS_GV_SEQ)
     for tt in range(0, T):
         t = T - 1 - tt
-        h_prev_t, gs_t, gvs_t = h_prev, gs, gvs
-        h_prev, gs, gvs = _backward_loads(h_seq_ptr, gs_ptr, gv_seq_ptr, t - 1, stride, m, mask, HAS_GS, HAS_GV_SEQ)
-        if t > 0:  # v_{t-1}: the fire and reset of h_{t-1}
-            v_prev = _reset(h_prev_t, _fire(h_prev_t, threshold, 1.0, DIAGONAL_BIFURCATION), threshold, v_reset,
-                            DIAGONAL_BIFURCATION, RESET)  # fmt: skip
-        else:
-            v_prev = v0
+        h_prev_t, gs_t, gvs_t = _backward_loads(h_seq_ptr, gs_ptr, gv_seq_ptr, t, stride, m, mask, HAS_GS, HAS_GV_SEQ)
+        # v_{t-1}: the fire and reset of h_{t-1} (v_{t-2} is not needed), or the initial state
+        s_prev = _fire(h_prev_t, threshold, 1.0, DIAGONAL_BIFURCATION)
+        v_prev = _reset(h_prev_t, s_prev, 0.0, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
+        # at t = 0 the initial state, read there rather than kept in registers through the loop
+        v_prev = tl.where(t > 0, v_prev, _load_value(v0_ptr, m, _mask_if(mask, t == 0), V0_MODE, SAMPLE, INNER, C))
         gv = carry + gvs_t
         # the diagonal step with 1 + lambda = 1: dL/dh (= dL/dx) and the threshold's term
         gh, _gv_unmixed, _d0, d_th, _d2 = _backward_step(
