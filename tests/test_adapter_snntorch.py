@@ -178,6 +178,27 @@ def test_sequential_sequence_mode_equals_the_per_step_loop():
     assert torch.equal(converted(x[0])[0], s_n[0])
 
 
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_leaky_immediate_reset_runs_fused_and_exact(reset):
+    # reset_delay=False (snnTorch's NIR import builds these): SnnTorchLeakyImmediate, on Triton's kernels (through
+    # the interpreter on a CPU-only machine); one sequence call of 20 steps (a state checkpoint at 16) against
+    # snnTorch's own per-step loop
+    pytest.importorskip("triton")
+    native = _leaky(reset_mechanism=reset, reset_delay=False, init_hidden=True, output=True)
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="triton", step_mode="m")
+    x, grad = _inputs(7, (20, N, F))
+    x_n, s_n, m_n = _run_per_step(native, x, "hidden+output")
+    (s_n * grad + m_n * grad.flip(0)).sum().backward()
+    x_c = x.clone().requires_grad_()
+    converted.reset_mem()
+    s_c, m_c = converted(x_c)
+    (s_c * grad + m_c * grad.flip(0)).sum().backward()
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert torch.equal(s_c, s_n) and torch.equal(m_c, m_n)
+    for g_c, g_n in zip(_grads(converted, x_c), _grads(native, x_n)):
+        torch.testing.assert_close(g_c, g_n, rtol=2e-5, atol=1e-5)
+
+
 def test_module_tree_state_dict_and_checkpoints_are_unchanged():
     native = _sequential()
     before = len(snn.SpikingNeuron.instances)

@@ -213,6 +213,33 @@ def test_backend_attribute_is_kept_and_the_engine_runs_whatever_it_says():
     assert type(net[1]) is neuron.ParametricLIFNode and net[1].backend == "cupy"
 
 
+@pytest.mark.skipif(not SJ014, reason=f"SpikingJelly {SJ_VERSION} has no product-form charge (0.0.0.0.14 only)")
+@pytest.mark.parametrize("kind", ["LIFNode", "ParametricLIFNode"])
+@pytest.mark.parametrize("reset", ["hard0", "soft"])
+def test_014_product_charge_runs_fused_and_exact(kind, reset):
+    # the nodes that charge v * (1 - 1/tau) + x (LIF: tau a Python float, 1 - 1/tau in double) or
+    # v * (1 - sigmoid(w)) + x (PLIF: a tensor) on Triton's kernels (through the interpreter on a CPU-only
+    # machine), one sequence call of 20 steps (a state checkpoint at 16) against SpikingJelly's own
+    pytest.importorskip("triton")
+    if kind == "LIFNode":  # tau = 3: 1 - 1/3 rounded once differs from 1 - float32(1/3) rounded again
+        native = neuron.LIFNode(tau=3.0, decay_input=False, step_mode="m", **RESETS[reset])
+    else:
+        native = neuron.ParametricLIFNode(init_tau=2.5, decay_input=False, step_mode="m", **RESETS[reset])
+        native.w.data.fill_(-0.7)
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="triton")
+    x, grad = _inputs(10, (20, N, C, H, W))
+    x_n, s_n, v_n = _run(native, x, "m")
+    (s_n * grad).sum().backward()
+    x_c, s_c, v_c = _run(converted, x, "m")
+    (s_c * grad).sum().backward()
+    assert type(converted._bsnn_lif(None)[0]) is (SpikingJelly014LIF if kind == "LIFNode" else SpikingJelly014PLIF)
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert torch.equal(s_c, s_n) and torch.equal(v_c, v_n)
+    torch.testing.assert_close(x_c.grad, x_n.grad, rtol=1e-5, atol=1e-6)
+    if kind == "ParametricLIFNode":
+        torch.testing.assert_close(converted.w.grad, native.w.grad, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("cls", [SpikingJelly014LIF, SpikingJelly014PLIF], ids=lambda c: c.__name__)
 @pytest.mark.parametrize("v_reset", [0.0, None], ids=["hard0", "soft"])
 def test_gradcheck_of_the_014_product_charge(cls, v_reset):

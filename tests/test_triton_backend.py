@@ -15,6 +15,10 @@ from bsnn_lightning.engine import (  # noqa: E402
     CoupledBifurcation,
     SnnTorchLeaky,
     SnnTorchLeakyImmediate,
+    SnnTorchSynapticZero,
+    SnnTorchSynapticZeroImmediate,
+    SpikingJelly014LIF,
+    SpikingJelly014PLIF,
     SpikingJellyIF,
     SpikingJellyLIF,
     available_backends,
@@ -54,10 +58,8 @@ def test_auto_picks_triton_only_for_cuda_tensors():
     [
         (CoupledBifurcation(), {"coupling": torch.eye(5), "threshold": 1.0}, "CoupledBifurcation mixes channels"),
         (SpikingJellyLIF(relaxed=True), LIF, "relaxed dynamics"),
-        (SnnTorchLeakyImmediate(), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, "reset_delay=False"),
-        (SnnTorchLeakyImmediate(reset_mechanism="zero"), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, "SnnTorchLeakyImmediate"),
     ],
-    ids=["coupled", "relaxed", "snntorch-immediate-subtract", "snntorch-immediate-zero"],
+    ids=["coupled", "relaxed"],
 )
 def test_what_it_does_not_fuse_falls_back_under_auto_and_is_refused_by_name(dynamics, params, reason):
     x = torch.rand(3, 2, 5, device=DEVICE)
@@ -65,6 +67,33 @@ def test_what_it_does_not_fuse_falls_back_under_auto_and_is_refused_by_name(dyna
     assert resolve_backend("auto", x, dynamics).name == "torch"
     with pytest.raises(ValueError, match=f"backend 'triton' cannot run this call: .*{reason}"):
         multistep(x, dynamics, params, backend="triton")
+
+
+SNNTORCH = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+
+
+@needs_kernels
+@pytest.mark.parametrize(
+    "dynamics, params",
+    [
+        (SnnTorchLeakyImmediate(), SNNTORCH),
+        (SnnTorchLeakyImmediate(reset_mechanism="zero"), SNNTORCH),
+        (SnnTorchSynapticZero(), SNNTORCH),
+        (SnnTorchSynapticZeroImmediate(), SNNTORCH),
+        (SpikingJelly014LIF(decay_input=False), LIF),
+        (SpikingJelly014PLIF(decay_input=False, v_reset=None), {"q": torch.tensor(0.4), "threshold": 1.0}),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, dict) else "",
+)
+def test_immediate_synaptic_zero_and_014_classes_are_fused(dynamics, params):
+    """Refused before issue 12; now supported, chosen by name, and run (tests/test_triton_kernels.py checks
+    their values)."""
+    x = torch.rand(3, 2, 5, device=DEVICE) * 2
+    assert triton_backend.supports(x, dynamics) is None
+    assert resolve_backend("triton", x, dynamics).name == "triton"
+    out = multistep(x, dynamics, params, backend="triton")
+    ref = multistep(x, dynamics, params, backend="torch")
+    assert torch.equal(out.spikes, ref.spikes) and torch.equal(out.v, ref.v)
 
 
 def test_user_registered_surrogates_are_refused(monkeypatch):

@@ -16,6 +16,11 @@ triton = pytest.importorskip("triton")
 from bsnn_lightning.engine import (  # noqa: E402
     DiagonalBifurcation,
     SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SnnTorchSynapticZero,
+    SnnTorchSynapticZeroImmediate,
+    SpikingJelly014LIF,
+    SpikingJelly014PLIF,
     SpikingJellyIF,
     SpikingJellyLIF,
     SpikingJellyPLIF,
@@ -109,6 +114,47 @@ CASES = {
         {"q": ("layer", 0.2, 0.7), "threshold": 1.0},
         "layer",
     ),
+    # snnTorch's reset_delay=False: the state after a step needs the one before it besides h (graded != 1)
+    "snntorch-immediate-subtract-atan": (
+        SnnTorchLeakyImmediate(),  # beta straddles the clamp at 0 and 1
+        {"beta": ("neuron", -0.2, 1.2), "threshold": ("channel", 0.8, 1.2), "graded": ("neuron", 0.5, 2.0)},
+        "full",
+    ),
+    "snntorch-immediate-zero-sigmoid": (
+        SnnTorchLeakyImmediate(reset_mechanism="zero", surrogate="sigmoid"),
+        {"beta": ("channel", -0.2, 1.2), "threshold": ("layer", 0.8, 1.2), "graded": ("layer", 0.5, 2.0)},
+        "neuron",
+    ),
+    "snntorch-immediate-subtract-triangle-floats": (
+        SnnTorchLeakyImmediate(surrogate="triangle"),
+        {"beta": 0.8, "threshold": 1.0, "graded": 1.7},
+        None,
+    ),
+    # snnTorch Synaptic's reset to zero of the charged membrane, delayed and immediate
+    "snntorch-synaptic-zero-fast-sigmoid": (
+        SnnTorchSynapticZero(surrogate="fast_sigmoid"),
+        {"beta": ("layer", -0.2, 1.2), "threshold": ("neuron", 0.8, 1.2), "graded": ("channel", 0.5, 2.0)},
+        "channel",
+    ),
+    "snntorch-synaptic-zero-immediate-atan": (
+        SnnTorchSynapticZeroImmediate(),
+        {"beta": ("channel", -0.2, 1.2), "threshold": ("channel", 0.8, 1.2), "graded": ("neuron", 0.5, 2.0)},
+        "full",
+    ),
+    # SpikingJelly 0.0.0.0.14's product form: the decay factor 1 - 1/tau (or 1 - q) rounded as the reference
+    # rounds it, a Python-float tau in double, a tensor tau in float32
+    "sj014-lif-soft-floats": (SpikingJelly014LIF(v_reset=None), {"tau": 3.0, "threshold": 1.0}, "channel"),
+    "sj014-lif-hard-detach-triangle": (
+        SpikingJelly014LIF(v_reset=0.0, detach_reset=True, surrogate="triangle"),
+        {"tau": ("neuron", 1.5, 12.0), "threshold": ("channel", 0.8, 1.2)},
+        "full",
+    ),
+    "sj014-plif-soft-atan": (
+        SpikingJelly014PLIF(v_reset=None, surrogate="atan"),
+        {"q": ("channel", 0.1, 0.7), "threshold": ("layer", 0.8, 1.2)},
+        "neuron",
+    ),
+    "sj014-plif-hard-float-q": (SpikingJelly014PLIF(), {"q": 0.3, "threshold": ("neuron", 0.8, 1.2)}, "layer"),
 }
 
 
@@ -187,8 +233,55 @@ def test_matches_the_reference_16_bit_inputs(name, dtype):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 6, 2, dtype), seed_key=key)
 
 
+def _graded_exact_in_16_bit(params):
+    """The graded factor rounded to a bf16 number (so an fp16 one too): under Triton's interpreter a float32
+    to bf16 conversion truncates where torch rounds to nearest, which would show in graded spikes
+    (``docs/kernels.md``, "Exactness"); a GPU rounds as torch does."""
+    graded = params.get("graded")
+    if isinstance(graded, torch.Tensor):
+        return {**params, "graded": graded.to(torch.bfloat16).float()}
+    if graded is not None:
+        return {**params, "graded": float(torch.tensor(graded).to(torch.bfloat16))}
+    return params
+
+
+#: the dynamics fused since issue 12: snnTorch's immediate reset (the backward keeps the states entering each
+#: step), Synaptic's reset to zero of the charged membrane, SpikingJelly 0.0.0.0.14's product form
+LATER_CASES = [name for name in CASES if name.startswith(("snntorch-immediate", "snntorch-synaptic", "sj014"))]
+
+
+@pytest.mark.parametrize(
+    "name, dtype",
+    [("snntorch-immediate-subtract-atan", torch.float32), ("snntorch-immediate-zero-sigmoid", torch.bfloat16),
+     ("snntorch-synaptic-zero-fast-sigmoid", torch.float16), ("snntorch-synaptic-zero-immediate-atan", torch.bfloat16),
+     ("sj014-lif-soft-floats", torch.float32), ("sj014-plif-soft-atan", torch.float16)],
+)  # fmt: skip
+def test_immediate_reset_synaptic_zero_and_014_product_form_at_17_steps(name, dtype):
+    """Each class fused since issue 12 once, T = 17 (a checkpoint, a ragged last chunk), outside the slow set."""
+    key = (name, "fast", str(dtype))
+    dynamics, params, v0_kind, g = _case(name, key)
+    v0 = _initial_state(v0_kind, g, 2)
+    x = _inputs(key, 17, 2, dtype)
+    _compare(dynamics, _graded_exact_in_16_bit(params), v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sj-lif-nodecay-vreset-triangle", "snntorch-zero-fast-sigmoid", "bifurcation-hard-detach-neuron-triangle"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", LATER_CASES)
+def test_later_dynamics_match_the_reference_16_bit_inputs(name, dtype):
+    key = (name, str(dtype))
+    dynamics, params, v0_kind, g = _case(name, key)
+    v0 = _initial_state(v0_kind, g, 2)
+    x = _inputs(key, 6, 2, dtype)
+    _compare(dynamics, _graded_exact_in_16_bit(params), v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    ["sj-lif-nodecay-vreset-triangle", "snntorch-zero-fast-sigmoid", "bifurcation-hard-detach-neuron-triangle",
+     "snntorch-immediate-subtract-atan", "snntorch-synaptic-zero-immediate-atan", "sj014-lif-hard-detach-triangle"],
+)  # fmt: skip
 def test_long_sequences_use_checkpoints(name):
     """T = 40: two state checkpoints and a last chunk of 8 of 16 steps (and a ragged forward chunk)."""
     key = (name, "long")
@@ -201,7 +294,7 @@ def test_long_sequences_use_checkpoints(name):
 @pytest.mark.parametrize(
     "name, dtype",
     [("sj-lif-hard-sigmoid", torch.float32), ("sj-lif-hard-sigmoid", torch.bfloat16),
-     ("snntorch-zero-fast-sigmoid", torch.float32)],
+     ("snntorch-zero-fast-sigmoid", torch.float32), ("snntorch-immediate-zero-sigmoid", torch.float32)],
 )  # fmt: skip
 def test_whole_chunks_with_checkpoints(name, dtype):
     """T = 32: whole chunks only (no step tested against T), four forward chunks, two backward chunks and one

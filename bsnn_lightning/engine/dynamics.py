@@ -498,35 +498,45 @@ class SpikingJelly014LIF(SpikingJellyLIF):
     """SpikingJelly 0.0.0.0.14's LIF charge with ``decay_input=False`` and a reset towards 0:
     ``h_t = v_{t-1} * (1 - 1/tau) + x_t`` (SpikingJelly 2.0 charges ``v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``),
     then fire and reset as :class:`SpikingJellyLIF`; ``decay_input`` is not read. The SpikingJelly adapter picks
-    it for the nodes that charge so. The triton backend does not fuse it (``auto`` runs ``torch``).
+    it for the nodes that charge so.
     Parameters: ``tau``, ``threshold``."""
 
+    def decay(self, p):
+        """The factor ``1 - 1/tau`` that multiplies the membrane (the triton backend computes it with this
+        method too): for a Python-float tau in double, rounded once where it multiplies a tensor; for a tensor,
+        ``1/tau`` and then ``1 - 1/tau`` each rounded to its dtype."""
+        return 1.0 - 1.0 / p["tau"]
+
     def charge(self, x, v, p):
-        return v * (1.0 - 1.0 / p["tau"]) + x
+        return v * self.decay(p) + x
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         tau = p["tau"]
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
         if "tau" in needs:  # dh/dtau = v / tau^2
             grads["tau"] = gh * v_prev() / (tau * tau)
-        return gh, gh * (1.0 - 1.0 / tau), grads
+        return gh, gh * self.decay(p), grads
 
 
 @dataclass(frozen=True)
 class SpikingJelly014PLIF(SpikingJellyPLIF):
     """SpikingJelly 0.0.0.0.14's PLIF charge with ``decay_input=False`` and a reset towards 0:
     ``h_t = v_{t-1} * (1 - q) + x_t`` with ``q = sigmoid(w)``, then fire and reset as :class:`SpikingJellyPLIF`;
-    ``decay_input`` is not read. Not fused by the triton backend. Parameters: ``q``, ``threshold``."""
+    ``decay_input`` is not read. Parameters: ``q``, ``threshold``."""
+
+    def decay(self, p):
+        """The factor ``1 - q`` that multiplies the membrane (the triton backend computes it with this method
+        too)."""
+        return 1.0 - p["q"]
 
     def charge(self, x, v, p):
-        return v * (1.0 - p["q"]) + x
+        return v * self.decay(p) + x
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
-        q = p["q"]
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
         if "q" in needs:  # dh/dq = -v
             grads["q"] = -gh * v_prev()
-        return gh, gh * (1.0 - q), grads
+        return gh, gh * self.decay(p), grads
 
 
 @dataclass(frozen=True)

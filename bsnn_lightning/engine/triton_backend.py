@@ -7,17 +7,20 @@ their autograd and fake (meta) implementations registered, so ``torch.compile`` 
 opaque node and needs no graph break inside it.
 
 What runs here: the dynamics classes of the table ``_FUSED`` (:class:`SpikingJellyLIF`,
-:class:`SpikingJellyIF`, :class:`SpikingJellyPLIF`, :class:`SnnTorchLeaky` and :class:`DiagonalBifurcation`),
-with the built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32), every accepted shape of ``v0``
-and of the parameters. What does not, with the reason ``supports`` gives: any other class (among them
-:class:`CoupledBifurcation`, a matrix product across channels every step, and
-:class:`SnnTorchLeakyImmediate`), user-registered surrogates, ``relaxed`` dynamics (the reference backend's
-gradcheck device) and float64 (its gradcheck dtype). An explicit ``backend="triton"`` for such a call
-raises that reason; ``"auto"`` runs it on ``"torch"``.
+:class:`SpikingJellyIF`, :class:`SpikingJellyPLIF`, SpikingJelly 0.0.0.0.14's product form
+:class:`SpikingJelly014LIF` and :class:`SpikingJelly014PLIF`, :class:`SnnTorchLeaky` and
+:class:`SnnTorchLeakyImmediate`, :class:`SnnTorchSynapticZero` and :class:`SnnTorchSynapticZeroImmediate`, and
+:class:`DiagonalBifurcation`), with the built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32),
+every accepted shape of ``v0`` and of the parameters. What does not, with the reason ``supports`` gives: any
+other class (among them :class:`CoupledBifurcation`, a matrix product across channels every step),
+user-registered surrogates, ``relaxed`` dynamics (the reference backend's gradcheck device) and float64 (its
+gradcheck dtype). An explicit ``backend="triton"`` for such a call raises that reason; ``"auto"`` runs it on
+``"torch"``.
 
 Fusing a new dynamics: its class in :mod:`.dynamics`, one row of ``_FUSED`` (its ``KIND`` code in
-:mod:`.triton_codes`, its first parameter, how its reset and flags are read), and its branches in the
-kernels' ``_charge``, ``_fire``, ``_reset`` and ``_backward_step``.
+:mod:`.triton_codes`, its first parameter, or the value computed from the parameters that the kernels take
+instead (``p0_from``: SpikingJelly 0.0.0.0.14's decay factor), how its reset and flags are read), and its
+branches in the kernels' ``_charge``, ``_fire``, ``_reset`` and ``_backward_step``.
 
 Triton is optional and imported on the first call that needs it. On CPU tensors the kernels run only
 through Triton's interpreter (``TRITON_INTERPRET=1`` set before this package's kernels are first used),
@@ -49,11 +52,15 @@ from .dynamics import (
     Dynamics,
     SnnTorchLeaky,
     SnnTorchLeakyImmediate,
+    SnnTorchSynapticZero,
+    SnnTorchSynapticZeroImmediate,
+    SpikingJelly014LIF,
+    SpikingJelly014PLIF,
     SpikingJellyIF,
     SpikingJellyLIF,
     SpikingJellyPLIF,
 )
-from .reference import _sum_to_shape
+from .reference import _as_compute, _sum_to_shape
 
 #: the backward recomputes the membrane from a state checkpoint every this many steps, keeping that many
 #: charged potentials per neuron in registers (the forward writes the checkpoints when T is longer)
@@ -79,7 +86,7 @@ class _Config(NamedTuple):
     order after the tensors; ``_define_ops`` checks the ops' signatures against these fields)."""
 
     kind: int  # triton_codes: LIF, SNNTORCH_LEAKY, ...
-    reset: int  # triton_codes: RESET_SOFT, RESET_HARD, RESET_SUBTRACT, RESET_ZERO, RESET_NONE
+    reset: int  # triton_codes: RESET_SOFT, RESET_HARD, RESET_SUBTRACT, RESET_ZERO, RESET_NONE, RESET_ZERO_CHARGED
     surrogate: int  # triton_codes: SG_ATAN, ...
     sg_a: float  # the surrogate's two host-computed constants
     sg_b: float
@@ -106,6 +113,10 @@ class _Fused:
     #: the reset code and the other _Config fields it sets, read from the dynamics object
     settings: Callable[[Dynamics], dict]
     p2: str | None = None  #: the parameter passed as p2 (snnTorch's graded factor)
+    #: p0 is not the parameter itself but this value the dynamics computes from the parameters (as the step
+    #: arithmetic takes them), on the host with the reference's own expression; its gradient reaches the
+    #: parameter through autograd
+    p0_from: Callable[[Dynamics, dict], "float | Tensor"] | None = None
 
 
 def _fire_then_reset(dynamics) -> dict:
@@ -126,6 +137,18 @@ def _snntorch_leaky(dynamics) -> dict:
     return dict(reset=_SNNTORCH_RESETS[dynamics.reset_mechanism])
 
 
+def _snntorch_zero_charged(dynamics) -> dict:
+    """snnTorch Synaptic's reset to zero of the charged membrane (its only reset mechanism)."""
+    return dict(reset=codes.RESET_ZERO_CHARGED)
+
+
+def _decay(dynamics, params) -> "float | Tensor":
+    """SpikingJelly 0.0.0.0.14's decay factor, ``1 - 1/tau`` or ``1 - q``, by the dynamics' own method: for a
+    Python-float tau (or q) in double and then rounded to float32 once, as the reference's product rounds it;
+    for a tensor each operation rounded to float32. The kernels take the factor, so they round it the same."""
+    return dynamics.decay(params)
+
+
 def _diagonal_bifurcation(dynamics) -> dict:
     lo, hi = dynamics.bounds
     return dict(_fire_then_reset(dynamics), lo=lo, hi=hi)
@@ -137,6 +160,11 @@ _FUSED: dict[type, _Fused] = {
     SpikingJellyPLIF: _Fused(codes.PLIF, "q", _spikingjelly_lif),
     SpikingJellyIF: _Fused(codes.IF, None, _fire_then_reset),
     SnnTorchLeaky: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_leaky, p2="graded"),
+    SnnTorchLeakyImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_leaky, p2="graded"),
+    SnnTorchSynapticZero: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_zero_charged, p2="graded"),
+    SnnTorchSynapticZeroImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_zero_charged, p2="graded"),
+    SpikingJelly014LIF: _Fused(codes.PRODUCT_DECAY, "tau", _fire_then_reset, p0_from=_decay),
+    SpikingJelly014PLIF: _Fused(codes.PRODUCT_DECAY, "q", _fire_then_reset, p0_from=_decay),
     DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
 }
 
@@ -145,10 +173,6 @@ _NOT_FUSED = {
     CoupledBifurcation: (
         "CoupledBifurcation mixes channels with a matrix product every step, which the elementwise kernel "
         "does not fuse; run it with backend='torch' (or 'auto', which picks it)"
-    ),
-    SnnTorchLeakyImmediate: (
-        "SnnTorchLeakyImmediate (snnTorch's reset_delay=False) resets at once from the spike; the kernels "
-        "implement snnTorch's default delayed reset, SnnTorchLeaky, only (the torch backend runs both)"
     ),
 }
 
@@ -195,10 +219,7 @@ def run(
     x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
-    fused = _FUSED[type(dynamics)]
-    p0 = _as_tensor(params[fused.p0], x) if fused.p0 is not None else None
-    p1 = _as_tensor(params["threshold"], x)
-    p2 = _as_tensor(params[fused.p2], x) if fused.p2 is not None else None
+    p0, p1, p2 = _operands(dynamics, params, x)
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, v0, p0, p1, p2)
     )
@@ -206,6 +227,18 @@ def run(
         x, v0, p0, p1, p2, *_Config.of(dynamics), return_v_seq, save
     )
     return spikes, v_final, (v_seq if return_v_seq else None)
+
+
+def _operands(dynamics: Dynamics, params: dict[str, "float | Tensor"], x: Tensor):
+    """The kernels' p0, p1 (the threshold) and p2, as tensors (None where the dynamics has none)."""
+    fused = _FUSED[type(dynamics)]
+    if fused.p0_from is not None:  # the parameters as the reference's float32 step arithmetic takes them
+        p0 = _as_tensor(fused.p0_from(dynamics, _as_compute(params, torch.float32)), x)
+    else:
+        p0 = _as_tensor(params[fused.p0], x) if fused.p0 is not None else None
+    p1 = _as_tensor(params["threshold"], x)
+    p2 = _as_tensor(params[fused.p2], x) if fused.p2 is not None else None
+    return p0, p1, p2
 
 
 def _dynamics_reason(dynamics: Dynamics) -> str | None:
@@ -244,7 +277,8 @@ def _forward_impl(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """Forward: (spikes [T, N, ...] in x's dtype, v_final [N, ...] fp32, v_seq fp32 or empty, checkpoints).
 
-    p0 is tau, beta, the eigenvalues or q (None for IF), p1 the threshold, p2 the graded factor (snnTorch)."""
+    p0 is tau, beta, the eigenvalues, q or a decay factor (None for IF), p1 the threshold, p2 the graded factor
+    (snnTorch)."""
     steps, state_shape = x.shape[0], x.shape[1:]
     spikes = _empty(x.shape, x.dtype, x.device)
     v_final = _empty(state_shape, torch.float32, x.device)

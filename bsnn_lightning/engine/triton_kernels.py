@@ -27,18 +27,27 @@ unless x has 2**31 elements or more (``WIDE``).
   mask (lanes past M and rows past T read the last neuron or row, and their results are never stored).
   Rows of a tile are written and read with a compile-time row index, so on a GPU both fold to register
   moves (a read sums the row with ``-0.0`` in the others, and ``a + -0.0 == a`` exactly); one neuron per
-  thread keeps a neuron's rows in one thread. Parameter and initial-state gradients are summed over time
-  per neuron here, and over the batch by the caller.
+  thread keeps a neuron's rows in one thread. The state before a step, ``v_{t-1}``, where a gradient needs
+  it, is recomputed from ``h_{t-1}`` (fire and reset); snnTorch's immediate reset (``SNNTORCH_IMMEDIATE``)
+  makes ``v_{t-1}`` depend on ``v_{t-2}`` as well, so for it the recompute keeps the state entering each step
+  in one more ``[CHUNK, BLOCK]`` tile (``KEEP_STATES``; the other kinds compile without it). Parameter and
+  initial-state gradients are summed over time per neuron here, and over the batch by the caller.
 
 Compile-time choices, named by the constants below (their numbers live in :mod:`.triton_codes`):
-``KIND`` the dynamics (``LIF``, ``SNNTORCH_LEAKY``, ``DIAGONAL_BIFURCATION``, ``IF``, ``PLIF``);
+``KIND`` the dynamics (``LIF``, ``PLIF``, ``IF``, ``PRODUCT_DECAY`` (SpikingJelly 0.0.0.0.14's LIF and
+PLIF: ``h = v * decay + x``, the decay factor computed by the launcher), ``SNNTORCH_LEAKY`` (snnTorch's
+delayed reset only), ``SNNTORCH_IMMEDIATE`` (snnTorch's ``reset_delay=False``), ``DIAGONAL_BIFURCATION``);
 ``RESET`` the reset (``RESET_SOFT``, ``RESET_HARD`` for fire-then-reset dynamics; ``RESET_SUBTRACT``,
-``RESET_ZERO``, ``RESET_NONE`` for snnTorch's delayed reset); ``SURROGATE`` the surrogate gradient
+``RESET_ZERO`` (``Leaky``'s), ``RESET_ZERO_CHARGED`` (``Synaptic``'s, the charged membrane zeroed),
+``RESET_NONE`` for snnTorch's delayed reset, which ``SNNTORCH_IMMEDIATE`` also applies at once: by
+subtraction for ``RESET_SUBTRACT``, by zeroing for ``RESET_ZERO`` and ``RESET_ZERO_CHARGED``); ``SURROGATE``
+the surrogate gradient
 (``SG_ATAN``, ``SG_SIGMOID``, ``SG_FAST_SIGMOID``, ``SG_TRIANGLE``, each with two host-computed constants
 ``sg_a``, ``sg_b``: ``triton_backend._SURROGATES``); ``*_MODE`` a value's layout (``PER_LAYER``,
 ``PER_CHANNEL``, ``PER_NEURON``, ``FULL_STATE``); ``RAGGED`` whether T is not a multiple of ``CHUNK`` (only
 then do the kernels test a step against T). A new dynamics adds its ``KIND`` here and its branches in
-``_charge``, ``_fire``, ``_reset`` and ``_backward_step`` (and ``_prepare_p0`` if its p0 is transformed).
+``_charge``, ``_fire``, ``_reset`` and ``_backward_step`` (and ``_prepare_p0`` / ``_p0_gradient_mask`` if its
+p0 is clamped or transformed, ``_load_graded`` if it has a graded spike).
 """
 
 from __future__ import annotations
@@ -54,11 +63,14 @@ SNNTORCH_LEAKY = tl.constexpr(codes.SNNTORCH_LEAKY)
 DIAGONAL_BIFURCATION = tl.constexpr(codes.DIAGONAL_BIFURCATION)
 IF = tl.constexpr(codes.IF)
 PLIF = tl.constexpr(codes.PLIF)
+SNNTORCH_IMMEDIATE = tl.constexpr(codes.SNNTORCH_IMMEDIATE)
+PRODUCT_DECAY = tl.constexpr(codes.PRODUCT_DECAY)
 RESET_SOFT = tl.constexpr(codes.RESET_SOFT)
 RESET_HARD = tl.constexpr(codes.RESET_HARD)
 RESET_SUBTRACT = tl.constexpr(codes.RESET_SUBTRACT)
 RESET_ZERO = tl.constexpr(codes.RESET_ZERO)
 RESET_NONE = tl.constexpr(codes.RESET_NONE)
+RESET_ZERO_CHARGED = tl.constexpr(codes.RESET_ZERO_CHARGED)
 SG_ATAN = tl.constexpr(codes.SG_ATAN)
 SG_SIGMOID = tl.constexpr(codes.SG_SIGMOID)
 SG_FAST_SIGMOID = tl.constexpr(codes.SG_FAST_SIGMOID)
@@ -108,7 +120,7 @@ def multistep_forward_kernel(
             offset = (t0 + k) * stride + m
             h = _charge(_row(inputs, rows, k), v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
             s = _fire(h, threshold, graded, KIND)
-            v_next = _reset(h, s, threshold, v_reset, KIND, RESET)
+            v_next = _reset(h, s, v, threshold, graded, v_reset, KIND, RESET)
             tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=valid)
             if STORE_V_SEQ:
                 tl.store(v_seq_ptr + offset, v_next, mask=valid)
@@ -142,7 +154,12 @@ def multistep_backward_kernel(
     graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
     p0_mask = _p0_gradient_mask(raw_p0, lo, hi, KIND)
     # v_{t-1} is needed by the tau / beta / eigenvalue gradients and by snnTorch's delayed reset
-    NEED_V_PREV: tl.constexpr = NEED_P0 or RESET == RESET_ZERO or (RESET == RESET_SUBTRACT and NEED_P1)
+    NEED_V_PREV: tl.constexpr = (
+        NEED_P0 or RESET == RESET_ZERO or RESET == RESET_ZERO_CHARGED or (RESET == RESET_SUBTRACT and NEED_P1)
+    )
+    # snnTorch's immediate reset makes v_t depend on v_{t-1} besides h_t, so v_{t-1} cannot be recomputed from
+    # h_{t-1} alone: the chunk's recompute keeps the state entering each step in one more [CHUNK, BLOCK] tile
+    KEEP_STATES: tl.constexpr = NEED_V_PREV and KIND == SNNTORCH_IMMEDIATE
 
     if HAS_GV_FINAL:
         carry = tl.load(gv_final_ptr + m, mask=mask, other=0.0).to(tl.float32)
@@ -176,10 +193,15 @@ def multistep_backward_kernel(
                 grad_v_seq = tl.where(rows == k, tl.load(gv_seq_ptr + at)[None, :], grad_v_seq)
         # then forward through the chunk, keeping the charged potentials in another tile
         charged = tl.zeros((CHUNK, BLOCK), tl.float32)
+        if KEEP_STATES:
+            entering = tl.zeros((CHUNK, BLOCK), tl.float32)  # row 0 (v_start) is never read, nor written
         v = v_start
         for k in tl.static_range(CHUNK):
+            if KEEP_STATES:
+                if k > 0:
+                    entering = tl.where(rows == k, v[None, :], entering)
             h = _charge(_row(inputs, rows, k), v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
-            v = _reset(h, _fire(h, threshold, graded, KIND), threshold, v_reset, KIND, RESET)
+            v = _reset(h, _fire(h, threshold, graded, KIND), v, threshold, graded, v_reset, KIND, RESET)
             charged = tl.where(rows == k, h[None, :], charged)
 
         # backward through the chunk
@@ -187,9 +209,16 @@ def multistep_backward_kernel(
         for k in tl.static_range(CHUNK - 1, -1, -1):
             if k > 0:
                 h_prev = _row(charged, rows, k - 1)
-            if NEED_V_PREV:
+            if KEEP_STATES:
                 if k > 0:
-                    v_prev = _reset(h_prev, _fire(h_prev, threshold, graded, KIND), threshold, v_reset, KIND, RESET)
+                    v_prev = _row(entering, rows, k)
+                else:
+                    v_prev = v_start
+            elif NEED_V_PREV:  # v_{t-1} from h_{t-1} (the state before it is not read: any value will do)
+                if k > 0:
+                    v_prev = _reset(
+                        h_prev, _fire(h_prev, threshold, graded, KIND), v_start, threshold, graded, v_reset, KIND, RESET
+                    )
                 else:
                     v_prev = v_start
             else:
@@ -230,7 +259,8 @@ def multistep_backward_kernel(
 
 @triton.jit
 def _charge(x, v, p0, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr):
-    """h_t from x_t and v_{t-1}; p0 is tau, clamp(beta, 0, 1), 1 + clamp(lambda, lo, hi) or q by KIND."""
+    """h_t from x_t and v_{t-1}; p0 is tau, clamp(beta, 0, 1), 1 + clamp(lambda, lo, hi), q or the decay
+    factor by KIND."""
     if KIND == LIF:  # p0 = tau; v_reset is 0 for a soft reset (charges towards 0)
         if DECAY_INPUT:
             h = v + tl.div_rn(x - (v - v_reset), p0)
@@ -243,15 +273,21 @@ def _charge(x, v, p0, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexp
             h = v - (v - v_reset) * p0 + x
     elif KIND == IF:
         h = v + x
-    elif KIND == SNNTORCH_LEAKY:  # p0 = clamp(beta, 0, 1); the reset of step t is decided from v_{t-1}
+    elif KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:
+        # p0 = clamp(beta, 0, 1); the delayed reset of step t is decided from v_{t-1}
         if RESET == RESET_NONE:
             h = p0 * v + x
         else:
             r = (v > threshold).to(tl.float32)
             if RESET == RESET_SUBTRACT:
                 h = p0 * v + x - r * threshold
-            else:  # RESET_ZERO
+            elif RESET == RESET_ZERO:
                 h = p0 * ((1.0 - r) * v) + x
+            else:  # RESET_ZERO_CHARGED: the charged membrane zeroed, input included
+                m = p0 * v + x
+                h = m - m * r
+    elif KIND == PRODUCT_DECAY:  # p0 = the decay factor, 1 - 1/tau or 1 - q (computed by the launcher)
+        h = v * p0 + x
     else:  # DIAGONAL_BIFURCATION, p0 = 1 + clamp(lambda, lo, hi)
         h = p0 * v + x
     return h
@@ -259,7 +295,7 @@ def _charge(x, v, p0, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexp
 
 @triton.jit
 def _fire(h, threshold, graded, KIND: tl.constexpr):
-    if KIND == SNNTORCH_LEAKY:  # strict, as snnTorch; compared directly, as the reference's fire
+    if KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:  # strict, as snnTorch; compared directly, as the reference's fire
         s = (h > threshold).to(tl.float32) * graded
     else:
         s = (h >= threshold).to(tl.float32)
@@ -267,9 +303,16 @@ def _fire(h, threshold, graded, KIND: tl.constexpr):
 
 
 @triton.jit
-def _reset(h, s, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr):
+def _reset(h, s, v_prev, threshold, graded, v_reset, KIND: tl.constexpr, RESET: tl.constexpr):
+    """v_t from h_t and s_t; v_{t-1} is read by snnTorch's immediate reset only."""
     if KIND == SNNTORCH_LEAKY:  # the delayed reset is in the next charge: u_t = h_t
         v = h
+    elif KIND == SNNTORCH_IMMEDIATE:  # at once, minus the delayed part r_t already in the charge
+        do_reset = tl.div_rn(s, graded) - (v_prev > threshold).to(tl.float32)  # H(h_t - threshold) - r_t
+        if RESET == RESET_SUBTRACT:
+            v = h - do_reset * threshold
+        else:  # RESET_ZERO, RESET_ZERO_CHARGED
+            v = h - do_reset * h
     elif RESET == RESET_SOFT:
         v = h - s * threshold
     else:  # RESET_HARD
@@ -291,21 +334,37 @@ def _backward_step(
     Divisions by p0 multiply by ``inv_p0 = 1 / p0`` instead (a gradient differs by a rounding at most)."""
     z = h - threshold
     sg = _surrogate_grad(z, sg_a, sg_b, SURROGATE)
-    if KIND == SNNTORCH_LEAKY:
-        gh = gs * graded * sg + gv
+    if KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:
         r = (v_prev > threshold).to(tl.float32)
+        fired = (z > 0).to(tl.float32)
+        if KIND == SNNTORCH_IMMEDIATE:
+            if RESET == RESET_SUBTRACT:  # du/dh = 1 - threshold sg
+                gh = gs * graded * sg + gv * (1.0 - threshold * sg)
+            else:  # RESET_ZERO, RESET_ZERO_CHARGED: u = h (1 - (fired - r)), du/dh = 1 - (fired - r) - h sg
+                gh = gs * graded * sg + gv * (1.0 - (fired - r) - h * sg)
+        else:
+            gh = gs * graded * sg + gv  # du/dh = 1
+        gx = gh
         if RESET == RESET_ZERO:
             keep = 1.0 - r
             gv_prev = gh * p0 * keep
             d0 = gh * (keep * v_prev) * p0_mask
+        elif RESET == RESET_ZERO_CHARGED:  # h = m (1 - r): dL/dm = dL/dh (1 - r), and dm/dx = 1
+            gx = gh * (1.0 - r)
+            gv_prev = gx * p0
+            d0 = gx * v_prev * p0_mask
         else:
             gv_prev = gh * p0
             d0 = gh * v_prev * p0_mask
         d1 = -gs * graded * sg
         if RESET == RESET_SUBTRACT:
             d1 = d1 - r * gh
-        d2 = gs * (z > 0).to(tl.float32)
-        gx = gh
+        if KIND == SNNTORCH_IMMEDIATE:  # the immediate reset's own dependence on the threshold
+            if RESET == RESET_SUBTRACT:  # du/dthreshold = threshold sg - (fired - r)
+                d1 = d1 + gv * (threshold * sg - (fired - r))
+            else:  # du/dthreshold = h sg
+                d1 = d1 + gv * h * sg
+        d2 = gs * fired
     else:
         s = (z >= 0).to(tl.float32)
         if RESET == RESET_SOFT:
@@ -345,6 +404,10 @@ def _backward_step(
             gx = gh
             gv_prev = gh
             d0 = d1  # no p0
+        elif KIND == PRODUCT_DECAY:  # p0 = the decay factor: dh/dv_{t-1} = p0, dh/dp0 = v_{t-1}
+            gx = gh
+            gv_prev = gh * p0
+            d0 = gh * v_prev
         else:  # DIAGONAL_BIFURCATION, p0 = 1 + clamp(lambda)
             gx = gh
             gv_prev = gh * p0
@@ -391,7 +454,7 @@ def _load_value(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS):
 
 @triton.jit
 def _load_graded(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS, KIND: tl.constexpr):
-    if KIND == SNNTORCH_LEAKY:
+    if KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:
         graded = _load_value(ptr, m, mask, MODE, SAMPLE, INNER, CHANNELS)
     else:
         graded = 1.0
@@ -400,8 +463,8 @@ def _load_graded(ptr, m, mask, MODE: tl.constexpr, SAMPLE, INNER, CHANNELS, KIND
 
 @triton.jit
 def _prepare_p0(p0, lo, hi, KIND: tl.constexpr):
-    """tau as is; beta clamped to [0, 1]; 1 + the eigenvalue clamped to [lo, hi]."""
-    if KIND == SNNTORCH_LEAKY:
+    """tau, q or the decay factor as is; beta clamped to [0, 1]; 1 + the eigenvalue clamped to [lo, hi]."""
+    if KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:
         p0 = tl.minimum(tl.maximum(p0, 0.0), 1.0)
     elif KIND == DIAGONAL_BIFURCATION:
         p0 = 1.0 + tl.minimum(tl.maximum(p0, lo), hi)
@@ -411,7 +474,7 @@ def _prepare_p0(p0, lo, hi, KIND: tl.constexpr):
 @triton.jit
 def _p0_gradient_mask(p0, lo, hi, KIND: tl.constexpr):
     """1 where the clamp of beta / the eigenvalue passes the gradient (closed interval, as torch.clamp)."""
-    if KIND == SNNTORCH_LEAKY:
+    if KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:
         passes = ((p0 >= 0.0) & (p0 <= 1.0)).to(tl.float32)
     elif KIND == DIAGONAL_BIFURCATION:
         passes = ((p0 >= lo) & (p0 <= hi)).to(tl.float32)
