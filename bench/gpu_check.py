@@ -1,11 +1,12 @@
-"""The one command for the day a GPU is lent: every GPU-only check, in at most about 8 minutes on one H200.
+"""The one command for the day a GPU is lent: every GPU-only check, on one H100 or H200.
 
     python bench/gpu_check.py                # on a CUDA machine: runs everything, writes bench/results/gpu_check.json
     python bench/gpu_check.py --dry-run      # anywhere: the same parts on the CPU with tiny sizes (Triton's
                                              # interpreter), so that the first GPU run does not fail on a typo;
                                              # measures nothing, tunes nothing, writes nothing to the package
 
-Parts, each with its own time limit; a part that fails is recorded and the others still run:
+Parts, each with its own time limit (12 minutes together at most; leave some out with ``--skip`` to fit a
+shorter lease); a part that fails is recorded and the others still run:
 
 1. ``triton-tests``: the Triton tests with the kernels compiled (``TRITON_INTERPRET`` unset), not interpreted.
 2. ``no-host-sync``: one training step (forward, TET loss, backward, optimizer step) of a converted VGG-11 under
@@ -14,6 +15,8 @@ Parts, each with its own time limit; a part that fails is recorded and the other
    per dtype, on a benchmark-sized layer; the fastest per architecture and dtype is written to
    ``bsnn_lightning/engine/triton_tuning.json``, which the launcher reads.
 4. ``kernels``: ``bench/kernels.py --quick`` (ours against SpikingJelly's Triton LIF and snnTorch's loop).
+   ``coupled``: ``bench/coupled.py --quick`` (the fused coupled bifurcation against the torch backend, with
+   a bit-for-bit check of their spikes on the GPU first).
 5. ``training-step``: one VGG-11 training step per backend (SpikingJelly native, converted on ``torch``, converted
    on ``triton``), fp32 and 16-mixed (autocast), timed; the losses must agree across backends.
 6. ``compile``: ``torch.compile`` (inductor) of the converted VGG-11's training step, first call and one more.
@@ -38,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "gpu_check.json"
 KERNELS_JSON = ROOT / "bench" / "results" / "kernels.json"
+COUPLED_JSON = ROOT / "bench" / "results" / "coupled.json"
 
 
 def main(argv=None) -> int:
@@ -107,7 +111,7 @@ def triton_tests(context: Context) -> dict:
     env = dict(os.environ)
     if not context.dry_run:
         env.pop("TRITON_INTERPRET", None)  # compiled kernels, not the interpreter
-    tests = ["tests/test_triton_kernels.py", "tests/test_triton_backend.py"]
+    tests = ["tests/test_triton_kernels.py", "tests/test_triton_backend.py", "tests/test_triton_coupled.py"]
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     if context.dry_run:
         command += ["-k", "empty_batch"]  # one, to prove the command line
@@ -171,6 +175,17 @@ def kernels(context: Context) -> dict:
     return {"bf16_fwd_bwd_T16": wanted, "end_to_end": data.get("end_to_end")}
 
 
+def coupled(context: Context) -> dict:
+    command = [sys.executable, "bench/coupled.py", "--cpu-smoke" if context.dry_run else "--quick"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/coupled.py exited {done.returncode}: {done.stderr[-800:]}")
+    if context.dry_run:
+        return {"note": "cpu smoke only"}
+    rows = json.loads(COUPLED_JSON.read_text())["rows"]
+    return {"torch/triton": {f"C{r['channels']} {r['dtype']} {r['mode']}": r["torch/triton"] for r in rows}}
+
+
 def training_step(context: Context) -> dict:
     import torch
 
@@ -216,6 +231,7 @@ PARTS = [
     ("no-host-sync", no_host_sync, 60),
     ("tuning", tuning, 90),
     ("kernels", kernels, 120),
+    ("coupled", coupled, 90),
     ("training-step", training_step, 60),
     ("compile", compile_step, 90),
 ]
@@ -296,6 +312,13 @@ def verdicts(report: dict) -> list[str]:
         lines.append(f"kernels >= 1.5x SpikingJelly's fwd+bwd at bf16, T=16: {verdict} ({ratio}x)")
     else:
         lines.append(f"kernels >= 1.5x SpikingJelly's fwd+bwd at bf16, T=16: not measured ({status('kernels')})")
+    ratios = parts.get("coupled", {}).get("torch/triton")
+    if ratios:
+        lowest = min(ratios, key=ratios.get)
+        lines.append(f"coupled bifurcation, fused vs torch backend: {min(ratios.values())}x to {max(ratios.values())}x "
+                     f"(slowest case {lowest})")
+    else:
+        lines.append(f"coupled bifurcation, fused vs torch backend: not measured ({status('coupled')})")
     lines.append(f"compiled training step (inductor): {status('compile')}")
     lines.append(f"launch constants tuned and written: {status('tuning')}")
     return lines

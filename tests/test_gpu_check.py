@@ -18,7 +18,7 @@ def test_gpu_check_dry_run_passes_every_part():
         [sys.executable, "bench/gpu_check.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    for part in ("triton-tests", "no-host-sync", "tuning", "kernels", "training-step", "compile"):
+    for part in ("triton-tests", "no-host-sync", "tuning", "kernels", "coupled", "training-step", "compile"):
         assert f"[ok] {part}" in done.stdout
 
 

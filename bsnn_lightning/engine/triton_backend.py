@@ -11,11 +11,12 @@ What runs here: the dynamics classes of the table ``_FUSED`` (:class:`SpikingJel
 :class:`SpikingJelly014LIF` and :class:`SpikingJelly014PLIF`, :class:`SnnTorchLeaky` and
 :class:`SnnTorchLeakyImmediate`, :class:`SnnTorchSynapticZero` and :class:`SnnTorchSynapticZeroImmediate`, and
 :class:`DiagonalBifurcation`), with the built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32),
-every accepted shape of ``v0`` and of the parameters. What does not, with the reason ``supports`` gives: any
-other class (among them :class:`CoupledBifurcation`, a matrix product across channels every step),
-user-registered surrogates, ``relaxed`` dynamics (the reference backend's gradcheck device) and float64 (its
-gradcheck dtype). An explicit ``backend="triton"`` for such a call raises that reason; ``"auto"`` runs it on
-``"torch"``.
+every accepted shape of ``v0`` and of the parameters; and :class:`CoupledBifurcation`, whose matrix mixes the
+channels of a position at every step, with kernels and custom ops of its own (:mod:`.triton_coupled`), up to
+``triton_coupled.MAX_CHANNELS`` channels. What does not, with the reason ``supports`` gives: any other class
+(a user's subclass too: it changes the equations), a coupled layer with more channels, user-registered
+surrogates, ``relaxed`` dynamics (the reference backend's gradcheck device) and float64 (its gradcheck dtype).
+An explicit ``backend="triton"`` for such a call raises that reason; ``"auto"`` runs it on ``"torch"``.
 
 Fusing a new dynamics: its class in :mod:`.dynamics`, one row of ``_FUSED`` (its ``KIND`` code in
 :mod:`.triton_codes`, its first parameter, or the value computed from the parameters that the kernels take
@@ -168,14 +169,6 @@ _FUSED: dict[type, _Fused] = {
     DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
 }
 
-#: why a known class is not fused (any other class gets a generic reason)
-_NOT_FUSED = {
-    CoupledBifurcation: (
-        "CoupledBifurcation mixes channels with a matrix product every step, which the elementwise kernel "
-        "does not fuse; run it with backend='torch' (or 'auto', which picks it)"
-    ),
-}
-
 
 class _Surrogate(NamedTuple):
     code: int  #: its SURROGATE code (triton_codes)
@@ -199,6 +192,10 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
     reason = _dynamics_reason(dynamics)
     if reason is not None:
         return reason
+    if type(dynamics) is CoupledBifurcation:
+        reason = triton_coupled.reason(x, dynamics)
+        if reason is not None:
+            return reason
     if x.dtype not in _DTYPES:
         return f"expected x of dtype float32, bfloat16 or float16, got {x.dtype} (the torch backend runs it)"
     if x.device.type not in ("cuda", "cpu"):
@@ -219,6 +216,8 @@ def run(
     x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    if type(dynamics) is CoupledBifurcation:  # its own kernels: channels mix, so a program owns positions
+        return triton_coupled.run(x, v0, dynamics, params, return_v_seq)
     p0, p1, p2 = _operands(dynamics, params, x)
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, v0, p0, p1, p2)
@@ -243,11 +242,9 @@ def _operands(dynamics: Dynamics, params: dict[str, "float | Tensor"], x: Tensor
 
 def _dynamics_reason(dynamics: Dynamics) -> str | None:
     kind = type(dynamics)
-    if kind not in _FUSED:
-        return _NOT_FUSED.get(kind) or (
-            f"the triton backend fuses {sorted(t.__name__ for t in _FUSED)}, got {kind.__name__} "
-            "(the torch backend runs it)"
-        )
+    if kind not in _FUSED and kind is not CoupledBifurcation:
+        fused = sorted([t.__name__ for t in _FUSED] + [CoupledBifurcation.__name__])
+        return f"the triton backend fuses {fused}, got {kind.__name__} (the torch backend runs it)"
     if dynamics.relaxed:
         return "relaxed dynamics (the smooth forward used for gradcheck) run on the torch backend only"
     name = dynamics.surrogate.name
@@ -558,3 +555,5 @@ _HAS_CUSTOM_OPS = hasattr(torch.library, "custom_op")
 if _HAS_CUSTOM_OPS:
     _define_ops()
 register_backend("triton", run, supports, auto_devices=("cuda",))
+
+from . import triton_coupled  # noqa: E402  (coupled calls; its launcher uses the helpers above)
