@@ -5,11 +5,12 @@ one backward (:mod:`.triton_coupled_kernels`), behind the custom ops ``bsnn::tri
 :mod:`.triton_backend` hands a coupled call here (``reason``, ``run``); the launch helpers (layouts, value
 modes, surrogates, the interpreter switch) are that module's. A thread keeps the ``C`` states of one position
 in registers, and every step reads the ``C x C`` matrix ``A`` (cached; ptxas keeps many of those loads in
-flight at once), so the fused kernel takes at most :data:`MAX_CHANNELS` channels. Compiled for sm_90
-(``bench/kernels_static.py --set coupled``): 16 channels take 166-243 registers and do not spill, except the
-backward with every option at once (16-bit x, ``v_seq`` and its gradient, a full initial state, per-channel
-threshold, all gradients), which spills 64 bytes; 32 channels spill hundreds of bytes in every variant. A call
-with more channels is refused with that reason, and ``"auto"`` runs it on ``"torch"``.
+flight at once), so the fused kernel takes at most :data:`MAX_CHANNELS` channels. Compiled for sm_90 and
+sm_80 (``bench/kernels_static.py --set coupled``), 16 channels take 168-255 registers without spilling, except
+the backward with every option at once (16-bit x, ``v_seq`` and its gradient, a full initial state, a
+per-channel threshold, every gradient), which spills 56 bytes on sm_90 and 148 on sm_80; 32 channels spill
+hundreds of bytes in every variant. A call with more channels is refused with that reason, and ``"auto"``
+runs it on ``"torch"``.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _forward_impl(
     block, warps = shape.launch(x, interpreted)
     with base._on_device(x, interpreted):
         kernels.coupled_forward_kernel[(base._cdiv(shape.positions, block),)](
-            x, v0, coupling, threshold,
+            x, v0, coupling.t().contiguous(), threshold,
             spikes, v_final, v_seq if return_v_seq else v_final, h_seq if save else v_final,
             shape.steps, shape.positions, shape.sample, shape.inner,
             v_reset,

@@ -14,8 +14,9 @@ per-neuron or full-state value is found as the elementwise kernels find it.
 - **Mixing**, in the reference's order (:func:`~bsnn_lightning.engine.dynamics._mix_channels`):
   ``acc = A[:, 0] v_0``, then ``acc = acc + A[:, j] v_j`` for ``j = 1 .. C - 1``, then ``h = acc + x``;
   the launcher turns off FMA contraction, so every product and sum is rounded as in eager PyTorch and the
-  state is the reference's to the bit. ``A``'s column ``j`` is read from memory (the same address in every
-  thread: one broadcast access, cached) and row ``j`` of the state is a register of the thread. Per
+  state is the reference's to the bit. ``A``'s column ``j`` is read from memory (the same addresses in every
+  thread: broadcast, cached; the forward takes ``A^T`` so that a column is contiguous, read with vector
+  loads) and row ``j`` of the state is a register of the thread. Per
   neuron-step that is ``C`` multiply-adds: the kernel is compute-bound for all but a few channels.
 - **Forward** reads x, writes the spikes (x's dtype), the final state (fp32), ``v_seq`` when asked and, when
   a gradient will be needed, the charged potentials ``h`` (fp32), which is what the reference saves too. A
@@ -50,7 +51,7 @@ from .triton_kernels import (
 
 @triton.jit(do_not_specialize=["SAMPLE", "INNER"])
 def coupled_forward_kernel(
-    x_ptr, v0_ptr, a_ptr, th_ptr,
+    x_ptr, v0_ptr, at_ptr, th_ptr,
     spikes_ptr, v_final_ptr, v_seq_ptr, h_seq_ptr,
     T, P, SAMPLE, INNER,
     v_reset,
@@ -66,7 +67,7 @@ def coupled_forward_kernel(
         x_t = x_next.to(tl.float32)
         # the next step's input before this step's stores (which would hold back any later load)
         x_next = tl.load(x_ptr + (t + 1) * stride + m, mask=_mask_if(mask, t + 1 < T), other=0.0)
-        h = _mix(a_ptr, v, channel, C, C, 1) + x_t
+        h = _mix(at_ptr, v, channel, C) + x_t  # A v: column j of A is row j of A^T
         s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
         v = _reset(h, s, v, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
         offset = t * stride + m
@@ -122,7 +123,7 @@ def coupled_backward_kernel(
             tl.store(gh_ptr + offset, gh, mask=mask)
         if STORE_V_PREV:
             tl.store(v_prev_ptr + offset, v_prev, mask=mask)
-        carry = _mix(a_ptr, gh, channel, C, 1, C)  # A^T dL/dh
+        carry = _mix(a_ptr, gh, channel, C)  # A^T dL/dh: column j of A^T is row j of A
         if NEED_TH:
             acc_th = acc_th + d_th
         h = h_prev_t
@@ -152,15 +153,14 @@ def _positions(P, SAMPLE, INNER, C: tl.constexpr, C_PAD: tl.constexpr, BLOCK: tl
 
 
 @triton.jit
-def _mix(a_ptr, v, channel, C: tl.constexpr, ROW_STRIDE: tl.constexpr, COLUMN_STRIDE: tl.constexpr):
+def _mix(m_ptr, v, channel, C: tl.constexpr):
     """``out[i] = sum_j M[i, j] v[j]`` over ``j = 0 .. C - 1`` in this order, each product and sum rounded,
-    with ``M[i, j] = a[i * ROW_STRIDE + j * COLUMN_STRIDE]`` (``A``: strides ``(C, 1)``; ``A^T``: ``(1, C)``).
-    Row j of v is a register of the thread; column j of M is the same address in every thread."""
+    for ``M`` stored column by column (``M[i, j] = m[j * C + i]``): a column is contiguous, so a thread reads it
+    with vector loads, and every thread reads the same addresses. Row j of v is a register of the thread."""
     rows = channel < C
-    column = a_ptr + channel * ROW_STRIDE
-    out = tl.load(column, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, 0)[None, :]
+    out = tl.load(m_ptr + channel, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, 0)[None, :]
     for j in tl.static_range(1, C):
-        out = out + tl.load(column + j * COLUMN_STRIDE, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, j)[None, :]
+        out = out + tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, j)[None, :]
     return out
 
 
