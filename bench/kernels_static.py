@@ -202,11 +202,14 @@ def _our_launches(configs, recorder: _Recorder) -> list[Launch]:
         x = cfg.get("x")
         if x is None:
             x = torch.zeros(shape, dtype=dtype)
-        fused = tb._FUSED[type(dynamics)]
         params = cfg["params"]
-        p0 = tb._as_tensor(params[fused.p0], x) if fused.p0 is not None else None
-        p1 = tb._as_tensor(params["threshold"], x)
-        p2 = tb._as_tensor(params[fused.p2], x) if fused.p2 is not None else None
+        if hasattr(tb, "_operands"):  # p0 may be computed from the parameters (SpikingJelly014LIF's decay)
+            p0, p1, p2 = tb._operands(dynamics, params, x)
+        else:  # an older checkout (--repo)
+            fused = tb._FUSED[type(dynamics)]
+            p0 = tb._as_tensor(params[fused.p0], x) if fused.p0 is not None else None
+            p1 = tb._as_tensor(params["threshold"], x)
+            p2 = tb._as_tensor(params[fused.p2], x) if fused.p2 is not None else None
         v0 = cfg.get("v0")
         if v0 is None:
             v0 = torch.zeros((), dtype=torch.float32)
@@ -333,10 +336,18 @@ def _cdiv(a: int, b: int) -> int:
 def _check_configs() -> list[dict]:
     """A small representative set (the test suite compiles it for sm_90 and sm_80): the heaviest forward and
     backward (every option on, 16-bit x with v_seq and checkpoints, a ragged T), whole chunks of another
-    dynamics in fp16, and a layer whose neuron count is not a multiple of 16 (scalar accesses)."""
+    dynamics in fp16, a layer whose neuron count is not a multiple of 16 (scalar accesses), snnTorch's
+    immediate reset with every option (its backward keeps one more register tile: the states entering each
+    step) and SpikingJelly 0.0.0.0.14's product form."""
     import torch
 
-    from bsnn_lightning.engine import DiagonalBifurcation, SnnTorchLeaky, SpikingJellyLIF
+    from bsnn_lightning.engine import (
+        DiagonalBifurcation,
+        SnnTorchLeaky,
+        SnnTorchSynapticZeroImmediate,
+        SpikingJelly014LIF,
+        SpikingJellyLIF,
+    )
 
     def heavy(label, dynamics, params, dtype, steps, sample=(3, 4, 8), batch=2, train=True):
         shape = (steps, batch, *sample)
@@ -345,7 +356,7 @@ def _check_configs() -> list[dict]:
             made[name] = torch.full({"channel": (sample[0],) + (1,) * (len(sample) - 1), "neuron": sample}[kind], 0.75)
         return dict(label=label, dynamics=dynamics, params=made, dtype=dtype, shape=shape, train=train, v_seq=True,
                     v0=torch.zeros(shape[1:]), grads=(True, True, True),
-                    needs=(True, True, True, True, isinstance(dynamics, SnnTorchLeaky)))
+                    needs=(True, True, True, True, "graded" in dynamics.param_names))
 
     return [
         heavy("check LIF sigmoid bf16 all T40", SpikingJellyLIF(), {"tau": "channel", "threshold": "neuron"},
@@ -354,6 +365,10 @@ def _check_configs() -> list[dict]:
               {"beta": "channel", "threshold": "neuron", "graded": "channel"}, torch.float16, 8),
         heavy("check bifurcation bf16 M=105 T40", DiagonalBifurcation(), {"eigenvalues": "neuron",
               "threshold": "channel"}, torch.bfloat16, 40, sample=(5, 7), batch=3, train=False),
+        heavy("check Synaptic-zero-immediate sigmoid bf16 all T40", SnnTorchSynapticZeroImmediate(surrogate="sigmoid"),
+              {"beta": "neuron", "threshold": "channel", "graded": "neuron"}, torch.bfloat16, 40),
+        heavy("check SJ014-LIF hard fp16 all T17", SpikingJelly014LIF(v_reset=0.0, surrogate="atan"),
+              {"tau": "channel", "threshold": "neuron"}, torch.float16, 17),
     ]
 
 
@@ -364,6 +379,11 @@ def _sweep_configs() -> list[dict]:
     from bsnn_lightning.engine import (
         DiagonalBifurcation,
         SnnTorchLeaky,
+        SnnTorchLeakyImmediate,
+        SnnTorchSynapticZero,
+        SnnTorchSynapticZeroImmediate,
+        SpikingJelly014LIF,
+        SpikingJelly014PLIF,
         SpikingJellyIF,
         SpikingJellyLIF,
         SpikingJellyPLIF,
@@ -385,9 +405,7 @@ def _sweep_configs() -> list[dict]:
     def config(label, dynamics, modes, dtype, steps, v0=None, sample=(C, H, W), batch=2, v_seq=True,
                train=True, grads=(True, True, True), needs=None):
         shape = (steps, batch, *sample)
-        fused_params = {"SpikingJellyLIF": ("tau",), "SpikingJellyPLIF": ("q",), "SpikingJellyIF": (),
-                        "SnnTorchLeaky": ("beta", "graded"), "DiagonalBifurcation": ("eigenvalues",)}
-        names = fused_params[type(dynamics).__name__] + ("threshold",)
+        names = tuple(n for n in dynamics.param_names if n != "threshold") + ("threshold",)
         params = {n: value(modes.get(n, "float"), sample) for n in names}
         v0t = None if v0 is None else (torch.zeros(shape[1:]) if v0 == "full" else value(v0, sample))
         if needs is None:
@@ -414,6 +432,14 @@ def _sweep_configs() -> list[dict]:
                      lambda s, r=reset, t=detach: DiagonalBifurcation(v_reset=r, detach_reset=t, surrogate=s)))
     for mech in ("subtract", "zero", "none"):
         dyns.append((f"leaky-{mech}", lambda s, m=mech: SnnTorchLeaky(reset_mechanism=m, surrogate=s)))
+    for mech in ("subtract", "zero"):
+        dyns.append((f"leaky-immediate-{mech}", lambda s, m=mech: SnnTorchLeakyImmediate(reset_mechanism=m, surrogate=s)))
+    dyns.append(("synaptic-zero", lambda s: SnnTorchSynapticZero(surrogate=s)))
+    dyns.append(("synaptic-zero-immediate", lambda s: SnnTorchSynapticZeroImmediate(surrogate=s)))
+    for cls, k in ((SpikingJelly014LIF, "sj014-lif"), (SpikingJelly014PLIF, "sj014-plif")):
+        for reset, detach in itertools.product((0.0, None), (False, True)):
+            dyns.append((f"{k}-{'soft' if reset is None else 'hard'}{'-detach' if detach else ''}",
+                         lambda s, c=cls, r=reset, t=detach: c(v_reset=r, detach_reset=t, surrogate=s)))
     heavy = {"tau": "channel", "q": "neuron", "beta": "channel", "eigenvalues": "neuron", "threshold": "neuron",
              "graded": "channel"}
     name = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -460,6 +486,22 @@ def _sweep_configs() -> list[dict]:
                       needs=(False, False, True, True, False)))
     out.append(config("sweep leaky-zero v0 only", SnnTorchLeaky(reset_mechanism="zero"), {}, torch.bfloat16, 40,
                       v0="full", needs=(False, True, False, False, False)))
+    # snnTorch's immediate reset: plain calls and inference at every forward / backward CHUNK (the zero reset
+    # keeps the states tile even then: its gradient needs r_t), and the subtract one with the threshold's
+    # gradient only (the states tile for r_t alone)
+    for mech, dt, steps in itertools.product(("zero", "subtract"), (torch.float32, torch.bfloat16), (1, 3, 17, 40)):
+        make = lambda: SnnTorchLeakyImmediate(reset_mechanism=mech)
+        out.append(config(f"sweep leaky-immediate-{mech} plain {name[dt]} T{steps}", make(), {}, dt, steps,
+                          v_seq=False, grads=(True, False, False), needs=(True, False, False, False, False)))
+        out.append(config(f"sweep leaky-immediate-{mech} infer {name[dt]} T{steps}", make(), {}, dt, steps,
+                          v_seq=False, train=False))
+    out.append(config("sweep leaky-immediate-subtract threshold only", SnnTorchLeakyImmediate(),
+                      {"threshold": "channel"}, torch.bfloat16, 40, v_seq=False, grads=(True, False, False),
+                      needs=(True, False, False, True, False)))
+    out.append(config("sweep synaptic-zero-immediate fp32 M=105", SnnTorchSynapticZeroImmediate(), heavy,
+                      torch.float32, 40, v0="full", sample=(5, 7), batch=3))
+    out.append(config("sweep sj014-lif float tau plain bf16 T16", SpikingJelly014LIF(), {}, torch.bfloat16, 16,
+                      v_seq=False, grads=(True, False, False), needs=(True, False, False, False, False)))
     return out
 
 
@@ -790,6 +832,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write every result here")
     parser.add_argument("--keep", help="keep the ptx and SASS of every kernel in this folder")
     parser.add_argument("--no-spikingjelly", action="store_true", help="do not model SpikingJelly's Triton LIF")
+    parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                        help="only the configurations whose label contains one of these (e.g. --set sweep --only "
+                             "immediate synaptic sj014)")
     parser.add_argument("--launch", nargs="+", default=[], metavar="NAME=VALUE",
                         help="launch constants in place of the defaults (e.g. FORWARD_CHUNK=16 NUM_WARPS=8 "
                              "BACKWARD_BLOCK=256), through triton_backend.launch_constants")
@@ -810,6 +855,8 @@ def main(argv=None) -> int:
 
         recorder = _Recorder(args.arch[0])
         configs = {"bench": _bench_configs, "check": _check_configs, "sweep": _sweep_configs}[args.set]()
+        if args.only:
+            configs = [c for c in configs if any(text in c["label"] for text in args.only)]
         constants = {name: int(value) for name, value in (item.split("=", 1) for item in args.launch)}
         if constants:
             from bsnn_lightning.engine import triton_backend
