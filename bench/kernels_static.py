@@ -45,10 +45,11 @@ latency-bound loops; it does not replace ``bench/kernels.py`` on a GPU.
     python bench/kernels_static.py --repo /tmp/before  # the same, for another checkout (e.g. a worktree)
     python bench/kernels_static.py --set check --arch 90 80   # a small representative set; exit 1 on a
                                                       # compile error, a spill, local or shared memory
-    python bench/kernels_static.py --set sweep        # 176 kernels: every dynamics, option, dtype (~20 min)
+    python bench/kernels_static.py --set sweep        # 242 kernels: every dynamics, option, dtype (~25 min)
+    python bench/kernels_static.py --set sweep --only immediate synaptic sj014   # the labels containing these
     python bench/kernels_static.py --set check --launch FORWARD_CHUNK=16 NUM_WARPS=8 BACKWARD_BLOCK=256
                                                       # other launch constants (bench/gpu_check.py's sweep)
-    options: --jobs N, --json FILE, --keep DIR (ptx and SASS per kernel), --no-spikingjelly
+    options: --jobs N, --json FILE, --keep DIR (ptx and SASS per kernel), --no-spikingjelly, --only TEXT ...
 
 Exit status: 0 when every kernel compiled with no spill and no local memory (with ``--set check`` or
 ``sweep``: no shared memory either); 1 otherwise; 2 on a set-up error.

@@ -564,14 +564,12 @@ def test_compiled_without_graph_breaks(name):
 # --- the Triton backend -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "reset, delay", [("subtract", True), ("none", True), ("zero", True), ("zero", False), ("subtract", False)]
-)
+@pytest.mark.parametrize("reset, delay", [("subtract", True), ("none", True), ("zero", True), ("zero", False)])
 def test_synaptic_membranes_run_fused(reset, delay):
-    # every Synaptic membrane runs on Triton's kernels (through the interpreter on a CPU-only machine):
-    # SnnTorchLeaky / SnnTorchLeakyImmediate on the synaptic current for subtract and none,
-    # SnnTorchSynapticZero / SnnTorchSynapticZeroImmediate for zero; one sequence call of 20 steps (a state
-    # checkpoint at 16) against snnTorch's own per-step loop
+    # Synaptic's membranes run on Triton's kernels (through the interpreter on a CPU-only machine):
+    # SnnTorchLeaky on the synaptic current for subtract and none (SnnTorchLeakyImmediate for reset_delay=False,
+    # as Leaky's: tests/test_adapter_snntorch.py), SnnTorchSynapticZero / SnnTorchSynapticZeroImmediate for
+    # zero; one sequence call of 20 steps (a state checkpoint at 16) against snnTorch's own per-step loop
     pytest.importorskip("triton")
     native = _synaptic(reset_mechanism=reset, reset_delay=delay, init_hidden=True, output=True)
     converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="triton", step_mode="m")

@@ -91,7 +91,8 @@ SNNTORCH = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
         (SpikingJelly014LIF(decay_input=False), LIF),
         (SpikingJelly014PLIF(decay_input=False, v_reset=None), {"q": torch.tensor(0.4), "threshold": 1.0}),
     ],
-    ids=lambda v: type(v).__name__ if not isinstance(v, dict) else "",
+    ids=["leaky-immediate-subtract", "leaky-immediate-zero", "synaptic-zero", "synaptic-zero-immediate", "sj014-lif",
+         "sj014-plif"],
 )
 def test_immediate_synaptic_zero_and_014_classes_are_fused(dynamics, params):
     """Refused before issue 12; now supported, chosen by name, and run (tests/test_triton_kernels.py checks
@@ -197,7 +198,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_kernels_compile_for_sm90_and_sm80_without_spills_or_memory_round_trips():
     """What the interpreter cannot show: that the GPU compiler accepts the kernels, and what it makes of them.
     A representative set (``bench/kernels_static.py --set check``: the heaviest forward and backward, with
-    every option, 16-bit x, v_seq and checkpoints; another dynamics in fp16; a layer of 105 neurons) is
+    every option, 16-bit x, v_seq and checkpoints; another dynamics in fp16; a layer of 105 neurons; snnTorch's
+    immediate reset, whose backward keeps one more register tile, and SpikingJelly 0.0.0.0.14's product form) is
     specialised through the real launcher and compiled for Hopper (sm_90) and Ampere (sm_80) on the CPU;
     a compile error, a register spill, local memory or shared memory (a layout round trip) fails it.
     About a minute of CPU on 2 cores."""
