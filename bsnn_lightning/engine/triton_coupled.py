@@ -8,8 +8,8 @@ in registers, and every step reads the ``C x C`` matrix ``A`` (cached; ptxas kee
 flight at once), so the fused kernel takes at most :data:`MAX_CHANNELS` channels. Compiled for sm_90 and
 sm_80 (``bench/kernels_static.py --set coupled``), 16 channels take 168-255 registers without spilling, except
 the backward with every option at once (16-bit x, ``v_seq`` and its gradient, a full initial state, a
-per-channel threshold, every gradient), which spills 56 bytes on sm_90 and 148 on sm_80; 32 channels spill
-hundreds of bytes in every variant. A call with more channels is refused with that reason, and ``"auto"``
+per-channel threshold, every gradient), which spills 72 bytes on sm_90 and 260 on sm_80; 32 channels spill
+64 to 1,604 bytes in every variant. A call with more channels is refused with that reason, and ``"auto"``
 runs it on ``"torch"``.
 """
 

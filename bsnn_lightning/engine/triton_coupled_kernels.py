@@ -116,6 +116,8 @@ def coupled_backward_kernel(
             gs_t, gv, h, v_prev, 1.0, 1.0, 1.0, threshold, 1.0, v_reset, sg_a, sg_b,
             DIAGONAL_BIFURCATION, RESET, False, DETACH_RESET, SURROGATE,
         )  # fmt: skip
+        # A^T dL/dh (column j of A^T is row j of A), before this step's stores, which would hold back its loads
+        carry = _mix(a_ptr, gh, channel, C)
         offset = t * stride + m
         if NEED_X:
             tl.store(gx_ptr + offset, gh.to(gx_ptr.dtype.element_ty), mask=mask)
@@ -123,7 +125,6 @@ def coupled_backward_kernel(
             tl.store(gh_ptr + offset, gh, mask=mask)
         if STORE_V_PREV:
             tl.store(v_prev_ptr + offset, v_prev, mask=mask)
-        carry = _mix(a_ptr, gh, channel, C)  # A^T dL/dh: column j of A^T is row j of A
         if NEED_TH:
             acc_th = acc_th + d_th
         h = h_prev_t
