@@ -230,6 +230,16 @@ class MethodNeuron:
         self.bsnn_sample_shape = sample_shape
         self._bsnn_make_parameters(device)
 
+    def bsnn_see_shape(self, sample_shape: tuple[int, ...], device: torch.device) -> None:
+        """A forward call's sample shape: create the shaped parameters it allows (once), and remember it for a
+        later conversion that adds some. Only a call that meets a new shape touches the module: one that mutates
+        nothing (and reads no ``parameters()``) lets torch.compile trace a loop that calls the neuron several
+        times into one graph."""
+        if self.bsnn_settings.shaped and self.bsnn_sample_shape != sample_shape:
+            self._bsnn_materialize_at_forward(sample_shape, device)
+        if self.__dict__.get("bsnn_seen_shape") != sample_shape:
+            self.__dict__["bsnn_seen_shape"] = sample_shape
+
     def _bsnn_materialize_at_forward(self, sample_shape: tuple[int, ...], device: torch.device) -> None:
         """:meth:`bsnn_materialize` from a forward call, warning if that created trainable parameters."""
         before = sum(1 for _ in self.parameters(recurse=False))
@@ -355,9 +365,7 @@ class MethodNeuron:
         the IMP, when ``fresh``), creating shaped parameters on the first call, and record for monitors
         (``single``: the call is one step of the user's own loop, ``seq`` holds it as [1, N, ...])."""
         sample_shape = tuple(seq.shape[2:])
-        if self.bsnn_settings.shaped:
-            self._bsnn_materialize_at_forward(sample_shape, seq.device)
-        self.__dict__["bsnn_seen_shape"] = sample_shape  # for a later conversion that adds shaped parameters
+        self.bsnn_see_shape(sample_shape, seq.device)
         dynamics, params = self.bsnn_engine(sample_shape, seq.dtype)
         monitor = self.__dict__.get("bsnn_monitor")
         keep_membrane = monitor == "membrane"

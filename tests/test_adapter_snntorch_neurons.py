@@ -538,14 +538,20 @@ def _state_loop(neuron, x):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    ["synaptic sequence", "synaptic zero per step", "rleaky per step"],
+    ["synaptic sequence", "synaptic zero per step", "rleaky per step", "synaptic per step, coupled + IMP",
+     "rleaky per step, bifurcation + IMP"],
 )
 def test_compiled_without_graph_breaks(name):
+    # with shaped parameters (IMP, eigenvalues) made at conversion, a loop of per-step calls is one graph too
+    shaped = {"dynamics": "bifurcation", "imp": "neuron", "example_input": torch.zeros(3, 8)}
     make, call, kw = {
         "synaptic sequence": (lambda: snn.Synaptic(alpha=0.6, beta=0.8, init_hidden=True), _synaptic_sequence,
                               {"step_mode": "m"}),
         "synaptic zero per step": (lambda: snn.Synaptic(alpha=0.6, beta=0.8, reset_mechanism="zero"), _state_loop, {}),
         "rleaky per step": (lambda: snn.RLeaky(beta=0.8, linear_features=8), _state_loop, {}),
+        "synaptic per step, coupled + IMP": (lambda: snn.Synaptic(alpha=0.6, beta=0.8), _state_loop,
+                                             dict(shaped, structure="coupled")),
+        "rleaky per step, bifurcation + IMP": (lambda: snn.RLeaky(beta=0.8, linear_features=8), _state_loop, shaped),
     }[name]
     torch._dynamo.reset()
     torch.manual_seed(0)

@@ -122,9 +122,7 @@ class ConvertedRLeaky(ConvertedSnnTorchNeuron):
         if mem.shape != first.shape:
             mem, fresh = torch.zeros_like(first), True
         sample_shape = tuple(first.shape[1:])
-        if self.bsnn_settings.shaped:
-            self._bsnn_materialize_at_forward(sample_shape, first.device)
-        self.__dict__["bsnn_seen_shape"] = sample_shape
+        self.bsnn_see_shape(sample_shape, first.device)
         if fresh:
             mem = self.bsnn_initial_state(mem)  # the IMP, if any
         bifurcation = self.bsnn_settings.dynamics == "bifurcation"
