@@ -16,21 +16,21 @@ per-neuron or full-state value is found as the elementwise kernels find it.
   the launcher turns off FMA contraction, so every product and sum is rounded as in eager PyTorch and the
   state is the reference's to the bit. ``A``'s column ``j`` is read from memory (the same addresses in every
   thread: broadcast, cached; the forward takes ``A^T`` so that a column is contiguous, read with vector
-  loads) and row ``j`` of the state is a register of the thread. Per
-  neuron-step that is ``C`` multiply-adds: the kernel is compute-bound for all but a few channels.
+  loads) and row ``j`` of the state is a register of the thread. That is ``C`` multiplies and ``C`` adds per
+  neuron-step, so the instructions grow with ``C`` (``docs/kernels.md`` counts them).
 - **Forward** reads x, writes the spikes (x's dtype), the final state (fp32), ``v_seq`` when asked and, when
   a gradient will be needed, the charged potentials ``h`` (fp32), which is what the reference saves too. A
   recompute as in the elementwise kernels would keep ``[CHUNK, C_PAD]`` values per thread, more registers than
   a thread has for all but the smallest ``C``. The next step's x is loaded before the current step's stores.
-- **Backward** walks time backwards reading ``h_{t-1}`` (whose fire and reset give ``v_{t-1}``; ``h_t`` is
+- **Backward** walks time backwards, reading ``h_{t-1}`` (whose fire and reset give ``v_{t-1}``; ``h_t`` is
   the previous iteration's) and the upstream gradients of step t (not a step ahead: the registers that would
-  take are what lets 16 channels fit); fire, reset and ``dL/dh`` are the elementwise kernels' for the diagonal dynamics with
-  ``1 + lambda = 1`` (the coupled step without its mixing); ``dL/dv_{t-1} = A^T dL/dh`` is mixed in the same
-  fixed order (a gradient need not be exact; the order is simply the one at hand). For the gradient of
-  ``A``, which sums ``dL/dh_t v_{t-1}^T`` over time, batch and pixels, it writes ``v_{t-1}`` (fp32) and, for
-  16-bit inputs, ``dL/dh`` in fp32 (for fp32 inputs it is ``grad_x`` itself); the launcher then takes one
-  matrix product. Threshold and initial-state gradients are summed over time per neuron, as in the
-  elementwise kernels.
+  take are what lets 16 channels fit). Fire, reset and ``dL/dh`` are the elementwise kernels' for the diagonal
+  dynamics with ``1 + lambda = 1`` (the coupled step without its mixing); ``dL/dv_{t-1} = A^T dL/dh`` is mixed
+  in the same fixed order (a gradient need not be exact; the order is simply the one at hand), before the
+  step's stores. For the gradient of ``A``, which sums ``dL/dh_t v_{t-1}^T`` over time, batch and pixels, it
+  writes ``v_{t-1}`` (fp32) and, for 16-bit inputs, ``dL/dh`` in fp32 (for fp32 inputs it is ``grad_x``
+  itself); the launcher then takes one matrix product. Threshold and initial-state gradients are summed over
+  time per neuron, as in the elementwise kernels.
 """
 
 from __future__ import annotations
