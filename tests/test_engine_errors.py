@@ -120,6 +120,27 @@ def test_backend_that_declines_says_why():
         multistep(torch.rand(2, 3), LIF, P, backend="declines")
 
 
+def test_auto_says_once_why_it_passed_over_a_backend_meant_for_the_device(monkeypatch, recwarn):
+    """As "auto" on a GPU passes over "triton" for a 16-bit membrane: here a stand-in backend meant for CPU tensors
+    that refuses 16-bit states, ahead of "torch"."""
+    from bsnn_lightning.engine import SpikingJellyLIF, backends
+
+    stand_in = backends.Backend("float32-only", backends.run_reference, lambda x, d: None, auto_devices=("cpu",))
+    monkeypatch.setitem(backends._BACKENDS, "float32-only", stand_in)
+    monkeypatch.setattr(backends, "AUTO_ORDER", ("float32-only", "torch"))
+    monkeypatch.setattr(backends, "_SAID", set())
+    x = torch.rand(3, 2, 4).half()
+    sixteen_bit = SpikingJellyLIF(state_dtype=torch.float16)
+    for _ in range(3):
+        out = multistep(x, sixteen_bit, {"tau": 2.0, "threshold": 0.5})
+    assert out.v.dtype == torch.float16  # the torch backend ran it, with its 16-bit state
+    said = [w for w in recwarn if "backend 'auto' runs SpikingJellyLIF" in str(w.message)]
+    assert len(said) == 1 and said[0].filename == __file__  # once, at this line's caller: the user's
+    assert "'float32-only'" in str(said[0].message) and "state_dtype='float32'" in str(said[0].message)
+    multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 0.5})  # float32 state: taken, nothing said
+    assert len([w for w in recwarn if "backend 'auto' runs" in str(w.message)]) == 1
+
+
 def test_bad_dynamics_settings():
     with pytest.raises(ValueError, match="expected reset_mechanism 'subtract', 'zero' or 'none', got 'hard'"):
         SnnTorchLeaky(reset_mechanism="hard")

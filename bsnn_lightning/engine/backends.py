@@ -6,6 +6,9 @@ plus a ``supports(x, dynamics)`` check that returns ``None`` when it can run the
 cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call and
 whose ``auto_devices`` (if it names any) include x's device type: ``"triton"`` for CUDA tensors, and
 ``"torch"`` everywhere else. An explicit name skips that device rule (the Triton interpreter runs on CPU).
+When ``"auto"`` passes over a backend meant for the call's device (``"triton"`` on a GPU) it says why, once per
+dynamics class and reason, at the user's line: a layer that silently lost its fused kernels would only show
+as a slow training step.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from ..user_warnings import warn_user
 from .dynamics import Dynamics
 from .reference import run_reference
 
@@ -39,7 +43,11 @@ class Backend:
     def reason(self, x: torch.Tensor, dynamics: Dynamics) -> str | None:
         """None if this backend can run the call, else why not."""
         if not self.any_state_dtype and dynamics.compute_dtype(x.dtype) != torch.promote_types(x.dtype, torch.float32):
-            return f"it keeps the state in float32, and this call asks for a {dynamics.state_dtype} state"
+            return (
+                f"it keeps the state in float32, and this call asks for a {dynamics.state_dtype} state (as the "
+                "library keeps its membrane under 16-bit input; a neuron converted with state_dtype='float32' "
+                "runs there, its membrane then more precise than the library's)"
+            )
         return self.supports(x, dynamics)
 
 
@@ -71,8 +79,11 @@ def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
             backend = _BACKENDS.get(candidate)
             if backend is None or (backend.auto_devices is not None and x.device.type not in backend.auto_devices):
                 continue
-            if backend.reason(x, dynamics) is None:
+            reason = backend.reason(x, dynamics)
+            if reason is None:
                 return backend
+            if backend.auto_devices is not None:  # meant for this device, and passed over
+                _say_passed_over(backend.name, dynamics, reason)
         raise ValueError(f"no registered backend supports {type(dynamics).__name__} on {x.device}")
     if name == "native":
         raise ValueError(
@@ -86,6 +97,21 @@ def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
     if reason is not None:
         raise ValueError(f"backend {name!r} cannot run this call: {reason}")
     return backend
+
+
+#: (backend, dynamics class, reason) already said
+_SAID: set[tuple[str, str, str]] = set()
+
+
+def _say_passed_over(name: str, dynamics: Dynamics, reason: str) -> None:
+    key = (name, type(dynamics).__name__, reason)
+    if key in _SAID or torch.compiler.is_compiling():  # a warning inside a traced graph would break it
+        return
+    _SAID.add(key)
+    warn_user(
+        f"backend 'auto' runs {type(dynamics).__name__} on the next backend in {list(AUTO_ORDER)}, not on "
+        f"{name!r}: {reason} (said once per dynamics class and reason)"
+    )
 
 
 register_backend("torch", run_reference, any_state_dtype=True)
