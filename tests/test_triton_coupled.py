@@ -21,15 +21,10 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_backend._interpreted(triton_backend._kernels()):
     pytest.skip("no CUDA GPU and Triton's interpreter is off (TRITON_INTERPRET=0)", allow_module_level=True)
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow notes in the interpreter
-
-
-@pytest.fixture(autouse=True)
-def poisoned_outputs(monkeypatch):
-    def poisoned(shape, dtype, device):
-        return torch.full(shape, float("nan"), dtype=dtype, device=device)
-
-    monkeypatch.setattr(triton_backend, "_empty", poisoned)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # numpy's overflow notes in the interpreter
+    pytest.mark.usefixtures("poisoned_triton_outputs"),  # every output buffer starts as NaN (conftest.py)
+]
 
 
 def _generator(*key) -> torch.Generator:

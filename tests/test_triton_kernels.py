@@ -32,19 +32,12 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_backend._interpreted(triton_backend._kernels()):
     pytest.skip("no CUDA GPU and Triton's interpreter is off (TRITON_INTERPRET=0)", allow_module_level=True)
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow notes in the interpreter
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # numpy's overflow notes in the interpreter
+    pytest.mark.usefixtures("poisoned_triton_outputs"),  # every output buffer starts as NaN (conftest.py)
+]
 
 C, H, W = 3, 7, 11  # one sample: 231 neurons, not a multiple of any block
-
-
-@pytest.fixture(autouse=True)
-def poisoned_outputs(monkeypatch):
-    """Every buffer the backend allocates starts as NaN: an element no kernel writes cannot pass."""
-
-    def poisoned(shape, dtype, device):
-        return torch.full(shape, float("nan"), dtype=dtype, device=device)
-
-    monkeypatch.setattr(triton_backend, "_empty", poisoned)
 
 
 def _generator(*key) -> torch.Generator:
