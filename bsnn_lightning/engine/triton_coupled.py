@@ -76,7 +76,7 @@ class _Shape:
         self.positions = x.shape[1] * self.inner
         self.c_pad = base._next_power_of_2(self.channels)
 
-    def launch(self, x: Tensor, interpreted: bool) -> tuple[int, int]:
+    def launch(self, interpreted: bool) -> tuple[int, int]:
         """(positions per program, warps)."""
         if interpreted:
             block = min(base._next_power_of_2(self.positions), max(base.INTERPRETER_BLOCK // self.c_pad, 1))
@@ -101,7 +101,7 @@ def _forward_impl(
     kernels = _kernels()
     x, v0, coupling, threshold = x.contiguous(), v0.contiguous(), coupling.contiguous(), threshold.contiguous()
     interpreted = base._interpreted(base._kernels())
-    block, warps = shape.launch(x, interpreted)
+    block, warps = shape.launch(interpreted)
     with base._on_device(x, interpreted):
         kernels.coupled_forward_kernel[(base._cdiv(shape.positions, block),)](
             x, v0, coupling.t().contiguous(), threshold,
@@ -156,7 +156,7 @@ def _backward_impl(
     v0, coupling, threshold = v0.contiguous(), coupling.contiguous(), threshold.contiguous()
     grads = [g.contiguous() if g is not None else None for g in (grad_spikes, grad_v_final, grad_v_seq)]
     interpreted = base._interpreted(base._kernels())
-    block, warps = shape.launch(x, interpreted)
+    block, warps = shape.launch(interpreted)
     dummy = h_seq
     with base._on_device(x, interpreted):
         kernels.coupled_backward_kernel[(base._cdiv(shape.positions, block),)](
