@@ -176,12 +176,14 @@ def _backward_impl(
             num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
     if need_coupling:
-        gh = grad_x if reuse_grad_x else grad_h
-        c = shape.channels
-        # [T, N, C, INNER] -> [C, T * N * INNER]: dL/dA_ij = sum over time, batch and pixels of gh_i v_j
-        gh = gh.reshape(-1, c, shape.inner).transpose(0, 1).reshape(c, -1)
-        vp = v_prev.reshape(-1, c, shape.inner).transpose(0, 1).reshape(c, -1)
-        grad_coupling = gh @ vp.transpose(0, 1)
+        # dL/dA_ij = sum over time, batch and pixels of gh_i v_j, read in place (no transposed copies): one
+        # matrix product over [T N, C] for 1-d samples, else a batched one over [T N] of [C, INNER] x [INNER, C]
+        gh = (grad_x if reuse_grad_x else grad_h).reshape(-1, shape.channels, shape.inner)
+        vp = v_prev.reshape(-1, shape.channels, shape.inner)
+        if shape.inner == 1:
+            grad_coupling = gh[:, :, 0].transpose(0, 1) @ vp[:, :, 0]
+        else:
+            grad_coupling = torch.bmm(gh, vp.transpose(1, 2)).sum(0)
     else:
         grad_coupling = torch.empty(0, dtype=torch.float32, device=x.device)
     return grad_x, grad_v0, grad_coupling, grad_threshold
