@@ -29,8 +29,8 @@ per-neuron or full-state value is found as the elementwise kernels find it.
   in the same fixed order (a gradient need not be exact; the order is simply the one at hand), before the
   step's stores. For the gradient of ``A``, which sums ``dL/dh_t v_{t-1}^T`` over time, batch and pixels, it
   writes ``v_{t-1}`` (fp32) and, for 16-bit inputs, ``dL/dh`` in fp32 (for fp32 inputs it is ``grad_x``
-  itself); the launcher then reads both in a (batched) matrix product. Threshold and initial-state gradients are summed over
-  time per neuron, as in the elementwise kernels.
+  itself); the launcher then reads both in a (batched) matrix product. Threshold and initial-state gradients
+  are summed over time per neuron, as in the elementwise kernels.
 """
 
 from __future__ import annotations
