@@ -160,6 +160,13 @@ def test_many_programs_with_a_ragged_last_block():
     _compare(dynamics, x, _coupling(4, g).to(DEVICE), 1.0, None, key=("ragged",))
 
 
+def test_64_bit_offsets(monkeypatch):
+    """Inputs of 2**31 elements or more index with 64-bit offsets; the same kernels, run with them here."""
+    monkeypatch.setattr(triton_backend, "WIDE_INDEX_AT", 0)
+    dynamics, x, coupling, threshold, v0 = _case("hard-detach-triangle-3d", 5, torch.float32)
+    _compare(dynamics, x, coupling, threshold, v0, key=("wide",))
+
+
 def test_an_empty_batch():
     dynamics = CoupledBifurcation()
     x = torch.zeros(4, 0, 3, 2, device=DEVICE, requires_grad=True)
