@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +62,7 @@ def main(argv=None) -> int:
                 rows.append(_row(shape, dtype, mode, seconds))
                 _print(rows[-1])
     if not args.cpu_smoke:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from common import write_json_atomic
+        from common import write_json_atomic  # bench/common.py (this script's folder is on sys.path)
 
         write_json_atomic({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, RESULTS)
         print(f"wrote {RESULTS}")
@@ -108,45 +105,14 @@ def _check_exact(shape, dtype, device) -> None:
 
 
 def _time(shape, dtype, device, mode, repeats) -> dict[str, float]:
-    """Median seconds per call of each contender; round r starts with contender r mod 3."""
+    """Median seconds per call of each contender, interleaved round by round: ``bench/kernels.py``'s timing."""
     import torch
+    from kernels import _Clock, _time_interleaved  # bench/kernels.py (this script's folder is on sys.path)
 
     x, coupling = _layer(shape, device)
-    x = x.to(dtype).requires_grad_(mode != "fwd")
     coupling.requires_grad_(mode != "fwd")
-    contenders = _contenders(coupling)
     grad = torch.randn(shape, device=device).to(dtype)
-
-    def call(fn):
-        if mode == "fwd":
-            with torch.no_grad():
-                return fn(x)
-        return torch.autograd.grad(fn(x), [x], grad)
-
-    def per_call(fn) -> float:
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(repeats["calls"]):
-                call(fn)
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3 / repeats["calls"]
-        begin = time.perf_counter()
-        for _ in range(repeats["calls"]):
-            call(fn)
-        return (time.perf_counter() - begin) / repeats["calls"]
-
-    names = list(contenders)
-    for name in names:
-        for _ in range(repeats["warmup"]):
-            call(contenders[name])
-    samples = {name: [] for name in names}
-    for r in range(repeats["rounds"]):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            samples[name].append(per_call(contenders[name]))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return _time_interleaved(_contenders(coupling), x.to(dtype), grad, mode, _Clock(device), repeats)
 
 
 def _row(shape, dtype, mode, seconds) -> dict:

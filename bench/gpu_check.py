@@ -163,11 +163,16 @@ def tuning(context: Context) -> dict:
     return {"results": results}
 
 
-def kernels(context: Context) -> dict:
-    command = [sys.executable, "bench/kernels.py", "--cpu-smoke" if context.dry_run else "--quick"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def _run_bench(context: Context, script: str, timeout: int) -> None:
+    """``script --quick`` (``--cpu-smoke`` in a dry run); a RuntimeError with its stderr if it fails."""
+    command = [sys.executable, script, "--cpu-smoke" if context.dry_run else "--quick"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"bench/kernels.py exited {done.returncode}: {done.stderr[-800:]}")
+        raise RuntimeError(f"{script} exited {done.returncode}: {done.stderr[-800:]}")
+
+
+def kernels(context: Context) -> dict:
+    _run_bench(context, "bench/kernels.py", timeout=300)
     if context.dry_run:
         return {"note": "cpu smoke only"}
     data = json.loads(KERNELS_JSON.read_text())
@@ -176,10 +181,7 @@ def kernels(context: Context) -> dict:
 
 
 def coupled(context: Context) -> dict:
-    command = [sys.executable, "bench/coupled.py", "--cpu-smoke" if context.dry_run else "--quick"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench/coupled.py exited {done.returncode}: {done.stderr[-800:]}")
+    _run_bench(context, "bench/coupled.py", timeout=240)
     if context.dry_run:
         return {"note": "cpu smoke only"}
     rows = json.loads(COUPLED_JSON.read_text())["rows"]
