@@ -16,6 +16,7 @@ triton = pytest.importorskip("triton")
 from bsnn_lightning import BifurcationNeuron  # noqa: E402
 from bsnn_lightning.engine import CoupledBifurcation, multistep, resolve_backend  # noqa: E402
 from bsnn_lightning.engine import triton_backend, triton_coupled  # noqa: E402
+from triton_exactness import assert_matches_reference  # noqa: E402  (tests/triton_exactness.py)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_backend._interpreted(triton_backend._kernels()):
@@ -64,18 +65,7 @@ def _compare(dynamics, x, coupling, threshold, v0, *, return_v_seq=True, key=())
     ref_out, ref_grads = _run("torch", dynamics, x, coupling, threshold, v0, upstream, return_v_seq)
     out, grads = _run("triton", dynamics, x, coupling, threshold, v0, upstream, return_v_seq)
     assert ref_out[0].sum() > 0 and (ref_out[0] == 0).any(), "the case should spike, and not everywhere"
-    for name, a, b in zip(("spikes", "v", "v_seq"), out, ref_out):
-        assert a.dtype == b.dtype and a.shape == b.shape, name
-        assert torch.equal(a, b), f"{name} differs from the reference at {int((a != b).sum())} elements"
-    assert grads.keys() == ref_grads.keys()
-    for name, ref in ref_grads.items():
-        got = grads[name]
-        assert got is not None and got.dtype == ref.dtype and got.shape == ref.shape, name
-        scale = float(ref.abs().max()) + 1.0
-        if ref.dtype in (torch.bfloat16, torch.float16):
-            torch.testing.assert_close(got.float(), ref.float(), rtol=1e-2, atol=1e-2 * scale, msg=name)
-        else:
-            torch.testing.assert_close(got, ref, rtol=2e-5, atol=2e-6 * scale, msg=name)
+    assert_matches_reference(out, ref_out, grads, ref_grads)
 
 
 CASES = {

@@ -27,6 +27,7 @@ from bsnn_lightning.engine import (  # noqa: E402
     multistep,
 )
 from bsnn_lightning.engine import triton_backend  # noqa: E402
+from triton_exactness import assert_matches_reference  # noqa: E402  (tests/triton_exactness.py)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_backend._interpreted(triton_backend._kernels()):
@@ -178,18 +179,7 @@ def _compare(dynamics, params, v0, x, *, return_v_seq=True, seed_key=()):
     ref_out, ref_grads = _run("torch", dynamics, x, params, v0, grads, return_v_seq)
     out, got_grads = _run("triton", dynamics, x, params, v0, grads, return_v_seq)
     assert ref_out[0].sum() > 0, "the case should spike, or the reset path goes untested"
-    for name, a, b in zip(("spikes", "v", "v_seq"), out, ref_out):
-        assert a.dtype == b.dtype and a.shape == b.shape, name
-        assert torch.equal(a, b), f"{name} differs from the reference at {int((a != b).sum())} elements"
-    assert got_grads.keys() == ref_grads.keys()
-    for name, ref in ref_grads.items():
-        got = got_grads[name]
-        assert got is not None and got.dtype == ref.dtype and got.shape == ref.shape, name
-        scale = float(ref.abs().max()) + 1.0
-        if ref.dtype in (torch.bfloat16, torch.float16):  # one rounding of the 16-bit result apart at most
-            torch.testing.assert_close(got.float(), ref.float(), rtol=1e-2, atol=1e-2 * scale, msg=name)
-        else:
-            torch.testing.assert_close(got, ref, rtol=2e-5, atol=2e-6 * scale, msg=name)
+    assert_matches_reference(out, ref_out, got_grads, ref_grads)
 
 
 def _inputs(key, steps, n, dtype, scale=1.0):

@@ -143,13 +143,6 @@ def _snntorch_zero_charged(dynamics) -> dict:
     return dict(reset=codes.RESET_ZERO_CHARGED)
 
 
-def _decay(dynamics, params) -> "float | Tensor":
-    """SpikingJelly 0.0.0.0.14's decay factor, ``1 - 1/tau`` or ``1 - q``, by the dynamics' own method: for a
-    Python-float tau (or q) in double and then rounded to float32 once, as the reference's product rounds it;
-    for a tensor each operation rounded to float32. The kernels take the factor, so they round it the same."""
-    return dynamics.decay(params)
-
-
 def _diagonal_bifurcation(dynamics) -> dict:
     lo, hi = dynamics.bounds
     return dict(_fire_then_reset(dynamics), lo=lo, hi=hi)
@@ -164,8 +157,8 @@ _FUSED: dict[type, _Fused] = {
     SnnTorchLeakyImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_leaky, p2="graded"),
     SnnTorchSynapticZero: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_zero_charged, p2="graded"),
     SnnTorchSynapticZeroImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_zero_charged, p2="graded"),
-    SpikingJelly014LIF: _Fused(codes.PRODUCT_DECAY, "tau", _fire_then_reset, p0_from=_decay),
-    SpikingJelly014PLIF: _Fused(codes.PRODUCT_DECAY, "q", _fire_then_reset, p0_from=_decay),
+    SpikingJelly014LIF: _Fused(codes.PRODUCT_DECAY, "tau", _fire_then_reset, p0_from=SpikingJelly014LIF.decay),
+    SpikingJelly014PLIF: _Fused(codes.PRODUCT_DECAY, "q", _fire_then_reset, p0_from=SpikingJelly014PLIF.decay),
     DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
 }
 
