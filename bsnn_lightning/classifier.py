@@ -142,10 +142,14 @@ class SpikingClassifier(L.LightningModule):
         self._example_input_array = value
 
     # --- steps -------------------------------------------------------------------------------------------
+    def on_fit_start(self):
+        checks.clear(self)  # what an interrupted fit of this model left unread is not this fit's
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        out = self(x)
-        loss = self.loss_fn(out, y)
+        with checks.owned_by(self):  # deferred value checks of this step are this model's
+            out = self(x)
+            loss = self.loss_fn(out, y)
         hard = y.argmax(dim=-1) if y.dim() == 2 and y.is_floating_point() else y  # soft targets: their top class
         self.train_acc(self.readout(out), hard)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
@@ -154,10 +158,10 @@ class SpikingClassifier(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # value checks deferred on a GPU (see bsnn_lightning.engine.checks) are read once per logging interval
-        checks.raise_deferred_every(self.global_step, self.trainer.log_every_n_steps)
+        checks.raise_deferred_every(self.global_step, self.trainer.log_every_n_steps, self)
 
     def on_train_epoch_end(self):
-        checks.raise_deferred()
+        checks.raise_deferred(self)
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val", self.val_acc, self.val_step_acc)
@@ -167,18 +171,21 @@ class SpikingClassifier(L.LightningModule):
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self.readout(self(x)).argmax(dim=-1)
+        with checks.owned_by(self):
+            return self.readout(self(x)).argmax(dim=-1)
 
     def _evaluate(self, batch, stage, acc, step_acc):
         x, y = batch
         set_monitoring(self.net, True)
         try:
-            out = self(x)
+            with checks.owned_by(self):
+                out = self(x)
+                loss = self.loss_fn(out, y)
             rates = firing_rates(self.net)
         finally:
             set_monitoring(self.net, False)
         n = y.shape[0]
-        self.log(f"{stage}/loss", self.loss_fn(out, y), prog_bar=True, batch_size=n, sync_dist=True)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
         acc(self.readout(out), y)
         self.log(f"{stage}/acc", acc, prog_bar=True, batch_size=n)
         step_acc.update(out, y)
@@ -186,9 +193,11 @@ class SpikingClassifier(L.LightningModule):
             self.log(f"{stage}/rate/{name}", rate, batch_size=n, sync_dist=True)
 
     def on_validation_epoch_end(self):
+        checks.raise_deferred(self)
         self._log_step_accuracy("val", self.val_step_acc)
 
     def on_test_epoch_end(self):
+        checks.raise_deferred(self)
         self._log_step_accuracy("test", self.test_step_acc)
 
     def _log_step_accuracy(self, stage, metric):
