@@ -264,7 +264,8 @@ class MethodNeuron:
             imp_shape = granular_shape(settings.imp, shape, owner)
             # (per neuron and per channel are the same shape for 1-D samples: compare shapes, not modes)
             if self.imp is None or (refit and tuple(self.imp.shape) != imp_shape):
-                threshold = float(torch.as_tensor(self._bsnn_threshold()).detach().float().mean())
+                threshold = torch.as_tensor(self._bsnn_threshold()).detach().float().mean()
+                threshold = 1.0 if threshold.is_meta else float(threshold)  # meta: shapes only, no value to read
                 self.imp = nn.Parameter(initial_imp(imp_shape, settings.imp_init, threshold, device))
         if settings.dynamics != "bifurcation":
             self.eigenvalues = None

@@ -154,7 +154,7 @@ class EngineNeuron(MethodNeuron, nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"threshold={float(self.threshold):g}, v_reset={self.v_reset}, "
+            f"threshold={_scalar(self.threshold)}, v_reset={self.v_reset}, "
             f"surrogate={self.surrogate.name}:{self.surrogate.alpha:g}, {self.bsnn_extra_repr()}"
         )
 
@@ -193,7 +193,7 @@ class LIFNeuron(EngineNeuron):
         return dynamics, {"tau": self.tau, "threshold": self.threshold}
 
     def extra_repr(self) -> str:
-        return f"tau={float(self.tau):g}, " + super().extra_repr()
+        return f"tau={_scalar(self.tau)}, " + super().extra_repr()
 
 
 class BifurcationNeuron(EngineNeuron):
@@ -229,3 +229,8 @@ class BifurcationNeuron(EngineNeuron):
 
     def _bsnn_lif(self, sample_shape):
         raise ValueError(f"{type(self).__name__} has no LIF dynamics (its time constant is not defined)")
+
+
+def _scalar(value: torch.Tensor) -> str:
+    """A 0-d parameter as ``repr`` shows it; on the meta device (shapes only) there is no value to show."""
+    return "meta" if value.is_meta else f"{float(value):g}"
