@@ -7,7 +7,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .adapters import Adapter, adapter_for, registered_adapters
+from .adapters import Adapter, adapter_for, registered_adapters, reset_module
 from .neuron_params import BIFURCATION_OPTIONS, DYNAMICS, IMP_MODES, MethodNeuron, Recording
 
 IMP_CHOICES = (*IMP_MODES, "none")
@@ -70,28 +70,32 @@ def convert(
     for name, value in (("imp_init", imp_init), ("state_dtype", state_dtype), ("check_finite", check_finite)):
         if value is not None:
             changes[name] = value
-    planned = []
-    for parent, name, module, adapter in list(_neurons_with_parents(model)):
+    # a neuron object may sit at several places (one layer applied twice, or shared by two submodules): it is
+    # planned and converted once, and whatever replaces it takes every one of its places
+    planned: dict[int, tuple] = {}
+    for name, places, module, adapter in _neurons_with_places(model):
         try:
             plan = adapter.plan(module, _settings_for(module, adapter, changes, backend, options, step_mode))
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
-        planned.append((parent, name, module, adapter, plan))
+        planned[id(module)] = (places, module, adapter, plan)
     if not planned:
         raise ValueError(
             f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
             f"{registered_adapters()}"
         )
+    parameters_before = {id(p) for p in model.parameters()}
     used: list[Adapter] = []
-    for parent, name, module, adapter, plan in planned:
+    for places, module, adapter, plan in planned.values():
         new = adapter.apply(module, plan)
         if adapter not in used:
             used.append(adapter)
         if new is not module:
-            if parent is None:
-                model = new
-            else:
-                setattr(parent, name, new)
+            for parent, name in places:
+                if parent is None:
+                    model = new
+                else:
+                    parent._modules[name] = new
     for adapter in used:
         adapter.after_convert(model, step_mode)
     if example_input is not None:
@@ -171,9 +175,11 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
 
 
 def reset_states(model: nn.Module) -> None:
-    """Reset every neuron's state (any registered library), so the next call starts a new sequence."""
-    for _, module, adapter in _named_neurons(model):
-        adapter.reset(module)
+    """Reset every neuron's state (any registered library), and the state of the libraries' other stateful
+    modules (SpikingJelly's ``MemoryModule`` layers, as ``functional.reset_net`` does), so the next call starts
+    a new sequence."""
+    for module in model.modules():
+        reset_module(module)
 
 
 def spiking_neurons(model: nn.Module) -> Iterator[tuple[str, nn.Module, Adapter]]:
@@ -322,18 +328,32 @@ def _named_neurons(model: nn.Module):
             yield name, module, adapter
 
 
-def _neurons_with_parents(model: nn.Module):
-    """Neurons with their parent module and attribute name; a neuron's own children are not searched."""
+def _neurons_with_places(model: nn.Module):
+    """``(qualified name, places, module, adapter)`` for every neuron object in ``model``, once per object;
+    ``places`` lists every ``(parent, attribute name)`` that holds it (``(None, "")`` for the model itself).
+    A neuron's own children are not searched."""
     root = adapter_for(model)
     if root is not None:
-        yield None, "", model, root
+        yield "", [(None, "")], model, root
         return
-    stack = [model]
-    while stack:
-        parent = stack.pop()
-        for name, child in parent.named_children():
+    found: dict[int, tuple] = {}
+    visited: set[int] = set()
+
+    def walk(prefix: str, parent: nn.Module) -> None:
+        if id(parent) in visited:
+            return
+        visited.add(id(parent))
+        for name, child in parent._modules.items():  # every place, not named_children's first one only
+            if child is None:
+                continue
+            qualified = f"{prefix}.{name}" if prefix else name
             adapter = adapter_for(child)
-            if adapter is not None:
-                yield parent, name, child, adapter
+            if adapter is None:
+                walk(qualified, child)
+            elif id(child) in found:
+                found[id(child)][1].append((parent, name))
             else:
-                stack.append(child)
+                found[id(child)] = (qualified, [(parent, name)], child, adapter)
+
+    walk("", model)
+    yield from found.values()
