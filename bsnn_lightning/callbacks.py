@@ -22,6 +22,7 @@ import torch
 from .analysis import eigenvalue_bounds, eigenvalue_summary, pick_neurons
 from .convert import (
     bifurcation_eigenvalues,
+    check_optimized,
     convert,
     firing_rates,
     recordings,
@@ -90,12 +91,21 @@ class ConvertNeurons(L.Callback):
     def on_fit_start(self, trainer, pl_module):
         checks.clear(pl_module)  # what an interrupted fit of this module left unread is not this fit's
 
+    def on_train_start(self, trainer, pl_module):
+        # the optimizers exist now: every neuron parameter meant to train must be in one (a LightningModule's
+        # ``not_optimized`` kinds, as SpikingClassifier's, are left out on purpose)
+        check_optimized(pl_module, trainer.optimizers, getattr(pl_module, "not_optimized", ()))
+        self._checked_after_first_step = False
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._own(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._disown()
         checks.raise_deferred_every(trainer.global_step, trainer.log_every_n_steps, pl_module)
+        if not getattr(self, "_checked_after_first_step", True):  # parameters a neuron's first forward created
+            self._checked_after_first_step = True
+            check_optimized(pl_module, trainer.optimizers, getattr(pl_module, "not_optimized", ()))
 
     def on_train_epoch_end(self, trainer, pl_module):
         checks.raise_deferred(pl_module)

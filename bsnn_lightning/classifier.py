@@ -11,7 +11,7 @@ from torch import nn
 
 from . import losses as losses_mod
 from . import readouts as readouts_mod
-from .convert import PARAMETER_KINDS, decay_param_groups, firing_rates, reset_states, set_monitoring
+from .convert import PARAMETER_KINDS, check_optimized, decay_param_groups, firing_rates, reset_states, set_monitoring
 from .engine import checks
 from .metrics import PerStepAccuracy
 
@@ -93,6 +93,7 @@ class SpikingClassifier(L.LightningModule):
         self.scheduler_factory = lr_scheduler
         self.no_decay = ["neuron"] if no_decay is None else list(no_decay)
         self.not_optimized = [] if not_optimized is None else list(not_optimized)
+        self._checked_after_first_step = False
         for name, kinds in (("no_decay", self.no_decay), ("not_optimized", self.not_optimized)):
             unknown = sorted(set(kinds) - set(PARAMETER_KINDS))
             if unknown:
@@ -156,9 +157,17 @@ class SpikingClassifier(L.LightningModule):
         self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=y.shape[0])
         return loss
 
+    def on_train_start(self):
+        # every neuron parameter that is meant to train must be in an optimizer (not_optimized: left out on purpose)
+        check_optimized(self, self.trainer.optimizers, self.not_optimized)
+        self._checked_after_first_step = False
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # value checks deferred on a GPU (see bsnn_lightning.engine.checks) are read once per logging interval
         checks.raise_deferred_every(self.global_step, self.trainer.log_every_n_steps, self)
+        if not self._checked_after_first_step:  # parameters a neuron's first forward created
+            self._checked_after_first_step = True
+            check_optimized(self, self.trainer.optimizers, self.not_optimized)
 
     def on_train_epoch_end(self):
         checks.raise_deferred(self)

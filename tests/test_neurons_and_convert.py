@@ -135,12 +135,12 @@ def test_checkpoint_of_a_converted_model_loads_into_a_fresh_one():
     fresh.load_state_dict(state)
     bl.reset_states(net)
     assert torch.equal(fresh(x), net(x))
-    # neurons that never ran take their shapes from the checkpoint
+    # neurons that never ran take their shapes (not their settings) from the checkpoint
     lazy = nn.Sequential(
         TimeDistributed(nn.Linear(6, 5)),
-        BifurcationNeuron(structure="coupled", v_reset=0.0),
+        BifurcationNeuron(structure="coupled", v_reset=0.0, imp="neuron"),
         TimeDistributed(nn.Linear(5, 3)),
-        BifurcationNeuron(structure="coupled", v_reset=0.0),
+        BifurcationNeuron(structure="coupled", v_reset=0.0, imp="neuron"),
     )
     lazy.load_state_dict(state)
     bl.reset_states(net)

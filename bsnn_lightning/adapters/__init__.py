@@ -68,6 +68,11 @@ class Adapter:
         """Forget the neuron's state, so the next call starts a new sequence."""
         raise NotImplementedError
 
+    def reset_other(self, module: nn.Module) -> bool:
+        """Forget the state of a module of this library that is no neuron but keeps state between calls (a
+        SpikingJelly ``MemoryModule`` such as ``layer.Dropout``'s mask); False if ``module`` keeps none."""
+        return False
+
     # --- shared by every library ------------------------------------------------------------------------------
     def settings_of(self, module: nn.Module) -> MethodSettings:
         """The settings ``module`` runs with now."""
@@ -123,6 +128,17 @@ def adapter_for(module: nn.Module) -> Adapter | None:
         if adapter.owns(module):
             return adapter
     return None
+
+
+def reset_module(module: nn.Module) -> None:
+    """Reset ``module``'s own state if it is a neuron or another stateful module of a registered library."""
+    adapter = adapter_for(module)
+    if adapter is not None:
+        adapter.reset(module)
+        return
+    for adapter in _ADAPTERS:
+        if adapter.reset_other(module):
+            return
 
 
 def registered_adapters() -> list[str]:

@@ -69,6 +69,26 @@ def library_class(module: nn.Module) -> type:
     return type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
 
 
+def refuse_subclass(module: nn.Module, library: str, supported: tuple[type, ...]) -> None:
+    """Raise if ``module``'s library class is a subclass (a user's, or another library class) of a supported one.
+
+    A subclass may change the equations (its forward, charge, fire or reset, or the state it keeps) that the
+    converted neuron replaces with the engine's, and nothing can tell from outside whether it does: converting
+    it could compute something else than the subclass, silently. So it is refused, naming it."""
+    cls = library_class(module)
+    if cls in supported:
+        return
+    bases = [base for base in cls.__mro__[1:] if base in supported]
+    if bases:
+        base = bases[0]
+        raise ValueError(
+            f"{cls.__module__}.{cls.__qualname__} is a subclass of {library} {base.__name__}, and a subclass may change "
+            f"the equations (forward, charge, fire, reset, state) that converting would replace with {base.__name__}'s: "
+            f"it is not converted. Build the model with {library} {base.__name__} itself, or keep the library's own "
+            "neurons with backend='native'"
+        )
+
+
 def convert_in_place(module: nn.Module, mixin: type, settings: MethodSettings) -> nn.Module:
     """Swap ``module``'s class for the converted one (once) and apply ``settings``."""
     if isinstance(module, ConvertedNeuron):

@@ -48,7 +48,15 @@ from ..engine import SnnTorchLeaky, SnnTorchLeakyImmediate, SnnTorchSynapticZero
 from ..engine.surrogates import surrogate_from_function
 from ..neuron_params import MethodSettings
 from . import Adapter, Plan, register_adapter
-from .inplace import ConvertedNeuron, check_restorable, convert_in_place, library_class, restore_class, warn_autograd_surrogate
+from .inplace import (
+    ConvertedNeuron,
+    check_restorable,
+    convert_in_place,
+    library_class,
+    refuse_subclass,
+    restore_class,
+    warn_autograd_surrogate,
+)
 
 _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
 
@@ -204,8 +212,8 @@ class SnnTorchAdapter(Adapter):
             return False
         if isinstance(module, snn.SpikingNeuron):
             return True
-        kind = type(module)  # LeakyParallel is no SpikingNeuron; RLeaky's one-to-one weight is no neuron
-        return kind.__module__.startswith("snntorch._neurons") and kind.__name__ not in _NOT_NEURONS
+        # LeakyParallel is no SpikingNeuron (nor is a subclass of it); RLeaky's one-to-one weight is no neuron
+        return any(c.__module__.startswith("snntorch._neurons") and c.__name__ not in _NOT_NEURONS for c in type(module).__mro__)
 
     def plan(self, module, settings: MethodSettings | None) -> Plan:
         if settings is None:
@@ -213,6 +221,7 @@ class SnnTorchAdapter(Adapter):
             return Plan(None)
         cls = library_class(module)
         mixins = _mixins()
+        refuse_subclass(module, "snntorch", tuple(mixins))
         if cls not in mixins:
             why = _REFUSED_BECAUSE.get(cls.__name__, "")
             raise ValueError(
