@@ -77,6 +77,11 @@ def convert(
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
         planned.append((parent, name, module, adapter, plan))
+    if example_input is None:  # checked before any neuron changes, so this refusal too leaves the model untouched
+        names = {id(m): n for n, m in model.named_modules()}
+        _refuse_unknown_shapes(
+            [names[id(m)] or type(m).__name__ for _, _, m, a, plan in planned if _waits_for_shape(m, a, plan)]
+        )
     if not planned:
         raise ValueError(
             f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
@@ -96,15 +101,31 @@ def convert(
         adapter.after_convert(model, step_mode)
     if example_input is not None:
         materialize(model, example_input)
-    else:
-        pending = [n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()]
-        if pending:
-            raise ValueError(
-                f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for "
-                f"per-neuron or per-channel parameters: call convert(..., example_input=batch), or run the "
-                "model once before converting"
-            )
+    else:  # the check above foresaw every neuron's shape; this one keeps the promise if it ever did not
+        _refuse_unknown_shapes([n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()])
     return model
+
+
+def _waits_for_shape(module: nn.Module, adapter: Adapter, plan) -> bool:
+    """True if ``module``, converted by ``plan`` without an example input, would still lack a per-neuron or
+    per-channel parameter because its input shape is unknown (what ``MethodNeuron.bsnn_needs_shape`` would
+    say after the conversion)."""
+    settings = plan.settings
+    if settings is None or adapter.known_sample_shape(module, settings) is not None:
+        return False
+    imp_missing = settings.imp in ("neuron", "channel") and getattr(module, "imp", None) is None
+    eigenvalues_missing = settings.dynamics == "bifurcation" and getattr(module, "eigenvalues", None) is None
+    return imp_missing or eigenvalues_missing
+
+
+def _refuse_unknown_shapes(pending: list[str]) -> None:
+    if pending:
+        raise ValueError(
+            f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for per-neuron or "
+            "per-channel parameters: pass one batch as convert(..., example_input=batch) or "
+            "ConvertNeurons(example_input=batch), or set the LightningModule's example_input_array, or run the "
+            "model once before converting"
+        )
 
 
 _NO_NATIVE = (
