@@ -3,11 +3,14 @@
     bsnn fit --config recipes/quickstart.yaml
     bsnn test --config recipes/quickstart.yaml --ckpt_path runs/quickstart/.../last.ckpt
     bsnn fit --config recipes/quickstart.yaml --print_config
-    bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded digits
+    bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded data
 
 Recipes are YAML with ``class_path``/``init_args`` for the model (any LightningModule), the data (any
 LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated and its metrics printed
 (``--test_after_fit false`` to skip).
+
+A known, expected condition (a dataset archive missing or wrong, a recipe that asks for a GPU where there is
+none) ends the command with its message alone on stderr and exit status 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +18,34 @@ from __future__ import annotations
 import sys
 
 import lightning as L
+from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 from lightning.pytorch.cli import LightningCLI
+
+from .data.archives import ArchiveError, DatasetNotFoundError
+from .data.dvs import DatasetIncompleteError
+
+OTHER_COMMANDS = (
+    "Other commands: bsnn report OUT_DIR [--task digits|intervals|both] [--quick] measures the BSNN and IMP "
+    "papers' claims on the embedded data (bsnn report --help)."
+)
+
+
+class NoGPUError(RuntimeError):
+    """The run asks for a GPU and this machine has none."""
 
 
 class BsnnCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--test_after_fit", type=bool, default=True, help="evaluate the test split after fit")
+
+    def before_instantiate_classes(self) -> None:
+        accelerator = self.config[self.subcommand]["trainer"].get("accelerator")
+        if accelerator in ("gpu", "cuda") and not (CUDAAccelerator.is_available() or MPSAccelerator.is_available()):
+            raise NoGPUError(
+                f"this run asks for a GPU (trainer.accelerator: {accelerator}) and this machine has none. To try it "
+                "on the CPU, override the trainer: --trainer.accelerator cpu --trainer.precision 32-true (and "
+                "--trainer.fast_dev_run true for one batch of each split)"
+            )
 
     def after_fit(self) -> None:
         cfg = self.config.get(self.subcommand, self.config)
@@ -41,12 +66,18 @@ def build_cli(args: list[str] | None = None) -> BsnnCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": OTHER_COMMANDS},
         args=args,
     )
 
 
+#: known, expected conditions: their message says what to do, so ``bsnn`` prints it alone
+EXPECTED_ERRORS = (DatasetNotFoundError, ArchiveError, DatasetIncompleteError, NoGPUError)
+
+
 def main(args: list[str] | None = None) -> int:
-    """The ``bsnn`` console command: 0 on success (errors raise, or exit non-zero from the parser).
+    """The ``bsnn`` console command: 0 on success; 1 with the message alone for an :data:`EXPECTED_ERRORS`
+    condition; other errors raise (with their traceback), and the parser exits non-zero on bad arguments.
 
     ``bsnn report ...`` runs :mod:`bsnn_lightning.report` (not a LightningCLI subcommand: it trains many
     models with its own settings); everything else goes to LightningCLI.
@@ -56,7 +87,11 @@ def main(args: list[str] | None = None) -> int:
         from .report import main as report_main
 
         return report_main(argv[1:])
-    build_cli(args)
+    try:
+        build_cli(args)
+    except EXPECTED_ERRORS as error:
+        print(f"bsnn: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -79,7 +79,11 @@ def convert(
             plan = adapter.plan(module, _settings_for(module, adapter, changes, backend, options, step_mode))
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
-        planned[id(module)] = (places, module, adapter, plan)
+        planned[id(module)] = (name, places, module, adapter, plan)
+    if example_input is None:  # checked before any neuron changes, so this refusal too leaves the model untouched
+        _refuse_unknown_shapes(
+            [name or type(m).__name__ for name, _, m, a, plan in planned.values() if _waits_for_shape(m, a, plan)]
+        )
     if not planned:
         raise ValueError(
             f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
@@ -87,7 +91,7 @@ def convert(
         )
     parameters_before = {id(p) for p in model.parameters()}
     used: list[Adapter] = []
-    for places, module, adapter, plan in planned.values():
+    for _, places, module, adapter, plan in planned.values():
         new = adapter.apply(module, plan)
         if adapter not in used:
             used.append(adapter)
@@ -101,16 +105,34 @@ def convert(
         adapter.after_convert(model, step_mode)
     if example_input is not None:
         materialize(model, example_input)
-    else:
-        pending = [n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()]
-        if pending:
-            raise ValueError(
-                f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for "
-                f"per-neuron or per-channel parameters: call convert(..., example_input=batch), or run the "
-                "model once before converting"
-            )
+    else:  # the check above foresaw every neuron's shape; this one keeps the promise if it ever did not
+        _refuse_unknown_shapes(
+            [n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()]
+        )
     _warn_if_optimizers_exist(model, parameters_before)
     return model
+
+
+def _waits_for_shape(module: nn.Module, adapter: Adapter, plan) -> bool:
+    """True if ``module``, converted by ``plan`` without an example input, would still lack a per-neuron or
+    per-channel parameter because its input shape is unknown (what ``MethodNeuron.bsnn_needs_shape`` would
+    say after the conversion)."""
+    settings = plan.settings
+    if settings is None or adapter.known_sample_shape(module, settings) is not None:
+        return False
+    imp_missing = settings.imp in ("neuron", "channel") and getattr(module, "imp", None) is None
+    eigenvalues_missing = settings.dynamics == "bifurcation" and getattr(module, "eigenvalues", None) is None
+    return imp_missing or eigenvalues_missing
+
+
+def _refuse_unknown_shapes(pending: list[str]) -> None:
+    if pending:
+        raise ValueError(
+            f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for per-neuron or "
+            "per-channel parameters: pass one batch as convert(..., example_input=batch) or "
+            "ConvertNeurons(example_input=batch), or set the LightningModule's example_input_array, or run the "
+            "model once before converting"
+        )
 
 
 _NO_NATIVE = (

@@ -84,6 +84,15 @@ class Adapter:
             return module.bsnn_settings.step_mode == "m"
         return getattr(module, "step_mode", "s") == "m"
 
+    def known_sample_shape(self, module: nn.Module, settings: MethodSettings) -> tuple[int, ...] | None:
+        """The shape of one sample of ``module``'s input, if known before any call with ``settings``: from a
+        checkpoint or an earlier call on the engine. An adapter whose library state tells it overrides this."""
+        if not isinstance(module, MethodNeuron):
+            return None
+        if module.bsnn_sample_shape is not None:
+            return module.bsnn_sample_shape
+        return module.__dict__.get("bsnn_seen_shape")
+
     def sample_shape(self, module: nn.Module, x) -> tuple[int, ...]:
         """The shape of one sample (no time, no batch) of the input ``x`` that ``module`` was called with."""
         return tuple(x.shape[2:] if self.takes_sequences(module) else x.shape[1:])

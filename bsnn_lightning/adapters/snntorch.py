@@ -256,10 +256,14 @@ class SnnTorchAdapter(Adapter):
         convert_in_place(module, _mixins()[cls], plan.settings)
         module._bsnn_surrogate()  # looked up now, not at the first forward, which torch.compile may be tracing
         module.__dict__["bsnn_fresh"] = True
-        mem = module._buffers["mem"]
-        if plan.settings.step_mode == "s" and mem.dim() >= 1 and mem.numel():
-            module.bsnn_materialize(tuple(mem.shape[1:]), mem.device)  # a membrane [N, ...] from an earlier run
+        shape = _membrane_sample_shape(module, plan.settings)
+        if shape is not None:
+            module.bsnn_materialize(shape, module._buffers["mem"].device)
         return module
+
+    def known_sample_shape(self, module, settings: MethodSettings):
+        shape = super().known_sample_shape(module, settings)
+        return shape if shape is not None else _membrane_sample_shape(module, settings)
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         if step_mode == "m":
@@ -306,6 +310,14 @@ def _surrogate_of(spike_grad) -> tuple[Surrogate, bool]:
             if variable in cells:
                 return Surrogate(name, float(cells[variable])), False
     return surrogate_from_function(spike_grad, f"snntorch:{qualname or type(spike_grad).__name__}"), True
+
+
+def _membrane_sample_shape(module, settings: MethodSettings) -> tuple[int, ...] | None:
+    """One sample's shape from the membrane ``[N, ...]`` an earlier per-step run left, or None."""
+    mem = module._buffers["mem"]
+    if settings.step_mode == "s" and mem.dim() >= 1 and mem.numel():
+        return tuple(mem.shape[1:])
+    return None
 
 
 def _trailing(value, sample_shape: tuple[int, ...]):

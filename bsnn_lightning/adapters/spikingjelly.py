@@ -173,10 +173,14 @@ class SpikingJellyAdapter(Adapter):
         if _surrogate_of(module.surrogate_function)[1]:
             warn_autograd_surrogate(type(module).__name__, type(module.surrogate_function).__name__)
         convert_in_place(module, ConvertedNode, plan.settings)
-        v = module.v
-        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.numel():
-            module.bsnn_materialize(tuple(v.shape[1:]), v.device)  # a membrane [N, ...] left by an earlier run
+        shape = _membrane_sample_shape(module)
+        if shape is not None:
+            module.bsnn_materialize(shape, module.v.device)
         return module
+
+    def known_sample_shape(self, module, settings: MethodSettings):
+        shape = super().known_sample_shape(module, settings)
+        return shape if shape is not None else _membrane_sample_shape(module)
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         from spikingjelly.activation_based import functional
@@ -195,6 +199,14 @@ class SpikingJellyAdapter(Adapter):
             return False
         module.reset()  # what functional.reset_net does for it
         return True
+
+
+def _membrane_sample_shape(node) -> tuple[int, ...] | None:
+    """One sample's shape from the membrane ``v`` ``[N, ...]`` an earlier run left, or None (``v`` a number)."""
+    v = node.v
+    if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.numel():
+        return tuple(v.shape[1:])
+    return None
 
 
 def _surrogate_of(function) -> tuple[Surrogate, bool]:
