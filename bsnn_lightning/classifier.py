@@ -55,7 +55,10 @@ class SpikingClassifier(L.LightningModule):
 
     Logged: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_t{t}`` (accuracy of the
     output at each time step, the curve the IMP paper studies), ``val/rate/{layer}`` (firing rate of every
-    neuron layer), and the same under ``test/``.
+    neuron layer), and the same under ``test/``; and ``val/acc_best``, the best ``val/acc`` of the epochs so
+    far (sanity checks excluded), kept as :attr:`best_val_acc` with its epoch :attr:`best_val_epoch` (counted
+    from 1) and saved in checkpoints. The DVS DataModules validate on their test split, as the papers' codes
+    do, so ``val/acc_best`` is the figure they publish: the best test accuracy over epochs.
     """
 
     def __init__(
@@ -103,6 +106,8 @@ class SpikingClassifier(L.LightningModule):
         self.test_acc = _accuracy(num_classes)
         self.val_step_acc = PerStepAccuracy()
         self.test_step_acc = PerStepAccuracy()
+        self.best_val_acc: float | None = None
+        self.best_val_epoch: int | None = None
 
     # --- forward -----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,6 +209,19 @@ class SpikingClassifier(L.LightningModule):
     def on_validation_epoch_end(self):
         checks.raise_deferred(self)
         self._log_step_accuracy("val", self.val_step_acc)
+        if self.trainer.sanity_checking or not self.val_acc.update_called:
+            return
+        acc = float(self.val_acc.compute())  # synced over processes; Lightning reuses the computed value
+        if self.best_val_acc is None or acc > self.best_val_acc:
+            self.best_val_acc, self.best_val_epoch = acc, self.current_epoch + 1
+        self.log("val/acc_best", self.best_val_acc, prog_bar=True)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["best_val_acc"] = {"acc": self.best_val_acc, "epoch": self.best_val_epoch}
+
+    def on_load_checkpoint(self, checkpoint):
+        best = checkpoint.get("best_val_acc", {})
+        self.best_val_acc, self.best_val_epoch = best.get("acc"), best.get("epoch")
 
     def on_test_epoch_end(self):
         checks.raise_deferred(self)

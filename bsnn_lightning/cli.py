@@ -6,8 +6,11 @@
     bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded data
 
 Recipes are YAML with ``class_path``/``init_args`` for the model (any LightningModule), the data (any
-LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated and its metrics printed
-(``--test_after_fit false`` to skip).
+LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated with the last weights and its
+metrics printed (``--test_after_fit false`` to skip), then the best validation accuracy over the epochs and its
+epoch (``val/acc_best`` of :class:`~bsnn_lightning.SpikingClassifier`): the DVS DataModules validate on their test
+split, so that line is the figure the DVS papers and SpikingJelly's examples report, their best test accuracy
+over epochs; ``test/acc`` is the last epoch's.
 
 A known, expected condition (a dataset archive missing or wrong, a recipe that asks for a GPU where there is
 none) ends the command with its message alone on stderr and exit status 1, without a traceback.
@@ -51,6 +54,9 @@ class BsnnCLI(LightningCLI):
         cfg = self.config.get(self.subcommand, self.config)
         if cfg.get("test_after_fit", True) and not self.trainer.fast_dev_run and self.trainer.state.finished:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
+        best, epoch = getattr(self.model, "best_val_acc", None), getattr(self.model, "best_val_epoch", None)
+        if best is not None and self.trainer.is_global_zero:
+            print(f"best val/acc over epochs: {best:.4f} (epoch {epoch} of {self.trainer.current_epoch})")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or getattr(
             self.trainer.checkpoint_callback, "best_model_path", ""
         )

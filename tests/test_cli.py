@@ -74,11 +74,25 @@ def test_console_command_exits_zero_after_a_run(tmp_path):
     assert "BsnnCLI object" not in result.stdout + result.stderr
 
 
-def test_help_lists_the_report_command(capsys):
-    with pytest.raises(SystemExit) as done:
-        main(["--help"])
-    assert done.value.code == 0
-    assert "bsnn report OUT_DIR" in " ".join(capsys.readouterr().out.split())
+@pytest.mark.slow
+def test_fit_prints_the_best_validation_accuracy_over_epochs_after_the_last_weights_test(tmp_path, capsys):
+    cli = build_cli(
+        [
+            "fit",
+            "--config", QUICKSTART,
+            "--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=2",
+            "--trainer.limit_test_batches=2",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            "--data.init_args.limit=120",
+        ]
+    )
+    out = capsys.readouterr().out
+    model = cli.model
+    assert model.best_val_epoch in (1, 2)
+    assert f"best val/acc over epochs: {model.best_val_acc:.4f} (epoch {model.best_val_epoch} of 2)" in out
+    assert out.index("test/acc") < out.index("best val/acc over epochs")  # printed after the test of the last weights
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
