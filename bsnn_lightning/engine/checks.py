@@ -15,10 +15,10 @@ Shape and dtype checks are not value checks: they cost nothing and always run at
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
-from torch.utils import _python_dispatch
+
+# the checks run out of sight of any op counter: a check is not part of the model, so it adds nothing to a count
+from .torch_modes import unobserved  # noqa: F401
 
 MODES = ("auto", "sync", "defer", "off")
 
@@ -52,14 +52,6 @@ def non_finite(*tensors: torch.Tensor) -> torch.Tensor:
     if not flags:
         return torch.zeros((), dtype=torch.bool, device=tensors[0].device if tensors else None)
     return torch.stack(flags).any()
-
-
-@contextlib.contextmanager
-def unobserved():
-    """Run the checks out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter):
-    a check is not part of the model, so it must add nothing to what such a tool counts."""
-    with _python_dispatch._disable_current_modes(), torch._C.DisableTorchFunction():
-        yield
 
 
 def defer(what: str, bad: torch.Tensor) -> None:
