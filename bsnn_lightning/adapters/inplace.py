@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.overrides import _get_current_function_mode_stack
-from torch.utils import _python_dispatch
-from torch.utils._device import DeviceContext
 
+from ..engine.torch_modes import ops_observed
 from ..neuron_params import ADDED_PARAMETERS, DERIVED_ATTRIBUTES, MethodNeuron, MethodSettings
 from ..user_warnings import warn_user
 
@@ -41,16 +39,6 @@ class ConvertedNeuron(MethodNeuron):
 
     def extra_repr(self) -> str:
         return ", ".join(p for p in (super().extra_repr(), self.bsnn_extra_repr()) if p)
-
-
-def ops_observed() -> bool:
-    """True while a PyTorch dispatch mode or function mode other than PyTorch's own machinery (fake tensors,
-    tracing, ``with torch.device(...)``) watches the operations. Never while ``torch.compile`` traces."""
-    if torch.compiler.is_compiling():
-        return False
-    if _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False):
-        return True
-    return any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack())
 
 
 _CLASSES: dict[tuple[type, type], type] = {}

@@ -29,7 +29,9 @@ import contextvars
 import weakref
 
 import torch
-from torch.utils import _python_dispatch
+
+# the checks run out of sight of any op counter: a check is not part of the model, so it adds nothing to a count
+from .torch_modes import unobserved  # noqa: F401
 
 MODES = ("auto", "sync", "defer", "off")
 
@@ -69,14 +71,6 @@ def non_finite(*tensors: torch.Tensor) -> torch.Tensor:
     if not flags:
         return torch.zeros((), dtype=torch.bool, device=tensors[0].device if tensors else None)
     return torch.stack(flags).any()
-
-
-@contextlib.contextmanager
-def unobserved():
-    """Run the checks out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter):
-    a check is not part of the model, so it must add nothing to what such a tool counts."""
-    with _python_dispatch._disable_current_modes(), torch._C.DisableTorchFunction():
-        yield
 
 
 @contextlib.contextmanager
