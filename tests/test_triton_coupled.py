@@ -1,9 +1,12 @@
 """The triton backend's coupled bifurcation against the reference backend.
 
 Without a GPU the kernels run through Triton's interpreter (the root conftest sets TRITON_INTERPRET); with one,
-compiled. Every buffer the launcher allocates starts as NaN, so an element no kernel writes cannot pass.
-Spikes and states must equal the reference's exactly (the mixing sums in the reference's order, every product
-and sum rounded); gradients agree to rounding.
+compiled. Every buffer the launcher allocates starts as NaN (the staged path's scratch too), so an element no
+kernel writes, or one read before it is written, cannot pass. Spikes and states must equal the reference's
+exactly (the mixing sums in the reference's order, every product and sum rounded); gradients agree to
+rounding. Up to ``triton_coupled.CHANNEL_ROWS`` (8) channels the kernels keep the state in registers; past that
+they stage it through the scratch, in chunks of that many channels (9 or 17: a last chunk of one real channel).
+The fast subset runs the staged path at 9 and 16 channels; 17, 33 and 64 are slow under the interpreter.
 """
 
 import zlib
@@ -75,11 +78,20 @@ CASES = {
     "hard-detach-triangle-3d": (CoupledBifurcation(v_reset=0.1, detach_reset=True, surrogate="triangle"), (3, 2, 3, 2), "neuron", "channel"),
     "soft-detach-fast-sigmoid-one-channel": (CoupledBifurcation(detach_reset=True, surrogate="fast_sigmoid"), (1, 5), "neuron", "layer"),
     "soft-sixteen-channels": (CoupledBifurcation(surrogate="atan"), (16, 2, 2), "channel", None),
+    # staged through the scratch, with a last chunk of one real channel
+    "hard-nine-channels-2d": (CoupledBifurcation(v_reset=0.0, surrogate="sigmoid"), (9, 2), "neuron", "full"),
+}
+#: as CASES, wider: 3 to 8 chunks, too slow under the interpreter for the fast subset (3 to 10 s each)
+WIDE_CASES = {
+    "hard-seventeen-channels-2d": (CoupledBifurcation(v_reset=0.0, surrogate="sigmoid"), (17, 2), "neuron", "full"),
+    "soft-detach-thirty-three-channels-1d": (CoupledBifurcation(detach_reset=True, surrogate="triangle"), (33,), "channel", "neuron"),
+    "soft-sixty-four-channels": (CoupledBifurcation(surrogate="atan"), (64, 2), "layer", "channel"),
+    "hard-detach-sixty-four-channels-1d": (CoupledBifurcation(v_reset=0.1, detach_reset=True, surrogate="fast_sigmoid"), (64,), "neuron", "full"),
 }
 
 
 def _case(name, steps, dtype, batch=3):
-    dynamics, sample, th_kind, v0_kind = CASES[name]
+    dynamics, sample, th_kind, v0_kind = {**CASES, **WIDE_CASES}[name]
     g = _generator(name, steps, str(dtype))
     x = (torch.randn((steps, batch, *sample), generator=g) * 0.8 + 0.35).to(device=DEVICE, dtype=dtype)
     coupling = _coupling(sample[0], g).to(DEVICE)
@@ -102,8 +114,25 @@ def test_matches_the_reference_fp32_short_and_long(name, steps):
     _compare(dynamics, x, coupling, threshold, v0, key=(name, steps))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(WIDE_CASES))
+def test_matches_the_reference_wide(name):
+    dynamics, x, coupling, threshold, v0 = _case(name, 5, torch.float32)
+    _compare(dynamics, x, coupling, threshold, v0, key=(name,))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("name", ["soft-atan-2d", "hard-sigmoid-1d"])
+def test_matches_the_reference_at_64_channels_16_bit(dtype):
+    dynamics, x, coupling, threshold, v0 = _case("hard-detach-sixty-four-channels-1d", 4, dtype)
+    _compare(dynamics, x, coupling, threshold, v0, key=("64", str(dtype)))
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [(n, d) for n in ("soft-atan-2d", "hard-sigmoid-1d") for d in (torch.bfloat16, torch.float16)]
+    + [("hard-nine-channels-2d", torch.bfloat16)],
+)
 def test_matches_the_reference_16_bit_inputs(name, dtype):
     dynamics, x, coupling, threshold, v0 = _case(name, 6, dtype)
     _compare(dynamics, x, coupling, threshold, v0, key=(name, str(dtype)))
@@ -150,11 +179,23 @@ def test_many_programs_with_a_ragged_last_block():
     _compare(dynamics, x, _coupling(4, g).to(DEVICE), 1.0, None, key=("ragged",))
 
 
-def test_64_bit_offsets(monkeypatch):
+def test_many_programs_staged(monkeypatch):
+    """Staged, each program has a scratch block of its own: 20 positions of 9 channels in programs of 8."""
+    monkeypatch.setattr(triton_backend, "INTERPRETER_BLOCK", 8 * triton_coupled.CHANNEL_ROWS)
+    g = _generator("ragged staged")
+    x = (torch.randn(3, 4, 9, 5, generator=g) * 0.8 + 0.35).to(DEVICE)
+    shape = triton_coupled._Shape(x)
+    assert shape.staged and shape.launch(interpreted=True)[0] == 8 and shape.positions == 20
+    v0 = (torch.rand(4, 9, 5, generator=g) * 0.6).to(DEVICE)
+    _compare(CoupledBifurcation(surrogate="atan"), x, _coupling(9, g).to(DEVICE), 1.0, v0, key=("ragged staged",))
+
+
+@pytest.mark.parametrize("name", ["hard-detach-triangle-3d", "hard-nine-channels-2d"])
+def test_64_bit_offsets(monkeypatch, name):
     """Inputs of 2**31 elements or more index with 64-bit offsets; the same kernels, run with them here."""
     monkeypatch.setattr(triton_backend, "WIDE_INDEX_AT", 0)
-    dynamics, x, coupling, threshold, v0 = _case("hard-detach-triangle-3d", 5, torch.float32)
-    _compare(dynamics, x, coupling, threshold, v0, key=("wide",))
+    dynamics, x, coupling, threshold, v0 = _case(name, 5, torch.float32)
+    _compare(dynamics, x, coupling, threshold, v0, key=("wide", name))
 
 
 def test_an_empty_batch():
@@ -166,15 +207,14 @@ def test_an_empty_batch():
     assert out.spikes.shape == x.shape and torch.equal(coupling.grad, torch.zeros(3, 3))
 
 
-def test_more_channels_than_it_fuses_are_refused_by_name_and_run_on_torch_by_auto():
-    channels = triton_coupled.MAX_CHANNELS + 1
-    x = torch.rand(3, 2, channels, device=DEVICE)
-    reason = triton_backend.supports(x, CoupledBifurcation())
-    assert f"over {channels} channels" in reason and f"at most {triton_coupled.MAX_CHANNELS}" in reason
-    assert resolve_backend("auto", x, CoupledBifurcation()).name == "torch"
-    with pytest.raises(ValueError, match="backend 'triton' cannot run this call: CoupledBifurcation over"):
-        multistep(x, CoupledBifurcation(), {"coupling": torch.eye(channels, device=DEVICE), "threshold": 1.0}, backend="triton")
-    assert triton_backend.supports(torch.rand(3, 2, triton_coupled.MAX_CHANNELS, device=DEVICE), CoupledBifurcation()) is None
+def test_any_channel_count_is_a_row_of_the_dispatch_table():
+    """The coupled bifurcation is one row of the triton backend's table, and no channel count is refused."""
+    assert triton_backend._FUSED[CoupledBifurcation].run is triton_coupled.run
+    for channels in (1, 8, 9, 64, 300):
+        x = torch.rand(3, 2, channels, device=DEVICE)
+        assert triton_backend.supports(x, CoupledBifurcation()) is None
+        assert resolve_backend("triton", x, CoupledBifurcation()).name == "triton"
+        assert triton_coupled._Shape(x).staged == (channels > triton_coupled.CHANNEL_ROWS)
 
 
 def test_a_coupled_neuron_on_triton_equals_it_on_torch():

@@ -23,6 +23,7 @@ from .dynamics import (
 )
 from .surrogates import Surrogate, available_surrogates, register_surrogate
 from . import triton_backend as _triton_backend  # noqa: F401  registers "triton" (triton itself loads lazily)
+from . import triton_coupled as _triton_coupled  # noqa: F401  adds the coupled kernels to "triton"
 
 __all__ = [
     "Bifurcation",

@@ -12,9 +12,9 @@ What runs here: the dynamics classes of the table ``_FUSED`` (:class:`SpikingJel
 :class:`SnnTorchLeakyImmediate`, :class:`SnnTorchSynapticZero` and :class:`SnnTorchSynapticZeroImmediate`, and
 :class:`DiagonalBifurcation`), with the built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32),
 every accepted shape of ``v0`` and of the parameters; and :class:`CoupledBifurcation`, whose matrix mixes the
-channels of a position at every step, with kernels and custom ops of its own (:mod:`.triton_coupled`), up to
-``triton_coupled.MAX_CHANNELS`` channels. What does not, with the reason ``supports`` gives: any other class
-(a user's subclass too: it changes the equations), a coupled layer with more channels, user-registered
+channels of a position at every step, with kernels and custom ops of its own (:mod:`.triton_coupled`, a kernel
+family that adds its row to ``_FUSED``), for any number of channels. What does not, with the reason
+``supports`` gives: any other class (a user's subclass too: it changes the equations), user-registered
 surrogates, ``relaxed`` dynamics (the reference backend's gradcheck device) and float64 (its gradcheck dtype).
 An explicit ``backend="triton"`` for such a call raises that reason; ``"auto"`` runs it on ``"torch"``.
 
@@ -33,6 +33,7 @@ the membrane from x (see ``docs/kernels.md`` for the memory traffic this buys).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import json
@@ -48,7 +49,6 @@ from . import surrogates
 from . import triton_codes as codes
 from .backends import register_backend
 from .dynamics import (
-    CoupledBifurcation,
     DiagonalBifurcation,
     Dynamics,
     SnnTorchLeaky,
@@ -135,6 +135,10 @@ class _Fused:
     #: arithmetic takes them), on the host with the reference's own expression; its gradient reaches the
     #: parameter through autograd
     p0_from: Callable[[Dynamics, dict], "float | Tensor"] | None = None
+    #: the entry point (``run``'s signature) of the kernel family that runs this class, when it is not this
+    #: module's elementwise kernels: :func:`.triton_coupled.run` for the coupled bifurcation, whose matrix mixes
+    #: channels (that module adds its row, its launcher building on this one's helpers)
+    run: Callable[..., tuple] | None = None
 
 
 def _fire_then_reset(dynamics) -> dict:
@@ -177,6 +181,7 @@ _FUSED: dict[type, _Fused] = {
     SpikingJelly014LIF: _Fused(codes.PRODUCT_DECAY, "tau", _fire_then_reset, p0_from=SpikingJelly014LIF.decay),
     SpikingJelly014PLIF: _Fused(codes.PRODUCT_DECAY, "q", _fire_then_reset, p0_from=SpikingJelly014PLIF.decay),
     DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
+    # CoupledBifurcation: added by .triton_coupled, its own kernel family
 }
 
 
@@ -223,10 +228,6 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
     reason = _dynamics_reason(dynamics)
     if reason is not None:
         return reason
-    if type(dynamics) is CoupledBifurcation:
-        reason = triton_coupled.reason(x, dynamics)
-        if reason is not None:
-            return reason
     if x.dtype not in _DTYPES:
         return f"expected x of dtype float32, bfloat16 or float16, got {x.dtype} (the torch backend runs it)"
     reason = _state_reason(x, dynamics)
@@ -250,8 +251,9 @@ def run(
     x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
-    if type(dynamics) is CoupledBifurcation:  # its own kernels: channels mix, so a program owns positions
-        return triton_coupled.run(x, v0, dynamics, params, return_v_seq)
+    family = _FUSED[type(dynamics)].run
+    if family is not None:  # a kernel family of its own
+        return family(x, v0, dynamics, params, return_v_seq)
     config = _Config.of(dynamics).for_call(dynamics, x, params)
     if config.state != codes.ROUND_FP32:
         _check_16_bit_params(dynamics, params, x)
@@ -310,8 +312,8 @@ def _check_16_bit_params(dynamics: Dynamics, params: dict, x: Tensor) -> None:
 
 def _dynamics_reason(dynamics: Dynamics) -> str | None:
     kind = type(dynamics)
-    if kind not in _FUSED and kind is not CoupledBifurcation:
-        fused = sorted([t.__name__ for t in _FUSED] + [CoupledBifurcation.__name__])
+    if kind not in _FUSED:
+        fused = sorted(t.__name__ for t in _FUSED)
         return f"the triton backend fuses {fused}, got {kind.__name__} (the torch backend runs it)"
     if dynamics.relaxed:
         return "relaxed dynamics (the smooth forward used for gradcheck) run on the torch backend only"
@@ -532,6 +534,9 @@ def _launch(x: Tensor, interpreted: bool) -> dict:
     """The launch constants for x's GPU architecture and dtype: the measured ones from :data:`TUNING_FILE`
     where ``bench/gpu_check.py`` wrote some, else the module's defaults."""
     defaults = {"FORWARD_CHUNK": FORWARD_CHUNK, "NUM_WARPS": NUM_WARPS, "BACKWARD_BLOCK": BACKWARD_BLOCK}
+    chosen = _CHOSEN_LAUNCH.get()
+    if chosen is not None:  # a sweep's candidate (launch_constants): neither the tuning file nor the defaults
+        return {**defaults, **chosen}
     if interpreted or x.device.type != "cuda":
         return defaults
     arch = "sm_{}{}".format(*torch.cuda.get_device_capability(x.device))
@@ -546,22 +551,23 @@ def _tuning() -> dict:
     return json.loads(TUNING_FILE.read_text())
 
 
+#: the launch constants :func:`launch_constants` chose for the calls inside it (None: the tuned or default ones)
+_CHOSEN_LAUNCH: contextvars.ContextVar[dict | None] = contextvars.ContextVar("launch_constants", default=None)
+
+
 @contextlib.contextmanager
 def launch_constants(**constants):
-    """Run with these default launch constants (``FORWARD_CHUNK``, ``NUM_WARPS``, ``BACKWARD_BLOCK``) in place
-    of the module's and of the tuning file's: what the sweep in ``bench/gpu_check.py`` times."""
+    """Run with these launch constants (``FORWARD_CHUNK``, ``NUM_WARPS``, ``BACKWARD_BLOCK``; the others the
+    module's defaults) in place of the tuning file's, on any device: what the sweep in ``bench/gpu_check.py``
+    times and what ``bench/kernels_static.py --launch`` compiles."""
     unknown = sorted(set(constants) - {"FORWARD_CHUNK", "NUM_WARPS", "BACKWARD_BLOCK"})
     if unknown:
         raise ValueError(f"unknown launch constants {unknown}; expected FORWARD_CHUNK, NUM_WARPS, BACKWARD_BLOCK")
-    module = globals()
-    saved = {name: module[name] for name in constants}
-    cached, module["_tuning"] = module["_tuning"], lambda: {}
-    module.update(constants)
+    token = _CHOSEN_LAUNCH.set({**(_CHOSEN_LAUNCH.get() or {}), **constants})
     try:
         yield
     finally:
-        module.update(saved)
-        module["_tuning"] = cached
+        _CHOSEN_LAUNCH.reset(token)
 
 
 def write_tuning(table: dict) -> None:
@@ -630,6 +636,10 @@ def _interpreted(kernels) -> bool:
 _HAS_CUSTOM_OPS = hasattr(torch.library, "custom_op")
 if _HAS_CUSTOM_OPS:
     _define_ops()
+<<<<<<< HEAD
 register_backend("triton", run, supports, auto_devices=("cuda",), any_state_dtype=True)  # supports() judges it
 
 from . import triton_coupled  # noqa: E402  (coupled calls; its launcher uses the helpers above)
+=======
+register_backend("triton", run, supports, auto_devices=("cuda",))
+>>>>>>> coupled

@@ -1,16 +1,15 @@
 """The ``triton`` backend's coupled bifurcation: :class:`CoupledBifurcation` in one fused kernel forward and
 one backward (:mod:`.triton_coupled_kernels`), behind the custom ops ``bsnn::triton_coupled`` and
-``bsnn::triton_coupled_backward``.
+``bsnn::triton_coupled_backward``, for any number of channels.
 
-:mod:`.triton_backend` hands a coupled call here (``reason``, ``run``); the launch helpers (layouts, value
-modes, surrogates, the interpreter switch) are that module's. A thread keeps the ``C`` states of one position
-in registers, and every step reads the ``C x C`` matrix ``A`` (cached; ptxas keeps many of those loads in
-flight at once), so the fused kernel takes at most :data:`MAX_CHANNELS` channels. Compiled for sm_90 and
-sm_80 (``bench/kernels_static.py --set coupled``), 16 channels take 168-255 registers without spilling, except
-the backward with every option at once (16-bit x, ``v_seq`` and its gradient, a full initial state, a
-per-channel threshold, every gradient), which spills 72 bytes on sm_90 and 260 on sm_80; 32 channels spill
-64 to 1,604 bytes in every variant. A call with more channels is refused with that reason, and ``"auto"``
-runs it on ``"torch"``.
+A kernel family of the triton backend: its row of :mod:`.triton_backend`'s dispatch table (added at the end of
+this module) sends a coupled call to :func:`run`; the launch helpers (layouts, value modes, surrogates, the
+interpreter switch, the output buffers) are that module's. A thread owns a position (a sample's pixel) and its
+``C`` channels, ``ROWS`` at a time; up to :data:`CHANNEL_ROWS` channels the state stays in the thread's
+registers, past that it is staged through a scratch buffer in global memory (``[programs, 2, C, BLOCK]``
+fp32), so the registers a thread needs no longer grow with ``C``. Compiled for sm_90 and sm_80 with the
+ptxas of the triton wheel (``bench/kernels_static.py --set coupled``), no variant spills or uses local or
+shared memory up to 64 channels (``docs/kernels.md`` has the registers).
 """
 
 from __future__ import annotations
@@ -22,24 +21,15 @@ import torch
 from torch import Tensor
 
 from . import triton_backend as base
+from . import triton_codes as codes
 from .dynamics import CoupledBifurcation
 from .reference import _sum_to_shape
 
-#: the most channels the fused kernel takes (the registers of one thread: see the module docstring)
-MAX_CHANNELS = 16
+#: output channels a thread computes at a time: the rows of its register tiles. A layer with at most this many
+#: channels keeps its whole state in registers; a wider one stages it through the scratch, chunk by chunk.
+CHANNEL_ROWS = 8
 #: positions per program on a GPU: one per thread, 4 warps (fewer when there are fewer positions)
 BLOCK = 128
-
-
-def reason(x: Tensor, dynamics: CoupledBifurcation) -> str | None:
-    """None if the fused coupled kernel runs this call, else why not."""
-    channels = x.shape[2] if x.dim() > 2 else 1
-    if channels > MAX_CHANNELS:
-        return (
-            f"CoupledBifurcation over {channels} channels: the fused kernel keeps a position's channels in one "
-            f"thread's registers and takes at most {MAX_CHANNELS}; the torch backend runs it"
-        )
-    return None
 
 
 def run(
@@ -66,7 +56,8 @@ def _config(dynamics: CoupledBifurcation) -> tuple:
 
 
 class _Shape:
-    """x[T, N, C, *S'] as the kernels see it: P positions (samples x pixels) of C channels each."""
+    """x[T, N, C, *S'] as the kernels see it: P positions (samples x pixels) of C channels each, taken ROWS at a
+    time (C_PAD: C rounded up to a multiple of ROWS)."""
 
     def __init__(self, x: Tensor):
         self.steps = x.shape[0]
@@ -74,15 +65,24 @@ class _Shape:
         self.inner = math.prod(x.shape[3:])
         self.sample = self.channels * self.inner
         self.positions = x.shape[1] * self.inner
-        self.c_pad = base._next_power_of_2(self.channels)
+        self.rows = min(base._next_power_of_2(self.channels), CHANNEL_ROWS)
+        self.c_pad = base._cdiv(self.channels, self.rows) * self.rows
+        self.staged = self.c_pad > self.rows
 
     def launch(self, interpreted: bool) -> tuple[int, int]:
         """(positions per program, warps)."""
         if interpreted:
-            block = min(base._next_power_of_2(self.positions), max(base.INTERPRETER_BLOCK // self.c_pad, 1))
+            block = min(base._next_power_of_2(self.positions), max(base.INTERPRETER_BLOCK // self.rows, 1))
             return block, 4
         block = min(BLOCK, max(32, base._next_power_of_2(self.positions)))
         return block, block // 32
+
+    def scratch(self, device: torch.device) -> Tensor | None:
+        """The staged path's scratch, two time steps of x's layout in fp32 (None in registers): the state
+        forward, ``dL/dv`` and ``dL/dh`` backward."""
+        if not self.staged:
+            return None
+        return base._empty((2, self.positions // self.inner, self.channels, self.inner), torch.float32, device)
 
 
 def _forward_impl(
@@ -102,15 +102,17 @@ def _forward_impl(
     x, v0, coupling, threshold = x.contiguous(), v0.contiguous(), coupling.contiguous(), threshold.contiguous()
     interpreted = base._interpreted(base._kernels())
     block, warps = shape.launch(interpreted)
+    scratch = shape.scratch(x.device)
     with base._on_device(x, interpreted):
         kernels.coupled_forward_kernel[(base._cdiv(shape.positions, block),)](
             x, v0, coupling.t().contiguous(), threshold,
             spikes, v_final, v_seq if return_v_seq else v_final, h_seq if save else v_final,
+            scratch if scratch is not None else v_final,
             shape.steps, shape.positions, shape.sample, shape.inner,
             v_reset,
-            C=shape.channels, C_PAD=shape.c_pad, RESET=reset,
+            C=shape.channels, C_PAD=shape.c_pad, ROWS=shape.rows, RESET=reset,
             V0_MODE=base._mode(v0, x, allow_full=True), TH_MODE=base._mode(threshold, x),
-            STORE_V_SEQ=return_v_seq, SAVE_H=save, BLOCK=block, WIDE=base._wide(x),
+            STORE_V_SEQ=return_v_seq, SAVE_H=save, BLOCK=block, WIDE=_wide(x, scratch),
             num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
     return spikes, v_final, v_seq, h_seq
@@ -157,6 +159,7 @@ def _backward_impl(
     grads = [g.contiguous() if g is not None else None for g in (grad_spikes, grad_v_final, grad_v_seq)]
     interpreted = base._interpreted(base._kernels())
     block, warps = shape.launch(interpreted)
+    scratch = shape.scratch(x.device)
     dummy = h_seq
     with base._on_device(x, interpreted):
         kernels.coupled_backward_kernel[(base._cdiv(shape.positions, block),)](
@@ -164,15 +167,16 @@ def _backward_impl(
             *[g if g is not None else dummy for g in grads],
             grad_x if need_x else dummy, grad_h if grad_h.numel() else dummy, v_prev if need_coupling else dummy,
             grad_v0 if need_v0 else dummy, grad_threshold if need_threshold else dummy,
+            scratch if scratch is not None else dummy,
             shape.steps, shape.positions, shape.sample, shape.inner,
             v_reset, sg_a, sg_b,
-            C=shape.channels, C_PAD=shape.c_pad, RESET=reset, DETACH_RESET=detach_reset, SURROGATE=surrogate,
+            C=shape.channels, C_PAD=shape.c_pad, ROWS=shape.rows, RESET=reset, DETACH_RESET=detach_reset, SURROGATE=surrogate,
             V0_MODE=base._mode(v0, x, allow_full=True), TH_MODE=base._mode(threshold, x),
             HAS_GS=grads[0] is not None, HAS_GV_FINAL=grads[1] is not None,
             HAS_GV_SEQ=grads[2] is not None and grads[2].numel() > 0,
             NEED_X=need_x, STORE_GH=grad_h.numel() > 0, STORE_V_PREV=need_coupling,
             NEED_V0=need_v0, NEED_TH=need_threshold,
-            BLOCK=block, WIDE=base._wide(x),
+            BLOCK=block, WIDE=_wide(x, scratch),
             num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
     if need_coupling:
@@ -227,6 +231,11 @@ def _autograd_backward(ctx, grad_spikes, grad_v_final, grad_v_seq, _grad_h_seq):
     ) + (None,) * ctx.static_inputs
 
 
+def _wide(x: Tensor, scratch: Tensor | None) -> bool:
+    """64-bit offsets when x or the scratch (twice x's size at T = 1) has 2**31 elements or more."""
+    return base._wide(x) or (scratch is not None and base._wide(scratch))
+
+
 def _kernels():
     """The kernel module, imported (so compiled or interpreted, per TRITON_INTERPRET) on first use."""
     from . import triton_coupled_kernels
@@ -240,3 +249,9 @@ if base._HAS_CUSTOM_OPS:
     _backward = torch.library.custom_op("bsnn::triton_coupled_backward", _backward_impl, mutates_args=())
     _backward.register_fake(_backward_fake)
     _forward.register_autograd(_autograd_backward, setup_context=_setup_context)
+
+# the coupled bifurcation's row of the triton backend's dispatch table: fire, reset and their backward are the
+# diagonal bifurcation's with 1 + lambda = 1; the mixing and the launch are this module's
+base._FUSED[CoupledBifurcation] = base._Fused(
+    codes.DIAGONAL_BIFURCATION, None, base._fire_then_reset, run=run
+)
