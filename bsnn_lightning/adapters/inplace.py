@@ -13,7 +13,6 @@ come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`, as for this packa
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..engine.torch_modes import ops_observed

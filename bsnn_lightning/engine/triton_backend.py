@@ -286,8 +286,8 @@ def _state_reason(x: Tensor, dynamics: Dynamics) -> str | None:
     what = f"a {state} state for {x.dtype} input"
     if state not in (torch.float16, torch.bfloat16) or state != x.dtype:
         return f"the kernels keep a float32 state, or a 16-bit one in the input's own dtype; this call asks for {what}"
-    if type(dynamics) is CoupledBifurcation:
-        return f"the coupled kernels keep a float32 state; this call asks for {what}"
+    if _FUSED[type(dynamics)].run is not None:  # a kernel family of its own (the coupled bifurcation)
+        return f"the {type(dynamics).__name__} kernels keep a float32 state; this call asks for {what}"
     config = _Config.of(dynamics)
     resets = _STATE16.get(config.kind, ())
     if config.kind not in _STATE16 or (resets is not None and config.reset not in resets):
@@ -636,10 +636,4 @@ def _interpreted(kernels) -> bool:
 _HAS_CUSTOM_OPS = hasattr(torch.library, "custom_op")
 if _HAS_CUSTOM_OPS:
     _define_ops()
-<<<<<<< HEAD
 register_backend("triton", run, supports, auto_devices=("cuda",), any_state_dtype=True)  # supports() judges it
-
-from . import triton_coupled  # noqa: E402  (coupled calls; its launcher uses the helpers above)
-=======
-register_backend("triton", run, supports, auto_devices=("cuda",))
->>>>>>> coupled
