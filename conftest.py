@@ -26,3 +26,22 @@ def poisoned_triton_outputs(monkeypatch):
         return torch.full(shape, float("nan"), dtype=dtype, device=device)
 
     monkeypatch.setattr(triton_backend, "_empty", poisoned)
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism_flags():
+    """A Trainer built with ``deterministic`` (the TET recipes) sets process-wide torch flags; give every test
+    the flags it started with, whatever the tests before it built."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.benchmark = saved[2]
+    if saved[3] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[3]

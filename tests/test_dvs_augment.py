@@ -175,6 +175,7 @@ def test_released_cutmix_pastes_polarity_row_bands_and_mixes_labels_by_the_nomin
         mix(x[:, 0], y, 4)
 
 
+@pytest.mark.slow
 def test_released_cutmix_leaves_most_128_frames_unchanged_but_always_mixes_labels():
     """At 128 x 128 with alpha 1 about 35% of the released code's cutmix batches change the input at all."""
     torch.manual_seed(0)
@@ -182,14 +183,14 @@ def test_released_cutmix_leaves_most_128_frames_unchanged_but_always_mixes_label
     x = torch.stack([torch.zeros(1, 2, 128, 128), torch.ones(1, 2, 128, 128)])
     y = torch.tensor([0, 1])
     changed = mixed_labels = 0
-    for _ in range(400):
+    for _ in range(150):
         mixed, soft = mix(x, y, 2)
         band = mixed[0, 0]  # [C, H, W]: sample 0 got ones where the box fell
         if band.any():
             changed += 1
             assert band.all(dim=-1).eq(band.any(dim=-1)).all()  # full-width rows
         mixed_labels += bool(soft[0, 1] > 0)
-    assert 0.25 < changed / 400 < 0.45 and mixed_labels > 0.9 * 400
+    assert 0.2 < changed / 150 < 0.5 and mixed_labels > 0.9 * 150  # 0.345 exactly (docs/recipes.md)
 
 
 def test_permutation_partner_is_a_random_permutation_with_one_lam():
