@@ -76,10 +76,23 @@ def pytest_collect_file(file_path, parent):
 
 
 def pytest_collection_modifyitems(items):
+    """```bash blocks are slow tests, and so is a `skip: next` directive in front of one (left in a run without
+    its block, it would apply to the document's next block instead)."""
     for item in items:
         example = getattr(item, "example", None)
-        if example is not None and example.region.evaluator is run_shell_block:
+        if example is not None and _runs_shell(example.region, example.document):
             item.add_marker(pytest.mark.slow)
+
+
+def _runs_shell(region, document) -> bool:
+    from sybil.evaluators.skip import Skipper
+
+    if region.evaluator is run_shell_block:
+        return True
+    if not isinstance(region.evaluator, Skipper) or region.parsed[0] != "next":
+        return False
+    following = [r for start, r in document.regions if start > region.start]
+    return bool(following) and following[0].evaluator is run_shell_block
 
 
 @pytest.fixture
