@@ -118,3 +118,38 @@ def test_the_loss_defaults():
     assert torch.allclose(losses.tet(out, target), (1 - 1e-3) * ce + 1e-3 * (out - 1).square().mean(), rtol=1e-12)
     smoothed = torch.stack([nn.functional.cross_entropy(o, target, label_smoothing=0.01) for o in out]).mean()
     assert torch.allclose(losses.label_smoothed_tet(out, target), smoothed, rtol=1e-12)
+
+
+def _snntorch():
+    return pytest.importorskip("snntorch")
+
+
+def _spikingjelly():
+    return pytest.importorskip("spikingjelly.activation_based.neuron"), pytest.importorskip("spikingjelly.activation_based.surrogate")
+
+
+#: docs/adapters.md, "Refused, with a message that names the class and what to do": (the neuron, the convert
+#: arguments, what the message must name) for the entries no adapter test covers
+REFUSALS = {
+    "snntorch LeakyParallel": (lambda: _snntorch().LeakyParallel(input_size=3, hidden_size=4), {}, r"snntorch\.LeakyParallel is not supported.*backend='native'"),
+    "snntorch SLSTM": (lambda: _snntorch().SLSTM(input_size=3, hidden_size=4), {}, r"snntorch\.SLSTM is not supported.*backend='native'"),
+    "snntorch state_quant": (lambda: _snntorch().Leaky(beta=0.9, state_quant=lambda u: u), {}, r"snntorch\.Leaky with state_quant.*backend='native'"),
+    "snntorch surrogate_disable": (lambda: _snntorch().Leaky(beta=0.9, surrogate_disable=True), {}, r"snntorch\.Leaky with surrogate_disable.*backend='native'"),
+    "spikingjelly QIFNode": (lambda: _spikingjelly()[0].QIFNode(), {}, r"spikingjelly QIFNode is not supported.*backend='native'"),
+    "spikingjelly spiking=False": (
+        lambda: _spikingjelly()[0].LIFNode(surrogate_function=_spikingjelly()[1].ATan(spiking=False)), {},
+        r"LIFNode has a surrogate with spiking=False.*set surrogate_function\.spiking = True or keep backend='native'",
+    ),
+    "native with an IMP": (lambda: _snntorch().Leaky(beta=0.9), {"backend": "native", "imp": "layer"}, r"backend='native' keeps .* no bifurcation dynamics, IMP or sequence mode"),
+    "native in sequence mode": (lambda: _snntorch().Leaky(beta=0.9), {"backend": "native", "step_mode": "m"}, r"backend='native' keeps .* no bifurcation dynamics, IMP or sequence mode"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_the_documented_refusals_name_the_class_and_what_to_do(case):
+    make, arguments, message = REFUSALS[case]
+    net = nn.Sequential(nn.Linear(3, 3), make())
+    kind = type(net[1])
+    with pytest.raises(ValueError, match=message):
+        bl.convert(net, **{"backend": "torch", **arguments})
+    assert type(net[1]) is kind and not hasattr(net[1], "bsnn_settings")  # left as it was
