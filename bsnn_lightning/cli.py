@@ -39,7 +39,8 @@ class BsnnCLI(LightningCLI):
         parser.add_argument("--test_after_fit", type=bool, default=True, help="evaluate the test split after fit")
 
     def before_instantiate_classes(self) -> None:
-        accelerator = self.config[self.subcommand]["trainer"].get("accelerator")
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        accelerator = config["trainer"].get("accelerator")
         if accelerator in ("gpu", "cuda") and not (CUDAAccelerator.is_available() or MPSAccelerator.is_available()):
             raise NoGPUError(
                 f"this run asks for a GPU (trainer.accelerator: {accelerator}) and this machine has none. To try it "
