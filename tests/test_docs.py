@@ -43,7 +43,7 @@ def test_every_fenced_block_names_its_language(doc):
     lexer = RawFencedCodeBlockLexer(info_pattern=re.compile(r"(?P<info>.*)$\n", re.MULTILINE))
     document = Document(doc.read_text(), str(doc))
     found = [(document.line_column(region.start), region.lexemes["info"]) for region in lexer(document)]
-    assert found or doc.name in ("adapters.md", "recipes.md")
+    assert found or "```" not in doc.read_text()  # the lexer sees the blocks there are
     unlabelled = [(where, info) for where, info in found if info not in LANGUAGES]
     assert not unlabelled, f"expected every fenced block to name one of {sorted(LANGUAGES)}, got {unlabelled}"
 
