@@ -48,7 +48,7 @@ class BsnnCLI(LightningCLI):
             raise NoGPUError(
                 f"this run asks for a GPU (trainer.accelerator: {accelerator}) and this machine has none. To try it "
                 "on the CPU, override the trainer: --trainer.accelerator cpu --trainer.precision 32-true (and "
-                "--trainer.fast_dev_run true for one batch of each split)"
+                "--trainer.fast_dev_run true for one training and one validation batch)"
             )
 
     def after_fit(self) -> None:

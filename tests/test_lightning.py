@@ -132,8 +132,9 @@ def test_reset_states_callback_stops_state_leaking_between_batches(tmp_path):
 
 def test_convert_callback_without_shapes_says_what_to_do(tmp_path):
     t = trainer(tmp_path, callbacks=[ConvertNeurons(imp="neuron")])
-    with pytest.raises(ValueError, match="need their input shape"):
+    with pytest.raises(ValueError, match="need their input shape") as refused:
         t.fit(UserModule(), datamodule=TensorFrames())
+    assert "ConvertNeurons(example_input=batch)" in str(refused.value) and "example_input_array" in str(refused.value)
 
 
 @pytest.mark.slow
