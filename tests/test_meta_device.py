@@ -60,3 +60,15 @@ def test_a_model_converts_on_the_meta_device_with_the_shapes_of_a_cpu_conversion
     out = model(torch.empty(4, 2, 6, device="meta"))
     assert out.is_meta and out.shape == (4, 2, 3)
     assert "tau=meta" in repr(model)
+
+
+def test_a_deferred_check_on_the_meta_device_leaves_nothing_to_read():
+    """A value check on meta tensors has no value to keep: a flag left there would make the next
+    ``raise_deferred`` (any model's, later in the process) fail reading it."""
+    from bsnn_lightning.engine import checks
+
+    checks.clear()
+    neuron = bl.LIFNeuron(learn_tau=True, check_finite="defer").to("meta")
+    neuron(torch.empty(X_SHAPE, device="meta"))
+    assert checks.pending() == 0
+    checks.raise_deferred()

@@ -108,7 +108,10 @@ def leave(token: contextvars.Token) -> None:
 
 def defer(what: str, bad: torch.Tensor) -> None:
     """Remember (on the device) whether ``bad`` was True, under ``what`` and the current owner (see
-    :func:`owned_by`), until :func:`raise_deferred`."""
+    :func:`owned_by`), until :func:`raise_deferred`. A flag on the ``meta`` device holds no value (shapes only,
+    as when a model is traced there): there is nothing to check and nothing is kept."""
+    if bad.device.type == "meta":
+        return
     owner = _OWNER.get()
     flags = _UNOWNED if owner is None else _DEFERRED.setdefault(owner, {})
     key = (what, bad.device)
