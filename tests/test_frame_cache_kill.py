@@ -62,9 +62,10 @@ def test_a_build_killed_mid_way_leaves_no_worker_and_no_half_file(tmp_path, sig)
         _wait_for(lambda: len(list((tmp_path / "pids").iterdir())) >= 2 and len(list(frames_dir.glob("*.npy"))) >= 2,
                   120, "two workers at work and two sample files written")
         workers = [int(p.name) for p in (tmp_path / "pids").iterdir()]
+        before = len(list(frames_dir.glob("*.npy")))
         build.send_signal(sig)
-        build.wait(timeout=5)  # Ctrl-C: the parent stops at once, it does not wait for the queued files
         _wait_for(lambda: not any(_alive(pid) for pid in workers), 5, f"the workers {workers} to exit")
+        build.wait(timeout=120)  # (an interpreter that imported torch can take seconds to tear down under load)
     finally:  # a failed test leaves nothing running either
         if build.poll() is None:
             build.kill()
@@ -74,7 +75,8 @@ def test_a_build_killed_mid_way_leaves_no_worker_and_no_half_file(tmp_path, sig)
     assert build.returncode != 0
     assert not (folder / "manifest.json").exists()
     written = sorted(frames_dir.glob("*.npy"))
-    assert 2 <= len(written) < N_FILES
+    assert 2 <= len(written) <= before + 2  # stopped at once (at most the files in flight were finished), not
+    # after the queued ones (Ctrl-C used to wait for the whole build)
     for path in written:  # every sample file is whole: a killed writer leaves at most a *.tmp file
         assert load_frames(path).shape == frame_cache_build.SPEC.shape
     manifest = build_frame_cache(folder, params, listed, frame_cache_build.read_atis_bin, frame_cache_build.SPEC, progress=False)
