@@ -1,7 +1,8 @@
 """``bsnn``: the console command, a thin LightningCLI.
 
     bsnn fit --config recipes/quickstart.yaml
-    bsnn test --config recipes/quickstart.yaml --ckpt_path runs/quickstart/.../last.ckpt
+    bsnn fit --config recipes/quickstart.yaml --ckpt_path last   # resume an interrupted run
+    bsnn test --config recipes/quickstart.yaml --ckpt_path runs/quickstart/checkpoints/last.ckpt
     bsnn fit --config recipes/quickstart.yaml --print_config
     bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded data
 

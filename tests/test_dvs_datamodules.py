@@ -299,12 +299,16 @@ def test_interrupted_cache_build_is_never_complete_and_is_resumed(tmp_path):
     assert len(dm.train_set) == 3 and len(dm.test_set) == 1
 
 
-def test_an_empty_event_file_is_refused_naming_it_not_made_an_all_zero_sample(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_empty_event_file_is_refused_naming_it_not_made_an_all_zero_sample(tmp_path, workers):
+    import multiprocessing
+
     root, sums, _ = _nmnist_with(tmp_path, b"")  # a 0-byte recording (an interrupted copy, a failed extraction)
-    dm = make(NMNISTDataModule, root, tmp_path / "cache", sums)
+    dm = make(NMNISTDataModule, root, tmp_path / "cache", sums, num_workers=workers)
     empty = root / "extracted" / "Train" / "Train" / "2" / "00003.bin"
     with pytest.raises(EventFileError, match=rf"^{re.escape(str(empty))}: at byte offset 0: no events \(0 bytes\)"):
-        dm.prepare_data()
+        dm.prepare_data()  # with workers: the error comes back whole from the worker process ...
+    assert not multiprocessing.active_children()  # ... and the workers are gone, not left waiting for work
     assert not (dm._cache(dm._checked_sources())[0] / "manifest.json").exists()
 
 

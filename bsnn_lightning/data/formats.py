@@ -68,6 +68,9 @@ class EventFileError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: at byte offset {self.offset}: {problem}")
 
+    def __reduce__(self):  # rebuilt from its three parts when a worker process sends it back
+        return type(self), (self.path, self.offset, self.problem)
+
 
 class GestureWindow(NamedTuple):
     """One row of a DVS128 Gesture labels file: a gesture and its time window on the events' clock."""

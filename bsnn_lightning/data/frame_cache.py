@@ -18,19 +18,26 @@ Layout of one cache (a folder under the cache root, named by :func:`cache_folder
 
 The folder name spells out every parameter that changes the frames, and ends with a hash of them
 together with the list of source files (relative names, sizes, labels, splits, time windows); the
-manifest repeats them all and is checked on every read. A run that is interrupted leaves no
+manifest repeats them all and is checked on every read, with the size of every sample file (a
+truncated one is named, and ``prepare_data`` rebuilds it). A run that is interrupted leaves no
 manifest, so its cache is never read as complete; the next ``prepare_data`` keeps the sources
-already finished (their ``source-*.json`` exists) and builds the rest.
+already finished (their ``source-*.json`` exists) and builds the rest. Its worker processes do not
+outlive it: Ctrl-C or an error terminates them, and a parent killed outright (SIGTERM, SIGKILL) is
+noticed by each worker within a fraction of a second.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import contextlib
 import functools
 import hashlib
 import io
 import json
 import multiprocessing
+import os
+import signal
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,11 +177,10 @@ def build_frame_cache(
     bar.update(len(jobs) - len(todo))
     try:
         if workers > 0 and len(todo) > 1:
-            # the platform's default start method, as torch's DataLoader workers use (fork on Linux)
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context()) as pool:
-                futures = {pool.submit(_build_source, s, f, reader, spec, frames_dir): f for s, f in todo}
-                for future in cf.as_completed(futures):
-                    results[futures[future]] = future.result()
+            with _worker_pool(workers) as pool:
+                jobs_args = [(s, f, reader, spec, frames_dir) for s, f in todo]
+                for first, metas in pool.imap_unordered(_build_job, jobs_args, chunksize=1):
+                    results[first] = metas
                     bar.update(1)
         else:
             for source, first in todo:
@@ -246,6 +252,47 @@ def load_frames(path: "str | Path") -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Helpers (run in worker processes too: module level, picklable)
 # --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int):
+    """Worker processes that never outlive the build: an exception or a KeyboardInterrupt here terminates
+    them at once (no waiting for the queued files), and each worker ignores SIGINT (Ctrl-C reaches the
+    whole process group; the parent alone handles it) and exits by itself within
+    :data:`_PARENT_POLL_S` when the parent is gone (killed, SIGTERM or SIGKILL, before it could clean up).
+    A worker stopped mid-file leaves at most a ``*.tmp`` file: every write is atomic."""
+    # the platform's default start method, as torch's DataLoader workers use (fork on Linux)
+    pool = multiprocessing.get_context().Pool(workers, initializer=_watch_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+#: how often a cache-building worker checks that its parent is alive (seconds)
+_PARENT_POLL_S = 0.2
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: ignore SIGINT, and exit as soon as ``parent`` is no longer this process's parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="bsnn-parent-watch", daemon=True).start()
+
+
+def _build_job(args: tuple) -> tuple[int, list[dict]]:
+    source, first, reader, spec, frames_dir = args
+    return first, _build_source(source, first, reader, spec, frames_dir)
 
 
 def _build_source(source: SourceFile, first: int, reader: Reader, spec: FrameSpec, frames_dir: Path) -> list[dict]:

@@ -4,16 +4,21 @@ DataLoaders they serve.
 :class:`~bsnn_lightning.data.DigitEventsDataModule` and the DVS DataModules
 (:mod:`bsnn_lightning.data.dvs`) build their loaders here, so that both serve batches the same way
 (shuffled training set, persistent workers when there are workers, pinned memory when CUDA is there).
+
+The training set's order in each epoch is drawn from the run's seed and the epoch's number alone
+(:class:`EpochShuffle`), so a run resumed from a checkpoint (``--ckpt_path last``) sees the same batches
+as the run it continues.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-__all__ = ["check_choice", "check_int", "check_probability", "default_num_workers", "make_loader"]
+__all__ = ["EpochShuffle", "check_choice", "check_int", "check_probability", "default_num_workers", "make_loader"]
 
 
 def default_num_workers() -> int:
@@ -32,11 +37,39 @@ def make_loader(dataset: Dataset | None, *, batch_size: int, num_workers: int, s
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochShuffle(dataset) if shuffle else None,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )
+
+
+class EpochShuffle(RandomSampler):
+    """Every index once per epoch, in an order drawn from ``(seed, epoch)`` alone.
+
+    ``seed`` defaults to ``torch.initial_seed()``: the seed of ``seed_everything`` (every recipe sets one).
+    Lightning calls :meth:`set_epoch` before each epoch, as for a ``DistributedSampler``; so a run resumed from
+    the checkpoint of epoch ``e`` draws the same order for epoch ``e + 1`` as the run that wrote it did, which a
+    ``RandomSampler`` (drawing from the global random state that the earlier epochs advanced) does not. It is
+    a ``RandomSampler`` so that Lightning, under DDP, swaps it for a shuffling ``DistributedSampler``, which is
+    keyed by seed and epoch too.
+
+    >>> sampler = EpochShuffle(range(5), seed=0)
+    >>> first = list(sampler); sampler.set_epoch(1); second = list(sampler); sampler.set_epoch(0)
+    >>> sorted(first) == [0, 1, 2, 3, 4], first == list(sampler), first != second
+    (True, True, True)
+    """
+
+    def __init__(self, data_source, seed: int | None = None) -> None:
+        super().__init__(data_source)
+        self.seed = torch.initial_seed() if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        yield from np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data_source)).tolist()
 
 
 def check_int(name: str, value, minimum: int | None = None) -> None:
