@@ -49,6 +49,51 @@ def test_a_subclass_of_an_snntorch_neuron_is_refused_by_name_beside_supported_on
     assert type(net[1]) is snn.Leaky and type(net[3]) is MyLeaky
 
 
+@bl.same_equations
+class SlowLIF(neuron.LIFNode):
+    """A subclass that only changes defaults and adds a method, declared as such."""
+
+    def __init__(self, **kwargs):
+        super().__init__(tau=4.0, step_mode="m", **kwargs)
+
+    def describe(self):
+        return "slow"
+
+
+@bl.same_equations
+class ChargesDifferently(neuron.LIFNode):
+    def single_step_functional_forward(self, x, *args, **kwargs):  # SpikingJelly 2.0's charge, fire and reset
+        return super().single_step_functional_forward(2 * x, *args, **kwargs)
+
+
+@bl.same_equations
+class DeclaredLeaky(snn.Leaky):
+    pass
+
+
+def test_a_subclass_declared_with_same_equations_converts_as_its_base_and_stays_exact():
+    x = torch.rand(5, 2, 4) * 2
+    native = _sj_net(SlowLIF())
+    converted = bl.convert(copy.deepcopy(native), "lif", backend="torch")
+    assert type(converted[1]).__name__ == "SlowLIF" and isinstance(converted[1], SlowLIF) and converted[1].describe() == "slow"
+    assert torch.equal(converted(x), native(x))
+    bl.convert(converted, backend="native")
+    assert type(converted[1]) is SlowLIF
+    leaky = bl.convert(nn.Sequential(nn.Linear(4, 4), DeclaredLeaky(beta=0.8, init_hidden=True)), "bifurcation", step_mode="m",
+                       example_input=x)
+    assert isinstance(leaky[1], DeclaredLeaky) and leaky[1].eigenvalues is not None
+    with pytest.raises(ValueError, match=r"ChargesDifferently is declared with same_equations but overrides \['ChargesDifferently.single_step_functional_forward'\] of spikingjelly LIFNode"):
+        bl.convert(_sj_net(ChargesDifferently(step_mode="m")), "lif")
+
+    class Undeclared(SlowLIF):  # a subclass of a declared subclass is a subclass again: declare it too
+        pass
+
+    with pytest.raises(ValueError, match=r"Undeclared is a subclass of spikingjelly LIFNode.*declare it with @bsnn_lightning.same_equations"):
+        bl.convert(_sj_net(Undeclared()), "lif")
+    with pytest.raises(TypeError, match="same_equations expects a subclass of a library neuron class, got 3"):
+        bl.same_equations(3)
+
+
 def test_reset_states_clears_a_subclass_membrane_and_spikingjelly_memory_layers():
     net = nn.Sequential(layer.Linear(4, 4, step_mode="m"), MyLIF(step_mode="m"), layer.Dropout(0.5, step_mode="m"))
     net.train()

@@ -1,5 +1,5 @@
 """Property-based tests of the misuse contract (issue 19): drawn models (nested containers, one neuron at several
-places, subclasses of supported neurons, snnTorch and SpikingJelly neurons beside this package's own), drawn
+places, subclasses of supported neurons (declared with ``same_equations`` or not), snnTorch and SpikingJelly neurons beside this package's own), drawn
 ``convert`` options, and drawn orders of convert / load_state_dict / optimizer creation / reset / deepcopy.
 
 Invariants:
@@ -52,6 +52,19 @@ class UserLeaky(snn.Leaky):
     pass
 
 
+@bl.same_equations
+class DeclaredLIF(neuron.LIFNode):
+    """A subclass declared to compute LIFNode's equations: converted as LIFNode."""
+
+    def __init__(self):
+        super().__init__(tau=3.0, step_mode="m")
+
+
+@bl.same_equations
+class DeclaredLeaky(snn.Leaky):
+    pass
+
+
 _MAKERS = {
     "own_lif": lambda: bl.LIFNeuron(tau=2.0, v_reset=None),
     "own_bif": lambda: bl.BifurcationNeuron(),
@@ -59,11 +72,14 @@ _MAKERS = {
     "sj_plif": lambda: neuron.ParametricLIFNode(step_mode="m"),
     "sj_if": lambda: neuron.IFNode(step_mode="m", v_reset=None),
     "snn_leaky": lambda: snn.Leaky(beta=0.8, init_hidden=True),
+    "sj_declared": lambda: DeclaredLIF(),
+    "snn_declared": lambda: DeclaredLeaky(beta=0.7, init_hidden=True),
     "sj_subclass": lambda: UserLIF(step_mode="m"),
     "snn_subclass": lambda: UserLeaky(beta=0.8, init_hidden=True),
 }
-_SUPPORTED = ["own_lif", "own_bif", "sj_lif", "sj_plif", "sj_if", "snn_leaky"]
+_SUPPORTED = ["own_lif", "own_bif", "sj_lif", "sj_plif", "sj_if", "snn_leaky", "sj_declared", "snn_declared"]
 _OWN = ("own_lif", "own_bif")
+_SNN = {"snn_leaky", "snn_declared", "snn_subclass"}
 _SUBCLASSES = ("sj_subclass", "snn_subclass")
 
 
@@ -114,7 +130,7 @@ def options(draw, specs, native=True):
     )
     if opts["dynamics"] == "bifurcation":
         opts["structure"] = draw(st.sampled_from(["diagonal", "coupled"]))
-    if kinds & {"snn_leaky", "snn_subclass"}:
+    if kinds & _SNN:
         opts["step_mode"] = "m"  # snnTorch neurons take whole sequences only in convert's sequence mode
     return opts
 
@@ -158,7 +174,7 @@ def convert_quietly(model, opts, x):
 
 
 def runs_on_sequences(specs, opts) -> bool:
-    snn_kinds = {"snn_leaky", "snn_subclass"} & set(kinds_of(specs))
+    snn_kinds = _SNN & set(kinds_of(specs))
     return not snn_kinds or opts.get("step_mode") == "m" and opts.get("backend") != "native"
 
 
@@ -285,7 +301,7 @@ def _reset_clears(data):
     try:
         model = convert_quietly(model, opts, x)
     except ValueError:
-        if {"snn_leaky", "snn_subclass"} & set(kinds_of(specs)):
+        if _SNN & set(kinds_of(specs)):
             return  # snnTorch's own neurons take one step per call: this layout runs only converted
     with torch.no_grad():
         first = model(x)
