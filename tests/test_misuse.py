@@ -154,20 +154,34 @@ def _sj_pair():
 
 def test_eigenvalues_and_an_imp_do_not_load_strictly_into_a_lif_model():
     source, target, x = _sj_pair()
-    with pytest.warns(UserWarning, match=r"the state dict holds \['1.imp', '1.eigenvalues'\], which LIFNode '1' .* does not use; they need dynamics='bifurcation', structure='diagonal', imp='channel' or 'neuron'"):
-        with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "1.imp", "1.eigenvalues", "3.imp", "3.eigenvalues"'):
+    with pytest.warns(UserWarning, match=r"the state dict holds \['1.imp', '1.eigenvalues', '1.eigenvalue_bounds'\], which LIFNode '1' .* does not use; they need dynamics='bifurcation', structure='diagonal', bounds=\(-1.0, 0.2\), imp='channel' or 'neuron'"):
+        with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "1.imp", "1.eigenvalues", "1.eigenvalue_bounds", "3.imp", "3.eigenvalues", "3.eigenvalue_bounds"'):
             target.load_state_dict(source.state_dict())
     assert target[1].eigenvalues is None and target[1].imp is None and target[1].bsnn_settings.dynamics == "lif"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = target.load_state_dict(source.state_dict(), strict=False)  # the weights load, the rest is left out
-    assert set(result.unexpected_keys) == {"1.imp", "1.eigenvalues", "3.imp", "3.eigenvalues"} and not result.missing_keys
+    assert set(result.unexpected_keys) == {f"{i}.{k}" for i in (1, 3) for k in ("imp", "eigenvalues", "eigenvalue_bounds")}
+    assert not result.missing_keys
     assert target[1].eigenvalues is None and torch.equal(target[0].weight, source[0].weight)
     # converted with the checkpoint's settings, it loads and computes what the source computes
     bl.convert(target, "bifurcation", imp="neuron", example_input=x)
     target.load_state_dict(source.state_dict())
     bl.reset_states(source), bl.reset_states(target)
     assert torch.equal(target(x), source(x))
+
+
+def test_eigenvalues_trained_with_other_bounds_are_refused():
+    x = torch.rand(3, 2, 4)
+    source = bl.convert(_sj_net(neuron.LIFNode(step_mode="m")), "bifurcation", example_input=x)
+    state = source.state_dict()
+    assert state["1.eigenvalue_bounds"].tolist() == [-1.0, 0.2]
+    narrow = bl.convert(_sj_net(neuron.LIFNode(step_mode="m")), "bifurcation", bounds=(-0.5, 0.2), eigen_init=(-0.5, 0.0), example_input=x)
+    with pytest.raises(RuntimeError, match=r"1.eigenvalue_bounds: the eigenvalues were trained clamped to bounds \(-1.0, 0.2\), but LIFNode '1' clamps to \(-0.5, 0.2\); convert with bounds=\(-1.0, 0.2\)"):
+        narrow.load_state_dict(state)
+    same = bl.convert(_sj_net(neuron.LIFNode(step_mode="m")), "bifurcation", example_input=x)
+    same.load_state_dict(state)
+    assert "1.eigenvalue_bounds" in state  # the caller's dict is left as it was
 
 
 def test_a_stored_parameter_of_another_mode_or_an_absent_one_is_refused():
