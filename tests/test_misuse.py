@@ -106,6 +106,19 @@ def test_reset_states_clears_a_subclass_membrane_and_spikingjelly_memory_layers(
     assert net[1].v == 0.0 and net[2].mask is None
 
 
+def test_back_to_native_snntorch_neurons_the_layers_stop_folding_time():
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(beta=0.8, init_hidden=True), nn.Flatten(),
+                        nn.Linear(4 * 5 * 5, 3), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    x = torch.rand(4, 2, 2, 5, 5)
+    bl.convert(net, "lif", step_mode="m")
+    spikes, _ = net(x)
+    bl.convert(net, backend="native")  # snnTorch's own neurons take one step per call: so do the layers again
+    assert not any(hasattr(m, "_bsnn_fold_handles") for m in net)
+    bl.reset_states(net)
+    stepped = torch.stack([net(x_t)[0] for x_t in x])
+    assert torch.equal(stepped, spikes)
+
+
 # --- 2. one neuron at several places -----------------------------------------------------------------------------
 def test_a_neuron_placed_twice_is_converted_once_for_both_places():
     lif = bl.LIFNeuron()

@@ -263,8 +263,10 @@ class SnnTorchAdapter(Adapter):
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         if step_mode == "m":
             _fold_time_between_neurons(model, self)
-        elif step_mode == "s":
-            _unfold(model)
+        elif step_mode == "s" or not any(
+            isinstance(m, ConvertedSnnTorchNeuron) and m.bsnn_settings.step_mode == "m" for m in model.modules()
+        ):
+            _unfold(model)  # no neuron takes sequences any more (backend="native" included): the layers neither
 
     def reset(self, module) -> None:
         if hasattr(module, "reset_mem"):
