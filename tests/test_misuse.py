@@ -94,6 +94,21 @@ def test_a_subclass_declared_with_same_equations_converts_as_its_base_and_stays_
         bl.same_equations(3)
 
 
+def test_a_subclass_of_this_packages_lif_is_not_replaced_by_a_plain_bifurcation_neuron():
+    class CountingLIF(bl.LIFNeuron):
+        def forward(self, x):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().forward(x)
+
+    net = nn.Sequential(TimeDistributed(nn.Linear(4, 4)), CountingLIF())
+    with pytest.raises(ValueError, match=r"cannot convert '1': .*CountingLIF is a subclass of LIFNeuron: bifurcation dynamics replace"):
+        bl.convert(net, "bifurcation", example_input=torch.rand(3, 2, 4))
+    assert type(net[1]) is CountingLIF
+    bl.convert(net, imp="layer")  # the neuron stays itself: its own forward keeps running
+    net(torch.rand(3, 2, 4))
+    assert net[1].calls == 1 and net[1].imp is not None
+
+
 def test_reset_states_clears_a_subclass_membrane_and_spikingjelly_memory_layers():
     net = nn.Sequential(layer.Linear(4, 4, step_mode="m"), MyLIF(step_mode="m"), layer.Dropout(0.5, step_mode="m"))
     net.train()
