@@ -5,6 +5,7 @@ neural networks, with a PyTorch Lightning front end.
 """
 
 from . import engine, losses, readouts
+from .adapters.inplace import same_equations
 from .callbacks import ConvertNeurons, EigenvalueMonitor, FiringRateMonitor, ResetStates, SpikeFigures, SpikeMonitor
 from .classifier import SpikingClassifier
 from .convert import (
@@ -45,6 +46,7 @@ __all__ = [
     "readouts",
     "recordings",
     "reset_states",
+    "same_equations",
     "set_monitoring",
     "spiking_neurons",
 ]

@@ -308,6 +308,8 @@ def check_optimized(model: nn.Module, optimizers, exclude: tuple[str, ...] | lis
     >>> unoptimized_parameters(net, [optimizer])
     ['1.imp']
     """
+    if not optimizers:
+        return  # nothing trains (a module with no optimizer, or one that builds its own): nothing to compare with
     missing = unoptimized_parameters(model, optimizers, exclude)
     if missing:
         raise ValueError(

@@ -44,6 +44,8 @@ STATE_DTYPES = ("native", "float32")
 BIFURCATION_OPTIONS = ("structure", "granularity", "eigen_init", "bounds")
 #: the parameters the methods add to a neuron, under these attribute (and state-dict) names
 ADDED_PARAMETERS = ("imp", "eigenvalues", "basis")
+#: the state-dict entry (no parameter, no buffer) that keeps a bifurcation neuron's eigenvalue bounds
+BOUNDS_KEY = "eigenvalue_bounds"
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,14 @@ class MethodNeuron:
             count = math.prod(eig_shape)
             self.basis = nn.Parameter(torch.zeros(count, count, device=device))
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # the eigenvalues' bounds clamp them in every forward, so they are part of what the eigenvalues mean: a
+        # checkpoint keeps them, and a model with other bounds refuses it (the other settings show in the keys
+        # and shapes of the added parameters)
+        if self.bsnn_settings.dynamics == "bifurcation" and self.eigenvalues is not None:
+            destination[prefix + BOUNDS_KEY] = torch.tensor(self.bsnn_settings.bounds, dtype=torch.float64)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # A checkpoint of a materialised neuron loads into a fresh one: the shapes of the added parameters come
         # from the checkpoint, the settings (which parameters exist, and what they mean) from convert or the
@@ -300,6 +310,8 @@ class MethodNeuron:
         settings, owner = self.bsnn_settings, type(self).__name__
         wanted = _wanted_parameters(settings)
         unused = [prefix + name for name in ADDED_PARAMETERS if prefix + name in state_dict and name not in wanted]
+        if unused and "eigenvalues" not in wanted and prefix + BOUNDS_KEY in state_dict:
+            unused.append(prefix + BOUNDS_KEY)
         if unused:
             warn_user(
                 f"the state dict holds {unused}, which {owner} {prefix[:-1]!r} (bsnn: {settings.describe()}) does "
@@ -321,6 +333,14 @@ class MethodNeuron:
         if self.bsnn_sample_shape is None:
             self.bsnn_sample_shape = _sample_shape_from(state_dict, prefix, settings)
         self.__dict__.pop("bsnn_refit", None)  # the loaded values are the parameters now
+        bounds_key = prefix + BOUNDS_KEY
+        if bounds_key in state_dict and "eigenvalues" in wanted:
+            stored = tuple(state_dict.pop(bounds_key).tolist())  # this load's own copy of the dict: consumed here
+            if stored != settings.bounds:
+                error_msgs.append(
+                    f"{bounds_key}: the eigenvalues were trained clamped to bounds {stored}, but {owner} {prefix[:-1]!r} "
+                    f"clamps to {settings.bounds}; convert with bounds={stored} before loading"
+                )
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     # --- the engine call -----------------------------------------------------------------------------------
@@ -503,6 +523,8 @@ def _settings_needed(keys: list[str], prefix: str, state_dict) -> str:
     if "eigenvalues" in names or "basis" in names:
         needed.append("dynamics='bifurcation'")
         needed.append("structure='coupled'" if "basis" in names else "structure='diagonal'")
+        if BOUNDS_KEY in names:
+            needed.append(f"bounds={tuple(state_dict[prefix + BOUNDS_KEY].tolist())}")
     if "imp" in names:
         shape = tuple(state_dict[prefix + 'imp'].shape)
         needed.append("imp='channel' or 'neuron'" if len(shape) == 1 else f"imp={mode_of(shape)!r}")

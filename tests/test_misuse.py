@@ -49,6 +49,66 @@ def test_a_subclass_of_an_snntorch_neuron_is_refused_by_name_beside_supported_on
     assert type(net[1]) is snn.Leaky and type(net[3]) is MyLeaky
 
 
+@bl.same_equations
+class SlowLIF(neuron.LIFNode):
+    """A subclass that only changes defaults and adds a method, declared as such."""
+
+    def __init__(self, **kwargs):
+        super().__init__(tau=4.0, step_mode="m", **kwargs)
+
+    def describe(self):
+        return "slow"
+
+
+@bl.same_equations
+class ChargesDifferently(neuron.LIFNode):
+    def single_step_functional_forward(self, x, *args, **kwargs):  # SpikingJelly 2.0's charge, fire and reset
+        return super().single_step_functional_forward(2 * x, *args, **kwargs)
+
+
+@bl.same_equations
+class DeclaredLeaky(snn.Leaky):
+    pass
+
+
+def test_a_subclass_declared_with_same_equations_converts_as_its_base_and_stays_exact():
+    x = torch.rand(5, 2, 4) * 2
+    native = _sj_net(SlowLIF())
+    converted = bl.convert(copy.deepcopy(native), "lif", backend="torch")
+    assert type(converted[1]).__name__ == "SlowLIF" and isinstance(converted[1], SlowLIF) and converted[1].describe() == "slow"
+    assert torch.equal(converted(x), native(x))
+    bl.convert(converted, backend="native")
+    assert type(converted[1]) is SlowLIF
+    leaky = bl.convert(nn.Sequential(nn.Linear(4, 4), DeclaredLeaky(beta=0.8, init_hidden=True)), "bifurcation", step_mode="m",
+                       example_input=x)
+    assert isinstance(leaky[1], DeclaredLeaky) and leaky[1].eigenvalues is not None
+    with pytest.raises(ValueError, match=r"ChargesDifferently is declared with same_equations but overrides \['ChargesDifferently.single_step_functional_forward'\] of spikingjelly LIFNode"):
+        bl.convert(_sj_net(ChargesDifferently(step_mode="m")), "lif")
+
+    class Undeclared(SlowLIF):  # a subclass of a declared subclass is a subclass again: declare it too
+        pass
+
+    with pytest.raises(ValueError, match=r"Undeclared is a subclass of spikingjelly LIFNode.*declare it with @bsnn_lightning.same_equations"):
+        bl.convert(_sj_net(Undeclared()), "lif")
+    with pytest.raises(TypeError, match="same_equations expects a subclass of a library neuron class, got 3"):
+        bl.same_equations(3)
+
+
+def test_a_subclass_of_this_packages_lif_is_not_replaced_by_a_plain_bifurcation_neuron():
+    class CountingLIF(bl.LIFNeuron):
+        def forward(self, x):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().forward(x)
+
+    net = nn.Sequential(TimeDistributed(nn.Linear(4, 4)), CountingLIF())
+    with pytest.raises(ValueError, match=r"cannot convert '1': .*CountingLIF is a subclass of LIFNeuron: bifurcation dynamics replace"):
+        bl.convert(net, "bifurcation", example_input=torch.rand(3, 2, 4))
+    assert type(net[1]) is CountingLIF
+    bl.convert(net, imp="layer")  # the neuron stays itself: its own forward keeps running
+    net(torch.rand(3, 2, 4))
+    assert net[1].calls == 1 and net[1].imp is not None
+
+
 def test_reset_states_clears_a_subclass_membrane_and_spikingjelly_memory_layers():
     net = nn.Sequential(layer.Linear(4, 4, step_mode="m"), MyLIF(step_mode="m"), layer.Dropout(0.5, step_mode="m"))
     net.train()
@@ -59,6 +119,19 @@ def test_reset_states_clears_a_subclass_membrane_and_spikingjelly_memory_layers(
     net(torch.rand(3, 2, 4))
     functional.reset_net(net)
     assert net[1].v == 0.0 and net[2].mask is None
+
+
+def test_back_to_native_snntorch_neurons_the_layers_stop_folding_time():
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(beta=0.8, init_hidden=True), nn.Flatten(),
+                        nn.Linear(4 * 5 * 5, 3), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    x = torch.rand(4, 2, 2, 5, 5)
+    bl.convert(net, "lif", step_mode="m")
+    spikes, _ = net(x)
+    bl.convert(net, backend="native")  # snnTorch's own neurons take one step per call: so do the layers again
+    assert not any(hasattr(m, "_bsnn_fold_handles") for m in net)
+    bl.reset_states(net)
+    stepped = torch.stack([net(x_t)[0] for x_t in x])
+    assert torch.equal(stepped, spikes)
 
 
 # --- 2. one neuron at several places -----------------------------------------------------------------------------
@@ -109,20 +182,34 @@ def _sj_pair():
 
 def test_eigenvalues_and_an_imp_do_not_load_strictly_into_a_lif_model():
     source, target, x = _sj_pair()
-    with pytest.warns(UserWarning, match=r"the state dict holds \['1.imp', '1.eigenvalues'\], which LIFNode '1' .* does not use; they need dynamics='bifurcation', structure='diagonal', imp='channel' or 'neuron'"):
-        with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "1.imp", "1.eigenvalues", "3.imp", "3.eigenvalues"'):
+    with pytest.warns(UserWarning, match=r"the state dict holds \['1.imp', '1.eigenvalues', '1.eigenvalue_bounds'\], which LIFNode '1' .* does not use; they need dynamics='bifurcation', structure='diagonal', bounds=\(-1.0, 0.2\), imp='channel' or 'neuron'"):
+        with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "1.imp", "1.eigenvalues", "1.eigenvalue_bounds", "3.imp", "3.eigenvalues", "3.eigenvalue_bounds"'):
             target.load_state_dict(source.state_dict())
     assert target[1].eigenvalues is None and target[1].imp is None and target[1].bsnn_settings.dynamics == "lif"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = target.load_state_dict(source.state_dict(), strict=False)  # the weights load, the rest is left out
-    assert set(result.unexpected_keys) == {"1.imp", "1.eigenvalues", "3.imp", "3.eigenvalues"} and not result.missing_keys
+    assert set(result.unexpected_keys) == {f"{i}.{k}" for i in (1, 3) for k in ("imp", "eigenvalues", "eigenvalue_bounds")}
+    assert not result.missing_keys
     assert target[1].eigenvalues is None and torch.equal(target[0].weight, source[0].weight)
     # converted with the checkpoint's settings, it loads and computes what the source computes
     bl.convert(target, "bifurcation", imp="neuron", example_input=x)
     target.load_state_dict(source.state_dict())
     bl.reset_states(source), bl.reset_states(target)
     assert torch.equal(target(x), source(x))
+
+
+def test_eigenvalues_trained_with_other_bounds_are_refused():
+    x = torch.rand(3, 2, 4)
+    source = bl.convert(_sj_net(neuron.LIFNode(step_mode="m")), "bifurcation", example_input=x)
+    state = source.state_dict()
+    assert state["1.eigenvalue_bounds"].tolist() == [-1.0, 0.2]
+    narrow = bl.convert(_sj_net(neuron.LIFNode(step_mode="m")), "bifurcation", bounds=(-0.5, 0.2), eigen_init=(-0.5, 0.0), example_input=x)
+    with pytest.raises(RuntimeError, match=r"1.eigenvalue_bounds: the eigenvalues were trained clamped to bounds \(-1.0, 0.2\), but LIFNode '1' clamps to \(-0.5, 0.2\); convert with bounds=\(-1.0, 0.2\)"):
+        narrow.load_state_dict(state)
+    same = bl.convert(_sj_net(neuron.LIFNode(step_mode="m")), "bifurcation", example_input=x)
+    same.load_state_dict(state)
+    assert "1.eigenvalue_bounds" in state  # the caller's dict is left as it was
 
 
 def test_a_stored_parameter_of_another_mode_or_an_absent_one_is_refused():

@@ -18,6 +18,12 @@ class BsnnAdapter(Adapter):
     def plan(self, module, settings: MethodSettings | None) -> Plan:
         if settings is None:
             raise ValueError("backend 'native' keeps a library's own neuron; bsnn_lightning's own neurons always run on the engine")
+        if settings.dynamics == "bifurcation" and isinstance(module, LIFNeuron) and type(module) is not LIFNeuron:
+            raise ValueError(
+                f"{type(module).__module__}.{type(module).__qualname__} is a subclass of LIFNeuron: bifurcation dynamics "
+                "replace a LIFNeuron with a BifurcationNeuron, which would drop what the subclass adds; build the model "
+                "with BifurcationNeuron (or a subclass of it) instead"
+            )
         if settings.dynamics == "lif" and isinstance(module, BifurcationNeuron):
             raise ValueError(
                 "convert(dynamics='lif') cannot turn a BifurcationNeuron back into LIF (its time constant is "

@@ -13,6 +13,8 @@ come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`, as for this packa
 
 from __future__ import annotations
 
+from types import FunctionType
+
 from torch import nn
 
 from ..engine.torch_modes import ops_observed
@@ -56,24 +58,74 @@ def library_class(module: nn.Module) -> type:
     return type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
 
 
-def refuse_subclass(module: nn.Module, library: str, supported: tuple[type, ...]) -> None:
-    """Raise if ``module``'s library class is a subclass (a user's, or another library class) of a supported one.
+def same_equations(cls: type) -> type:
+    """Declare that ``cls``, a subclass of a supported library neuron, computes its base class's equations: it
+    only adds behaviour (an ``__init__`` with other defaults, new methods or attributes). ``convert`` then
+    converts it as its base class; without this declaration a subclass is refused. A class decorator:
+
+        @bsnn_lightning.same_equations
+        class SlowLIF(neuron.LIFNode):
+            def __init__(self, **kwargs):
+                super().__init__(tau=4.0, **kwargs)
+
+    ``convert`` still refuses a declared subclass that overrides a method of its base class (other than
+    ``__init__`` and ``extra_repr``), since the converted neuron would bypass that method, and names it."""
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise TypeError(f"same_equations expects a subclass of a library neuron class, got {cls!r}")
+    _SAME_EQUATIONS.add(cls)
+    return cls
+
+
+#: classes declared with :func:`same_equations`
+_SAME_EQUATIONS: set[type] = set()
+#: methods a declared subclass may override: they do not compute the neuron
+_HARMLESS_OVERRIDES = {"__init__", "extra_repr"}
+
+
+def equations_class(module: nn.Module) -> type:
+    """The library class whose equations ``module`` computes: its own class, or for a subclass declared with
+    :func:`same_equations`, the nearest base class that is not declared."""
+    return next(c for c in library_class(module).__mro__ if c not in _SAME_EQUATIONS)
+
+
+def supported_base(module: nn.Module, library: str, supported: tuple[type, ...]) -> type:
+    """The supported class whose equations ``module`` computes, or (for a neuron class that is not supported at
+    all) its own class, which the adapter then refuses. Raises for a subclass of a supported class unless it was
+    declared with :func:`same_equations` and overrides no method of its base.
 
     A subclass may change the equations (its forward, charge, fire or reset, or the state it keeps) that the
     converted neuron replaces with the engine's, and nothing can tell from outside whether it does: converting
     it could compute something else than the subclass, silently. So it is refused, naming it."""
     cls = library_class(module)
     if cls in supported:
-        return
+        return cls
     bases = [base for base in cls.__mro__[1:] if base in supported]
-    if bases:
-        base = bases[0]
+    if not bases:
+        return cls
+    base, name = bases[0], f"{cls.__module__}.{cls.__qualname__}"
+    if equations_class(module) is not base:
         raise ValueError(
-            f"{cls.__module__}.{cls.__qualname__} is a subclass of {library} {base.__name__}, and a subclass may change "
-            f"the equations (forward, charge, fire, reset, state) that converting would replace with {base.__name__}'s: "
-            f"it is not converted. Build the model with {library} {base.__name__} itself, or keep the library's own "
-            "neurons with backend='native'"
+            f"{name} is a subclass of {library} {base.__name__}, and a subclass may change the equations (forward, "
+            f"charge, fire, reset, state) that converting would replace with {base.__name__}'s: it is not converted. "
+            f"Build the model with {library} {base.__name__} itself, keep the library's own neurons with "
+            "backend='native', or, if the subclass only adds behaviour, declare it with "
+            "@bsnn_lightning.same_equations"
         )
+    overridden = sorted(
+        f"{c.__name__}.{attr}"
+        for c in cls.__mro__[: cls.__mro__.index(base)]
+        for attr, value in vars(c).items()
+        if attr not in _HARMLESS_OVERRIDES
+        and hasattr(base, attr)
+        and isinstance(value, (FunctionType, staticmethod, classmethod, property))
+    )
+    if overridden:
+        raise ValueError(
+            f"{name} is declared with same_equations but overrides {overridden} of {library} {base.__name__}, which "
+            "the converted neuron would bypass: it is not converted. Move that behaviour out of the neuron, or keep "
+            "the library's own neurons with backend='native'"
+        )
+    return base
 
 
 def convert_in_place(module: nn.Module, mixin: type, settings: MethodSettings) -> nn.Module:

@@ -52,8 +52,8 @@ from .inplace import (
     ConvertedNeuron,
     check_restorable,
     convert_in_place,
-    library_class,
-    refuse_subclass,
+    equations_class,
+    supported_base,
     restore_class,
     warn_autograd_surrogate,
 )
@@ -219,9 +219,8 @@ class SnnTorchAdapter(Adapter):
         if settings is None:
             check_restorable(module)
             return Plan(None)
-        cls = library_class(module)
         mixins = _mixins()
-        refuse_subclass(module, "snntorch", tuple(mixins))
+        cls = supported_base(module, "snntorch", tuple(mixins))
         if cls not in mixins:
             why = _REFUSED_BECAUSE.get(cls.__name__, "")
             raise ValueError(
@@ -249,7 +248,7 @@ class SnnTorchAdapter(Adapter):
     def apply(self, module, plan: Plan):
         if plan.native:
             return restore_class(module)
-        cls = library_class(module)
+        cls = equations_class(module)
         library_step = cls.__name__ == "RLeaky" and plan.settings.dynamics == "lif"  # the surrogate is snnTorch's own
         if _surrogate_of(module.spike_grad)[1] and not library_step:
             warn_autograd_surrogate(f"snntorch.{cls.__name__}", repr(getattr(module.spike_grad, "__qualname__", module.spike_grad)))
@@ -268,8 +267,10 @@ class SnnTorchAdapter(Adapter):
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         if step_mode == "m":
             _fold_time_between_neurons(model, self)
-        elif step_mode == "s":
-            _unfold(model)
+        elif step_mode == "s" or not any(
+            isinstance(m, ConvertedSnnTorchNeuron) and m.bsnn_settings.step_mode == "m" for m in model.modules()
+        ):
+            _unfold(model)  # no neuron takes sequences any more (backend="native" included): the layers neither
 
     def reset(self, module) -> None:
         if hasattr(module, "reset_mem"):

@@ -46,8 +46,9 @@ from .inplace import (
     ConvertedNeuron,
     check_restorable,
     convert_in_place,
+    equations_class,
     library_class,
-    refuse_subclass,
+    supported_base,
     restore_class,
     warn_autograd_surrogate,
 )
@@ -98,7 +99,7 @@ class ConvertedNode(ConvertedNeuron):
 
     # --- what the component asks of a neuron class -------------------------------------------------------
     def _bsnn_lif(self, sample_shape):
-        name = library_class(self).__name__
+        name = equations_class(self).__name__
         surrogate, decay_input = self._bsnn_surrogate(), getattr(self, "decay_input", None)
         common = dict(surrogate=surrogate, v_reset=self.v_reset, detach_reset=self.detach_reset)
 
@@ -152,9 +153,8 @@ class SpikingJellyAdapter(Adapter):
             return Plan(None)
         from spikingjelly.activation_based import neuron
 
-        cls = library_class(module)
         supported = tuple(getattr(neuron, n) for n in _SUPPORTED)
-        refuse_subclass(module, "spikingjelly", supported)
+        cls = supported_base(module, "spikingjelly", supported)
         if cls not in supported:
             raise ValueError(
                 f"spikingjelly {cls.__name__} is not supported by the SpikingJelly adapter (supported: "
@@ -238,7 +238,7 @@ def _multiplies_decay_014(node) -> bool:
         return False  # SpikingJelly 2.0, IFNode, or decay_input=True (the same arithmetic in both versions)
     if node.v_reset is None:
         return True
-    return node.v_reset == 0.0 and (node.training or cls.__name__ == "ParametricLIFNode")
+    return node.v_reset == 0.0 and (node.training or equations_class(node).__name__ == "ParametricLIFNode")
 
 
 register_adapter(SpikingJellyAdapter())
