@@ -43,12 +43,13 @@ from ..engine.surrogates import surrogate_from_function
 from ..neuron_params import MethodSettings
 from . import Adapter, Plan, register_adapter
 from .inplace import ConvertedNeuron, check_restorable, convert_in_place, library_class, restore_class, warn_autograd_surrogate
+from .spikingjelly_functional import ExplicitStateForward
 
 _SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
 _SUPPORTED = ("LIFNode", "ParametricLIFNode", "IFNode")
 
 
-class ConvertedNode(ConvertedNeuron):
+class ConvertedNode(ExplicitStateForward, ConvertedNeuron):
     """The mixin of a converted SpikingJelly node (see the module docstring)."""
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
