@@ -6,7 +6,10 @@ new_states)``, with the states in ``extract_memories`` order. Its tools run a mo
 neuron or ``nn.Sequential`` with it, in time chunks that pass the state on. A converted node inherits the
 library class's form, which computes the library's LIF and would silently drop bifurcation dynamics and the
 IMP; this mixin replaces it with the node's own forward run on the given states, so the pure form computes
-exactly what the node computes.
+exactly what the node computes. Only ``functional_forward`` is replaced, the entry point the tools call
+(``base.to_functional_forward`` calls it for a node, and for each node of an ``nn.Sequential``); the library's
+``single_step_functional_forward``/``multi_step_functional_forward`` stay, as the library's own forward calls them
+where a converted node runs the library's code (under an op counter, see ``inplace.ConvertedNeuron``).
 
 Unlike the library's form it does not first "materialize" a number state into a tensor: a number is the start
 of a sequence, where the IMP applies (as after ``reset()``), and a tensor continues one (a later time chunk).
@@ -25,12 +28,6 @@ class ExplicitStateForward:
         if self.step_mode not in ("s", "m"):
             raise ValueError(f"expected step_mode 's' or 'm', got {self.step_mode!r}")
         return self._bsnn_explicit_state(inputs, states, self.step_mode, kwargs)
-
-    def single_step_functional_forward(self, inputs: tuple[torch.Tensor, ...], states: tuple, **kwargs):
-        return self._bsnn_explicit_state(inputs, states, "s", kwargs)
-
-    def multi_step_functional_forward(self, inputs: tuple[torch.Tensor, ...], states: tuple, **kwargs):
-        return self._bsnn_explicit_state(inputs, states, "m", kwargs)
 
     def _bsnn_explicit_state(self, inputs, states, step_mode: str, kwargs):
         names = list(self._memories)
