@@ -4,7 +4,7 @@ neural networks, with a PyTorch Lightning front end.
     >>> from bsnn_lightning import convert, losses, readouts
 """
 
-from . import engine, losses, readouts
+from . import engine, losses, nir_exchange, readouts
 from .adapters.inplace import same_equations
 from .callbacks import ConvertNeurons, EigenvalueMonitor, FiringRateMonitor, ResetStates, SpikeFigures, SpikeMonitor
 from .classifier import SpikingClassifier

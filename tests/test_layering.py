@@ -14,7 +14,9 @@ LAYERS = {
     "neurons": ("neurons",),
     "adapters": ("adapters",),
     "conversion": ("convert",),
-    "building blocks": ("analysis", "figures", "data", "models", "losses", "readouts", "metrics", "schedulers"),
+    "building blocks": (
+        "analysis", "figures", "data", "models", "losses", "readouts", "metrics", "schedulers", "nir_exchange",
+    ),
     "training": ("classifier", "callbacks"),
     "facade": ("bsnn_lightning",),
     "report": ("report",),

@@ -52,12 +52,13 @@ from .inplace import (
     restore_class,
     warn_autograd_surrogate,
 )
+from .spikingjelly_functional import ExplicitStateForward
 
 _SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
 _SUPPORTED = ("LIFNode", "ParametricLIFNode", "IFNode")
 
 
-class ConvertedNode(ConvertedNeuron):
+class ConvertedNode(ExplicitStateForward, ConvertedNeuron):
     """The mixin of a converted SpikingJelly node (see the module docstring)."""
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
