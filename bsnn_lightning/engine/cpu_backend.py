@@ -87,9 +87,9 @@ class _FusedMultistep(torch.autograd.Function):
         compute = dynamics.compute_dtype(x.dtype)
         keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
         spec = ("forward", dynamics, names, x.shape[0], x.dim(), x.dtype, _kinds(v0, values), keep, keep_states)
-        spikes, v, charged, history = _compiled(spec, lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states))(
-            x, v0, *values
-        )
+        build = lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states)  # noqa: E731
+        # one layout per variant: a strided x (or gradient) would otherwise compile a variant of its own
+        spikes, v, charged, history = _compiled(spec, build)(x.contiguous(), v0, *values)
         ctx.spec = (dynamics, names, return_v_seq, x.dtype, compute)
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         ctx.keeps_history = not dynamics.state_from_charge
@@ -121,7 +121,13 @@ class _FusedMultistep(torch.autograd.Function):
             lambda: _backward_loop(dynamics, names, charged.shape[0], compute, x_dtype, return_v_seq, needs, need_x, need_v0),
         )
         grad_x, grad_v0, *grad_params = loop(
-            grad_spikes, grad_v_final, grad_v_seq if return_v_seq else None, charged, history, v0, *values
+            grad_spikes.contiguous(),
+            grad_v_final.contiguous(),
+            grad_v_seq.contiguous() if return_v_seq else None,
+            charged,
+            history,
+            v0,
+            *values,
         )
         grads = iter(grad_params)
         grad_params = [next(grads) if n in needs else None for n in names]
