@@ -22,6 +22,7 @@ from .dynamics import (
     SpikingJellyPLIF,
 )
 from .surrogates import Surrogate, available_surrogates, register_surrogate
+from . import cpu_backend as _cpu_backend  # noqa: F401  registers "cpu" (inductor loads on its first call)
 from . import triton_backend as _triton_backend  # noqa: F401  registers "triton" (triton itself loads lazily)
 from . import triton_coupled as _triton_coupled  # noqa: F401  adds the coupled kernels to "triton"
 

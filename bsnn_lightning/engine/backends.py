@@ -3,9 +3,10 @@
 A backend is a function ``run(x, v0, dynamics, params, return_v_seq) -> (spikes, v_final, v_seq | None)``
 with the reference backend's exact semantics (``bsnn_lightning.engine.reference`` is the specification),
 plus a ``supports(x, dynamics)`` check that returns ``None`` when it can run the call, or the reason it
-cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call and
-whose ``auto_devices`` (if it names any) include x's device type: ``"triton"`` for CUDA tensors, and
-``"torch"`` everywhere else. An explicit name skips that device rule (the Triton interpreter runs on CPU).
+cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call,
+whose ``auto_devices`` (if it names any) include x's device type, and whose ``auto_min_elements`` x reaches:
+``"triton"`` for CUDA tensors, ``"cpu"`` (the fused CPU loop) for CPU tensors large enough to gain from it,
+and ``"torch"`` everywhere else. An explicit name skips that device rule (the Triton interpreter runs on CPU).
 When ``"auto"`` passes over a backend meant for the call's device (``"triton"`` on a GPU) it says why, once per
 dynamics class and reason, at the user's line: a layer that silently lost its fused kernels would only show
 as a slow training step.
@@ -26,7 +27,7 @@ RunFn = Callable[..., tuple]
 SupportsFn = Callable[[torch.Tensor, Dynamics], "str | None"]
 
 #: the order in which "auto" tries backends
-AUTO_ORDER = ("triton", "torch")
+AUTO_ORDER = ("triton", "cpu", "torch")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Backend:
     #: it cannot keep); False: it keeps only the default (float32, float64 for float64 inputs), and calls asking
     #: for another are left to a backend that can
     any_state_dtype: bool = False
+    #: "auto" passes it over for an x of fewer elements (where its fixed cost per call outweighs its gain)
+    auto_min_elements: int = 0
 
     def reason(self, x: torch.Tensor, dynamics: Dynamics) -> str | None:
         """None if this backend can run the call, else why not."""
@@ -61,12 +64,16 @@ def register_backend(
     supports: SupportsFn | None = None,
     auto_devices: tuple[str, ...] | None = None,
     any_state_dtype: bool = False,
+    auto_min_elements: int = 0,
 ) -> None:
     """Register (or replace) a backend under ``name``; ``auto_devices`` limits where "auto" picks it;
-    ``any_state_dtype`` says it honours ``Dynamics.state_dtype`` (else only float32 states reach it)."""
+    ``any_state_dtype`` says it honours ``Dynamics.state_dtype`` (else only float32 states reach it);
+    ``auto_min_elements``: "auto" leaves an x of fewer elements to the next backend."""
     if name in ("auto", "native"):
         raise ValueError(f"{name!r} is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron")
-    _BACKENDS[name] = Backend(name, run, supports or (lambda x, dynamics: None), auto_devices, any_state_dtype)
+    _BACKENDS[name] = Backend(
+        name, run, supports or (lambda x, dynamics: None), auto_devices, any_state_dtype, auto_min_elements
+    )
 
 
 def available_backends() -> list[str]:
@@ -79,6 +86,8 @@ def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
         for candidate in AUTO_ORDER:
             backend = _BACKENDS.get(candidate)
             if backend is None or (backend.auto_devices is not None and x.device.type not in backend.auto_devices):
+                continue
+            if x.numel() < backend.auto_min_elements:
                 continue
             reason = backend.reason(x, dynamics)
             if reason is None:

@@ -1,0 +1,261 @@
+"""The ``cpu`` backend: a layer's whole time loop in one pass over memory per direction, on the CPU.
+
+The reference loop (:mod:`bsnn_lightning.engine.reference`) is pointwise per neuron: step ``t`` of a neuron
+reads only that neuron's ``x_t`` and state. So the loop over the ``T`` steps, unrolled, is one pointwise
+graph, and ``torch.compile`` (inductor's C++ code generator) fuses it into one vectorised, OpenMP-parallel
+loop over the neurons that keeps the state in a register across the steps. The forward reads ``x`` and
+writes the spikes and the charged potentials ``h`` (what the backward needs, as the reference saves); the
+backward reads the spikes' gradient and ``h`` and writes ``x``'s gradient: about 24 bytes per
+neuron-step in float32, against several whole-tensor passes per step for an eager loop.
+
+What it computes is the reference's own step functions (``Dynamics.charge``, ``fire``, ``reset`` and
+``backward_step``), traced, so the arithmetic is the same operations in the same order. Inductor is
+told to keep it exact: no floating-point contraction (its default, ``-ffp-contract=off``), and with a
+16-bit state every operation rounded to that dtype as eager PyTorch does (``emulate_precision_casts``).
+The tests compare spikes and states bit for bit with the reference, gradients to rounding.
+
+Compiled variants are cached per shape class: the dynamics, the number of steps, the dtypes and ranks,
+which parameters are tensors, and which gradients the backward computes. Sizes are dynamic, so a new batch
+size or layer width reuses the variant; Python-float parameters (``tau``, ``threshold``) are inputs too.
+Nothing compiles at import: a variant compiles on its first call (seconds, once per shape class and
+process; inductor's on-disk cache makes later processes faster). Each variant gets its own code object,
+because dynamo keeps its compiled graphs, and its limit of 8 recompilations, per code object.
+
+What it does not run (``supports`` says why, and ``"auto"`` leaves the call to the reference): the coupled
+bifurcation (its channels mix at every step), relaxed dynamics (gradcheck's smooth spikes), a library's
+own surrogate function, tensors not on the CPU, and any call when no C++ compiler is found (one warning).
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from dataclasses import replace
+from typing import Callable
+
+import torch
+
+from ..user_warnings import warn_user
+from .backends import register_backend
+from .dynamics import Dynamics
+from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape
+from .surrogates import FUNCTION_PREFIX
+
+#: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
+#: per call (its guards, the launch of the parallel region) outweighs what fusing saves
+AUTO_MIN_ELEMENTS = 1 << 16
+
+
+def supports(x: torch.Tensor, dynamics: Dynamics) -> str | None:
+    """None if this backend can run the call, else the reason it cannot."""
+    if x.device.type != "cpu":
+        return f"it runs CPU tensors (inductor's C++ loops), got x on {x.device}"
+    if dynamics.matrix_params:
+        return (
+            f"{type(dynamics).__name__} mixes channels at every step ({', '.join(dynamics.matrix_params)}), "
+            "so its time loop is not pointwise per neuron and cannot be one loop over the neurons"
+        )
+    if dynamics.relaxed:
+        return "relaxed dynamics (smooth spikes for gradcheck) run on the reference"
+    if dynamics.surrogate.name.startswith(FUNCTION_PREFIX):
+        return "a library's own surrogate function is taken by autograd at every step, which only the reference does"
+    return _compiler_missing()
+
+
+def run(
+    x: torch.Tensor,
+    v0: torch.Tensor,
+    dynamics: Dynamics,
+    params: dict[str, "float | torch.Tensor"],
+    return_v_seq: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    if torch.compiler.is_compiling():  # inside a user's compiled model: its compiler fuses the plain loop
+        return _run_autograd(x, v0, dynamics, params, return_v_seq)
+    if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
+        dynamics = replace(dynamics, autograd=False)
+    names = tuple(params)
+    values = [params[n] for n in names]
+    keep = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values))
+    spikes, v_final, v_seq = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
+    return spikes, v_final, (v_seq if return_v_seq else None)
+
+
+class _FusedMultistep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dynamics, names, return_v_seq, keep, x, v0, *values):
+        compute = dynamics.compute_dtype(x.dtype)
+        keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
+        spec = ("forward", dynamics, names, x.shape[0], x.dim(), x.dtype, _kinds(v0, values), keep, keep_states)
+        build = lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states)  # noqa: E731
+        # one layout per variant: a strided x (or gradient) would otherwise compile a variant of its own
+        spikes, v, charged, history = _compiled(spec, build)(x.contiguous(), v0, *values)
+        ctx.spec = (dynamics, names, return_v_seq, x.dtype, compute)
+        ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
+        ctx.keeps_history = not dynamics.state_from_charge
+        if keep:
+            tensors = [val for val in values if isinstance(val, torch.Tensor)]
+            saved = (charged, history) if ctx.keeps_history else (charged,)
+            ctx.save_for_backward(*saved, v0, *tensors)
+        v_seq = history if return_v_seq else x.new_empty(0)
+        return spikes, v, v_seq
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
+        dynamics, names, return_v_seq, x_dtype, compute = ctx.spec
+        saved = list(ctx.saved_tensors)
+        charged = saved.pop(0)
+        history = saved.pop(0) if ctx.keeps_history else None
+        v0, *tensors = saved
+        values, it = [], iter(tensors)
+        for n in names:
+            values.append(ctx.constants[n] if n in ctx.constants else next(it))
+        needs = tuple(n for i, n in enumerate(names) if ctx.needs_input_grad[6 + i])
+        need_x, need_v0 = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
+        spec = (
+            "backward", dynamics, names, charged.shape[0], charged.dim(), x_dtype, _kinds(v0, values),
+            history is not None, return_v_seq, needs, need_x, need_v0, grad_spikes.dtype,
+        )
+        loop = _compiled(
+            spec,
+            lambda: _backward_loop(dynamics, names, charged.shape[0], compute, x_dtype, return_v_seq, needs, need_x, need_v0),
+        )
+        grad_x, grad_v0, *grad_params = loop(
+            grad_spikes.contiguous(),
+            grad_v_final.contiguous(),
+            grad_v_seq.contiguous() if return_v_seq else None,
+            charged,
+            history,
+            v0,
+            *values,
+        )
+        grads = iter(grad_params)
+        grad_params = [next(grads) if n in needs else None for n in names]
+        return (None, None, None, None, grad_x, grad_v0, *grad_params)
+
+
+# --- the loops that inductor compiles ---------------------------------------------------------------------
+
+
+def _forward_loop(dynamics: Dynamics, names, steps: int, compute: torch.dtype, keep: bool, keep_states: bool):
+    """``(x, v0, *values) -> (spikes, v_T, h or None, states or None)``: the reference's forward, unrolled."""
+
+    def forward(x, v0, *values):
+        p = _as_compute(dict(zip(names, values)), compute)
+        v = v0.to(compute).expand(x.shape[1:])
+        spikes, charged, states = [], [], []
+        for t in range(steps):
+            h = dynamics.charge(x[t].to(compute), v, p)
+            s = dynamics.fire(h, p)
+            v = dynamics.reset(h, s, p, v)
+            spikes.append(s.to(x.dtype))
+            charged.append(h)
+            states.append(v)
+        return (
+            torch.stack(spikes),
+            v,
+            torch.stack(charged) if keep else None,
+            torch.stack(states) if keep_states else None,
+        )
+
+    return forward
+
+
+def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs, need_x, need_v0):
+    """``(grad_spikes, grad_v_T, grad_v_seq, h, states, v0, *values) -> (grad_x, grad_v0, *grad_params)``: the
+    reference's backward, unrolled (each parameter's gradient summed over the steps, then over the batch)."""
+    needs_set = frozenset(needs)
+
+    def backward(grad_spikes, grad_v_final, grad_v_seq, charged, history, v0, *values):
+        by_name = dict(zip(names, values))
+        p = _as_compute(by_name, compute)
+        v0_full = v0.to(compute).expand(charged.shape[1:])
+        carry = grad_v_final.to(compute)
+        grad_x = [None] * steps
+        sums: dict[str, torch.Tensor] = {}
+        for t in range(steps - 1, -1, -1):
+            gv = carry + grad_v_seq[t].to(compute) if return_v_seq else carry
+            v_prev = _previous_state(dynamics, charged, history, v0_full, t, p)
+            gx, carry, grads = dynamics.backward_step(grad_spikes[t].to(compute), gv, charged[t], v_prev, p, needs_set)
+            grad_x[t] = gx.to(x_dtype)
+            for n, g in grads.items():
+                sums[n] = g if n not in sums else sums[n] + g
+        out = [torch.stack(grad_x) if need_x else None]
+        out.append(_sum_to_shape(carry, v0.shape).to(v0.dtype) if need_v0 else None)
+        for n in needs:
+            out.append(_sum_to_shape(sums[n], by_name[n].shape).to(by_name[n].dtype))
+        return tuple(out)
+
+    return backward
+
+
+# --- the cache of compiled variants -----------------------------------------------------------------------
+
+_COMPILED: dict[tuple, Callable] = {}
+_LOCK = threading.Lock()
+
+
+def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
+    """The compiled variant for this shape class, built and wrapped on first use (it compiles on its first call)."""
+    fn = _COMPILED.get(spec)
+    if fn is None:
+        with _LOCK:
+            fn = _COMPILED.get(spec)
+            if fn is None:
+                loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
+                fn = torch.compile(loop, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS)
+                _COMPILED[spec] = fn
+    return fn
+
+
+#: exactness: every 16-bit operation rounded as eager PyTorch rounds it; no fused multiply-add (inductor's
+#: default, restated so that a changed default cannot make the loop inexact silently)
+_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "off"}
+
+
+def _own_code(fn: types.FunctionType, name: str) -> types.FunctionType:
+    """``fn`` with a code object of its own: dynamo caches compiled graphs (and counts recompilations against
+    its limit) per code object, and every variant's loop is the same nested function's code."""
+    code = fn.__code__.replace(co_name=name)
+    return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+
+
+def _kinds(v0: torch.Tensor, values) -> tuple:
+    """The parts of the initial state and parameters that change the compiled graph: float or tensor, dtype,
+    rank (sizes are dynamic)."""
+    return tuple(
+        ("float",) if not isinstance(v, torch.Tensor) else (v.dtype, v.dim()) for v in (v0, *values)
+    )
+
+
+# --- the C++ compiler -------------------------------------------------------------------------------------
+
+_COMPILER: list["str | None"] = []  #: [] until checked, then [None] (found) or [the reason it is missing]
+
+
+def _compiler_missing() -> str | None:
+    """None if inductor finds a C++ compiler, else why the backend cannot run (said once, as a warning)."""
+    if not _COMPILER:
+        with _LOCK:
+            if not _COMPILER:
+                _COMPILER.append(_find_compiler())
+                if _COMPILER[0] is not None:
+                    warn_user(f"the fused CPU backend 'cpu' is off: {_COMPILER[0]}; 'auto' runs the reference loop")
+    return _COMPILER[0]
+
+
+def _find_compiler() -> str | None:
+    from torch._inductor import config, cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as error:  # inductor raises InvalidCxxCompiler (or an OSError from the search)
+        searched = [c for c in config.cpp.cxx if c is not None] if isinstance(config.cpp.cxx, (list, tuple)) else [config.cpp.cxx]
+        return (
+            f"inductor found no C++ compiler (searched {searched}; set CXX to a g++ or clang++): "
+            f"{type(error).__name__}"
+        )
+    return None
+
+
+register_backend("cpu", run, supports, any_state_dtype=True, auto_min_elements=AUTO_MIN_ELEMENTS)

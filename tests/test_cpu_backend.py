@@ -1,0 +1,265 @@
+"""The ``cpu`` backend (the reference's time loop compiled by inductor): spikes and states equal the reference's
+bit for bit, gradients to rounding; which calls ``auto`` gives it; its reasons for the others; the fallback
+without a C++ compiler.
+
+Compiling is the cost here (seconds per variant, more on a loaded machine; inductor's on-disk cache makes a
+rerun fast), so the fast subset compiles one forward and one backward variant, shared by its tests; the
+matrix over every dynamics and 16-bit state is slow."""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bsnn_lightning.engine import (
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    SnnTorchLeaky,
+    SnnTorchLeakyImmediate,
+    SnnTorchSynapticZero,
+    SnnTorchSynapticZeroImmediate,
+    SpikingJelly014LIF,
+    SpikingJelly014PLIF,
+    SpikingJellyIF,
+    SpikingJellyLIF,
+    SpikingJellyPLIF,
+    available_backends,
+    multistep,
+    resolve_backend,
+)
+from bsnn_lightning.engine import cpu_backend
+from triton_exactness import assert_matches_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+LEAKY = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+LIF = {"tau": 2.0, "threshold": 1.0}
+
+
+def _run(backend, dynamics, params, x, v0, needs=("x", "v0"), return_v_seq=True, seed=1):
+    """Outputs and the gradients of a fixed random loss on spikes, final state and states."""
+    x = x.detach().clone().requires_grad_("x" in needs)
+    v0 = v0.detach().clone().requires_grad_("v0" in needs) if isinstance(v0, torch.Tensor) else v0
+    params = {n: (v.detach().clone().requires_grad_(n in needs) if isinstance(v, torch.Tensor) else v) for n, v in params.items()}
+    out = multistep(x, dynamics, params, v0, backend=backend, return_v_seq=return_v_seq)
+    gen = torch.Generator().manual_seed(seed)
+    loss = (out.spikes.float() * torch.randn(out.spikes.shape, generator=gen)).sum()
+    loss = loss + (out.v.float() * torch.randn(out.v.shape, generator=gen)).sum()
+    if return_v_seq:
+        loss = loss + (out.v_seq.float() * torch.randn(out.v_seq.shape, generator=gen)).sum()
+    leaves = {"x": x, "v0": v0, **params}
+    wanted = {n: t for n, t in leaves.items() if isinstance(t, torch.Tensor) and t.requires_grad}
+    grads = dict(zip(wanted, torch.autograd.grad(loss, list(wanted.values()))))
+    return out, grads
+
+
+def _assert_bitwise(out, ref_out):
+    """Equal to the bit, signed zeros and NaN payloads included (``torch.equal`` takes -0.0 == 0.0)."""
+    for name, a, b in zip(("spikes", "v", "v_seq"), out, ref_out):
+        if a is None and b is None:
+            continue
+        bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+        assert torch.equal(a.contiguous().view(bits), b.contiguous().view(bits)), f"{name} differs in its bits"
+
+
+def _check(dynamics, params, x, v0, needs=("x", "v0"), return_v_seq=True):
+    out, grads = _run("cpu", dynamics, params, x, v0, needs, return_v_seq)
+    ref_out, ref_grads = _run("torch", dynamics, params, x, v0, needs, return_v_seq)
+    assert_matches_reference(out, ref_out, grads, ref_grads)
+    _assert_bitwise(out, ref_out)
+
+
+# --- fast: one compiled variant per direction ----------------------------------------------------------
+
+
+def _fast_case(n=3, c=4, length=5, seed=0):
+    """snnTorch Leaky with a per-channel beta and a per-neuron initial state, both learnable: the shared
+    variant of the fast tests (same dynamics, steps, dtypes and ranks, so no recompilation)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, n, c, length, generator=gen) + 0.6
+    params = {"beta": torch.rand(c, generator=gen) * 0.5 + 0.5, "threshold": 1.0, "graded": 1.0}
+    v0 = torch.rand(c, length, generator=gen)
+    return SnnTorchLeaky(), params, x, v0
+
+
+def test_registered_and_picked_by_auto_for_large_cpu_inputs():
+    assert "cpu" in available_backends()
+    large = torch.zeros(4, 2, cpu_backend.AUTO_MIN_ELEMENTS // 8)
+    small = torch.zeros(4, 2, 3)
+    assert resolve_backend("auto", large, SpikingJellyLIF()).name == "cpu"
+    assert resolve_backend("auto", large, replace(SnnTorchLeaky(), state_dtype=torch.float16)).name == "cpu"
+    assert resolve_backend("auto", small, SpikingJellyLIF()).name == "torch"  # its fixed cost would dominate
+    assert resolve_backend("cpu", small, SpikingJellyLIF()).name == "cpu"  # by name, any size
+    # what it does not run, auto leaves to the reference
+    assert resolve_backend("auto", torch.zeros(4, 2, 8, 4096), CoupledBifurcation()).name == "torch"
+    assert resolve_backend("auto", large, SpikingJellyLIF(relaxed=True)).name == "torch"
+
+
+@pytest.mark.parametrize(
+    "x, dynamics, says",
+    [
+        (torch.zeros(2, 2, 3, 4), CoupledBifurcation(), "mixes channels"),
+        (torch.zeros(2, 2, 3), SpikingJellyLIF(relaxed=True), "relaxed"),
+        (torch.zeros(2, 2, 3, device="meta"), SpikingJellyLIF(), "CPU tensors"),
+    ],
+)
+def test_says_why_it_cannot_run(x, dynamics, says):
+    with pytest.raises(ValueError, match=f"backend 'cpu' cannot run this call: .*{says}"):
+        resolve_backend("cpu", x, dynamics)
+
+
+def test_matches_reference_bit_for_bit():
+    dynamics, params, x, v0 = _fast_case()
+    _check(dynamics, params, x, v0, needs=("x", "v0", "beta"))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(2, 5), c=st.integers(2, 6), length=st.integers(2, 9), seed=st.integers(0, 2**16))
+def test_one_variant_serves_every_size(n, c, length, seed):
+    """Sizes are dynamic: new batch sizes and widths reuse the compiled variant, and stay exact."""
+    dynamics, params, x, v0 = _fast_case(n, c, length, seed)
+    _check(dynamics, params, x, v0, needs=("x", "v0", "beta"))
+
+
+def test_the_final_state_is_not_a_view_of_what_the_backward_keeps():
+    dynamics, params, x, v0 = _fast_case()
+    leaves = [x.requires_grad_(), v0.requires_grad_(), params["beta"].requires_grad_()]
+    out = multistep(x, dynamics, params, v0, backend="cpu", return_v_seq=True)
+    out.v.add_(1.0)  # the user's in-place change may not reach the saved charged potentials
+    assert all(g is not None for g in torch.autograd.grad(out.spikes.sum(), leaves))
+
+
+def test_without_a_compiler_it_says_why_once_and_auto_runs_the_reference(monkeypatch):
+    from torch._inductor import config
+
+    monkeypatch.setattr(config.cpp, "cxx", (str(ROOT / "no-such-compiler" / "g++"),))
+    monkeypatch.setattr(cpu_backend, "_COMPILER", [])
+    x = torch.zeros(4, 2, cpu_backend.AUTO_MIN_ELEMENTS // 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_backend("auto", x, SpikingJellyLIF()).name == "torch"
+        assert resolve_backend("auto", x, SnnTorchLeaky()).name == "torch"
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and "no C++ compiler" in said[0] and "no-such-compiler" in said[0]
+    with pytest.raises(ValueError, match="backend 'cpu' cannot run this call: inductor found no C\\+\\+ compiler"):
+        resolve_backend("cpu", x, SpikingJellyLIF())
+
+
+# --- slow: every dynamics, 16-bit states, the fallback in a fresh process ------------------------------
+
+DYNAMICS = [
+    (SpikingJellyLIF(), LIF),
+    (SpikingJellyLIF(v_reset=None, decay_input=False, detach_reset=True, surrogate="atan"), {"tau": 1.7, "threshold": 0.9}),
+    (SpikingJellyPLIF(surrogate="triangle"), {"q": 0.4, "threshold": 1.0}),
+    (SpikingJelly014LIF(), {"tau": 3.0, "threshold": 1.0}),
+    (SpikingJelly014PLIF(v_reset=None), {"q": 0.3, "threshold": 1.0}),
+    (SpikingJellyIF(surrogate="fast_sigmoid"), {"threshold": 1.0}),
+    (SnnTorchLeaky(reset_mechanism="zero"), LEAKY),
+    (SnnTorchLeaky(reset_mechanism="none", surrogate="sigmoid:5"), {"beta": 0.7, "threshold": 1.0, "graded": 2.0}),
+    (SnnTorchLeakyImmediate(), LEAKY),
+    (SnnTorchLeakyImmediate(reset_mechanism="zero"), LEAKY),
+    (SnnTorchSynapticZero(), LEAKY),
+    (SnnTorchSynapticZeroImmediate(), LEAKY),
+    (DiagonalBifurcation(), {"eigenvalues": 0.1, "threshold": 1.0}),
+    (DiagonalBifurcation(v_reset=0.0, bounds=(-0.5, 0.1)), {"eigenvalues": -0.2, "threshold": 0.8}),
+]
+
+
+def _tensor_params(params, c, length, gen):
+    """Every parameter a learnable tensor: the first per channel, the rest per neuron or per layer."""
+    out = {}
+    for i, (name, value) in enumerate(params.items()):
+        shape = (c,) if i == 0 else ((c, length) if i == 1 else ())
+        out[name] = torch.full(shape, float(value)) * (1 + 0.1 * torch.rand(shape, generator=gen))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamics, params", DYNAMICS, ids=lambda d: type(d).__name__ if not isinstance(d, dict) else "")
+def test_every_dynamics_matches_reference(dynamics, params):
+    """Every parameter a learnable tensor (per channel, per neuron, per layer), a per-channel initial state,
+    the states returned; every gradient (one compiled variant per direction and dynamics)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 3, 4, 6, generator=gen) * 0.8 + 0.5
+    tensors = _tensor_params(params, 4, 6, gen)
+    _check(dynamics, tensors, x, torch.rand(4, generator=gen), needs=("x", "v0", *tensors))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamics, params", [DYNAMICS[1], DYNAMICS[9]], ids=["SpikingJellyLIF", "SnnTorchLeakyImmediate"])
+def test_one_step_float_parameters_full_state(dynamics, params):
+    """One step per call (a user's own time loop), float parameters, a full initial state, no states returned."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 4, 6, generator=gen) + 0.5
+    _check(dynamics, params, x, torch.rand(3, 4, 6, generator=gen) * 0.5, return_v_seq=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("state_dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(
+    "dynamics, params",
+    [DYNAMICS[0], DYNAMICS[3], DYNAMICS[6], DYNAMICS[9], DYNAMICS[12]],
+    ids=lambda d: type(d).__name__ if not isinstance(d, dict) else "",
+)
+def test_16_bit_states_match_reference(dynamics, params, state_dtype):
+    """Every operation rounded to the 16-bit state as eager PyTorch rounds it (a float32 0-d parameter
+    enters each product at float32 precision, as in the reference)."""
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.randn(6, 3, 4, 5, generator=gen) * 0.8 + 0.5).to(state_dtype)
+    dynamics = replace(dynamics, state_dtype=state_dtype)
+    tensors = {n: torch.tensor(float(v)) for n, v in params.items()}  # float32 0-d, as SpikingJelly's PLIF gives
+    _check(dynamics, tensors, x, torch.rand(4, 5, generator=gen).to(state_dtype), needs=("x", "v0", *tensors))
+    if state_dtype is torch.float16:
+        _check(dynamics, params, x.float(), 0.0, needs=("x",))  # a 16-bit state from float32 input
+
+
+@pytest.mark.slow
+def test_size_one_dimensions_and_float64():
+    """Sizes of one are specialised by the compiler (a recompilation), float64 runs in float64."""
+    dynamics, params, x, v0 = _fast_case(n=1, c=1, length=1)
+    _check(dynamics, params, x, v0, needs=("x", "v0", "beta"))
+    dynamics, params, x, v0 = _fast_case()
+    _check(dynamics, {n: (v.double() if isinstance(v, torch.Tensor) else v) for n, v in params.items()}, x.double(), v0.double())
+
+
+@pytest.mark.slow
+def test_inside_a_compiled_model_it_runs_the_plain_loop():
+    dynamics, params, x, v0 = _fast_case()
+    compiled = torch.compile(lambda x: multistep(x, dynamics, params, v0, backend="cpu").spikes, fullgraph=True)
+    assert torch.equal(compiled(x), multistep(x, dynamics, params, v0, backend="torch").spikes)
+
+
+@pytest.mark.slow
+def test_no_compiler_in_a_fresh_process(tmp_path):
+    """CXX pointing at a missing binary: one warning, the reference's results, and a clear refusal by name."""
+    script = textwrap.dedent(
+        """
+        import warnings, torch
+        from bsnn_lightning.engine import SpikingJellyLIF, multistep
+        x = torch.randn(4, 8, 64, 64) + 0.5
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a = multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
+            b = multistep(x, SpikingJellyLIF(), {"tau": 3.0, "threshold": 1.0})
+        said = [str(w.message) for w in caught]
+        assert len(said) == 1 and "no C++ compiler" in said[0], said
+        assert torch.equal(a.spikes, multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="torch").spikes)
+        try:
+            multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="cpu")
+        except ValueError as error:
+            assert "no C++ compiler" in str(error), error
+        else:
+            raise AssertionError("backend='cpu' ran without a compiler")
+        print("fallback ok")
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CXX": str(tmp_path / "missing" / "g++"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fallback ok" in done.stdout
