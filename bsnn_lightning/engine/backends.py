@@ -15,7 +15,7 @@ as a slow training step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -58,6 +58,19 @@ class Backend:
 _BACKENDS: dict[str, Backend] = {}
 
 
+class CallSpec(NamedTuple):
+    """What a backend's choice reads of x: its shape, dtype and device. Lets the choice be asked for a device this
+    machine may not have (``CallSpec((16, 8, 128, 32, 32), torch.float16, torch.device("cuda"))``) without
+    allocating anything; :func:`resolve_backend` takes it in place of x."""
+
+    shape: tuple
+    dtype: torch.dtype
+    device: torch.device
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+
 def register_backend(
     name: str,
     run: RunFn,
@@ -80,8 +93,9 @@ def available_backends() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def resolve_backend(name: str, x: torch.Tensor, dynamics: Dynamics) -> Backend:
-    """The backend that will run this call, or a ValueError that says why none can."""
+def resolve_backend(name: str, x: "torch.Tensor | CallSpec", dynamics: Dynamics) -> Backend:
+    """The backend that will run this call, or a ValueError that says why none can; x may be a :class:`CallSpec`
+    (the decision reads only its shape, dtype and device type)."""
     if name == "auto":
         for candidate in AUTO_ORDER:
             backend = _BACKENDS.get(candidate)
