@@ -54,7 +54,6 @@ from .triton_kernels import (
     _load_value,
     _mask_if,
     _reset,
-    _row,
 )
 
 
@@ -196,9 +195,9 @@ def _mix_registers(m_ptr, v, channel, C: tl.constexpr):
     for ``M`` stored column by column (``M[i, j] = m[j * C + i]``): a column is contiguous, so a thread reads it
     with vector loads, and every thread reads the same addresses. Row j of v is a register of the thread."""
     rows = channel < C
-    out = tl.load(m_ptr + channel, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, 0)[None, :]
+    out = tl.load(m_ptr + channel, mask=rows, other=0.0).to(tl.float32) * _pick(v, channel, 0)[None, :]
     for j in tl.static_range(1, C):
-        out = out + tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, j)[None, :]
+        out = out + tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32) * _pick(v, channel, j)[None, :]
     return out
 
 
@@ -316,14 +315,14 @@ def _mix_staged(m_ptr, src, channel, base, inside, INNER, C: tl.constexpr, ROWS:
         v = tl.load(src + v, mask=inside[None, :], other=0.0)
         for jj in tl.static_range(ROWS):
             column = tl.load(m_ptr + (j0 + jj) * C + channel, mask=rows, other=0.0).to(tl.float32)
-            out = out + column * _row(v, lane, jj)[None, :]
+            out = out + column * _pick(v, lane, jj)[None, :]
     if C % ROWS > 0:  # the last, partial chunk: its channels only
         j0 = C - C % ROWS
         v, v_mask = _chunk(base, inside, j0 + lane, C, INNER)
         v = tl.load(src + v, mask=v_mask, other=0.0)
         for jj in tl.static_range(C % ROWS):
             column = tl.load(m_ptr + (j0 + jj) * C + channel, mask=rows, other=0.0).to(tl.float32)
-            out = out + column * _row(v, lane, jj)[None, :]
+            out = out + column * _pick(v, lane, jj)[None, :]
     return out
 
 
@@ -342,6 +341,20 @@ def _positions(P, SAMPLE, INNER, C: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.
         p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         stride = P * C
     return (p // INNER) * SAMPLE + p % INNER, p < P, stride
+
+
+@triton.jit
+def _pick(tile, rows, k):
+    """Row ``k`` of a ``[ROWS, BLOCK]`` tile: the other rows add ``-0.0``, which is exact. Summed with an add of
+    this module's rather than ``tl.sum``: compiled both are the same adds, folded to a register move when a
+    thread holds the rows; interpreted, ``tl.sum`` is numpy's, which starts from ``+0.0`` and so would turn a
+    row of ``-0.0`` into ``+0.0``."""
+    return tl.reduce(tl.where(rows == k, tile, -0.0), 0, _add)
+
+
+@triton.jit
+def _add(a, b):
+    return a + b
 
 
 @triton.jit
