@@ -47,6 +47,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from triton.runtime.interpreter import InterpretedFunction
+
 from .triton_kernels import (
     DIAGONAL_BIFURCATION,
     _backward_step,
@@ -345,16 +347,16 @@ def _positions(P, SAMPLE, INNER, C: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.
 
 @triton.jit
 def _pick(tile, rows, k):
-    """Row ``k`` of a ``[ROWS, BLOCK]`` tile: the other rows add ``-0.0``, which is exact. Summed with an add of
-    this module's rather than ``tl.sum``: compiled both are the same adds, folded to a register move when a
-    thread holds the rows; interpreted, ``tl.sum`` is numpy's, which starts from ``+0.0`` and so would turn a
-    row of ``-0.0`` into ``+0.0``."""
-    return tl.reduce(tl.where(rows == k, tile, -0.0), 0, _add)
-
-
-@triton.jit
-def _add(a, b):
-    return a + b
+    """Row ``k`` of a ``[ROWS, BLOCK]`` tile, exactly: the other rows add ``-0.0``. Compiled, Triton's reduction
+    starts from the first element and folds to a register move when a thread holds the rows. Interpreted,
+    ``tl.sum`` is numpy's, which starts from ``+0.0`` and so turns a row of ``-0.0`` into ``+0.0``: there the
+    sign of a zero is put back from the row's sign bit (a reduction of this module's own would keep it, but the
+    interpreter runs one element at a time)."""
+    row = tl.sum(tl.where(rows == k, tile, -0.0), axis=0)
+    if INTERPRETED:
+        negative = tl.sum(tl.where(rows == k, tile.to(tl.int32, bitcast=True) < 0, False).to(tl.int32), axis=0) > 0
+        row = tl.where((row == 0.0) & negative, -0.0, row)
+    return row
 
 
 @triton.jit
@@ -399,3 +401,8 @@ def _backward_loads(h_seq_ptr, gs_ptr, gv_seq_ptr, t, stride, m, mask, HAS_GS: t
     else:
         gvs = tl.zeros(m.shape, tl.float32)
     return h_prev, gs, gvs
+
+
+#: whether these kernels run under Triton's interpreter (TRITON_INTERPRET when this module was imported), which
+#: :func:`_pick` reads as a constexpr
+INTERPRETED = tl.constexpr(isinstance(coupled_forward_kernel, InterpretedFunction))
