@@ -8,13 +8,14 @@ The launcher is :mod:`bsnn_lightning.engine.triton_coupled`; it picks ``ROWS``, 
 - **in registers** (``C_PAD == ROWS``: few channels): the thread keeps its position's ``C`` states in one tile
   through the time loop; ``A``'s columns are read from memory (the same addresses in every thread: broadcast,
   cached) and row ``j`` of the state is a register of the thread.
-- **staged** (more channels): the state lives in a scratch buffer in global memory, ``[2, C, P]`` fp32 (two
-  buffers: step t reads ``v_{t-1}`` from one and writes ``v_t`` to the other), and each step computes the
-  output channels one chunk of ``ROWS`` at a time, reading ``v_{t-1, j}`` back from the scratch for every
-  ``j``. So a thread holds ``ROWS`` channels whatever ``C`` is, and registers no longer bound the channels.
-  Exact: a float32 stored and loaded again is the same float32, and a barrier after each step (``bar.sync``,
-  which also orders the CTA's global memory accesses) puts every write of step t before any read of step t + 1
-  and every read before the next overwrite, whichever threads Triton's layout gives a position's rows to.
+- **staged** (more channels): the state lives in a scratch buffer in global memory, two time steps of x's
+  layout in fp32 (step t reads ``v_{t-1}`` from one and writes ``v_t`` to the other), and each step computes
+  the output channels one chunk of ``ROWS`` at a time, reading ``v_{t-1}`` back ``ROWS`` channels at a time,
+  as a tile of the output's shape and layout, for every ``j``. So a thread holds ``ROWS`` channels whatever
+  ``C`` is, and registers no longer bound the channels. Exact: a float32 stored and loaded again is the same
+  float32, and a barrier after each phase (``bar.sync``, which also orders the CTA's global memory accesses)
+  puts every write of step t before any read of step t + 1 and every read before the next overwrite, whichever
+  threads Triton's layout gives a position's rows to (a program touches only its own positions).
 
 Layout: x is ``[T, N, C, INNER]`` (``INNER`` the product of the spatial dimensions), one time step
 contiguous. Position ``p`` is sample ``p // INNER``, pixel ``p % INNER``; its neuron of channel ``c`` is
