@@ -22,6 +22,7 @@ import torch
 from .analysis import eigenvalue_bounds, eigenvalue_summary, pick_neurons
 from .convert import (
     bifurcation_eigenvalues,
+    check_optimized,
     convert,
     firing_rates,
     recordings,
@@ -44,7 +45,9 @@ class ConvertNeurons(L.Callback):
 
     Value checks deferred on a GPU (``check_finite="auto"``, see :mod:`bsnn_lightning.engine.checks`) are
     read once every ``trainer.log_every_n_steps`` training steps and at the end of every epoch: a NaN in a
-    neuron layer then stops training there, without a host synchronisation in every step.
+    neuron layer then stops training there, without a host synchronisation in every step. The checks of each
+    batch belong to this LightningModule: another model's flags are never raised here, and a fit starts by
+    dropping what an interrupted fit of the same module left unread.
 
     Args:
         dynamics, imp, backend, step_mode, imp_init, state_dtype, check_finite: as in :func:`bsnn_lightning.convert`
@@ -84,14 +87,64 @@ class ConvertNeurons(L.Callback):
             state_dtype=self.state_dtype, check_finite=self.check_finite, example_input=example, **self.options,
         )  # fmt: skip
 
+    # deferred value checks raised in a batch belong to this LightningModule (see engine.checks.owned_by)
+    def on_fit_start(self, trainer, pl_module):
+        checks.clear(pl_module)  # what an interrupted fit of this module left unread is not this fit's
+
+    def on_train_start(self, trainer, pl_module):
+        # the optimizers exist now: every neuron parameter meant to train must be in one (a LightningModule's
+        # ``not_optimized`` kinds, as SpikingClassifier's, are left out on purpose)
+        check_optimized(pl_module, trainer.optimizers, getattr(pl_module, "not_optimized", ()))
+        self._checked_after_first_step = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._own(pl_module)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        checks.raise_deferred_every(trainer.global_step, trainer.log_every_n_steps)
+        self._disown()
+        checks.raise_deferred_every(trainer.global_step, trainer.log_every_n_steps, pl_module)
+        if not getattr(self, "_checked_after_first_step", True):  # parameters a neuron's first forward created
+            self._checked_after_first_step = True
+            check_optimized(pl_module, trainer.optimizers, getattr(pl_module, "not_optimized", ()))
 
     def on_train_epoch_end(self, trainer, pl_module):
-        checks.raise_deferred()
+        checks.raise_deferred(pl_module)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._own(pl_module)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._disown()
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        checks.raise_deferred()
+        checks.raise_deferred(pl_module)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._own(pl_module)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._disown()
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        checks.raise_deferred(pl_module)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._own(pl_module)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._disown()
+
+    def on_exception(self, trainer, pl_module, exception):
+        self._disown()
+
+    def _own(self, pl_module) -> None:
+        self._disown()
+        self._owner_token = checks.enter(pl_module)
+
+    def _disown(self) -> None:
+        token, self._owner_token = getattr(self, "_owner_token", None), None
+        if token is not None:
+            checks.leave(token)
 
 
 class ResetStates(L.Callback):

@@ -11,7 +11,7 @@ from torch import nn
 
 from . import losses as losses_mod
 from . import readouts as readouts_mod
-from .convert import PARAMETER_KINDS, decay_param_groups, firing_rates, reset_states, set_monitoring
+from .convert import PARAMETER_KINDS, check_optimized, decay_param_groups, firing_rates, reset_states, set_monitoring
 from .engine import checks
 from .metrics import PerStepAccuracy
 
@@ -55,7 +55,10 @@ class SpikingClassifier(L.LightningModule):
 
     Logged: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_t{t}`` (accuracy of the
     output at each time step, the curve the IMP paper studies), ``val/rate/{layer}`` (firing rate of every
-    neuron layer), and the same under ``test/``.
+    neuron layer), and the same under ``test/``; and ``val/acc_best``, the best ``val/acc`` of the epochs so
+    far (sanity checks excluded), kept as :attr:`best_val_acc` with its epoch :attr:`best_val_epoch` (counted
+    from 1) and saved in checkpoints. The DVS DataModules validate on their test split, as the papers' codes
+    do, so ``val/acc_best`` is the figure they publish: the best test accuracy over epochs.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class SpikingClassifier(L.LightningModule):
         self.scheduler_factory = lr_scheduler
         self.no_decay = ["neuron"] if no_decay is None else list(no_decay)
         self.not_optimized = [] if not_optimized is None else list(not_optimized)
+        self._checked_after_first_step = False
         for name, kinds in (("no_decay", self.no_decay), ("not_optimized", self.not_optimized)):
             unknown = sorted(set(kinds) - set(PARAMETER_KINDS))
             if unknown:
@@ -102,6 +106,8 @@ class SpikingClassifier(L.LightningModule):
         self.test_acc = _accuracy(num_classes)
         self.val_step_acc = PerStepAccuracy()
         self.test_step_acc = PerStepAccuracy()
+        self.best_val_acc: float | None = None
+        self.best_val_epoch: int | None = None
 
     # --- forward -----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,22 +148,34 @@ class SpikingClassifier(L.LightningModule):
         self._example_input_array = value
 
     # --- steps -------------------------------------------------------------------------------------------
+    def on_fit_start(self):
+        checks.clear(self)  # what an interrupted fit of this model left unread is not this fit's
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        out = self(x)
-        loss = self.loss_fn(out, y)
+        with checks.owned_by(self):  # deferred value checks of this step are this model's
+            out = self(x)
+            loss = self.loss_fn(out, y)
         hard = y.argmax(dim=-1) if y.dim() == 2 and y.is_floating_point() else y  # soft targets: their top class
         self.train_acc(self.readout(out), hard)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=y.shape[0])
         return loss
 
+    def on_train_start(self):
+        # every neuron parameter that is meant to train must be in an optimizer (not_optimized: left out on purpose)
+        check_optimized(self, self.trainer.optimizers, self.not_optimized)
+        self._checked_after_first_step = False
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # value checks deferred on a GPU (see bsnn_lightning.engine.checks) are read once per logging interval
-        checks.raise_deferred_every(self.global_step, self.trainer.log_every_n_steps)
+        checks.raise_deferred_every(self.global_step, self.trainer.log_every_n_steps, self)
+        if not self._checked_after_first_step:  # parameters a neuron's first forward created
+            self._checked_after_first_step = True
+            check_optimized(self, self.trainer.optimizers, self.not_optimized)
 
     def on_train_epoch_end(self):
-        checks.raise_deferred()
+        checks.raise_deferred(self)
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val", self.val_acc, self.val_step_acc)
@@ -167,18 +185,21 @@ class SpikingClassifier(L.LightningModule):
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self.readout(self(x)).argmax(dim=-1)
+        with checks.owned_by(self):
+            return self.readout(self(x)).argmax(dim=-1)
 
     def _evaluate(self, batch, stage, acc, step_acc):
         x, y = batch
         set_monitoring(self.net, True)
         try:
-            out = self(x)
+            with checks.owned_by(self):
+                out = self(x)
+                loss = self.loss_fn(out, y)
             rates = firing_rates(self.net)
         finally:
             set_monitoring(self.net, False)
         n = y.shape[0]
-        self.log(f"{stage}/loss", self.loss_fn(out, y), prog_bar=True, batch_size=n, sync_dist=True)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
         acc(self.readout(out), y)
         self.log(f"{stage}/acc", acc, prog_bar=True, batch_size=n)
         step_acc.update(out, y)
@@ -186,9 +207,24 @@ class SpikingClassifier(L.LightningModule):
             self.log(f"{stage}/rate/{name}", rate, batch_size=n, sync_dist=True)
 
     def on_validation_epoch_end(self):
+        checks.raise_deferred(self)
         self._log_step_accuracy("val", self.val_step_acc)
+        if self.trainer.sanity_checking or not self.val_acc.update_called:
+            return
+        acc = float(self.val_acc.compute())  # synced over processes; Lightning reuses the computed value
+        if self.best_val_acc is None or acc > self.best_val_acc:
+            self.best_val_acc, self.best_val_epoch = acc, self.current_epoch + 1
+        self.log("val/acc_best", self.best_val_acc, prog_bar=True)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["best_val_acc"] = {"acc": self.best_val_acc, "epoch": self.best_val_epoch}
+
+    def on_load_checkpoint(self, checkpoint):
+        best = checkpoint.get("best_val_acc", {})
+        self.best_val_acc, self.best_val_epoch = best.get("acc"), best.get("epoch")
 
     def on_test_epoch_end(self):
+        checks.raise_deferred(self)
         self._log_step_accuracy("test", self.test_step_acc)
 
     def _log_step_accuracy(self, stage, metric):

@@ -3,11 +3,17 @@
     bsnn fit --config recipes/quickstart.yaml
     bsnn test --config recipes/quickstart.yaml --ckpt_path runs/quickstart/.../last.ckpt
     bsnn fit --config recipes/quickstart.yaml --print_config
-    bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded digits
+    bsnn report OUT_DIR [--quick]        # the papers' claims measured on the embedded data
 
 Recipes are YAML with ``class_path``/``init_args`` for the model (any LightningModule), the data (any
-LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated and its metrics printed
-(``--test_after_fit false`` to skip).
+LightningDataModule) and the callbacks. After ``fit``, the test split is evaluated with the last weights and its
+metrics printed (``--test_after_fit false`` to skip), then the best validation accuracy over the epochs and its
+epoch (``val/acc_best`` of :class:`~bsnn_lightning.SpikingClassifier`): the DVS DataModules validate on their test
+split, so that line is the figure the DVS papers and SpikingJelly's examples report, their best test accuracy
+over epochs; ``test/acc`` is the last epoch's.
+
+A known, expected condition (a dataset archive missing or wrong, a recipe that asks for a GPU where there is
+none) ends the command with its message alone on stderr and exit status 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -15,17 +21,43 @@ from __future__ import annotations
 import sys
 
 import lightning as L
+from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 from lightning.pytorch.cli import LightningCLI
+
+from .data.archives import ArchiveError, DatasetNotFoundError
+from .data.dvs import DatasetIncompleteError
+
+OTHER_COMMANDS = (
+    "Other commands: bsnn report OUT_DIR [--task digits|intervals|both] [--quick] measures the BSNN and IMP "
+    "papers' claims on the embedded data (bsnn report --help)."
+)
+
+
+class NoGPUError(RuntimeError):
+    """The run asks for a GPU and this machine has none."""
 
 
 class BsnnCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--test_after_fit", type=bool, default=True, help="evaluate the test split after fit")
 
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        accelerator = config["trainer"].get("accelerator")
+        if accelerator in ("gpu", "cuda") and not (CUDAAccelerator.is_available() or MPSAccelerator.is_available()):
+            raise NoGPUError(
+                f"this run asks for a GPU (trainer.accelerator: {accelerator}) and this machine has none. To try it "
+                "on the CPU, override the trainer: --trainer.accelerator cpu --trainer.precision 32-true (and "
+                "--trainer.fast_dev_run true for one training and one validation batch)"
+            )
+
     def after_fit(self) -> None:
         cfg = self.config.get(self.subcommand, self.config)
         if cfg.get("test_after_fit", True) and not self.trainer.fast_dev_run and self.trainer.state.finished:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
+        best, epoch = getattr(self.model, "best_val_acc", None), getattr(self.model, "best_val_epoch", None)
+        if best is not None and self.trainer.is_global_zero:
+            print(f"best val/acc over epochs: {best:.4f} (epoch {epoch} of {self.trainer.current_epoch})")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or getattr(
             self.trainer.checkpoint_callback, "best_model_path", ""
         )
@@ -41,12 +73,18 @@ def build_cli(args: list[str] | None = None) -> BsnnCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": OTHER_COMMANDS},
         args=args,
     )
 
 
+#: known, expected conditions: their message says what to do, so ``bsnn`` prints it alone
+EXPECTED_ERRORS = (DatasetNotFoundError, ArchiveError, DatasetIncompleteError, NoGPUError)
+
+
 def main(args: list[str] | None = None) -> int:
-    """The ``bsnn`` console command: 0 on success (errors raise, or exit non-zero from the parser).
+    """The ``bsnn`` console command: 0 on success; 1 with the message alone for an :data:`EXPECTED_ERRORS`
+    condition; other errors raise (with their traceback), and the parser exits non-zero on bad arguments.
 
     ``bsnn report ...`` runs :mod:`bsnn_lightning.report` (not a LightningCLI subcommand: it trains many
     models with its own settings); everything else goes to LightningCLI.
@@ -56,7 +94,11 @@ def main(args: list[str] | None = None) -> int:
         from .report import main as report_main
 
         return report_main(argv[1:])
-    build_cli(args)
+    try:
+        build_cli(args)
+    except EXPECTED_ERRORS as error:
+        print(f"bsnn: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,8 +7,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .adapters import Adapter, adapter_for, registered_adapters
+from .adapters import Adapter, adapter_for, registered_adapters, reset_module
 from .neuron_params import BIFURCATION_OPTIONS, DYNAMICS, IMP_MODES, MethodNeuron, Recording
+from .user_warnings import warn_user
 
 IMP_CHOICES = (*IMP_MODES, "none")
 BACKEND_CHOICES = ("torch", "triton", "auto", "native")
@@ -70,41 +71,68 @@ def convert(
     for name, value in (("imp_init", imp_init), ("state_dtype", state_dtype), ("check_finite", check_finite)):
         if value is not None:
             changes[name] = value
-    planned = []
-    for parent, name, module, adapter in list(_neurons_with_parents(model)):
+    # a neuron object may sit at several places (one layer applied twice, or shared by two submodules): it is
+    # planned and converted once, and whatever replaces it takes every one of its places
+    planned: dict[int, tuple] = {}
+    for name, places, module, adapter in _neurons_with_places(model):
         try:
             plan = adapter.plan(module, _settings_for(module, adapter, changes, backend, options, step_mode))
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
-        planned.append((parent, name, module, adapter, plan))
+        planned[id(module)] = (name, places, module, adapter, plan)
+    if example_input is None:  # checked before any neuron changes, so this refusal too leaves the model untouched
+        _refuse_unknown_shapes(
+            [name or type(m).__name__ for name, _, m, a, plan in planned.values() if _waits_for_shape(m, a, plan)]
+        )
     if not planned:
         raise ValueError(
             f"convert found no spiking neuron in {type(model).__name__}; known neuron libraries: "
             f"{registered_adapters()}"
         )
+    parameters_before = {id(p) for p in model.parameters()}
     used: list[Adapter] = []
-    for parent, name, module, adapter, plan in planned:
+    for _, places, module, adapter, plan in planned.values():
         new = adapter.apply(module, plan)
         if adapter not in used:
             used.append(adapter)
         if new is not module:
-            if parent is None:
-                model = new
-            else:
-                setattr(parent, name, new)
+            for parent, name in places:
+                if parent is None:
+                    model = new
+                else:
+                    parent._modules[name] = new
     for adapter in used:
         adapter.after_convert(model, step_mode)
     if example_input is not None:
         materialize(model, example_input)
-    else:
-        pending = [n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()]
-        if pending:
-            raise ValueError(
-                f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for "
-                f"per-neuron or per-channel parameters: call convert(..., example_input=batch), or run the "
-                "model once before converting"
-            )
+    else:  # the check above foresaw every neuron's shape; this one keeps the promise if it ever did not
+        _refuse_unknown_shapes(
+            [n for n, m, _ in _named_neurons(model) if isinstance(m, MethodNeuron) and m.bsnn_needs_shape()]
+        )
+    _warn_if_optimizers_exist(model, parameters_before)
     return model
+
+
+def _waits_for_shape(module: nn.Module, adapter: Adapter, plan) -> bool:
+    """True if ``module``, converted by ``plan`` without an example input, would still lack a per-neuron or
+    per-channel parameter because its input shape is unknown (what ``MethodNeuron.bsnn_needs_shape`` would
+    say after the conversion)."""
+    settings = plan.settings
+    if settings is None or adapter.known_sample_shape(module, settings) is not None:
+        return False
+    imp_missing = settings.imp in ("neuron", "channel") and getattr(module, "imp", None) is None
+    eigenvalues_missing = settings.dynamics == "bifurcation" and getattr(module, "eigenvalues", None) is None
+    return imp_missing or eigenvalues_missing
+
+
+def _refuse_unknown_shapes(pending: list[str]) -> None:
+    if pending:
+        raise ValueError(
+            f"neurons {pending[:3]}{'...' if len(pending) > 3 else ''} need their input shape for per-neuron or "
+            "per-channel parameters: pass one batch as convert(..., example_input=batch) or "
+            "ConvertNeurons(example_input=batch), or set the LightningModule's example_input_array, or run the "
+            "model once before converting"
+        )
 
 
 _NO_NATIVE = (
@@ -171,9 +199,11 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
 
 
 def reset_states(model: nn.Module) -> None:
-    """Reset every neuron's state (any registered library), so the next call starts a new sequence."""
-    for _, module, adapter in _named_neurons(model):
-        adapter.reset(module)
+    """Reset every neuron's state (any registered library), and the state of the libraries' other stateful
+    modules (SpikingJelly's ``MemoryModule`` layers, as ``functional.reset_net`` does), so the next call starts
+    a new sequence."""
+    for module in model.modules():
+        reset_module(module)
 
 
 def spiking_neurons(model: nn.Module) -> Iterator[tuple[str, nn.Module, Adapter]]:
@@ -235,6 +265,78 @@ def decay_param_groups(
     [('default', 1), (0.0, 4)]
     """
     no_decay, exclude = _kinds("no_decay", no_decay), _kinds("exclude", exclude)
+    kinds = _parameter_kinds(model)
+    decay, plain, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        found = kinds.get(id(p), set())
+        if found & exclude:
+            continue
+        (plain if found & no_decay else decay).append(p)
+    groups = [{"params": decay} if weight_decay is None else {"params": decay, "weight_decay": weight_decay}]
+    if plain:
+        groups.append({"params": plain, "weight_decay": 0.0})
+    return groups
+
+
+def unoptimized_parameters(model: nn.Module, optimizers, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The qualified names of the neurons' trainable parameters (IMP, eigenvalues, coupling basis, learnable
+    thresholds and time constants) that none of ``optimizers`` holds, leaving out those of a kind in ``exclude``
+    (:data:`PARAMETER_KINDS`, left out of the optimizer on purpose). A parameter that :func:`convert` or a
+    neuron's first forward created after the optimizer was built is one: it would keep its initial value."""
+    exclude = _kinds("exclude", exclude)
+    held = {id(p) for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]}
+    neuron_params = {id(p) for _, m, a in _named_neurons(model) for p in a.neuron_parameters(m)}
+    kinds = _parameter_kinds(model)
+    return [
+        name
+        for name, p in model.named_parameters()
+        if p.requires_grad and id(p) in neuron_params and id(p) not in held and not kinds.get(id(p), set()) & exclude
+    ]
+
+
+def check_optimized(model: nn.Module, optimizers, exclude: tuple[str, ...] | list[str] = ()) -> None:
+    """Raise naming the neurons' trainable parameters that no optimizer holds (see :func:`unoptimized_parameters`).
+
+    >>> import torch, bsnn_lightning as bl
+    >>> from bsnn_lightning.convert import unoptimized_parameters
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), bl.LIFNeuron())
+    >>> optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> net = bl.convert(net, imp="layer")  # adds 1.imp, which the optimizer does not hold
+    >>> unoptimized_parameters(net, [optimizer])
+    ['1.imp']
+    """
+    missing = unoptimized_parameters(model, optimizers, exclude)
+    if missing:
+        raise ValueError(
+            f"no optimizer holds the neuron parameters {missing}: they were created after the optimizers were built "
+            "(by convert, or by a neuron's first forward without example_input), so they would never train. Convert "
+            "before the optimizers are built (the ConvertNeurons callback does, at setup; pass example_input so that "
+            "shaped parameters exist then), or build the optimizers again; to leave parameters out on purpose, set "
+            "requires_grad=False on them"
+        )
+
+
+def _warn_if_optimizers_exist(model: nn.Module, parameters_before: set[int]) -> None:
+    """Warn if convert added parameters to a LightningModule whose Trainer has built its optimizers already."""
+    added = [name for name, p in model.named_parameters() if id(p) not in parameters_before and p.requires_grad]
+    if not added:
+        return
+    for module in model.modules():
+        trainer = module.__dict__.get("_trainer")  # a LightningModule attached to a Trainer
+        if trainer is not None and getattr(trainer, "optimizers", None):
+            warn_user(
+                f"convert added the parameters {added} after the Trainer built its optimizers, which do not hold them: "
+                "they will not train (and the first training step refuses). Convert before the optimizers are built "
+                "(the ConvertNeurons callback converts at setup), or build them again"
+            )
+            return
+
+
+def _parameter_kinds(model: nn.Module) -> dict[int, set[str]]:
+    """``id(parameter) -> kinds`` (:data:`PARAMETER_KINDS`) for every parameter of ``model`` with a kind."""
     kinds: dict[int, set[str]] = {}
     for _, module, adapter in _named_neurons(model):
         for p in adapter.neuron_parameters(module):
@@ -249,19 +351,7 @@ def decay_param_groups(
                 kinds.setdefault(id(p), set()).add("norm")
             elif name == "bias" and id(p) not in kinds:
                 kinds.setdefault(id(p), set()).add("bias")
-    decay, plain, seen = [], [], set()
-    for p in model.parameters():
-        if not p.requires_grad or id(p) in seen:
-            continue
-        seen.add(id(p))
-        found = kinds.get(id(p), set())
-        if found & exclude:
-            continue
-        (plain if found & no_decay else decay).append(p)
-    groups = [{"params": decay} if weight_decay is None else {"params": decay, "weight_decay": weight_decay}]
-    if plain:
-        groups.append({"params": plain, "weight_decay": 0.0})
-    return groups
+    return kinds
 
 
 def _kinds(name: str, given) -> set[str]:
@@ -322,18 +412,32 @@ def _named_neurons(model: nn.Module):
             yield name, module, adapter
 
 
-def _neurons_with_parents(model: nn.Module):
-    """Neurons with their parent module and attribute name; a neuron's own children are not searched."""
+def _neurons_with_places(model: nn.Module):
+    """``(qualified name, places, module, adapter)`` for every neuron object in ``model``, once per object;
+    ``places`` lists every ``(parent, attribute name)`` that holds it (``(None, "")`` for the model itself).
+    A neuron's own children are not searched."""
     root = adapter_for(model)
     if root is not None:
-        yield None, "", model, root
+        yield "", [(None, "")], model, root
         return
-    stack = [model]
-    while stack:
-        parent = stack.pop()
-        for name, child in parent.named_children():
+    found: dict[int, tuple] = {}
+    visited: set[int] = set()
+
+    def walk(prefix: str, parent: nn.Module) -> None:
+        if id(parent) in visited:
+            return
+        visited.add(id(parent))
+        for name, child in parent._modules.items():  # every place, not named_children's first one only
+            if child is None:
+                continue
+            qualified = f"{prefix}.{name}" if prefix else name
             adapter = adapter_for(child)
-            if adapter is not None:
-                yield parent, name, child, adapter
+            if adapter is None:
+                walk(qualified, child)
+            elif id(child) in found:
+                found[id(child)][1].append((parent, name))
             else:
-                stack.append(child)
+                found[id(child)] = (qualified, [(parent, name)], child, adapter)
+
+    walk("", model)
+    yield from found.values()

@@ -94,8 +94,11 @@ class MethodSettings:
         if not self.imp_init[0] <= self.imp_init[1]:
             raise ValueError(f"expected imp_init (low, high) with low <= high, got {self.imp_init}")
         lo, hi = self.bounds
-        if not lo < hi:
-            raise ValueError(f"expected eigenvalue bounds (lo, hi) with lo < hi, got {self.bounds}")
+        if not (math.isfinite(lo) and math.isfinite(hi) and -1.0 <= lo < hi):
+            raise ValueError(
+                f"expected eigenvalue bounds (lo, hi) with -1 <= lo < hi, got {self.bounds}: below -1 a mode's factor "
+                "1 + lambda is negative and the membrane changes sign at every step"
+            )
         if not (lo <= self.eigen_init[0] <= self.eigen_init[1] <= hi):
             raise ValueError(
                 f"expected eigen_init {self.eigen_init} inside bounds {self.bounds} (lo <= low <= high <= hi)"
@@ -201,8 +204,13 @@ class MethodNeuron:
 
     def bsnn_configure(self, settings: MethodSettings) -> None:
         """Apply ``settings``: create the parameters they ask for and the known shape allows, keep the ones
-        that still fit (learned values survive a second conversion), drop the ones no longer asked for."""
+        that still fit (learned values survive a second conversion), drop the ones no longer asked for. While
+        the sample shape is unknown, a parameter the new settings may shape differently (an IMP per layer made
+        per neuron, eigenvalues per channel made per neuron) is refitted as soon as the shape is known."""
+        previous = getattr(self, "bsnn_settings", None)
         self.bsnn_settings = settings
+        if self.bsnn_sample_shape is None and previous is not None and _shaping(previous) != _shaping(settings):
+            self.__dict__["bsnn_refit"] = True
         self._bsnn_make_parameters(refit=True)
         seen = self.__dict__.get("bsnn_seen_shape")
         if seen is not None and self.bsnn_sample_shape is None and self.bsnn_needs_shape():
@@ -212,6 +220,8 @@ class MethodNeuron:
     def bsnn_needs_shape(self) -> bool:
         """True while a parameter that the settings ask for waits for the input's shape."""
         settings = self.bsnn_settings
+        if self.bsnn_sample_shape is None and settings.shaped and self.__dict__.get("bsnn_refit"):
+            return True
         if settings.imp in ("neuron", "channel") and self.imp is None:
             return True
         return settings.dynamics == "bifurcation" and self.eigenvalues is None
@@ -228,7 +238,7 @@ class MethodNeuron:
                 )
             return
         self.bsnn_sample_shape = sample_shape
-        self._bsnn_make_parameters(device)
+        self._bsnn_make_parameters(device, refit=self.__dict__.pop("bsnn_refit", False))
 
     def bsnn_see_shape(self, sample_shape: tuple[int, ...], device: torch.device) -> None:
         """A forward call's sample shape: create the shaped parameters it allows (once), and remember it for a
@@ -264,7 +274,8 @@ class MethodNeuron:
             imp_shape = granular_shape(settings.imp, shape, owner)
             # (per neuron and per channel are the same shape for 1-D samples: compare shapes, not modes)
             if self.imp is None or (refit and tuple(self.imp.shape) != imp_shape):
-                threshold = float(torch.as_tensor(self._bsnn_threshold()).detach().float().mean())
+                threshold = torch.as_tensor(self._bsnn_threshold()).detach().float().mean()
+                threshold = 1.0 if threshold.is_meta else float(threshold)  # meta: shapes only, no value to read
                 self.imp = nn.Parameter(initial_imp(imp_shape, settings.imp_init, threshold, device))
         if settings.dynamics != "bifurcation":
             self.eigenvalues = None
@@ -282,16 +293,34 @@ class MethodNeuron:
             self.basis = nn.Parameter(torch.zeros(count, count, device=device))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        # a checkpoint of a materialised neuron loads into a fresh one: the shapes come from the checkpoint
-        for name in ADDED_PARAMETERS:
+        # A checkpoint of a materialised neuron loads into a fresh one: the shapes of the added parameters come
+        # from the checkpoint, the settings (which parameters exist, and what they mean) from convert or the
+        # constructor. A parameter the settings do not ask for is not loaded (PyTorch reports it as an unexpected
+        # key; strict loading refuses it): eigenvalues loaded into a LIF neuron would never be used.
+        settings, owner = self.bsnn_settings, type(self).__name__
+        wanted = _wanted_parameters(settings)
+        unused = [prefix + name for name in ADDED_PARAMETERS if prefix + name in state_dict and name not in wanted]
+        if unused:
+            warn_user(
+                f"the state dict holds {unused}, which {owner} {prefix[:-1]!r} (bsnn: {settings.describe()}) does "
+                f"not use; they need {_settings_needed(unused, prefix, state_dict)}: convert the model with those "
+                "settings before loading (strict loading refuses these keys, non-strict loading leaves them out)"
+            )
+        for name in wanted:
             key = prefix + name
-            if key in state_dict and getattr(self, name) is None:
+            if key not in state_dict:
+                if getattr(self, name) is None:
+                    missing_keys.append(key)  # the parameter is still waiting for its shape: it is missing all the same
+                continue
+            problem = _shape_problem(name, tuple(state_dict[key].shape), settings, state_dict, prefix)
+            if problem:
+                error_msgs.append(f"{key}: {problem}; the neuron's settings: {settings.describe()}")
+                continue
+            if getattr(self, name) is None:
                 setattr(self, name, nn.Parameter(torch.empty_like(state_dict[key], device=_device_of(self))))
-        imp_key = prefix + "imp"
-        if imp_key in state_dict and self.bsnn_settings.imp is None:
-            self.bsnn_settings = self.bsnn_settings.updated(imp=mode_of(tuple(state_dict[imp_key].shape)))
         if self.bsnn_sample_shape is None:
-            self.bsnn_sample_shape = _sample_shape_from(state_dict, prefix, self.bsnn_settings)
+            self.bsnn_sample_shape = _sample_shape_from(state_dict, prefix, settings)
+        self.__dict__.pop("bsnn_refit", None)  # the loaded values are the parameters now
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     # --- the engine call -----------------------------------------------------------------------------------
@@ -452,6 +481,47 @@ def coupling_matrix(basis: torch.Tensor, eigenvalues: torch.Tensor, bounds: tupl
 def mode_of(shape: tuple[int, ...]) -> str:
     """The IMP mode a stored IMP tensor of this shape was made with."""
     return "layer" if shape == () else ("channel" if len(shape) == 1 else "neuron")
+
+
+def _wanted_parameters(settings: MethodSettings) -> tuple[str, ...]:
+    """The added parameters (:data:`ADDED_PARAMETERS`) a neuron with ``settings`` holds once materialised."""
+    wanted = ("imp",) if settings.imp is not None else ()
+    if settings.dynamics == "bifurcation":
+        wanted += ("eigenvalues", "basis") if settings.structure == "coupled" else ("eigenvalues",)
+    return wanted
+
+
+def _shaping(settings: MethodSettings) -> tuple:
+    """What decides the shapes of a neuron's added parameters."""
+    return settings.imp, settings.dynamics, settings.granularity, settings.structure
+
+
+def _settings_needed(keys: list[str], prefix: str, state_dict) -> str:
+    """The convert settings under which a neuron holds the added parameters ``keys``."""
+    names = {key[len(prefix):] for key in keys}
+    needed = []
+    if "eigenvalues" in names or "basis" in names:
+        needed.append("dynamics='bifurcation'")
+        needed.append("structure='coupled'" if "basis" in names else "structure='diagonal'")
+    if "imp" in names:
+        shape = tuple(state_dict[prefix + 'imp'].shape)
+        needed.append("imp='channel' or 'neuron'" if len(shape) == 1 else f"imp={mode_of(shape)!r}")
+    return ", ".join(needed)
+
+
+def _shape_problem(name: str, shape: tuple[int, ...], settings: MethodSettings, state_dict, prefix: str) -> str | None:
+    """Why a stored added parameter of this shape cannot be the one ``settings`` ask for, or None if it can."""
+    mode = settings.imp if name == "imp" else settings.granularity
+    if name in ("imp", "eigenvalues"):
+        fits = {"layer": len(shape) == 0, "channel": len(shape) == 1, "neuron": len(shape) >= 1}[mode]
+        if not fits:
+            return f"a stored shape {list(shape)} is not per {mode} ({'a scalar' if mode == 'layer' else 'one value per ' + mode})"
+        return None
+    eigenvalues = state_dict.get(prefix + "eigenvalues")
+    count = None if eigenvalues is None else eigenvalues.numel()
+    if len(shape) != 2 or shape[0] != shape[1] or (count is not None and shape[0] != count):
+        return f"a stored coupling basis of shape {list(shape)} is not square over the {count} eigenvalues"
+    return None
 
 
 def _sample_shape_from(state_dict, prefix: str, settings: MethodSettings) -> tuple[int, ...] | None:

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-from .engine import Dynamics, SpikingJellyLIF, Surrogate
+from .engine import Dynamics, SpikingJellyLIF, Surrogate, checks
 from .neuron_params import STEP_MODES, MethodNeuron, MethodSettings
 
 
@@ -61,6 +61,11 @@ class EngineNeuron(MethodNeuron, nn.Module):
         super().__init__()
         if not (math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"expected threshold > 0, got {threshold}")
+        if v_reset is not None and not (math.isfinite(v_reset) and v_reset < threshold):
+            raise ValueError(
+                f"expected v_reset < threshold ({threshold}) or None (soft reset), got {v_reset}: a hard reset to a "
+                "potential at or above the threshold fires again at every step"
+            )
         if step_mode not in STEP_MODES:
             raise ValueError(f"expected step_mode to be one of {list(STEP_MODES)}, got {step_mode!r}")
         threshold_t = torch.tensor(float(threshold))
@@ -107,6 +112,20 @@ class EngineNeuron(MethodNeuron, nn.Module):
         """The state the next call on ``seq`` [T, N, ...] starts from: the carried state, or v_reset (+ IMP)."""
         return self.v if self.v is not None else self.bsnn_initial_state(self.resting_state())
 
+    def _guard_learned(self, name: str, value: torch.Tensor, bad: torch.Tensor, requirement: str) -> None:
+        """Check a learnable quantity against its range (``bad``: a 0-d bool tensor, True where it left it)
+        without stalling the device: at once on the CPU, as a deferred flag elsewhere (``check_finite``'s mode,
+        :mod:`bsnn_lightning.engine.checks`; read once per logging interval). Left out of a traced graph."""
+        mode = checks.resolve(self.bsnn_settings.check_finite, value.device)
+        if mode == "off" or torch.compiler.is_compiling():
+            return
+        what = f"the learnable {name} of {type(self).__name__} ({requirement})"
+        with checks.unobserved():
+            if mode == "defer":
+                checks.defer(what, bad)
+            elif bool(bad):
+                raise ValueError(f"{what} left its range: {name} = {value.detach().flatten().tolist()}")
+
     def reset_state(self) -> None:
         """Forget the state: the next call starts a new sequence from v_reset (+ IMP)."""
         self.v = None
@@ -121,7 +140,10 @@ class EngineNeuron(MethodNeuron, nn.Module):
         return self.v_reset, self.detach_reset
 
     def _bsnn_threshold(self, sample_shape=None):
-        return self.threshold
+        threshold = self.threshold
+        if isinstance(threshold, nn.Parameter):
+            self._guard_learned("threshold", threshold, ~(threshold.detach() > 0), "it must stay > 0")
+        return threshold
 
     def _bsnn_surrogate(self) -> Surrogate:
         return self.surrogate
@@ -154,7 +176,7 @@ class EngineNeuron(MethodNeuron, nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"threshold={float(self.threshold):g}, v_reset={self.v_reset}, "
+            f"threshold={_scalar(self.threshold)}, v_reset={self.v_reset}, "
             f"surrogate={self.surrogate.name}:{self.surrogate.alpha:g}, {self.bsnn_extra_repr()}"
         )
 
@@ -172,8 +194,8 @@ class LIFNeuron(EngineNeuron):
     """
 
     def __init__(self, tau: float = 2.0, *, decay_input: bool = True, learn_tau: bool = False, **kwargs) -> None:
-        if not (math.isfinite(tau) and tau > 0):
-            raise ValueError(f"expected tau > 0, got {tau}")
+        if not (math.isfinite(tau) and tau > 1):
+            raise ValueError(f"expected tau > 1, got {tau}: {_TAU_RANGE}")
         super().__init__(**kwargs)
         tau_t = torch.tensor(float(tau)).to(self.threshold.device)
         if learn_tau:
@@ -190,10 +212,20 @@ class LIFNeuron(EngineNeuron):
                 surrogate=self.surrogate, v_reset=self.v_reset, detach_reset=self.detach_reset, decay_input=self.decay_input
             ),
         )
-        return dynamics, {"tau": self.tau, "threshold": self.threshold}
+        tau = self.tau
+        if isinstance(tau, nn.Parameter):
+            self._guard_learned("tau", tau, ~(tau.detach() > 1), f"it must stay > 1: {_TAU_RANGE}")
+        return dynamics, {"tau": tau, "threshold": self._bsnn_threshold()}
 
     def extra_repr(self) -> str:
-        return f"tau={float(self.tau):g}, " + super().extra_repr()
+        return f"tau={_scalar(self.tau)}, " + super().extra_repr()
+
+
+_TAU_RANGE = (
+    "the membrane keeps 1 - 1/tau of its distance from v_reset per step, which is a leak only for tau > 1 (tau = 1 "
+    "forgets the membrane at every step, tau < 1 overshoots the input and fires below the threshold, tau < 1/2 "
+    "oscillates with a growing amplitude); SpikingJelly's LIFNode refuses tau <= 1 likewise"
+)
 
 
 class BifurcationNeuron(EngineNeuron):
@@ -229,3 +261,8 @@ class BifurcationNeuron(EngineNeuron):
 
     def _bsnn_lif(self, sample_shape):
         raise ValueError(f"{type(self).__name__} has no LIF dynamics (its time constant is not defined)")
+
+
+def _scalar(value: torch.Tensor) -> str:
+    """A 0-d parameter as ``repr`` shows it; on the meta device (shapes only) there is no value to show."""
+    return "meta" if value.is_meta else f"{float(value):g}"

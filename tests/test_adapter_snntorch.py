@@ -310,6 +310,7 @@ def test_shapes_come_from_an_example_or_an_earlier_run_else_a_clear_error():
     net = nn.Sequential(nn.Linear(3, 6), snn.Leaky(beta=0.9, init_hidden=True))
     with pytest.raises(ValueError, match=r"need their input shape.*example_input"):
         bl.convert(net, dynamics="bifurcation", structure="coupled", backend="torch")
+    assert type(net[1]) is snn.Leaky and not hasattr(net[1], "bsnn_settings")  # refused before it was converted
     fresh = nn.Sequential(nn.Linear(3, 6), snn.Leaky(beta=0.9, init_hidden=True))
     fresh(torch.randn(2, 3))  # one native step: the membrane [2, 6] tells the layer's shape
     bl.convert(fresh, dynamics="bifurcation", structure="coupled", imp="channel", backend="torch")

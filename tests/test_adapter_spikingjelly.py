@@ -318,6 +318,17 @@ def test_bifurcation_and_imp_train_save_restore_and_skip_weight_decay(tmp_path):
     assert torch.equal(fresh(x), net(x))
 
 
+def test_without_an_example_input_the_refusal_leaves_the_nodes_native_and_an_earlier_run_gives_the_shape():
+    net = _model()
+    with pytest.raises(ValueError, match=r"neurons \['2', '6'\] need their input shape"):
+        bl.convert(net, dynamics="bifurcation", backend="torch")
+    assert type(net[2]) is neuron.LIFNode and type(net[6]) is neuron.ParametricLIFNode
+    x, _ = _inputs(4, (T, N, 2, 8, 8))
+    net(x)  # a native run leaves membranes [N, ...]: their shapes are the layers'
+    bl.convert(net, dynamics="bifurcation", backend="torch")
+    assert net[2].eigenvalues.shape == (C,) and net[6].eigenvalues.shape == (5,)
+
+
 def test_imp_is_the_start_of_every_sequence():
     native = neuron.LIFNode(tau=2.0, v_reset=None, step_mode="m")
     converted = bl.convert(copy.deepcopy(native), dynamics="lif", imp="layer", backend="torch")

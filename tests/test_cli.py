@@ -2,14 +2,18 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from bsnn_lightning.cli import build_cli
+from bsnn_lightning.cli import build_cli, main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
+
+pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter is intended")
 
 
 @pytest.mark.slow
@@ -68,3 +72,53 @@ def test_console_command_exits_zero_after_a_run(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "BsnnCLI object" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_fit_prints_the_best_validation_accuracy_over_epochs_after_the_last_weights_test(tmp_path, capsys):
+    cli = build_cli(
+        [
+            "fit",
+            "--config", QUICKSTART,
+            "--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=2",
+            "--trainer.limit_test_batches=2",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            "--data.init_args.limit=120",
+        ]
+    )
+    out = capsys.readouterr().out
+    model = cli.model
+    assert model.best_val_epoch in (1, 2)
+    assert f"best val/acc over epochs: {model.best_val_acc:.4f} (epoch {model.best_val_epoch} of 2)" in out
+    assert out.index("test/acc") < out.index("best val/acc over epochs")  # printed after the test of the last weights
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_a_gpu_recipe_without_a_gpu_says_how_to_run_on_the_cpu(capsys):
+    """README: the DVS recipes ask for a GPU; without one, bsnn says so and names the CPU overrides."""
+    code = main(["fit", "--config", str(ROOT / "recipes" / "cifar10dvs48_vgg11_imp_tets.yaml")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("bsnn: error: this run asks for a GPU (trainer.accelerator: gpu)")
+    assert "--trainer.accelerator cpu --trainer.precision 32-true" in err
+
+
+@pytest.mark.slow
+def test_a_missing_dataset_is_one_message_without_a_traceback(tmp_path):
+    """A known condition (here: the dataset's archives are not there) ends ``bsnn`` with exit status 1 and the
+    message that says where to put them, and no traceback."""
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bsnn_lightning.cli", "fit", "--config", str(ROOT / "recipes" / "nmnist_bsnn.yaml"),
+            f"--data.init_args.root={tmp_path / 'N-MNIST'}", "--data.init_args.download=false",
+            "--trainer.accelerator=cpu", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+        ],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    message = result.stderr[result.stderr.index("bsnn: error: "):]
+    assert message.startswith("bsnn: error: N-MNIST: 2 archive(s) missing from")
+    assert f"put it, under this name, at {tmp_path / 'N-MNIST' / 'Train.zip'}" in message

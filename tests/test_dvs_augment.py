@@ -16,7 +16,8 @@ from bsnn_lightning.data.augment import (
     random_shift,
     translate,
 )
-from bsnn_lightning.data.mixing import MixupCutmix, cutmix_box
+from bsnn_lightning.data import mixing
+from bsnn_lightning.data.mixing import MixupCutmix, cutmix_box, paste_box
 
 
 def frames(seed=0, shape=(3, 2, 6, 8)):
@@ -129,6 +130,82 @@ def test_cutmix_pastes_one_box_and_sets_lam_to_the_kept_area():
     assert 0 <= y0 <= y1 <= 10 and 0 <= x0 <= x1 <= 20 and (y1 - y0) <= 5 and (x1 - x0) <= 10
 
 
+def _pasted_elementwise(x, partner, box, on):
+    """The paste written out element by element: which of x's elements a box replaces (the reference)."""
+    (y0, y1), (x0, x1) = box
+    out = x.clone()
+    n, t, c, h, w = x.shape
+    for i in range(n):
+        for j in range(t):
+            for k in range(c):
+                for r in range(h):
+                    for q in range(w):
+                        inside = (y0 <= k < y1 and x0 <= r < x1) if on == "polarity_h" else (y0 <= r < y1 and x0 <= q < x1)
+                        if inside:
+                            out[i, j, k, r, q] = partner[i, j, k, r, q]
+    return out
+
+
+@pytest.mark.parametrize("on", ["hw", "polarity_h"])
+@pytest.mark.parametrize("box", [((1, 4), (2, 5)), ((0, 3), (0, 6)), ((3, 6), (1, 2)), ((2, 2), (0, 6))])
+def test_paste_box_is_the_elementwise_rule(on, box):
+    x = torch.arange(3 * 2 * 2 * 6 * 6, dtype=torch.float32).reshape(3, 2, 2, 6, 6)
+    partner = x[[2, 0, 1]]
+    assert torch.equal(paste_box(x, partner, box, on), _pasted_elementwise(x, partner, box, on))
+
+
+def test_released_cutmix_pastes_polarity_row_bands_and_mixes_labels_by_the_nominal_box(monkeypatch):
+    """mmpretrain 1.0.2 CutMix on [B, T, C, H, W]: box drawn on (H, W), pasted at [:, :, y0:y1, x0:x1]."""
+    x = torch.arange(4 * 2 * 2 * 6 * 6, dtype=torch.float32).reshape(4, 2, 2, 6, 6)
+    y = torch.tensor([0, 1, 2, 3])
+    mix = MixupCutmix(mixup_alpha=0.0, cutmix_alpha=1.0, partner="permutation", cutmix_on="polarity_h")
+    for box, changed in ((((1, 4), (2, 5)), 1 * 3 * 6), (((3, 6), (0, 3)), 0)):
+        monkeypatch.setattr(mixing, "cutmix_box", lambda size, lam, box=box: box)
+        torch.manual_seed(3)
+        mixed, soft = mix(x, y, 4)
+        lam = 1 - (box[0][1] - box[0][0]) * (box[1][1] - box[1][0]) / 36  # the nominal box's area, clipped to H x W
+        partner = [int(row.argmax()) if row.max() == 1 else int((row - lam * torch.eye(4)[i]).argmax()) for i, row in enumerate(soft)]
+        assert sorted(partner) == [0, 1, 2, 3]  # a permutation of the batch
+        expected = soft.new_tensor([[lam * (k == i) + (1 - lam) * (k == partner[i]) for k in range(4)] for i in range(4)])
+        assert torch.allclose(soft, expected, atol=1e-7, rtol=0)
+        assert torch.equal(mixed, _pasted_elementwise(x, x[partner], box, "polarity_h"))
+        moved = [int((mixed[i] != x[i]).sum()) for i in range(4)]
+        assert all(m == (0 if partner[i] == i else 2 * changed) for i, m in enumerate(moved))  # T = 2 steps
+    with pytest.raises(ValueError, match=re.escape("cutmix_on='polarity_h' expected x [N, T, C, H, W], got [4, 2, 6, 6]")):
+        mix(x[:, 0], y, 4)
+
+
+@pytest.mark.slow
+def test_released_cutmix_leaves_most_128_frames_unchanged_but_always_mixes_labels():
+    """At 128 x 128 with alpha 1 about 35% of the released code's cutmix batches change the input at all."""
+    torch.manual_seed(0)
+    mix = MixupCutmix(mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_on="polarity_h")
+    x = torch.stack([torch.zeros(1, 2, 128, 128), torch.ones(1, 2, 128, 128)])
+    y = torch.tensor([0, 1])
+    changed = mixed_labels = 0
+    for _ in range(150):
+        mixed, soft = mix(x, y, 2)
+        band = mixed[0, 0]  # [C, H, W]: sample 0 got ones where the box fell
+        if band.any():
+            changed += 1
+            assert band.all(dim=-1).eq(band.any(dim=-1)).all()  # full-width rows
+        mixed_labels += bool(soft[0, 1] > 0)
+    assert 0.2 < changed / 150 < 0.5 and mixed_labels > 0.9 * 150  # 0.345 exactly (docs/recipes.md)
+
+
+def test_permutation_partner_is_a_random_permutation_with_one_lam():
+    torch.manual_seed(2)
+    mix = MixupCutmix(mixup_alpha=0.8, cutmix_alpha=0.0, partner="permutation")
+    x = torch.stack([torch.full((2, 2, 4, 4), float(i)) for i in range(6)])  # sample i holds the value i
+    mixed, soft = mix(x, torch.arange(6), num_classes=6)
+    lam = next(soft[i, i].item() for i in range(6) if soft[i, i] < 1)
+    partner = [i if soft[i, i] == 1 else int(soft[i].masked_fill(torch.eye(6, dtype=torch.bool)[i], -1).argmax()) for i in range(6)]
+    assert sorted(partner) == list(range(6)) and partner != list(range(5, -1, -1))
+    for i in range(6):
+        assert torch.allclose(mixed[i], torch.full_like(x[i], lam * i + (1 - lam) * partner[i]))
+        assert soft[i, i] == 1 or torch.allclose(soft[i, [i, partner[i]]], torch.tensor([lam, 1 - lam]))
+
+
 def test_mix_probability_zero_gives_one_hot_and_bad_settings_raise():
     x, y = torch.rand(3, 2, 2, 4, 4), torch.tensor([2, 0, 1])
     same, soft = MixupCutmix(prob=0.0)(x, y, 3)
@@ -143,6 +220,10 @@ def test_mix_probability_zero_gives_one_hot_and_bad_settings_raise():
         MixupCutmix(switch_prob=-0.1)
     with pytest.raises(ValueError, match=re.escape("expected cutmix_alpha to be a number >= 0, got -1.0")):
         MixupCutmix(cutmix_alpha=-1.0)
+    with pytest.raises(ValueError, match=re.escape("expected cutmix_on in ('hw', 'polarity_h'), got 'ch'")):
+        MixupCutmix(cutmix_on="ch")
+    with pytest.raises(ValueError, match=re.escape("expected partner in ('reversed', 'permutation'), got 'random'")):
+        MixupCutmix(partner="random")
 
 
 @pytest.mark.parametrize("name", ["ce", "lts", "tet", "label_smoothed_tet", "rate_mse"])

@@ -299,6 +299,46 @@ def test_interrupted_cache_build_is_never_complete_and_is_resumed(tmp_path):
     assert len(dm.train_set) == 3 and len(dm.test_set) == 1
 
 
+def test_an_empty_event_file_is_refused_naming_it_not_made_an_all_zero_sample(tmp_path):
+    root, sums, _ = _nmnist_with(tmp_path, b"")  # a 0-byte recording (an interrupted copy, a failed extraction)
+    dm = make(NMNISTDataModule, root, tmp_path / "cache", sums)
+    empty = root / "extracted" / "Train" / "Train" / "2" / "00003.bin"
+    with pytest.raises(EventFileError, match=rf"^{re.escape(str(empty))}: at byte offset 0: no events \(0 bytes\)"):
+        dm.prepare_data()
+    assert not (dm._cache(dm._checked_sources())[0] / "manifest.json").exists()
+
+
+def test_a_truncated_frame_file_in_a_finished_cache_is_named_then_rebuilt(tmp_path):
+    root, sums, _ = _nmnist_with(tmp_path, atis_bytes(random_events(np.random.default_rng(2), 80, (34, 34), 9000)))
+    dm = make(NMNISTDataModule, root, tmp_path / "cache", sums)
+    dm.prepare_data()
+    dm.setup()
+    frames = [dm.train_set[i][0].clone() for i in range(len(dm.train_set))]
+    victim = Path(dm.train_set.files[1])
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[: len(whole) // 2])  # a disk that filled up, a copy cut short
+    with pytest.raises(RuntimeError, match=rf"wrong size .* e\.g\. {re.escape(str(victim))}: expected {len(whole)} bytes, "
+                       rf"found {len(whole) // 2}; run the DataModule's prepare_data\(\) to rebuild them"):
+        make(NMNISTDataModule, root, tmp_path / "cache", sums).setup()
+    with pytest.warns(RuntimeWarning, match="rebuilding the frame cache"):
+        dm.prepare_data()  # rebuilds the truncated file (only its source)
+    again = make(NMNISTDataModule, root, tmp_path / "cache", sums)
+    again.setup()
+    assert all(torch.equal(again.train_set[i][0], frames[i]) for i in range(len(frames)))
+
+
+def test_an_unreadable_frame_file_is_named_when_loaded(tmp_path):
+    root, sums, _ = _nmnist_with(tmp_path, atis_bytes(random_events(np.random.default_rng(3), 80, (34, 34), 9000)))
+    dm = make(NMNISTDataModule, root, tmp_path / "cache", sums)
+    dm.prepare_data()
+    dm.setup()
+    victim = Path(dm.train_set.files[0])
+    victim.write_bytes(b"\0" * victim.stat().st_size)  # same size, no numpy header: found only when read
+    with pytest.raises(RuntimeError, match=rf"unreadable frame-cache file {re.escape(str(victim))} \(ValueError: .*\); "
+                       r"delete it and run the DataModule's prepare_data\(\) to rebuild it"):
+        dm.train_set[0]
+
+
 def test_cache_with_other_parameters_is_refused_then_rebuilt(tmp_path):
     root, sums, _ = _nmnist_with(tmp_path, atis_bytes(random_events(np.random.default_rng(1), 50, (34, 34), 1000)))
     dm = make(NMNISTDataModule, root, tmp_path / "cache", sums)

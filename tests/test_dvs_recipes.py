@@ -32,6 +32,7 @@ CASES = {
     "cifar10dvs_vgg11_imp_tets": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", []),
     "cifar10dvs48_vgg11_imp_tets": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", _SMALL_48),
     "cifar10dvs_vggsnn_tet": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", ["--model.init_args.net.init_args.input_size=[32,32]"]),
+    "cifar10dvs_vggsnnwoap_tet": ("cifar10-dvs", "CIFAR10DVSReleasedSplit", ["--model.init_args.net.init_args.input_size=[32,32]"]),
     "ncaltech101_vgg11_imp_tets": ("n-caltech101", "NCaltech101ReleasedSplit", []),
     "ncaltech101_48_vgg11_imp_tets": ("n-caltech101", "NCaltech101ReleasedSplit", _SMALL_48),
     "dvs128gesture": ("dvs128-gesture", "DVS128GestureDataModule", ["--model.init_args.net.init_args.input_size=[32,32]"]),

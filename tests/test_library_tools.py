@@ -64,9 +64,9 @@ def test_the_finite_check_adds_nothing_to_a_count():
         bl.convert(net, "bifurcation", backend="torch", check_finite=check_finite, example_input=_frames("m"))
         return _counts(net, _frames("m"), [oc.FlopCounter(), oc.ACCounter(), oc.MemoryAccessCounter()], strict=False)
 
-    checks._DEFERRED.clear()
+    checks.clear()
     assert counts("sync") == counts("off") == counts("defer")
-    checks._DEFERRED.clear()
+    checks.clear()
 
 
 def test_torch_flop_counter_counts_a_converted_snntorch_model_as_the_native_one():

@@ -132,8 +132,9 @@ def test_reset_states_callback_stops_state_leaking_between_batches(tmp_path):
 
 def test_convert_callback_without_shapes_says_what_to_do(tmp_path):
     t = trainer(tmp_path, callbacks=[ConvertNeurons(imp="neuron")])
-    with pytest.raises(ValueError, match="need their input shape"):
+    with pytest.raises(ValueError, match="need their input shape") as refused:
         t.fit(UserModule(), datamodule=TensorFrames())
+    assert "ConvertNeurons(example_input=batch)" in str(refused.value) and "example_input_array" in str(refused.value)
 
 
 @pytest.mark.slow
@@ -179,3 +180,20 @@ def test_eigenvalue_summary_regimes():
     assert summary["conservative"] == pytest.approx(0.4)
     assert summary["diffusive"] == pytest.approx(0.2)
     assert (summary["min"], summary["max"]) == (-0.5, pytest.approx(0.1))
+
+
+@pytest.mark.slow
+def test_best_val_accuracy_is_the_running_maximum_over_epochs_and_survives_a_checkpoint(tmp_path):
+    """``val/acc_best`` after epoch e is max(val/acc of epochs 1..e): the figure the DVS papers report."""
+    torch.manual_seed(0)
+    model = bl.SpikingClassifier(small_net(), num_classes=3, loss="ce", optimizer=lambda p: torch.optim.Adam(p, lr=0.05))
+    t = trainer(tmp_path, max_epochs=4, limit_train_batches=2, limit_val_batches=2, callbacks=[ResetStates()])
+    t.fit(model, datamodule=TensorFrames())
+    rows = [r for r in csv_rows(t) if r.get("val/acc")]
+    accs, bests = [float(r["val/acc"]) for r in rows], [float(r["val/acc_best"]) for r in rows]
+    assert len(accs) == 4 and bests == [max(accs[: e + 1]) for e in range(4)]  # no sanity-check value in it
+    assert bests[-1] > accs[-1]  # this run's last epoch is not its best: the two figures differ
+    assert model.best_val_acc == pytest.approx(max(accs)) and model.best_val_epoch == accs.index(max(accs)) + 1
+    t.save_checkpoint(tmp_path / "m.ckpt")
+    restored = bl.SpikingClassifier.load_from_checkpoint(tmp_path / "m.ckpt", net=small_net())
+    assert (restored.best_val_acc, restored.best_val_epoch) == (model.best_val_acc, model.best_val_epoch)

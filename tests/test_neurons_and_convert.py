@@ -117,6 +117,28 @@ def test_convert_needs_shapes_for_per_neuron_parameters():
     assert bl.convert(net, imp="channel")[1].imp.shape == (5,)
 
 
+@pytest.mark.parametrize("changes", [{"imp": "channel"}, {"imp": "neuron"}, {"dynamics": "bifurcation"}])
+def test_a_missing_example_input_is_refused_before_any_neuron_changes(changes):
+    """docs/adapters.md: "a refused neuron leaves the model untouched", this refusal included; its message
+    names every way to give the shape."""
+    net = mlp()
+    before = {name: (type(m), m.bsnn_settings, m.imp, m.eigenvalues) for name, m in net.named_modules() if isinstance(m, LIFNeuron)}
+    with pytest.raises(ValueError, match=r"neurons \['1', '3'\] need their input shape") as refused:
+        bl.convert(net, **changes)
+    for words in ("convert(..., example_input=batch)", "ConvertNeurons(example_input=batch)", "example_input_array"):
+        assert words in str(refused.value)
+    after = {name: (type(m), m.bsnn_settings, m.imp, m.eigenvalues) for name, m in net.named_modules() if isinstance(m, LIFNeuron)}
+    assert after == before and all(m is not None for m in (net[1], net[3]))
+
+
+def test_a_lif_neuron_that_ran_becomes_bifurcation_without_an_example_input():
+    net = mlp()
+    net(torch.randn(2, 3, 6))  # the shapes are known from this run
+    bl.reset_states(net)
+    net = bl.convert(net, dynamics="bifurcation")
+    assert [tuple(net[i].eigenvalues.shape) for i in (1, 3)] == [(5,), (3,)]
+
+
 def test_convert_without_neurons_and_bad_choices():
     with pytest.raises(ValueError, match=r"convert found no spiking neuron in Linear; known neuron libraries: \['bsnn'"):
         bl.convert(nn.Linear(2, 2), imp="layer")
@@ -135,12 +157,12 @@ def test_checkpoint_of_a_converted_model_loads_into_a_fresh_one():
     fresh.load_state_dict(state)
     bl.reset_states(net)
     assert torch.equal(fresh(x), net(x))
-    # neurons that never ran take their shapes from the checkpoint
+    # neurons that never ran take their shapes (not their settings) from the checkpoint
     lazy = nn.Sequential(
         TimeDistributed(nn.Linear(6, 5)),
-        BifurcationNeuron(structure="coupled", v_reset=0.0),
+        BifurcationNeuron(structure="coupled", v_reset=0.0, imp="neuron"),
         TimeDistributed(nn.Linear(5, 3)),
-        BifurcationNeuron(structure="coupled", v_reset=0.0),
+        BifurcationNeuron(structure="coupled", v_reset=0.0, imp="neuron"),
     )
     lazy.load_state_dict(state)
     bl.reset_states(net)

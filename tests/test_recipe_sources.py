@@ -23,8 +23,9 @@ import pytest
 import torch
 import yaml
 from torch import nn
+from torch.utils.data import TensorDataset
 
-from bsnn_lightning import BifurcationNeuron, EngineNeuron, convert
+from bsnn_lightning import BifurcationNeuron, EngineNeuron, SpikingClassifier, convert
 from bsnn_lightning.callbacks import ConvertNeurons
 from bsnn_lightning.convert import decay_param_groups, spiking_neurons
 from bsnn_lightning.cli import BsnnCLI
@@ -143,6 +144,23 @@ def _membrane_dtype(model: nn.Module) -> str:
     return str(state.dtype).replace("torch.", "")
 
 
+def _reported_figure(cli) -> str:
+    """Which figure ``bsnn fit`` prints for the run: the best validation accuracy over epochs is the best *test*
+    accuracy over epochs when the DataModule validates on its test split every epoch."""
+    dm, model, trainer = cli.datamodule, cli.model, cli.trainer
+    saved = dm.train_set, dm.test_set, dm.num_workers
+    try:  # tell the two splits apart by their contents and see which one the validation loader serves
+        dm.train_set, dm.test_set, dm.num_workers = TensorDataset(torch.ones(2)), TensorDataset(torch.zeros(2)), 0
+        validates_on_test = bool(next(iter(dm.val_dataloader()))[0].eq(0).all())
+    finally:
+        dm.train_set, dm.test_set, dm.num_workers = saved
+    if not isinstance(model, SpikingClassifier):
+        return "no best-over-epochs figure"
+    if validates_on_test and trainer.check_val_every_n_epoch == 1:
+        return "best test accuracy over epochs"
+    return "best validation accuracy over epochs, validation not the test split every epoch"
+
+
 def probe(name: str, what: str):
     cli, example = built(name)
     model, net = cli.model, cli.model.net
@@ -189,6 +207,8 @@ def probe(name: str, what: str):
         return list(out.shape)
     if what == "input_shape":
         return list(example.shape[1:])
+    if what == "reported_figure":
+        return _reported_figure(cli)
     raise AssertionError(f"unknown probe {what!r}")
 
 

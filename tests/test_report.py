@@ -345,3 +345,71 @@ def _numbers(node):
     elif isinstance(node, list):
         for value in node:
             yield from _numbers(value)
+
+
+@pytest.fixture
+def no_runs(monkeypatch):
+    """Any experiment run fails the test: the output folder must be checked before the first run."""
+
+    def started(*args, **kwargs):
+        raise AssertionError("the experiments started before the output folder was found unwritable")
+
+    monkeypatch.setattr(runner, "run_experiments", started)
+
+
+def _report_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", *argv, "--quick"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("where", ["out_dir", "parent", "figures"])
+def test_report_refuses_a_file_where_its_folder_goes_before_any_run(tmp_path, capsys, no_runs, where):
+    blocker = {"out_dir": tmp_path / "out", "parent": tmp_path / "parent", "figures": tmp_path / "out" / "figures"}[where]
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("in the way")
+    out = tmp_path / "parent" / "out" if where == "parent" else tmp_path / "out"
+    err = _report_error([str(out)], capsys)
+    assert err.startswith("bsnn report: error: cannot write the report into ")
+    assert ("is not a folder" in err or "Not a directory" in err) and str(tmp_path) in err
+
+
+def test_report_refuses_a_folder_where_a_report_file_goes_before_any_run(tmp_path, capsys, no_runs):
+    (tmp_path / "report.json").mkdir()
+    err = _report_error([str(tmp_path)], capsys)
+    assert err == f"bsnn report: error: cannot write the report file {tmp_path / 'report.json'}: a folder of that name is in the way"
+
+
+def test_report_refuses_a_folder_it_may_not_write_before_any_run(tmp_path):
+    """A real permission check in a real process; as root (who may write anywhere) the process runs without
+    the capability to override file permissions (``setpriv``)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: a permission check cannot fail")
+        drop = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    script = (
+        "from bsnn_lightning.report import runner\n"
+        "def started(*a, **k): raise AssertionError('the experiments started')\n"
+        "runner.run_experiments = started\n"
+        "from bsnn_lightning.cli import main\n"
+        f"main(['report', {str(locked / 'out')!r}, '--quick'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([*prefix, sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"bsnn report: error: cannot write the report into {locked / 'out'}: cannot create the folder (Permission denied)"
+    )

@@ -17,9 +17,9 @@ SHAPE = dict(in_channels=2, num_classes=10, channels=(4, 8), hidden=16, input_si
 
 @pytest.fixture(autouse=True)
 def _no_leftover_flags():
-    checks._DEFERRED.clear()
+    checks.clear()
     yield
-    checks._DEFERRED.clear()
+    checks.clear()
 
 
 def _own_net():
@@ -127,3 +127,70 @@ def test_convert_neurons_reads_deferred_checks_at_the_logging_interval(tmp_path)
     with pytest.raises(ValueError, match="non-finite values"):
         trainer.fit(module)
     assert module.steps == 5  # the NaN came at step 3; the deferred flags were read at step 5, not before
+
+
+class _PowerCut(L.Callback):
+    """Interrupts a fit at the start of training step ``at`` (as a crash or a killed notebook cell would)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.at:
+            raise RuntimeError("power cut")
+
+
+def _trainer(tmp_path, *callbacks, steps=None):
+    return L.Trainer(
+        callbacks=[ConvertNeurons(check_finite="defer"), *callbacks], max_epochs=1, max_steps=steps or -1,
+        log_every_n_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+
+
+def test_a_flag_left_by_an_interrupted_run_is_not_raised_in_another_models_loop(tmp_path):
+    broken = _NanAfterTwoSteps()
+    with pytest.raises(RuntimeError, match="power cut"):  # NaN at step 3, interrupted at step 4, before the read at 5
+        _trainer(tmp_path, _PowerCut(at=3)).fit(broken)
+    assert checks.pending(broken) >= 1
+    healthy = _NanAfterTwoSteps()
+    healthy.steps = -100  # never reaches its NaN in this fit
+    _trainer(tmp_path).fit(healthy)  # reads its own flags only
+    assert healthy.steps == -90
+    assert checks.pending(broken) >= 1  # broken's flag is still there: not dropped, not blamed on healthy
+    with pytest.raises(ValueError, match=r"non-finite values \(NaN or Inf\) were found by _NanAfterTwoSteps"):
+        checks.raise_deferred(broken)
+
+
+def test_a_new_fit_of_the_same_model_starts_without_the_interrupted_runs_flags(tmp_path):
+    module = _NanAfterTwoSteps()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    with pytest.raises(RuntimeError, match="power cut"):
+        _trainer(tmp_path, _PowerCut(at=3)).fit(module)
+    assert checks.pending(module) >= 1
+    module.load_state_dict(before)  # the NaN step spoilt the weights: start again from the first ones
+    module.steps = -100  # the rerun never reaches the NaN
+    _trainer(tmp_path, steps=4).fit(module)
+    assert module.steps == -96 and checks.pending(module) == 0
+
+
+def test_two_models_stepped_in_turn_each_read_their_own_flags():
+    """Two networks trained in one loop, each checked in its own scope: a NaN in one is raised by its own
+    read only, naming it, and the other's read passes."""
+    a = nn.Sequential(nn.Linear(3, 4), bl.LIFNeuron(check_finite="defer"))
+    b = nn.Sequential(nn.Linear(3, 4), bl.LIFNeuron(check_finite="defer"))
+    x = torch.rand(4, 2, 3)
+    with checks.owned_by(b):
+        b(x * float("nan"))
+    with checks.owned_by(a):
+        a(x)
+    checks.raise_deferred(a)
+    with pytest.raises(ValueError, match=r"found by Sequential since the last check in: the state or parameters"):
+        checks.raise_deferred(b)
+    assert checks.pending() == 0
+
+
+def test_owned_checks_read_nothing_back_from_the_device():
+    with checks.owned_by(_own_net()) as net:
+        _training_step_on_meta(net, "auto")  # a host read of a meta tensor would raise
+        assert checks.pending(net) >= 2 and checks.pending() == checks.pending(net)

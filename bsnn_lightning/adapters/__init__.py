@@ -68,6 +68,11 @@ class Adapter:
         """Forget the neuron's state, so the next call starts a new sequence."""
         raise NotImplementedError
 
+    def reset_other(self, module: nn.Module) -> bool:
+        """Forget the state of a module of this library that is no neuron but keeps state between calls (a
+        SpikingJelly ``MemoryModule`` such as ``layer.Dropout``'s mask); False if ``module`` keeps none."""
+        return False
+
     # --- shared by every library ------------------------------------------------------------------------------
     def settings_of(self, module: nn.Module) -> MethodSettings:
         """The settings ``module`` runs with now."""
@@ -78,6 +83,15 @@ class Adapter:
         if isinstance(module, MethodNeuron) and module.bsnn_settings.step_mode is not None:
             return module.bsnn_settings.step_mode == "m"
         return getattr(module, "step_mode", "s") == "m"
+
+    def known_sample_shape(self, module: nn.Module, settings: MethodSettings) -> tuple[int, ...] | None:
+        """The shape of one sample of ``module``'s input, if known before any call with ``settings``: from a
+        checkpoint or an earlier call on the engine. An adapter whose library state tells it overrides this."""
+        if not isinstance(module, MethodNeuron):
+            return None
+        if module.bsnn_sample_shape is not None:
+            return module.bsnn_sample_shape
+        return module.__dict__.get("bsnn_seen_shape")
 
     def sample_shape(self, module: nn.Module, x) -> tuple[int, ...]:
         """The shape of one sample (no time, no batch) of the input ``x`` that ``module`` was called with."""
@@ -123,6 +137,17 @@ def adapter_for(module: nn.Module) -> Adapter | None:
         if adapter.owns(module):
             return adapter
     return None
+
+
+def reset_module(module: nn.Module) -> None:
+    """Reset ``module``'s own state if it is a neuron or another stateful module of a registered library."""
+    adapter = adapter_for(module)
+    if adapter is not None:
+        adapter.reset(module)
+        return
+    for adapter in _ADAPTERS:
+        if adapter.reset_other(module):
+            return
 
 
 def registered_adapters() -> list[str]:

@@ -47,6 +47,8 @@ def _lif_to_bifurcation(lif: LIFNeuron, settings: MethodSettings) -> Bifurcation
         surrogate=lif.surrogate,
     ).to(lif.threshold.device)
     neuron.bsnn_sample_shape = lif.bsnn_sample_shape
+    if "bsnn_seen_shape" in lif.__dict__:  # the LIF neuron ran: its input shape gives the eigenvalues theirs
+        neuron.__dict__["bsnn_seen_shape"] = lif.__dict__["bsnn_seen_shape"]
     imp = lif.imp
     if imp is not None and settings.imp is not None:
         neuron.imp = nn.Parameter(imp.detach().clone())

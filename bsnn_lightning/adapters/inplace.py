@@ -13,12 +13,9 @@ come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`, as for this packa
 
 from __future__ import annotations
 
-import torch
 from torch import nn
-from torch.overrides import _get_current_function_mode_stack
-from torch.utils import _python_dispatch
-from torch.utils._device import DeviceContext
 
+from ..engine.torch_modes import ops_observed
 from ..neuron_params import ADDED_PARAMETERS, DERIVED_ATTRIBUTES, MethodNeuron, MethodSettings
 from ..user_warnings import warn_user
 
@@ -43,16 +40,6 @@ class ConvertedNeuron(MethodNeuron):
         return ", ".join(p for p in (super().extra_repr(), self.bsnn_extra_repr()) if p)
 
 
-def ops_observed() -> bool:
-    """True while a PyTorch dispatch mode or function mode other than PyTorch's own machinery (fake tensors,
-    tracing, ``with torch.device(...)``) watches the operations. Never while ``torch.compile`` traces."""
-    if torch.compiler.is_compiling():
-        return False
-    if _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False):
-        return True
-    return any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack())
-
-
 _CLASSES: dict[tuple[type, type], type] = {}
 
 
@@ -67,6 +54,26 @@ def converted_class(mixin: type, library_class: type) -> type:
 def library_class(module: nn.Module) -> type:
     """The library's own class of a neuron, converted or not."""
     return type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
+
+
+def refuse_subclass(module: nn.Module, library: str, supported: tuple[type, ...]) -> None:
+    """Raise if ``module``'s library class is a subclass (a user's, or another library class) of a supported one.
+
+    A subclass may change the equations (its forward, charge, fire or reset, or the state it keeps) that the
+    converted neuron replaces with the engine's, and nothing can tell from outside whether it does: converting
+    it could compute something else than the subclass, silently. So it is refused, naming it."""
+    cls = library_class(module)
+    if cls in supported:
+        return
+    bases = [base for base in cls.__mro__[1:] if base in supported]
+    if bases:
+        base = bases[0]
+        raise ValueError(
+            f"{cls.__module__}.{cls.__qualname__} is a subclass of {library} {base.__name__}, and a subclass may change "
+            f"the equations (forward, charge, fire, reset, state) that converting would replace with {base.__name__}'s: "
+            f"it is not converted. Build the model with {library} {base.__name__} itself, or keep the library's own "
+            "neurons with backend='native'"
+        )
 
 
 def convert_in_place(module: nn.Module, mixin: type, settings: MethodSettings) -> nn.Module:

@@ -48,7 +48,15 @@ from ..engine import SnnTorchLeaky, SnnTorchLeakyImmediate, SnnTorchSynapticZero
 from ..engine.surrogates import surrogate_from_function
 from ..neuron_params import MethodSettings
 from . import Adapter, Plan, register_adapter
-from .inplace import ConvertedNeuron, check_restorable, convert_in_place, library_class, restore_class, warn_autograd_surrogate
+from .inplace import (
+    ConvertedNeuron,
+    check_restorable,
+    convert_in_place,
+    library_class,
+    refuse_subclass,
+    restore_class,
+    warn_autograd_surrogate,
+)
 
 _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast_sigmoid": ("fast_sigmoid", "slope")}
 
@@ -204,8 +212,8 @@ class SnnTorchAdapter(Adapter):
             return False
         if isinstance(module, snn.SpikingNeuron):
             return True
-        kind = type(module)  # LeakyParallel is no SpikingNeuron; RLeaky's one-to-one weight is no neuron
-        return kind.__module__.startswith("snntorch._neurons") and kind.__name__ not in _NOT_NEURONS
+        # LeakyParallel is no SpikingNeuron (nor is a subclass of it); RLeaky's one-to-one weight is no neuron
+        return any(c.__module__.startswith("snntorch._neurons") and c.__name__ not in _NOT_NEURONS for c in type(module).__mro__)
 
     def plan(self, module, settings: MethodSettings | None) -> Plan:
         if settings is None:
@@ -213,6 +221,7 @@ class SnnTorchAdapter(Adapter):
             return Plan(None)
         cls = library_class(module)
         mixins = _mixins()
+        refuse_subclass(module, "snntorch", tuple(mixins))
         if cls not in mixins:
             why = _REFUSED_BECAUSE.get(cls.__name__, "")
             raise ValueError(
@@ -247,10 +256,14 @@ class SnnTorchAdapter(Adapter):
         convert_in_place(module, _mixins()[cls], plan.settings)
         module._bsnn_surrogate()  # looked up now, not at the first forward, which torch.compile may be tracing
         module.__dict__["bsnn_fresh"] = True
-        mem = module._buffers["mem"]
-        if plan.settings.step_mode == "s" and mem.dim() >= 1 and mem.numel():
-            module.bsnn_materialize(tuple(mem.shape[1:]), mem.device)  # a membrane [N, ...] from an earlier run
+        shape = _membrane_sample_shape(module, plan.settings)
+        if shape is not None:
+            module.bsnn_materialize(shape, module._buffers["mem"].device)
         return module
+
+    def known_sample_shape(self, module, settings: MethodSettings):
+        shape = super().known_sample_shape(module, settings)
+        return shape if shape is not None else _membrane_sample_shape(module, settings)
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         if step_mode == "m":
@@ -297,6 +310,14 @@ def _surrogate_of(spike_grad) -> tuple[Surrogate, bool]:
             if variable in cells:
                 return Surrogate(name, float(cells[variable])), False
     return surrogate_from_function(spike_grad, f"snntorch:{qualname or type(spike_grad).__name__}"), True
+
+
+def _membrane_sample_shape(module, settings: MethodSettings) -> tuple[int, ...] | None:
+    """One sample's shape from the membrane ``[N, ...]`` an earlier per-step run left, or None."""
+    mem = module._buffers["mem"]
+    if settings.step_mode == "s" and mem.dim() >= 1 and mem.numel():
+        return tuple(mem.shape[1:])
+    return None
 
 
 def _trailing(value, sample_shape: tuple[int, ...]):

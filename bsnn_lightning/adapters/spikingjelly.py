@@ -42,7 +42,15 @@ from ..engine import (
 from ..engine.surrogates import surrogate_from_function
 from ..neuron_params import MethodSettings
 from . import Adapter, Plan, register_adapter
-from .inplace import ConvertedNeuron, check_restorable, convert_in_place, library_class, restore_class, warn_autograd_surrogate
+from .inplace import (
+    ConvertedNeuron,
+    check_restorable,
+    convert_in_place,
+    library_class,
+    refuse_subclass,
+    restore_class,
+    warn_autograd_surrogate,
+)
 
 _SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
 _SUPPORTED = ("LIFNode", "ParametricLIFNode", "IFNode")
@@ -135,9 +143,8 @@ class SpikingJellyAdapter(Adapter):
     def owns(self, module: nn.Module) -> bool:
         if "spikingjelly" not in sys.modules:
             return False
-        return type(module).__module__.startswith("spikingjelly.activation_based.neuron") or (
-            isinstance(module, ConvertedNode)
-        )
+        # a class of SpikingJelly's neuron package, or any subclass of one (a user's own, which plan refuses)
+        return any(c.__module__.startswith("spikingjelly.activation_based.neuron") for c in type(module).__mro__)
 
     def plan(self, module, settings: MethodSettings | None) -> Plan:
         if settings is None:
@@ -146,7 +153,9 @@ class SpikingJellyAdapter(Adapter):
         from spikingjelly.activation_based import neuron
 
         cls = library_class(module)
-        if cls not in tuple(getattr(neuron, n) for n in _SUPPORTED):
+        supported = tuple(getattr(neuron, n) for n in _SUPPORTED)
+        refuse_subclass(module, "spikingjelly", supported)
+        if cls not in supported:
             raise ValueError(
                 f"spikingjelly {cls.__name__} is not supported by the SpikingJelly adapter (supported: "
                 f"{', '.join(_SUPPORTED)}); keep the library's own neurons with backend='native'"
@@ -164,10 +173,14 @@ class SpikingJellyAdapter(Adapter):
         if _surrogate_of(module.surrogate_function)[1]:
             warn_autograd_surrogate(type(module).__name__, type(module.surrogate_function).__name__)
         convert_in_place(module, ConvertedNode, plan.settings)
-        v = module.v
-        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.numel():
-            module.bsnn_materialize(tuple(v.shape[1:]), v.device)  # a membrane [N, ...] left by an earlier run
+        shape = _membrane_sample_shape(module)
+        if shape is not None:
+            module.bsnn_materialize(shape, module.v.device)
         return module
+
+    def known_sample_shape(self, module, settings: MethodSettings):
+        shape = super().known_sample_shape(module, settings)
+        return shape if shape is not None else _membrane_sample_shape(module)
 
     def after_convert(self, model: nn.Module, step_mode: str | None) -> None:
         from spikingjelly.activation_based import functional
@@ -179,6 +192,21 @@ class SpikingJellyAdapter(Adapter):
 
     def reset(self, module) -> None:
         module.reset()
+
+    def reset_other(self, module) -> bool:
+        base = sys.modules.get("spikingjelly.activation_based.base")
+        if base is None or not isinstance(module, base.MemoryModule):
+            return False
+        module.reset()  # what functional.reset_net does for it
+        return True
+
+
+def _membrane_sample_shape(node) -> tuple[int, ...] | None:
+    """One sample's shape from the membrane ``v`` ``[N, ...]`` an earlier run left, or None (``v`` a number)."""
+    v = node.v
+    if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.numel():
+        return tuple(v.shape[1:])
+    return None
 
 
 def _surrogate_of(function) -> tuple[Surrogate, bool]:

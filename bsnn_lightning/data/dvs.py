@@ -51,7 +51,7 @@ from .formats import (
     read_atis_bin,
     read_gesture_labels,
 )
-from .frame_cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, read_manifest
+from .frame_cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, load_frames, read_manifest
 from .loading import check_choice, check_int, default_num_workers, make_loader
 from .mixing import MixupCutmix
 from .splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, read_split_file, shipped_split
@@ -532,7 +532,7 @@ class _FrameFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.load(self.files[i]).astype(self.dtype, copy=False))
+        x = torch.from_numpy(load_frames(self.files[i]).astype(self.dtype, copy=False))
         if self.augment is not None:
             x = self.augment(x)
         return x, self.labels[i]

@@ -141,9 +141,9 @@ def read_aedat2_dvs128(path: str | os.PathLike, coordinates: str = "spikingjelly
     The two readers in use disagree on the picture (FORMATS in ``docs/datasets.md``):
 
     * ``"spikingjelly"`` (default): ``x = 127 - raw_y``, ``y = 127 - raw_x``, SpikingJelly's
-      CIFAR10-DVS reader. The published CIFAR10-DVS results this project's recipes target (TET,
-      the IMP paper) were trained on frames made this way, so their flips and shifts act on the
-      same axes here.
+      CIFAR10-DVS reader. The IMP paper's released code trains on frames made this way, so its
+      flips and shifts act on the same axes here. TET made its own frames with MATLAB ``dat2mat``
+      (row ``127 - raw_x``, column ``raw_y``): these mirrored in W.
     * ``"upright"``: jAER's own view, ``x = 127 - raw_x`` and ``y`` pointing up, turned into
       rows with ``y = 127 - raw_y``: the scene as a person sees it. It is the transpose of the
       ``"spikingjelly"`` picture.

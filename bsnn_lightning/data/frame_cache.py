@@ -26,6 +26,7 @@ already finished (their ``source-*.json`` exists) and builds the rest.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import hashlib
 import io
 import json
@@ -39,6 +40,7 @@ import numpy as np
 
 from ..atomic import write_atomically
 from .events import events_to_frames
+from .formats import EventFileError
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -47,6 +49,7 @@ __all__ = [
     "SourceFile",
     "build_frame_cache",
     "cache_folder",
+    "load_frames",
     "read_manifest",
 ]
 
@@ -158,7 +161,7 @@ def build_frame_cache(
     results: dict[int, list[dict]] = {}
     todo = []
     for source, first in jobs:
-        done = _finished_source(frames_dir, source, first)
+        done = _finished_source(frames_dir, source, first, spec.shape)
         if done is not None:
             results[first] = done
         else:
@@ -215,7 +218,29 @@ def read_manifest(folder: Path, params: dict) -> dict:
     missing = [m["file"] for m in manifest["samples"] if not (folder / "frames" / m["file"]).is_file()]
     if missing:
         raise RuntimeError(f"frame cache {folder} is missing {len(missing)} sample file(s), e.g. frames/{missing[0]}")
+    shape = tuple(manifest["shape"])
+    wrong = [(m["file"], size, expected) for m in manifest["samples"]
+             if (size := (folder / "frames" / m["file"]).stat().st_size) != (expected := _npy_size(shape, m["dtype"]))]
+    if wrong:
+        name, size, expected = wrong[0]
+        raise RuntimeError(
+            f"frame cache {folder} has {len(wrong)} sample file(s) of the wrong size (truncated or overwritten), "
+            f"e.g. {folder / 'frames' / name}: expected {expected} bytes, found {size}; run the DataModule's "
+            "prepare_data() to rebuild them (Lightning's Trainer does)"
+        )
     return manifest
+
+
+def load_frames(path: "str | Path") -> np.ndarray:
+    """One sample's stored frames; a file that numpy cannot read raises a ``RuntimeError`` that names it
+    and says how to rebuild it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise RuntimeError(
+            f"unreadable frame-cache file {path} ({type(err).__name__}: {err}); delete it and run the "
+            "DataModule's prepare_data() to rebuild it"
+        ) from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,6 +257,12 @@ def _build_source(source: SourceFile, first: int, reader: Reader, spec: FrameSpe
             chosen = events[(events["t"] >= start) & (events["t"] < end)]
         else:
             chosen = events
+        if not len(chosen):  # would be an all-zero sample
+            where = "" if sample.window is None else f" in the window [{sample.window[0]}, {sample.window[1]}) µs"
+            raise EventFileError(
+                source.path, 0, f"no events{where} ({source.path.stat().st_size} bytes): expected a recording with "
+                "at least one event; the file is empty or cut short (download or extract it again)"
+            )
         resorted = bool(len(chosen) > 1 and np.any(np.diff(chosen["t"]) < 0))
         if resorted and spec.split_by == "number":
             chosen = np.sort(chosen, order="t", kind="stable")
@@ -255,8 +286,9 @@ def _build_source(source: SourceFile, first: int, reader: Reader, spec: FrameSpe
     return metas
 
 
-def _finished_source(frames_dir: Path, source: SourceFile, first: int) -> list[dict] | None:
-    """The metadata of a source finished by an earlier, interrupted build (None if not finished)."""
+def _finished_source(frames_dir: Path, source: SourceFile, first: int, shape: tuple[int, ...]) -> list[dict] | None:
+    """The metadata of a source finished by an earlier, interrupted build (None if not finished, or if one
+    of its files is missing or of the wrong size)."""
     path = frames_dir / f"source-{first:06d}.json"
     try:
         record = json.loads(path.read_text())
@@ -266,8 +298,10 @@ def _finished_source(frames_dir: Path, source: SourceFile, first: int) -> list[d
     keys = [m.get("key") for m in metas]
     if record.get("source") != source.relative or keys != [s.key for s in source.samples]:
         return None
-    if not all((frames_dir / m["file"]).is_file() for m in metas):
-        return None
+    for m in metas:
+        path = frames_dir / m["file"]
+        if not path.is_file() or path.stat().st_size != _npy_size(tuple(shape), m.get("dtype", "")):
+            return None
     return metas
 
 
@@ -279,6 +313,15 @@ def _compact(frames: np.ndarray, exact: bool) -> np.ndarray:
         if largest <= np.iinfo(dtype).max:
             return frames.astype(dtype)
     return frames.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _npy_size(shape: tuple[int, ...], dtype: str) -> int:
+    """The size in bytes of the ``.npy`` file :func:`_npy_bytes` writes for an array of this shape and dtype
+    (-1 for a dtype no sample is stored as)."""
+    if dtype not in ("uint8", "uint16", "float32"):
+        return -1
+    return len(_npy_bytes(np.zeros(shape, dtype)))
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -9,7 +9,7 @@ must give are that split's. Everything else (frames, cache, augmentation, mixing
 from __future__ import annotations
 
 from .dvs import CIFAR10DVSDataModule, NCaltech101DataModule, _assign, _files
-from .released_splits import imp_cifar10dvs, imp_legacy_cifar10dvs, imp_ncaltech101, tet_cifar10dvs
+from .released_splits import imp_cifar10dvs, imp_legacy_cifar10dvs, imp_ncaltech101, tet_2024_cifar10dvs, tet_cifar10dvs
 
 __all__ = ["CIFAR10DVSReleasedSplit", "NCaltech101ReleasedSplit"]
 
@@ -23,12 +23,13 @@ class CIFAR10DVSReleasedSplit(CIFAR10DVSDataModule):
 
     Args:
         split: ``"imp"`` (the IMP paper's 128 x 128 code, 9,000 / 1,000), ``"imp_legacy"`` (its 48 x 48 code,
-            recordings 0-99 of each class test), or ``"tet"`` (TET's preprocessing, 7,000 / 3,000); see
+            recordings 0-99 of each class test), ``"tet"`` (TET's preprocessing at f9bde41, 2022-02-09,
+            7,000 / 3,000) or ``"tet_2024"`` (the same since 643be1c, 2024-08-16, 9,000 / 1,000); see
             :mod:`bsnn_lightning.data.released_splits`.
         **kwargs: see :class:`~bsnn_lightning.data.CIFAR10DVSDataModule` (``split_file`` excepted).
     """
 
-    splits = {"imp": imp_cifar10dvs, "imp_legacy": imp_legacy_cifar10dvs, "tet": tet_cifar10dvs}
+    splits = {"imp": imp_cifar10dvs, "imp_legacy": imp_legacy_cifar10dvs, "tet": tet_cifar10dvs, "tet_2024": tet_2024_cifar10dvs}
 
     def __init__(self, split: str = "imp", **kwargs) -> None:
         if split not in self.splits:
@@ -54,19 +55,23 @@ class NCaltech101ReleasedSplit(NCaltech101DataModule):
     Args:
         split: ``"imp"``: the IMP paper's code's rule, ``int(0.9 n)`` train per class after a shuffle seeded
             with the class index (7,795 / 914; see :func:`~bsnn_lightning.data.released_splits.imp_ncaltech101`).
+        listing: None to shuffle each class's names sorted as strings (the code's counts, another test set
+            than the released run's, whose ``os.listdir`` order is lost), or a file listing the run's
+            ``os.listdir`` order (:func:`~bsnn_lightning.data.released_splits.read_listing`), which gives
+            that run's test set.
         **kwargs: see :class:`~bsnn_lightning.data.NCaltech101DataModule` (``split_file`` excepted).
     """
 
     splits = {"imp": imp_ncaltech101}
 
-    def __init__(self, split: str = "imp", **kwargs) -> None:
+    def __init__(self, split: str = "imp", listing: str | None = None, **kwargs) -> None:
         if split not in self.splits:
             raise ValueError(f"expected split in {sorted(self.splits)}, got {split!r}")
         if kwargs.get("split_file") is not None:
             raise ValueError("give either split (a released split) or split_file, not both; use NCaltech101DataModule for a file")
         super().__init__(**kwargs)
-        self.split = split
-        self.assignment = self.splits[split]()
+        self.split, self.listing = split, listing
+        self.assignment = self.splits[split](listing)
         self.expected_counts = _counts(self.assignment)
 
     def _list_sources(self):

@@ -9,14 +9,20 @@ from the documented file names (:mod:`bsnn_lightning.data.splits`), as dicts ``{
   that list of indices seeds numpy's legacy generator, which shuffles it; the first 900 are train.
 * :func:`imp_legacy_cifar10dvs` -- the IMP paper's 48 x 48 CIFAR10-DVS (amazing-cls ``CIFAR10DVSLegacy``):
   ``cifar10_<class>_0`` .. ``_99`` test, ``_100`` .. ``_999`` train.
-* :func:`tet_cifar10dvs` -- TET's preprocessing (``preprocess/dvscifar_dataloader.py``): recordings 0 .. 699
-  of each class train, 700 .. 999 test (7,000 / 3,000).
+* :func:`tet_cifar10dvs` -- TET's preprocessing (``preprocess/dvscifar_dataloader.py``) at f9bde41
+  (2022-02-09): recordings 0 .. 699 of each class train, 700 .. 999 test (7,000 / 3,000).
+* :func:`tet_2024_cifar10dvs` -- the same script since 643be1c (2024-08-16, TET's HEAD 8217492):
+  ``train_test_portion = 0.9``, recordings 0 .. 899 train, 900 .. 999 test (9,000 / 1,000).
 * :func:`imp_ncaltech101` -- the IMP paper's N-Caltech101 (amazing-cls ``NCaltech101``): each class's files,
   shuffled by numpy's legacy generator seeded with the class index, ``int(0.9 n)`` train. The released code
-  shuffles ``os.listdir``'s order, which depends on the file system; we shuffle the names sorted as strings,
-  so the counts per class are the code's but which recordings are test is not reproducible from it.
+  shuffles ``os.listdir``'s order of SpikingJelly's frame files, which depends on the file system that held
+  them; by default we shuffle the names sorted as strings, which gives the code's counts per class but
+  another test set than the released run's. Given that run's listing (``listing=``, one ``<class>/<file>``
+  per line in ``os.listdir`` order, as :func:`listdir_listing` writes it on the machine that ran the code),
+  the shuffle is applied to it and the released test set comes back.
 
-``python -m bsnn_lightning.data.released_splits FOLDER`` writes all four into ``FOLDER``.
+``python -m bsnn_lightning.data.released_splits FOLDER`` writes the splits into ``FOLDER``;
+``python -m bsnn_lightning.data.released_splits --listing FRAMES_FOLDER OUT`` writes a listing.
 """
 
 from __future__ import annotations
@@ -29,7 +35,17 @@ import numpy as np
 
 from .splits import CIFAR10DVS_CLASSES, cifar10dvs_names, ncaltech101_names, read_split_file
 
-__all__ = ["RELEASED_SPLITS", "imp_cifar10dvs", "imp_legacy_cifar10dvs", "imp_ncaltech101", "tet_cifar10dvs", "write"]
+__all__ = [
+    "RELEASED_SPLITS",
+    "imp_cifar10dvs",
+    "imp_legacy_cifar10dvs",
+    "imp_ncaltech101",
+    "listdir_listing",
+    "read_listing",
+    "tet_2024_cifar10dvs",
+    "tet_cifar10dvs",
+    "write",
+]
 
 
 def _by_index(cls: str, index: int) -> str:
@@ -55,15 +71,23 @@ def imp_legacy_cifar10dvs() -> dict[str, str]:
 
 
 def tet_cifar10dvs() -> dict[str, str]:
-    """TET's CIFAR10-DVS split: recordings 0..699 of each class train, 700..999 test."""
+    """TET's CIFAR10-DVS split at f9bde41 (2022-02-09): recordings 0..699 of each class train, 700..999 test."""
     return {_by_index(cls, i): "train" if i < 700 else "test" for cls in CIFAR10DVS_CLASSES for i in range(1000)}
 
 
-def imp_ncaltech101() -> dict[str, str]:
-    """The IMP code's N-Caltech101 split rule on names sorted as strings (see the module docstring)."""
+def tet_2024_cifar10dvs() -> dict[str, str]:
+    """TET's CIFAR10-DVS split since 643be1c (2024-08-16): recordings 0..899 of each class train, 900..999 test."""
+    return {_by_index(cls, i): "train" if i < 900 else "test" for cls in CIFAR10DVS_CLASSES for i in range(1000)}
+
+
+def imp_ncaltech101(listing: str | os.PathLike | None = None) -> dict[str, str]:
+    """The IMP code's N-Caltech101 split rule (see the module docstring): on names sorted as strings, or on
+    the order of a ``listing`` file (:func:`read_listing`), the released run's ``os.listdir`` order."""
+    expected = ncaltech101_names()
+    order = {cls: sorted(names) for cls, names in expected.items()} if listing is None else read_listing(listing, expected)
     split = {}
-    for class_index, (cls, names) in enumerate(sorted(ncaltech101_names().items())):
-        files = sorted(names)
+    for class_index, cls in enumerate(sorted(order)):  # the code sorts the class folders
+        files = list(order[cls])
         np.random.RandomState(class_index).shuffle(files)
         n_train = int(len(files) * 0.9)
         for rank, name in enumerate(files):
@@ -71,10 +95,55 @@ def imp_ncaltech101() -> dict[str, str]:
     return split
 
 
+def read_listing(path: str | os.PathLike, expected: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Each class's file names in the order a listing file gives them: one ``<class>/<file>`` per line
+    (blank lines and lines starting with ``#`` skipped). Names of SpikingJelly's frame files (``.npz``, what
+    the released code listed) stand for the recordings of the same stem (``.bin``). The listing must name
+    every recording of ``expected`` (default: the documented N-Caltech101 names) once, and nothing else."""
+    expected = ncaltech101_names() if expected is None else expected
+    path = Path(path)
+    order: dict[str, list[str]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cls, slash, name = line.partition("/")
+        if not slash or not name or "/" in name:
+            raise ValueError(f"{path}:{number}: expected <class>/<file>, got {line!r}")
+        stem, dot, ext = name.rpartition(".")
+        if not dot or ext not in ("bin", "npz"):
+            raise ValueError(f"{path}:{number}: expected a .bin recording or a SpikingJelly .npz frame file, got {name!r}")
+        order.setdefault(cls, []).append(f"{stem}.bin")
+    if sorted(order) != sorted(expected):
+        missing, extra = sorted(set(expected) - set(order)), sorted(set(order) - set(expected))
+        raise ValueError(f"{path}: expected all {len(expected)} classes, missing {missing[:5]}, unknown {extra[:5]}")
+    for cls, names in order.items():
+        if len(set(names)) != len(names) or set(names) != set(expected[cls]):
+            missing = sorted(set(expected[cls]) - set(names))
+            extra = sorted(set(names) - set(expected[cls]))
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"{path}: class {cls!r}: expected its {len(expected[cls])} recordings once each, "
+                f"missing {missing[:5]}, unknown {extra[:5]}, repeated {repeated[:5]}"
+            )
+    return order
+
+
+def listdir_listing(folder: str | os.PathLike) -> list[str]:
+    """``<class>/<file>`` lines in the order the released code sees them: the class folders of ``folder``
+    sorted, each one's files in ``os.listdir`` order. Run it on the folder the code read (SpikingJelly's
+    frames folder, e.g. ``.../frames_number_16_split_by_number``) on the file system that held it then; the
+    order is that file system's and may differ on any other."""
+    folder = Path(folder)
+    classes = sorted(entry for entry in os.listdir(folder) if (folder / entry).is_dir())
+    return [f"{cls}/{name}" for cls in classes for name in os.listdir(folder / cls)]
+
+
 RELEASED_SPLITS = {
     "cifar10dvs_imp.txt": (imp_cifar10dvs, "CIFAR10-DVS as the IMP paper's 128 x 128 code splits it (amazing-cls DVSCifar10)"),
     "cifar10dvs_imp_legacy.txt": (imp_legacy_cifar10dvs, "CIFAR10-DVS as the IMP paper's 48 x 48 code splits it (amazing-cls CIFAR10DVSLegacy)"),
-    "cifar10dvs_tet.txt": (tet_cifar10dvs, "CIFAR10-DVS as TET's preprocessing splits it (recordings 0-699 train)"),
+    "cifar10dvs_tet.txt": (tet_cifar10dvs, "CIFAR10-DVS as TET's preprocessing splits it at f9bde41, 2022-02-09 (recordings 0-699 train)"),
+    "cifar10dvs_tet_2024.txt": (tet_2024_cifar10dvs, "CIFAR10-DVS as TET's preprocessing splits it since 643be1c, 2024-08-16 (recordings 0-899 train)"),
     "ncaltech101_imp.txt": (imp_ncaltech101, "N-Caltech101 by the IMP code's rule (amazing-cls NCaltech101) on sorted names"),
 }
 """File name -> (the function making the split, the title written at the top of the file)."""
@@ -104,7 +173,15 @@ def write(folder: str | os.PathLike) -> list[Path]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m bsnn_lightning.data.released_splits FOLDER")
-    for path in write(sys.argv[1]):
-        print(f"wrote {path}")
+    if len(sys.argv) == 4 and sys.argv[1] == "--listing":
+        lines = listdir_listing(sys.argv[2])
+        Path(sys.argv[3]).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {sys.argv[3]} ({len(lines)} files)")
+    elif len(sys.argv) == 2:
+        for path in write(sys.argv[1]):
+            print(f"wrote {path}")
+    else:
+        raise SystemExit(
+            "usage: python -m bsnn_lightning.data.released_splits FOLDER\n"
+            "       python -m bsnn_lightning.data.released_splits --listing FRAMES_FOLDER OUT"
+        )

@@ -36,8 +36,9 @@ class Backend:
     supports: SupportsFn
     #: device types "auto" may choose this backend for; None: any device its ``supports`` accepts
     auto_devices: tuple[str, ...] | None = None
-    #: True if it computes the state in any ``Dynamics.state_dtype``; False: only in the default (float32,
-    #: float64 for float64 inputs), and calls asking for another are left to a backend that can
+    #: True if it honours ``Dynamics.state_dtype`` (its ``supports`` refuses, with the reason, the state dtypes
+    #: it cannot keep); False: it keeps only the default (float32, float64 for float64 inputs), and calls asking
+    #: for another are left to a backend that can
     any_state_dtype: bool = False
 
     def reason(self, x: torch.Tensor, dynamics: Dynamics) -> str | None:

@@ -96,13 +96,30 @@ class _Config(NamedTuple):
     v_reset: float = 0.0  # the hard reset's value (0 for a soft one: SpikingJelly charges towards 0 then)
     lo: float = 0.0  # DiagonalBifurcation's eigenvalue bounds
     hi: float = 0.0
+    state: int = codes.ROUND_FP32  # the state's dtype: ROUND_FP32, or the 16-bit dtype a library keeps it in
+    spike_round: int = codes.ROUND_FP32  # the 16-bit dtype graded spikes are rounded to (x's), if any
+    cuda_rule: bool = False  # round as PyTorch's CUDA kernels do (else as its CPU kernels do)
+    p0_scalar: bool = False  # p0 is a Python float (a CPU scalar to PyTorch), not a tensor
+    p2_scalar: bool = False  # likewise p2
 
     @classmethod
     def of(cls, dynamics: Dynamics) -> "_Config":
+        """The choices the dynamics fixes (a float32 state, the CPU's rounding); :meth:`for_call` adds the call's."""
         fused = _FUSED[type(dynamics)]
         surrogate = _SURROGATES[dynamics.surrogate.name]
         sg_a, sg_b = surrogate.constants(dynamics.surrogate.alpha)
         return cls(fused.kind, surrogate=surrogate.code, sg_a=sg_a, sg_b=sg_b, **fused.settings(dynamics))
+
+    def for_call(self, dynamics: Dynamics, x: Tensor, params: dict) -> "_Config":
+        """With the state's dtype, the device's rounding rule and which parameters are Python floats."""
+        fused = _FUSED[type(dynamics)]
+        return self._replace(
+            state=_ROUNDING[dynamics.compute_dtype(x.dtype)],
+            spike_round=_ROUNDING[x.dtype] if fused.p2 is not None else codes.ROUND_FP32,  # graded spikes
+            cuda_rule=_cuda_rule(x),
+            p0_scalar=fused.p0 is not None and fused.p0_from is None and not isinstance(params[fused.p0], Tensor),
+            p2_scalar=fused.p2 is not None and not isinstance(params[fused.p2], Tensor),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,6 +198,27 @@ _SURROGATES = {
     "triangle": _Surrogate(codes.SG_TRIANGLE, surrogates._triangle, lambda a: (a * a, a)),
 }
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+#: the kernels' rounding code of each state (and spike) dtype
+_ROUNDING = {torch.float32: codes.ROUND_FP32, torch.float16: codes.ROUND_FP16, torch.bfloat16: codes.ROUND_BF16}
+_STATE_DTYPES = {code: dtype for dtype, code in _ROUNDING.items()}
+#: the kinds whose kernels keep a 16-bit state (with the resets snnTorch keeps one under): a library's membrane
+#: that stays in the input's 16-bit dtype (SpikingJelly's LIF, PLIF and IF; snnTorch's Leaky without a reset,
+#: Synaptic's reset to zero)
+_STATE16 = {
+    codes.LIF: None, codes.PLIF: None, codes.IF: None,
+    codes.SNNTORCH_LEAKY: (codes.RESET_NONE, codes.RESET_ZERO_CHARGED),
+}  # fmt: skip
+#: PyTorch's rounding rule the kernels follow: None, the tensors' device's (CUDA's on a GPU, the CPU's under
+#: the interpreter); "cuda" or "cpu" forces one (the tests run CUDA's under the interpreter)
+ROUNDING_RULE: str | None = None
+
+
+def _cuda_rule(x: Tensor) -> bool:
+    """Whether the kernels round as PyTorch's CUDA kernels do: a Python-float divisor is a multiply by its float32
+    reciprocal, and a tensor operand is loaded in the op's 16-bit dtype (see docs/kernels.md, "Exactness")."""
+    if ROUNDING_RULE not in (None, "cuda", "cpu"):
+        raise ValueError(f"expected ROUNDING_RULE None, 'cuda' or 'cpu', got {ROUNDING_RULE!r}")
+    return x.device.type == "cuda" if ROUNDING_RULE is None else ROUNDING_RULE == "cuda"
 
 
 def supports(x: Tensor, dynamics: Dynamics) -> str | None:
@@ -192,6 +230,9 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
         return reason
     if x.dtype not in _DTYPES:
         return f"expected x of dtype float32, bfloat16 or float16, got {x.dtype} (the torch backend runs it)"
+    reason = _state_reason(x, dynamics)
+    if reason is not None:
+        return reason
     if x.device.type not in ("cuda", "cpu"):
         return f"expected x on a CUDA device (or the CPU under Triton's interpreter), got {x.device}"
     try:
@@ -213,13 +254,14 @@ def run(
     family = _FUSED[type(dynamics)].run
     if family is not None:  # a kernel family of its own
         return family(x, v0, dynamics, params, return_v_seq)
+    config = _Config.of(dynamics).for_call(dynamics, x, params)
+    if config.state != codes.ROUND_FP32:
+        _check_16_bit_params(dynamics, params, x)
     p0, p1, p2 = _operands(dynamics, params, x)
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, v0, p0, p1, p2)
     )
-    spikes, v_final, v_seq, _ = torch.ops.bsnn.triton_multistep(
-        x, v0, p0, p1, p2, *_Config.of(dynamics), return_v_seq, save
-    )
+    spikes, v_final, v_seq, _ = torch.ops.bsnn.triton_multistep(x, v0, p0, p1, p2, *config, return_v_seq, save)
     return spikes, v_final, (v_seq if return_v_seq else None)
 
 
@@ -233,6 +275,39 @@ def _operands(dynamics: Dynamics, params: dict[str, "float | Tensor"], x: Tensor
     p1 = _as_tensor(params["threshold"], x)
     p2 = _as_tensor(params[fused.p2], x) if fused.p2 is not None else None
     return p0, p1, p2
+
+
+def _state_reason(x: Tensor, dynamics: Dynamics) -> str | None:
+    """None if the kernels keep the state this call asks for: float32 (the default for any input), or a
+    library's 16-bit membrane in x's own dtype for the kinds of ``_STATE16``."""
+    state = dynamics.compute_dtype(x.dtype)
+    if state == torch.promote_types(x.dtype, torch.float32):
+        return None
+    what = f"a {state} state for {x.dtype} input"
+    if state not in (torch.float16, torch.bfloat16) or state != x.dtype:
+        return f"the kernels keep a float32 state, or a 16-bit one in the input's own dtype; this call asks for {what}"
+    if _FUSED[type(dynamics)].run is not None:  # a kernel family of its own (the coupled bifurcation)
+        return f"the {type(dynamics).__name__} kernels keep a float32 state; this call asks for {what}"
+    config = _Config.of(dynamics)
+    resets = _STATE16.get(config.kind, ())
+    if config.kind not in _STATE16 or (resets is not None and config.reset not in resets):
+        return (
+            f"the kernels keep a 16-bit state for SpikingJelly's LIF, PLIF and IF and snnTorch's membrane without a "
+            f"reset term; {type(dynamics).__name__} with this reset asks for {what}"
+        )
+    return None
+
+
+def _check_16_bit_params(dynamics: Dynamics, params: dict, x: Tensor) -> None:
+    """A 16-bit state stays 16-bit only while no dimensioned tensor of another dtype enters its arithmetic
+    (PyTorch would promote it); the adapters never ask for one (their state then follows the promotion)."""
+    for name, value in params.items():
+        if isinstance(value, Tensor) and value.dim() > 0 and value.dtype != x.dtype:
+            raise ValueError(
+                f"{type(dynamics).__name__} keeps a {x.dtype} state, but its parameter {name!r} is a {value.dtype} "
+                f"tensor of shape {list(value.shape)}, which promotes the state in PyTorch's arithmetic; pass it "
+                f"per layer (a float or a 0-d tensor) or in {x.dtype}, or run with state_dtype='float32'"
+            )
 
 
 def _dynamics_reason(dynamics: Dynamics) -> str | None:
@@ -265,17 +340,20 @@ def _forward_impl(
     x: Tensor, v0: Tensor, p0: Optional[Tensor], p1: Tensor, p2: Optional[Tensor],
     kind: int, reset: int, surrogate: int, sg_a: float, sg_b: float,
     decay_input: bool, detach_reset: bool, v_reset: float, lo: float, hi: float,
+    state: int, spike_round: int, cuda_rule: bool, p0_scalar: bool, p2_scalar: bool,
     return_v_seq: bool, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    """Forward: (spikes [T, N, ...] in x's dtype, v_final [N, ...] fp32, v_seq fp32 or empty, checkpoints).
+    """Forward: (spikes [T, N, ...] in x's dtype, v_final [N, ...], v_seq or empty, checkpoints), the states in
+    the state's dtype (float32, or a library's 16-bit one).
 
     p0 is tau, beta, the eigenvalues, q or a decay factor (None for IF), p1 the threshold, p2 the graded factor
     (snnTorch)."""
     steps, state_shape = x.shape[0], x.shape[1:]
+    state_dtype = _STATE_DTYPES[state]
     spikes = _empty(x.shape, x.dtype, x.device)
-    v_final = _empty(state_shape, torch.float32, x.device)
-    v_seq = _empty(x.shape if return_v_seq else (0,), torch.float32, x.device)
-    ckpt = _empty(_checkpoint_shape(x.shape, save), torch.float32, x.device)
+    v_final = _empty(state_shape, state_dtype, x.device)
+    v_seq = _empty(x.shape if return_v_seq else (0,), state_dtype, x.device)
+    ckpt = _empty(_checkpoint_shape(x.shape, save), state_dtype, x.device)
     layout = _Layout.of(x)
     if layout.neurons == 0:
         return spikes, v_final, v_seq, ckpt
@@ -298,6 +376,7 @@ def _forward_impl(
             V0_MODE=_mode(v0, x, allow_full=True), P0_MODE=_mode(p0, x), P1_MODE=_mode(p1, x),
             P2_MODE=_mode(p2, x),
             STORE_V_SEQ=return_v_seq, SAVE_CKPT=ckpt.numel() > 0, CKPT_EVERY=CHECKPOINT_EVERY,
+            STATE=state, SPIKE_ROUND=spike_round, CUDA_RULE=cuda_rule, P0_SCALAR=p0_scalar, P2_SCALAR=p2_scalar,
             CHUNK=chunk, BLOCK=block, VEC=vec, WIDE=_wide(x), RAGGED=steps % chunk != 0,
             num_warps=launch["NUM_WARPS"], enable_fp_fusion=False,
         )  # fmt: skip
@@ -305,12 +384,14 @@ def _forward_impl(
 
 
 def _forward_fake(x, v0, p0, p1, p2, *config_and_flags):
+    config = _Config(*config_and_flags[: len(_Config._fields)])
     return_v_seq, save = config_and_flags[len(_Config._fields) :]
+    state_dtype = _STATE_DTYPES[config.state]
     return (
         x.new_empty(x.shape),
-        x.new_empty(x.shape[1:], dtype=torch.float32),
-        x.new_empty(x.shape if return_v_seq else (0,), dtype=torch.float32),
-        x.new_empty(_checkpoint_shape(x.shape, save), dtype=torch.float32),
+        x.new_empty(x.shape[1:], dtype=state_dtype),
+        x.new_empty(x.shape if return_v_seq else (0,), dtype=state_dtype),
+        x.new_empty(_checkpoint_shape(x.shape, save), dtype=state_dtype),
     )
 
 
@@ -319,6 +400,7 @@ def _backward_impl(
     x: Tensor, v0: Tensor, p0: Optional[Tensor], p1: Tensor, p2: Optional[Tensor], ckpt: Tensor,
     kind: int, reset: int, surrogate: int, sg_a: float, sg_b: float,
     decay_input: bool, detach_reset: bool, v_reset: float, lo: float, hi: float,
+    state: int, spike_round: int, cuda_rule: bool, p0_scalar: bool, p2_scalar: bool,
     need_x: bool, need_v0: bool, need_p0: bool, need_p1: bool, need_p2: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """Backward: grad_x, then per-neuron (time-summed, not batch-reduced) gradients of v0, p0, p1, p2 in fp32.
@@ -359,6 +441,7 @@ def _backward_impl(
             HAS_GS=grads[0] is not None, HAS_GV_FINAL=grads[1] is not None,
             HAS_GV_SEQ=grads[2] is not None and grads[2].numel() > 0,
             NEED_X=need_x, NEED_V0=need_v0, NEED_P0=need_p0, NEED_P1=need_p1, NEED_P2=need_p2,
+            STATE=state, CUDA_RULE=cuda_rule, P0_SCALAR=p0_scalar, P2_SCALAR=p2_scalar,
             CHUNK=chunk, BLOCK=block, WIDE=_wide(x), RAGGED=steps % chunk != 0,
             num_warps=launch["NUM_WARPS"], enable_fp_fusion=False,
         )  # fmt: skip
@@ -553,4 +636,4 @@ def _interpreted(kernels) -> bool:
 _HAS_CUSTOM_OPS = hasattr(torch.library, "custom_op")
 if _HAS_CUSTOM_OPS:
     _define_ops()
-register_backend("triton", run, supports, auto_devices=("cuda",))
+register_backend("triton", run, supports, auto_devices=("cuda",), any_state_dtype=True)  # supports() judges it

@@ -33,6 +33,12 @@ SG_SIGMOID = 1
 SG_FAST_SIGMOID = 2
 SG_TRIANGLE = 3
 
+# ROUND: a 16-bit dtype the kernels round to, as PyTorch rounds each elementwise op's float32 result (the
+# state's dtype: STATE; the spikes' when they carry a graded factor: SPIKE_ROUND); ROUND_FP32 rounds nothing
+ROUND_FP32 = 0
+ROUND_FP16 = 1
+ROUND_BF16 = 2
+
 # MODE: how a value (initial state, parameter) is laid out over the neurons
 PER_LAYER = 0
 PER_CHANNEL = 1

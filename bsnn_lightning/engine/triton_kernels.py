@@ -79,6 +79,9 @@ PER_LAYER = tl.constexpr(codes.PER_LAYER)
 PER_CHANNEL = tl.constexpr(codes.PER_CHANNEL)
 PER_NEURON = tl.constexpr(codes.PER_NEURON)
 FULL_STATE = tl.constexpr(codes.FULL_STATE)
+ROUND_FP32 = tl.constexpr(codes.ROUND_FP32)
+ROUND_FP16 = tl.constexpr(codes.ROUND_FP16)
+ROUND_BF16 = tl.constexpr(codes.ROUND_BF16)
 
 
 @triton.jit
@@ -90,15 +93,23 @@ def multistep_forward_kernel(
     KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr,
     V0_MODE: tl.constexpr, P0_MODE: tl.constexpr, P1_MODE: tl.constexpr, P2_MODE: tl.constexpr,
     STORE_V_SEQ: tl.constexpr, SAVE_CKPT: tl.constexpr, CKPT_EVERY: tl.constexpr,
+    STATE: tl.constexpr, SPIKE_ROUND: tl.constexpr, CUDA_RULE: tl.constexpr,
+    P0_SCALAR: tl.constexpr, P2_SCALAR: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK: tl.constexpr, VEC: tl.constexpr, WIDE: tl.constexpr, RAGGED: tl.constexpr,
 ):  # fmt: skip
     m, stride = _neurons(M, BLOCK, WIDE)
     mask = m < M
     rows = tl.arange(0, CHUNK)[:, None]
-    v = tl.where(mask, _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS), 0.0)  # a [BLOCK] tensor
+    v0 = _round(_load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS), STATE)  # v0.to(the state dtype)
+    v = tl.where(mask, v0, 0.0)  # a [BLOCK] tensor
     p0 = _prepare_p0(_load_value(p0_ptr, m, mask, P0_MODE, SAMPLE, INNER, CHANNELS), lo, hi, KIND)
-    threshold = _load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS)
-    graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
+    threshold = _round(_load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS), STATE)
+    graded = _round(_load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND), STATE)
+    RECIP_P0: tl.constexpr = CUDA_RULE and P0_SCALAR and KIND == LIF  # CUDA: x / float -> x * float32(1 / float)
+    RECIP_P2: tl.constexpr = CUDA_RULE and P2_SCALAR and KIND == SNNTORCH_IMMEDIATE
+    p0_op = _p0_operand(p0, KIND, STATE, CUDA_RULE, P0_SCALAR, RECIP_P0)
+    graded_inv = _reciprocal_if(graded, RECIP_P2)
+    rest, reset_to = _reset_values(v_reset, STATE, CUDA_RULE)
 
     for c in range(0, tl.cdiv(T, CHUNK)):
         t0 = c * CHUNK
@@ -118,10 +129,10 @@ def multistep_forward_kernel(
             inside = _inside(t0 + k, T, RAGGED)
             valid = _mask_if(mask, inside)
             offset = (t0 + k) * stride + m
-            h = _charge(_row(inputs, rows, k), v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
+            h = _charge(_row(inputs, rows, k), v, p0_op, threshold, rest, KIND, RESET, DECAY_INPUT, STATE, RECIP_P0)
             s = _fire(h, threshold, graded, KIND)
-            v_next = _reset(h, s, v, threshold, graded, v_reset, KIND, RESET)
-            tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=valid)
+            v_next = _reset(h, s, v, threshold, graded, graded_inv, reset_to, KIND, RESET, STATE, RECIP_P2)
+            tl.store(spikes_ptr + offset, _round(s, SPIKE_ROUND).to(spikes_ptr.dtype.element_ty), mask=valid)
             if STORE_V_SEQ:
                 tl.store(v_seq_ptr + offset, v_next, mask=valid)
             v = tl.where(inside, v_next, v)
@@ -141,17 +152,24 @@ def multistep_backward_kernel(
     HAS_GS: tl.constexpr, HAS_GV_FINAL: tl.constexpr, HAS_GV_SEQ: tl.constexpr,
     NEED_X: tl.constexpr, NEED_V0: tl.constexpr,
     NEED_P0: tl.constexpr, NEED_P1: tl.constexpr, NEED_P2: tl.constexpr,
+    STATE: tl.constexpr, CUDA_RULE: tl.constexpr, P0_SCALAR: tl.constexpr, P2_SCALAR: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.constexpr, RAGGED: tl.constexpr,
 ):  # fmt: skip
     m, stride = _neurons(M, BLOCK, WIDE)
     mask = m < M
     rows = tl.arange(0, CHUNK)[:, None]
-    v0 = _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS)
+    v0 = _round(_load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, CHANNELS), STATE)
     raw_p0 = _load_value(p0_ptr, m, mask, P0_MODE, SAMPLE, INNER, CHANNELS)
     p0 = _prepare_p0(raw_p0, lo, hi, KIND)
     inv_p0 = tl.div_rn(1.0, p0)  # the gradients multiply by it; only the recompute divides (it decides spikes)
-    threshold = _load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS)
-    graded = _load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND)
+    threshold = _round(_load_value(p1_ptr, m, mask, P1_MODE, SAMPLE, INNER, CHANNELS), STATE)
+    graded = _round(_load_graded(p2_ptr, m, mask, P2_MODE, SAMPLE, INNER, CHANNELS, KIND), STATE)
+    # the recompute's operands, as the forward's (its spikes are the forward's bit for bit)
+    RECIP_P0: tl.constexpr = CUDA_RULE and P0_SCALAR and KIND == LIF
+    RECIP_P2: tl.constexpr = CUDA_RULE and P2_SCALAR and KIND == SNNTORCH_IMMEDIATE
+    p0_op = _p0_operand(p0, KIND, STATE, CUDA_RULE, P0_SCALAR, RECIP_P0)
+    graded_inv = _reciprocal_if(graded, RECIP_P2)
+    rest, reset_to = _reset_values(v_reset, STATE, CUDA_RULE)
     p0_mask = _p0_gradient_mask(raw_p0, lo, hi, KIND)
     # v_{t-1} is needed by the tau / beta / eigenvalue gradients and by snnTorch's delayed reset
     NEED_V_PREV: tl.constexpr = (
@@ -176,7 +194,7 @@ def multistep_backward_kernel(
         c = n_chunks - 1 - cc
         t0 = c * CHUNK
         ckpt_row = tl.maximum(c, 1) - 1
-        saved = tl.load(ckpt_ptr + ckpt_row * stride + lanes, mask=_mask_if(mask, c > 0), other=0.0)
+        saved = tl.load(ckpt_ptr + ckpt_row * stride + lanes, mask=_mask_if(mask, c > 0), other=0.0).to(tl.float32)
         v_start = tl.where(c == 0, v0, saved)
 
         # every load of the chunk first, into [CHUNK, BLOCK] register tiles: x and the upstream gradients, issued
@@ -190,7 +208,7 @@ def multistep_backward_kernel(
             if HAS_GS:
                 grad_spikes = tl.where(rows == k, tl.load(gs_ptr + at).to(tl.float32)[None, :], grad_spikes)
             if HAS_GV_SEQ:
-                grad_v_seq = tl.where(rows == k, tl.load(gv_seq_ptr + at)[None, :], grad_v_seq)
+                grad_v_seq = tl.where(rows == k, tl.load(gv_seq_ptr + at).to(tl.float32)[None, :], grad_v_seq)
         # then forward through the chunk, keeping the charged potentials in another tile
         charged = tl.zeros((CHUNK, BLOCK), tl.float32)
         if KEEP_STATES:
@@ -200,8 +218,9 @@ def multistep_backward_kernel(
             if KEEP_STATES:
                 if k > 0:
                     entering = tl.where(rows == k, v[None, :], entering)
-            h = _charge(_row(inputs, rows, k), v, p0, threshold, v_reset, KIND, RESET, DECAY_INPUT)
-            v = _reset(h, _fire(h, threshold, graded, KIND), v, threshold, graded, v_reset, KIND, RESET)
+            h = _charge(_row(inputs, rows, k), v, p0_op, threshold, rest, KIND, RESET, DECAY_INPUT, STATE, RECIP_P0)
+            s = _fire(h, threshold, graded, KIND)
+            v = _reset(h, s, v, threshold, graded, graded_inv, reset_to, KIND, RESET, STATE, RECIP_P2)
             charged = tl.where(rows == k, h[None, :], charged)
 
         # backward through the chunk
@@ -216,8 +235,9 @@ def multistep_backward_kernel(
                     v_prev = v_start
             elif NEED_V_PREV:  # v_{t-1} from h_{t-1} (the state before it is not read: any value will do)
                 if k > 0:
+                    s_prev = _fire(h_prev, threshold, graded, KIND)
                     v_prev = _reset(
-                        h_prev, _fire(h_prev, threshold, graded, KIND), v_start, threshold, graded, v_reset, KIND, RESET
+                        h_prev, s_prev, v_start, threshold, graded, graded_inv, reset_to, KIND, RESET, STATE, RECIP_P2
                     )
                 else:
                     v_prev = v_start
@@ -258,33 +278,38 @@ def multistep_backward_kernel(
 
 
 @triton.jit
-def _charge(x, v, p0, threshold, v_reset, KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr):
-    """h_t from x_t and v_{t-1}; p0 is tau, clamp(beta, 0, 1), 1 + clamp(lambda, lo, hi), q or the decay
-    factor by KIND."""
-    if KIND == LIF:  # p0 = tau; v_reset is 0 for a soft reset (charges towards 0)
+def _charge(
+    x, v, p0, threshold, rest, KIND: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr,
+    STATE: tl.constexpr, RECIP_P0: tl.constexpr,
+):  # fmt: skip
+    """h_t from x_t and v_{t-1}; p0 is tau (its reciprocal under RECIP_P0), clamp(beta, 0, 1),
+    1 + clamp(lambda, lo, hi), q or the decay factor by KIND, as :func:`_p0_operand` gives it. With a 16-bit
+    STATE every operation rounds its float32 result to that dtype, as PyTorch's eager code does (only the
+    kinds ``supports`` lets through: LIF, PLIF, IF, snnTorch's membrane without a reset term)."""
+    if KIND == LIF:  # p0 = tau; rest is v_reset, 0 for a soft reset (charges towards 0)
         if DECAY_INPUT:
-            h = v + tl.div_rn(x - (v - v_reset), p0)
+            h = _round(v + _divide(_round(x - _round(v - rest, STATE), STATE), p0, RECIP_P0, STATE), STATE)
         else:
-            h = v - tl.div_rn(v - v_reset, p0) + x
+            h = _round(_round(v - _divide(_round(v - rest, STATE), p0, RECIP_P0, STATE), STATE) + x, STATE)
     elif KIND == PLIF:  # p0 = q = 1 / tau
         if DECAY_INPUT:
-            h = v + (x - (v - v_reset)) * p0
+            h = _round(v + _round(_round(x - _round(v - rest, STATE), STATE) * p0, STATE), STATE)
         else:
-            h = v - (v - v_reset) * p0 + x
+            h = _round(_round(v - _round(_round(v - rest, STATE) * p0, STATE), STATE) + x, STATE)
     elif KIND == IF:
-        h = v + x
+        h = _round(v + x, STATE)
     elif KIND == SNNTORCH_LEAKY or KIND == SNNTORCH_IMMEDIATE:
         # p0 = clamp(beta, 0, 1); the delayed reset of step t is decided from v_{t-1}
         if RESET == RESET_NONE:
-            h = p0 * v + x
+            h = _round(_round(p0 * v, STATE) + x, STATE)
         else:
             r = (v > threshold).to(tl.float32)
             if RESET == RESET_SUBTRACT:
                 h = p0 * v + x - r * threshold
             elif RESET == RESET_ZERO:
                 h = p0 * ((1.0 - r) * v) + x
-            else:  # RESET_ZERO_CHARGED: the charged membrane zeroed, input included
-                m = p0 * v + x
+            else:  # RESET_ZERO_CHARGED: the charged membrane zeroed, input included (m * r and m - m * r exact)
+                m = _round(_round(p0 * v, STATE) + x, STATE)
                 h = m - m * r
     elif KIND == PRODUCT_DECAY:  # p0 = the decay factor, 1 - 1/tau or 1 - q (computed by the launcher)
         h = v * p0 + x
@@ -303,18 +328,27 @@ def _fire(h, threshold, graded, KIND: tl.constexpr):
 
 
 @triton.jit
-def _reset(h, s, v_prev, threshold, graded, v_reset, KIND: tl.constexpr, RESET: tl.constexpr):
-    """v_t from h_t and s_t; v_{t-1} is read by snnTorch's immediate reset only."""
+def _reset(
+    h, s, v_prev, threshold, graded, graded_inv, v_reset, KIND: tl.constexpr, RESET: tl.constexpr,
+    STATE: tl.constexpr, RECIP_P2: tl.constexpr,
+):  # fmt: skip
+    """v_t from h_t and s_t; v_{t-1} is read by snnTorch's immediate reset only. s is 0 or 1 here (or the
+    graded factor), so ``s * v_reset`` and ``(1 - s) * h`` are exact: a 16-bit state rounds only the soft
+    reset's difference (v_reset and threshold come rounded to the state's dtype)."""
     if KIND == SNNTORCH_LEAKY:  # the delayed reset is in the next charge: u_t = h_t
         v = h
     elif KIND == SNNTORCH_IMMEDIATE:  # at once, minus the delayed part r_t already in the charge
-        do_reset = tl.div_rn(s, graded) - (v_prev > threshold).to(tl.float32)  # H(h_t - threshold) - r_t
+        if RECIP_P2:  # CUDA: s / float -> s * float32(1 / float)
+            fired = s * graded_inv
+        else:
+            fired = tl.div_rn(s, graded)
+        do_reset = fired - (v_prev > threshold).to(tl.float32)  # H(h_t - threshold) - r_t
         if RESET == RESET_SUBTRACT:
             v = h - do_reset * threshold
         else:  # RESET_ZERO, RESET_ZERO_CHARGED
             v = h - do_reset * h
     elif RESET == RESET_SOFT:
-        v = h - s * threshold
+        v = _round(h - s * threshold, STATE)
     else:  # RESET_HARD
         v = s * v_reset + (1.0 - s) * h
     return v
@@ -431,6 +465,80 @@ def _surrogate_grad(z, sg_a, sg_b, SURROGATE: tl.constexpr):
     else:  # SG_TRIANGLE: sg_a = alpha^2, sg_b = alpha
         sg = tl.maximum(sg_b - sg_a * tl.abs(z), 0.0, propagate_nan=tl.PropagateNan.ALL)
     return sg
+
+
+# --- rounding: the device's rule, a 16-bit state ------------------------------------------------------
+
+
+@triton.jit
+def _divide(a, p, RECIP: tl.constexpr, STATE: tl.constexpr):
+    """``a / p`` rounded to the state's dtype: an IEEE division, or (RECIP, PyTorch's CUDA rule for a Python-float
+    divisor) a multiply by the float32 reciprocal that p then holds."""
+    if RECIP:
+        q = a * p
+    else:
+        q = tl.div_rn(a, p)
+    return _round(q, STATE)
+
+
+@triton.jit
+def _p0_operand(p0, KIND: tl.constexpr, STATE: tl.constexpr, CUDA_RULE: tl.constexpr, P0_SCALAR: tl.constexpr,
+                RECIP: tl.constexpr):  # fmt: skip
+    """p0 as the charge's operation takes it. Under PyTorch's CUDA rule: the float32 reciprocal of a
+    Python-float tau (RECIP), and for a tensor p0 with a 16-bit state, p0 in that dtype (the CUDA kernel loads
+    every tensor operand in the common dtype, which a 0-d float32 parameter does not promote). On the CPU a
+    0-d tensor is a scalar that enters a product or quotient in float32 when it is the second operand (tau,
+    q), but is first cast to the common dtype when it is the first (snnTorch's ``beta * v``). A Python float
+    (a scalar on either device, always the second operand) enters in float32."""
+    if RECIP:
+        p0 = tl.div_rn(1.0, p0)
+    elif not P0_SCALAR and STATE != ROUND_FP32:
+        if KIND == SNNTORCH_LEAKY or (CUDA_RULE and (KIND == LIF or KIND == PLIF)):
+            p0 = _round(p0, STATE)
+    return p0
+
+
+@triton.jit
+def _reciprocal_if(value, RECIP: tl.constexpr):
+    if RECIP:
+        value = tl.div_rn(1.0, value)
+    return value
+
+
+@triton.jit
+def _reset_values(v_reset, STATE: tl.constexpr, CUDA_RULE: tl.constexpr):
+    """v_reset as the charge subtracts it (``v - v_reset``: on the CPU a Python-float operand of an addition is
+    first cast to the tensor's 16-bit dtype, on CUDA it enters in float32) and as the hard reset sets it
+    (``s * v_reset`` rounded: the 16-bit v_reset on either device)."""
+    v_reset = tl.cast(v_reset, tl.float32)  # a float32 scalar (under the interpreter: from a Python float)
+    reset_to = _round(v_reset, STATE)
+    if CUDA_RULE:
+        rest = v_reset
+    else:
+        rest = reset_to
+    return rest, reset_to
+
+
+@triton.jit
+def _round(x, ROUND: tl.constexpr):
+    """x (float32) rounded to nearest-even in ROUND's 16-bit dtype, kept in float32 (ROUND_FP32: x as is).
+    Written as bit arithmetic, not a conversion, so that Triton's interpreter (whose float32 -> bf16
+    conversion truncates) computes what a GPU computes; NaN stays NaN, overflow gives inf, fp16's subnormals
+    round at their own spacing (2**-24)."""
+    if ROUND == ROUND_BF16:
+        bits = x.to(tl.uint32, bitcast=True)
+        rounded = (((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16) << 16).to(tl.float32, bitcast=True)
+        x = tl.where(x != x, x, rounded)
+    elif ROUND == ROUND_FP16:
+        bits = x.to(tl.uint32, bitcast=True)
+        normal = (((bits + (0xFFF + ((bits >> 13) & 1))) >> 13) << 13).to(tl.float32, bitcast=True)
+        # below 2**-14, fp16's subnormals: a multiple of 2**-24, rounded by adding and removing 1.5 * 2**23
+        magnitude = ((tl.abs(x) * 16777216.0 + 12582912.0) - 12582912.0) * 5.960464477539063e-08
+        subnormal = (magnitude.to(tl.uint32, bitcast=True) | ((bits >> 31) << 31)).to(tl.float32, bitcast=True)
+        rounded = tl.where(tl.abs(x) < 6.103515625e-05, subnormal, normal)
+        rounded = tl.where(tl.abs(rounded) >= 65536.0, x * float("inf"), rounded)  # past 65504: inf
+        x = tl.where(x != x, x, rounded)
+    return x
 
 
 # --- parameters ---------------------------------------------------------------------------------------

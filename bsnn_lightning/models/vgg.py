@@ -101,7 +101,8 @@ class VGGSNN(nn.Module):
     zero), hard reset to 0, triangle surrogate ``max(0, 1 - |h - 1|)``.
 
     Two relatives share the layout: TET's ``VGGSNNwoAP`` (``downsample="stride"``: the conv before each
-    ``P`` has stride 2 and there is no pooling; the network TET's training script builds) and the IMP
+    ``P`` has stride 2 and there is no pooling; the network TET's training script built as first released,
+    f9bde41 of 2022-02-09, before 25b4459 of 2024-08-13 switched it to VGGSNN) and the IMP
     paper's 48 x 48 networks (``VGG11R48x48``: ``norm="time_scaled"`` with ``time_steps``, ``dropout=0.25``,
     and their neuron, e.g. with a per-neuron IMP).
 

@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = [s.replace(threads=args.threads, cache_dir=args.cache_dir) for s in settings]
     try:
         require_matplotlib("bsnn report")
-    except ImportError as error:
+        check_writable(args.out_dir, tasks)
+    except (ImportError, OSError) as error:
         parser.exit(2, f"bsnn report: error: {error}\n")
     run_report(args.out_dir, settings, jobs=args.jobs, command=["bsnn", "report", *(sys.argv[2:] if argv is None else argv)])
     return 0
@@ -125,11 +127,37 @@ def run_report(
     tasks = experiments.settings_by_task(listed)
     if len({s.mode for s in listed}) != 1:
         raise ValueError(f"expected one mode for all tasks, got {[s.mode for s in listed]}")
+    check_writable(out_dir, tasks)
     started = time.perf_counter(), time.process_time()
     load_start = _load_average()
     with _quiet_and_single_threaded(listed[0].threads), experiments.RunPool(listed, jobs) as run:
         results = run_experiments(tasks, run, log)
     return write_report(out_dir, results, tasks, jobs=jobs, command=command, started=started, load_start=load_start, log=log)
+
+
+def check_writable(out_dir: str | os.PathLike, tasks: Sequence[str]) -> None:
+    """Make sure the report of ``tasks`` can be written into ``out_dir`` before any run starts (a full report
+    takes half an hour): create the folder and its ``figures/``, write and remove a probe file in each, and
+    find no folder where a report file or figure goes. Raises an ``OSError`` (``NotADirectoryError``,
+    ``IsADirectoryError``, ``PermissionError``, ...) whose message names the path and what is wrong."""
+    out = Path(out_dir)
+    for folder in (out, out / "figures"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(f"cannot write the report into {folder}: it exists and is not a folder") from None
+        except OSError as error:
+            raise type(error)(f"cannot write the report into {folder}: cannot create the folder ({error.strerror or error})") from None
+        if not folder.is_dir():
+            raise NotADirectoryError(f"cannot write the report into {folder}: it exists and is not a folder")
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise type(error)(f"cannot write the report into {folder}: {error.strerror or error}") from None
+    for path in [out / name for name in REPORT_FILES] + [out / "figures" / name for name in figure_files(list(tasks))]:
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot write the report file {path}: a folder of that name is in the way")
 
 
 def run_experiments(tasks: dict[str, Settings], run: experiments.Runner, log=print) -> dict:

@@ -19,6 +19,7 @@ ORDER = (
     "cifar10dvs48_vgg11_imp_tets",
     "ncaltech101_48_vgg11_imp_tets",
     "cifar10dvs_vggsnn_tet",
+    "cifar10dvs_vggsnnwoap_tet",
     "dvs128gesture",
     "nmnist_bsnn",
 )
@@ -40,6 +41,14 @@ output of one CPU batch of the real shape) from the network the recipe builds.
 
 **The accuracies are not measured here.** This project has no GPU and none of the datasets; the numbers each
 recipe names are the ones its source publishes, for whoever runs the recipe.
+
+**Which figure to compare.** Every source reports its best test accuracy over the epochs: each validates (or
+tests) on the test split after every epoch and keeps the maximum (mmengine's `CheckpointHook(save_best='auto')`
+in the IMP configs, `best_acc` in TET's script, `max_test_acc` in SpikingJelly's example). The recipes do the
+same -- the DVS DataModules' validation loader serves the test split, every epoch -- and `SpikingClassifier` logs
+the running maximum as `val/acc_best`; `bsnn fit` prints it last, as `best val/acc over epochs: ... (epoch e of
+n)`. That is the figure to set against the published one. The `test/acc` that `bsnn fit` prints before it is
+the last epoch's weights, which the sources do not report. The rows "figure reported" check each recipe.
 
 ## Mixed precision and the neurons' state
 
@@ -65,28 +74,53 @@ Read against the code, the issue's first table was right about the IMP VGG-11 (c
 after the first three stages only, spike GAP neck, per-step linear head), the Sigmoid surrogate, `detach_reset`,
 clipping at 1.0, AMP and the zero decay on norm layers, biases and the IMP. It missed or misread:
 
-- **IMP initialisation.** U(-0.2, 0.2) is the 48 x 48 networks' (`StateLIFSpike`). The 128 x 128 CIFAR10-DVS
-  config's class, `LazyStateLIFNodeBeta`, never creates its IMP (its `initialize_parameters` does nothing), so
-  that config stops at its first forward pass as released; the working sibling `LazyStateLIFNode` (the
-  N-Caltech101 config's) draws U(0.4, 0.6), which the CIFAR10-DVS recipe takes (a listed difference).
+- **IMP initialisation, and its history.** The 48 x 48 networks' `StateLIFSpike` draws U(-0.2, 0.2). The
+  128 x 128 CIFAR10-DVS config's class, `LazyStateLIFNodeBeta`, never creates its IMP (its
+  `initialize_parameters` does nothing), so that config stops at its first forward pass as released; the working
+  sibling `LazyStateLIFNode` (the N-Caltech101 config's) draws U(0.4, 0.6) at the pinned amazing-cls, which the
+  CIFAR10-DVS recipe takes (a listed difference). That range is recent: `LazyStateLIFNode` drew U(-0.2, 0.2) from
+  a72f265 (2023-11-22) until 384d784 (2024-05-24), which changed it to U(0.4, 0.6) and added
+  `LazyStateLIFNodeBeta`; IMP-SNN's configs were committed on 2024-05-22 (24ebce3), two days earlier, naming a
+  class the public amazing-cls did not yet have. Which range the paper's 128 x 128 runs drew cannot be told from
+  the code. Every IMP recipe sets `imp_init` explicitly (`[-0.2, 0.2]` gives the earlier range).
 - **N-Caltech101's IMP is never trained.** `LazyStateLIFNode` creates it at the first forward pass, after
   mmengine has built the optimizer; the recipe keeps it out of the optimizer likewise (`not_optimized: [imp]`).
   That config also has only mixup (alpha 0.5; its cutmix is commented out), a cosine floor of 1e-5, and no resize:
   its frames are SpikingJelly's 180 x 240, whatever its folder's name says.
+- **N-Caltech101's split is another test set.** The code shuffles each class's files in `os.listdir` order,
+  which depends on the file system that held SpikingJelly's frames and was not recorded; the recipes apply the
+  same rule to names sorted as strings, which gives the same counts (7,795 / 914) but other test recordings.
+  Whoever still has the released run's frames folder can write its listing on that file system
+  (`python -m bsnn_lightning.data.released_splits --listing FRAMES_FOLDER listing.txt`) and pass it as
+  `--data.init_args.listing listing.txt`, which gives the released test set.
 - **SpikFormerDVS as it runs.** The configs' `augmentation_space` is lost (the helper that prepares it returns
   None), so the transform's built-in space runs: identity, shear x, shifts x and y, rotation and erasing -- no
   shear y; the erasing is a square of 0.1-11% of the frame (torchvision `RandomErasing`), not 1-30 pixels; the
   shifts are `int()` of float32 values (0 pixels 7 times in 31).
 - **Mixup or cutmix.** mmpretrain picks one of the listed batch augments uniformly per batch, each with a random
-  permutation as partner.
+  permutation as partner (`partner: permutation`).
+- **The released cutmix does not cut a box out of the frame.** amazing-cls's `DVSPreprocessor` runs mmpretrain's
+  batch augments on `[B, T, C, H, W]` before moving T first; mmpretrain 1.0.2's `CutMix` draws its box on
+  `shape[-2:] = (H, W)` but pastes `x[:, :, y1:y2, x1:x2]`, so the box's rows fall on the polarity axis and its
+  columns on H, every W. The input changes only when the box starts on row 0 or 1 (about 35% of cutmix batches
+  at 128 x 128 with alpha 1), then in full-width bands of rows, while the labels are mixed every time by the
+  nominal box, `lam = 1 - (y2 - y1)(x2 - x1) / (H W)` with the box clipped to the H x W frame (`correct_lam`).
+  The CIFAR10-DVS recipe reproduces the run as released, so it sets `cutmix_on: polarity_h`, which does exactly
+  this (tests/test_dvs_augment.py); `cutmix_on: hw` gives the spatial box cutmix is meant to be.
 - **The warm-up** reaches the base rate at its last iteration (mmengine's `LinearLR` counts `end - begin - 1`
   steps); the cosine then runs per epoch over the remaining 170.
 - **The 48 x 48 runs are another network**: TET's VGGSNN layout with a per-step scale on every batch norm and
   dropout 0.25, neurons `v = 0.25 v + x` with a hard reset and a triangle surrogate, SGD 0.1, no warm-up, no
   clipping, no mixing, batch 32 (CIFAR10-DVS) or 16 (N-Caltech101); N-Caltech101's config leaves the IMP under
   weight decay.
-- **TET's script trains VGGSNNwoAP** (stride-2 convolutions instead of average pooling), on its preprocessing's
-  70/30 split by recording number, with frames divided by their maximum.
+- **TET's script changed after release.** As first released (f9bde41, 2022-02-09) it trains VGGSNNwoAP
+  (stride-2 convolutions instead of average pooling) on its preprocessing's 70/30 split by recording number;
+  since 25b4459 (2024-08-13) it builds VGGSNN, the network the paper's 83.17% names, and since 643be1c
+  (2024-08-16) the split is 90/10. Both are recipes: `cifar10dvs_vggsnn_tet` (HEAD 8217492) and
+  `cifar10dvs_vggsnnwoap_tet` (f9bde41). Which split the paper's runs used is not in the code. Its frames are its
+  own, made with MATLAB `dat2mat`, divided by their maximum, and mirrored in W against SpikingJelly's (ours); the
+  released preprocessing cannot make them as written (see the rows). It seeds with `cudnn.deterministic`, which the
+  recipes ask through `trainer.deterministic`.
 - **SpikingJelly's DVS128 Gesture run** drops each epoch's last incomplete training batch.
 
 ## Parameter counts

@@ -229,7 +229,15 @@ def main(argv: list[str]) -> int:
                         help="'bifurcation' is a negative control: the suites must then see the changed neurons")
     args = parser.parse_args(argv)
     files = args.files or DEFAULT_FILES[args.library]
-    files = [f for f in files if (args.checkout / f).exists()]
+    if not args.checkout.is_dir():
+        parser.error(f"expected CHECKOUT to be a clone of {args.library}'s repository, got {str(args.checkout)!r}, "
+                     "which is not a directory")
+    missing = [f for f in files if not (args.checkout / f).exists()]
+    files = [f for f in files if f not in missing]
+    if not files:
+        parser.error(f"expected {args.library}'s test files in CHECKOUT {str(args.checkout)!r}, found none of {missing}")
+    if missing:
+        print(f"not in the checkout, not run: {missing}", file=sys.stderr)
     work = _scratch(args.library, args.checkout.resolve(), files)
     results = {}
     try:
