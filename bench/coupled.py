@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """The coupled bifurcation on a GPU: the fused Triton kernels against the torch backend, side by side.
 
-    python bench/coupled.py              # on a CUDA GPU: C in {4, 8, 16}, fp32 and bf16, T = 16; writes
-                                         # bench/results/coupled.json
+    python bench/coupled.py              # on a CUDA GPU: C in {4, 8, 16, 32, 64}, fp32 and bf16, T = 16;
+                                         # writes bench/results/coupled.json
     python bench/coupled.py --quick      # smaller layer, fewer repeats
     python bench/coupled.py --cpu-smoke  # the same code path on the CPU through Triton's interpreter, tiny
-                                         # sizes: checks the script, measures nothing
+                                         # sizes (3 channels in registers, 9 staged): checks the script,
+                                         # measures nothing
 
 For each channel count and dtype it first checks that the fused kernels' spikes equal the torch backend's on
 this device bit for bit (the reference sums the channel mixing in a fixed order, which the kernel follows),
@@ -13,8 +14,9 @@ then times, interleaved round by round, the forward (``no_grad``) and the forwar
 and of the coupling matrix) of three contenders on one layer ``[T, N, C, H, W]``:
 
 - ``torch``: :class:`CoupledBifurcation` on the torch backend (a loop over time, ``2C`` elementwise operations
-  per step for the mixing);
-- ``triton``: the same on the triton backend (one fused kernel each way);
+  per step for the mixing: 128 launches per step at 64 channels);
+- ``triton``: the same on the triton backend (one fused kernel each way; past 8 channels the state is staged
+  through a scratch buffer, so 32 and 64 channels time that path);
 - ``diagonal``: :class:`DiagonalBifurcation` on the triton backend, the elementwise kernels' cost for the same
   number of neurons: how much the mixing itself costs.
 
@@ -47,11 +49,11 @@ def main(argv=None) -> int:
         return 2
     device = torch.device("cpu" if args.cpu_smoke else "cuda")
     if args.cpu_smoke:
-        steps, batch, side, channels, repeats = 3, 2, 4, (3,), dict(warmup=1, rounds=1, calls=1)
+        steps, batch, side, channels, repeats = 3, 2, 4, (3, 9), dict(warmup=1, rounds=1, calls=1)
     elif args.quick:
-        steps, batch, side, channels, repeats = 16, 16, 32, (4, 8, 16), dict(warmup=2, rounds=3, calls=5)
+        steps, batch, side, channels, repeats = 16, 16, 32, (4, 8, 16, 32, 64), dict(warmup=2, rounds=3, calls=5)
     else:
-        steps, batch, side, channels, repeats = 16, 32, 32, (4, 8, 16), dict(warmup=3, rounds=7, calls=10)
+        steps, batch, side, channels, repeats = 16, 32, 32, (4, 8, 16, 32, 64), dict(warmup=3, rounds=7, calls=10)
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
         for c in channels:

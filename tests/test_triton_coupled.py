@@ -198,6 +198,22 @@ def test_64_bit_offsets(monkeypatch, name):
     _compare(dynamics, x, coupling, threshold, v0, key=("wide", name))
 
 
+@pytest.mark.parametrize("channels", [3, 9])
+def test_signed_zeros_are_the_reference_s(channels):
+    """Bit for bit includes the sign of a zero: with a negative ``A``, a zero state and inputs of ``-0.0``, every
+    product and sum is a signed zero (``-0.0`` after the first step, ``+0.0`` after the second, ...). The staged
+    mixing starts its sums from ``-0.0``, which adds exactly; from ``+0.0`` the first state would be ``+0.0``."""
+    coupling = -(torch.rand(channels, channels, generator=_generator("zeros", channels)) + 0.5)
+    x = torch.full((4, 2, channels, 3), -0.0)
+    outputs = {}
+    for backend in ("torch", "triton"):
+        out = multistep(x.to(DEVICE), CoupledBifurcation(), {"coupling": coupling.to(DEVICE), "threshold": 1.0},
+                        backend=backend, return_v_seq=True)  # fmt: skip
+        outputs[backend] = out.v_seq.cpu()
+    assert torch.signbit(outputs["torch"][0]).all() and not torch.signbit(outputs["torch"][1]).any()
+    assert torch.equal(outputs["triton"].view(torch.int32), outputs["torch"].view(torch.int32))
+
+
 def test_an_empty_batch():
     dynamics = CoupledBifurcation()
     x = torch.zeros(4, 0, 3, 2, device=DEVICE, requires_grad=True)

@@ -6,7 +6,7 @@ A kernel family of the triton backend: its row of :mod:`.triton_backend`'s dispa
 this module) sends a coupled call to :func:`run`; the launch helpers (layouts, value modes, surrogates, the
 interpreter switch, the output buffers) are that module's. A thread owns a position (a sample's pixel) and its
 ``C`` channels, ``ROWS`` at a time; up to :data:`CHANNEL_ROWS` channels the state stays in the thread's
-registers, past that it is staged through a scratch buffer in global memory (``[programs, 2, C, BLOCK]``
+registers, past that it is staged through a scratch buffer in global memory (two time steps of x's layout,
 fp32), so the registers a thread needs no longer grow with ``C``. Compiled for sm_90 and sm_80 with the
 ptxas of the triton wheel (``bench/kernels_static.py --set coupled``), no variant spills or uses local or
 shared memory up to 64 channels (``docs/kernels.md`` has the registers).

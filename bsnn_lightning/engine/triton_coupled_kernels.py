@@ -8,13 +8,14 @@ The launcher is :mod:`bsnn_lightning.engine.triton_coupled`; it picks ``ROWS``, 
 - **in registers** (``C_PAD == ROWS``: few channels): the thread keeps its position's ``C`` states in one tile
   through the time loop; ``A``'s columns are read from memory (the same addresses in every thread: broadcast,
   cached) and row ``j`` of the state is a register of the thread.
-- **staged** (more channels): the state lives in a scratch buffer in global memory, ``[2, C, P]`` fp32 (two
-  buffers: step t reads ``v_{t-1}`` from one and writes ``v_t`` to the other), and each step computes the
-  output channels one chunk of ``ROWS`` at a time, reading ``v_{t-1, j}`` back from the scratch for every
-  ``j``. So a thread holds ``ROWS`` channels whatever ``C`` is, and registers no longer bound the channels.
-  Exact: a float32 stored and loaded again is the same float32, and a barrier after each step (``bar.sync``,
-  which also orders the CTA's global memory accesses) puts every write of step t before any read of step t + 1
-  and every read before the next overwrite, whichever threads Triton's layout gives a position's rows to.
+- **staged** (more channels): the state lives in a scratch buffer in global memory, two time steps of x's
+  layout in fp32 (step t reads ``v_{t-1}`` from one and writes ``v_t`` to the other), and each step computes
+  the output channels one chunk of ``ROWS`` at a time, reading ``v_{t-1}`` back ``ROWS`` channels at a time,
+  as a tile of the output's shape and layout, for every ``j``. So a thread holds ``ROWS`` channels whatever
+  ``C`` is, and registers no longer bound the channels. Exact: a float32 stored and loaded again is the same
+  float32, and a barrier after each phase (``bar.sync``, which also orders the CTA's global memory accesses)
+  puts every write of step t before any read of step t + 1 and every read before the next overwrite, whichever
+  threads Triton's layout gives a position's rows to (a program touches only its own positions).
 
 Layout: x is ``[T, N, C, INNER]`` (``INNER`` the product of the spatial dimensions), one time step
 contiguous. Position ``p`` is sample ``p // INNER``, pixel ``p % INNER``; its neuron of channel ``c`` is
@@ -47,6 +48,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from triton.runtime.interpreter import InterpretedFunction
+
 from .triton_kernels import (
     DIAGONAL_BIFURCATION,
     ROUND_FP32,
@@ -55,7 +58,6 @@ from .triton_kernels import (
     _load_value,
     _mask_if,
     _reset,
-    _row,
 )
 
 
@@ -197,9 +199,9 @@ def _mix_registers(m_ptr, v, channel, C: tl.constexpr):
     for ``M`` stored column by column (``M[i, j] = m[j * C + i]``): a column is contiguous, so a thread reads it
     with vector loads, and every thread reads the same addresses. Row j of v is a register of the thread."""
     rows = channel < C
-    out = tl.load(m_ptr + channel, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, 0)[None, :]
+    out = tl.load(m_ptr + channel, mask=rows, other=0.0).to(tl.float32) * _pick(v, channel, 0)[None, :]
     for j in tl.static_range(1, C):
-        out = out + tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32) * _row(v, channel, j)[None, :]
+        out = out + tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32) * _pick(v, channel, j)[None, :]
     return out
 
 
@@ -317,14 +319,14 @@ def _mix_staged(m_ptr, src, channel, base, inside, INNER, C: tl.constexpr, ROWS:
         v = tl.load(src + v, mask=inside[None, :], other=0.0)
         for jj in tl.static_range(ROWS):
             column = tl.load(m_ptr + (j0 + jj) * C + channel, mask=rows, other=0.0).to(tl.float32)
-            out = out + column * _row(v, lane, jj)[None, :]
+            out = out + column * _pick(v, lane, jj)[None, :]
     if C % ROWS > 0:  # the last, partial chunk: its channels only
         j0 = C - C % ROWS
         v, v_mask = _chunk(base, inside, j0 + lane, C, INNER)
         v = tl.load(src + v, mask=v_mask, other=0.0)
         for jj in tl.static_range(C % ROWS):
             column = tl.load(m_ptr + (j0 + jj) * C + channel, mask=rows, other=0.0).to(tl.float32)
-            out = out + column * _row(v, lane, jj)[None, :]
+            out = out + column * _pick(v, lane, jj)[None, :]
     return out
 
 
@@ -343,6 +345,20 @@ def _positions(P, SAMPLE, INNER, C: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.
         p = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         stride = P * C
     return (p // INNER) * SAMPLE + p % INNER, p < P, stride
+
+
+@triton.jit
+def _pick(tile, rows, k):
+    """Row ``k`` of a ``[ROWS, BLOCK]`` tile, exactly: the other rows add ``-0.0``. Compiled, Triton's reduction
+    starts from the first element and folds to a register move when a thread holds the rows. Interpreted,
+    ``tl.sum`` is numpy's, which starts from ``+0.0`` and so turns a row of ``-0.0`` into ``+0.0``: there the
+    sign of a zero is put back from the row's sign bit (a reduction of this module's own would keep it, but the
+    interpreter runs one element at a time)."""
+    row = tl.sum(tl.where(rows == k, tile, -0.0), axis=0)
+    if INTERPRETED:
+        negative = tl.sum(tl.where(rows == k, tile.to(tl.int32, bitcast=True) < 0, False).to(tl.int32), axis=0) > 0
+        row = tl.where((row == 0.0) & negative, -0.0, row)
+    return row
 
 
 @triton.jit
@@ -387,3 +403,8 @@ def _backward_loads(h_seq_ptr, gs_ptr, gv_seq_ptr, t, stride, m, mask, HAS_GS: t
     else:
         gvs = tl.zeros(m.shape, tl.float32)
     return h_prev, gs, gvs
+
+
+#: whether these kernels run under Triton's interpreter (TRITON_INTERPRET when this module was imported), which
+#: :func:`_pick` reads as a constexpr
+INTERPRETED = tl.constexpr(isinstance(coupled_forward_kernel, InterpretedFunction))
