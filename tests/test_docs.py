@@ -79,7 +79,8 @@ def test_the_spikingjelly_extra_installs_its_dependencies_only():
 
 def test_which_dvs_recipes_ask_for_a_gpu():
     """README: "Every DVS recipe but `nmnist_bsnn` asks for a GPU (`trainer.accelerator: gpu`; the five IMP and
-    gesture recipes with `precision: 16-mixed`, `cifar10dvs_vggsnn_tet` with `32-true`).\""""
+    gesture recipes with `precision: 16-mixed`, the two TET recipes `cifar10dvs_vggsnn_tet` and
+    `cifar10dvs_vggsnnwoap_tet` with `32-true`).\""""
     embedded = {"quickstart", "quickstart_snntorch", "quickstart_spikingjelly", "intervals"}
     trainers = {
         path.stem: yaml.safe_load(path.read_text())["trainer"]
@@ -87,7 +88,7 @@ def test_which_dvs_recipes_ask_for_a_gpu():
     }  # fmt: skip
     on_gpu = {name: t.get("precision") for name, t in trainers.items() if t.get("accelerator") == "gpu"}
     assert set(trainers) - set(on_gpu) == {"nmnist_bsnn"}
-    assert on_gpu.pop("cifar10dvs_vggsnn_tet") == "32-true"
+    assert on_gpu.pop("cifar10dvs_vggsnn_tet") == on_gpu.pop("cifar10dvs_vggsnnwoap_tet") == "32-true"
     assert len(on_gpu) == 5 and set(on_gpu.values()) == {"16-mixed"}
 
 
