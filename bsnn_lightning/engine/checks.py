@@ -108,10 +108,7 @@ def leave(token: contextvars.Token) -> None:
 
 def defer(what: str, bad: torch.Tensor) -> None:
     """Remember (on the device) whether ``bad`` was True, under ``what`` and the current owner (see
-    :func:`owned_by`), until :func:`raise_deferred`. A flag on the ``meta`` device holds no value (shapes only,
-    as when a model is traced there): there is nothing to check and nothing is kept."""
-    if bad.device.type == "meta":
-        return
+    :func:`owned_by`), until :func:`raise_deferred`."""
     owner = _OWNER.get()
     flags = _UNOWNED if owner is None else _DEFERRED.setdefault(owner, {})
     key = (what, bad.device)
@@ -122,7 +119,8 @@ def defer(what: str, bad: torch.Tensor) -> None:
 def raise_deferred(owner=None) -> None:
     """Read ``owner``'s deferred flags (every flag when ``owner`` is None; one host sync per device),
     forget them, and raise if any was set."""
-    pending = _take(owner)
+    # a flag on the meta device (a model traced there for its shapes) holds no value to read: it is dropped
+    pending = [(key, flag) for key, flag in _take(owner) if flag.device.type != "meta"]
     if not pending:
         return
     keys = [key for key, _ in pending]
