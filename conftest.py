@@ -18,6 +18,10 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# "auto" leaves CPU calls to the reference here: the fused CPU backend compiles (seconds per shape class), which a
+# test that only trains a small model should not pay; tests/test_cpu_backend.py runs it by name, and turns auto's
+# pick back on where it tests it
+os.environ.setdefault("BSNN_CPU_AUTO", "off")
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from bsnn_lightning.engine import (
     multistep,
     resolve_backend,
 )
-from bsnn_lightning.engine import cpu_backend
+from bsnn_lightning.engine import backends, cpu_backend
 from triton_exactness import assert_matches_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,25 @@ def _fast_case(n=3, c=4, length=5, seed=0):
     return SnnTorchLeaky(), params, x, v0
 
 
-def test_registered_and_picked_by_auto_for_large_cpu_inputs():
+@pytest.fixture
+def auto_picks_cpu(monkeypatch):
+    """"auto" as a user gets it (the root conftest keeps it off the compiled path for the other tests)."""
+    monkeypatch.delenv(cpu_backend.AUTO_SWITCH, raising=False)
+    registered = backends._BACKENDS["cpu"]
+    monkeypatch.setitem(backends._BACKENDS, "cpu", replace(registered, auto_min_elements=cpu_backend.auto_min_elements()))
+
+
+def test_auto_switch(monkeypatch):
+    monkeypatch.setenv(cpu_backend.AUTO_SWITCH, "off")
+    assert cpu_backend.auto_min_elements() == sys.maxsize
+    monkeypatch.setenv(cpu_backend.AUTO_SWITCH, "on")
+    assert cpu_backend.auto_min_elements() == cpu_backend.AUTO_MIN_ELEMENTS
+    monkeypatch.setenv(cpu_backend.AUTO_SWITCH, "sometimes")
+    with pytest.raises(ValueError, match="expected BSNN_CPU_AUTO 'on' or 'off', got 'sometimes'"):
+        cpu_backend.auto_min_elements()
+
+
+def test_registered_and_picked_by_auto_for_large_cpu_inputs(auto_picks_cpu):
     assert "cpu" in available_backends()
     large = torch.zeros(4, 2, cpu_backend.AUTO_MIN_ELEMENTS // 8)
     small = torch.zeros(4, 2, 3)
@@ -135,7 +153,7 @@ def test_the_final_state_is_not_a_view_of_what_the_backward_keeps():
     assert all(g is not None for g in torch.autograd.grad(out.spikes.sum(), leaves))
 
 
-def test_without_a_compiler_it_says_why_once_and_auto_runs_the_reference(monkeypatch):
+def test_without_a_compiler_it_says_why_once_and_auto_runs_the_reference(monkeypatch, auto_picks_cpu):
     from torch._inductor import config
 
     monkeypatch.setattr(config.cpp, "cxx", (str(ROOT / "no-such-compiler" / "g++"),))
@@ -260,6 +278,7 @@ def test_no_compiler_in_a_fresh_process(tmp_path):
         """
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CXX": str(tmp_path / "missing" / "g++"), "HOME": str(tmp_path)}
+    # (BSNN_CPU_AUTO unset: auto as a user gets it)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fallback ok" in done.stdout

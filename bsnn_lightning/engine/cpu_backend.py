@@ -28,6 +28,8 @@ own surrogate function, tensors not on the CPU, and any call when no C++ compile
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import types
 from dataclasses import replace
@@ -44,6 +46,9 @@ from .surrogates import FUNCTION_PREFIX
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
 #: per call (its guards, the launch of the parallel region) outweighs what fusing saves
 AUTO_MIN_ELEMENTS = 1 << 16
+#: the environment variable that keeps "auto" off this backend ("off"; by name it still runs): for short runs,
+#: where compiling costs more than the fused loop saves, and for test suites
+AUTO_SWITCH = "BSNN_CPU_AUTO"
 
 
 def supports(x: torch.Tensor, dynamics: Dynamics) -> str | None:
@@ -258,4 +263,14 @@ def _find_compiler() -> str | None:
     return None
 
 
-register_backend("cpu", run, supports, any_state_dtype=True, auto_min_elements=AUTO_MIN_ELEMENTS)
+def auto_min_elements() -> int:
+    """The smallest x "auto" gives this backend: :data:`AUTO_MIN_ELEMENTS`, or never with ``BSNN_CPU_AUTO=off``."""
+    setting = os.environ.get(AUTO_SWITCH, "on").strip().lower()
+    if setting in ("on", "1", ""):
+        return AUTO_MIN_ELEMENTS
+    if setting in ("off", "0"):
+        return sys.maxsize
+    raise ValueError(f"expected {AUTO_SWITCH} 'on' or 'off', got {os.environ[AUTO_SWITCH]!r}")
+
+
+register_backend("cpu", run, supports, any_state_dtype=True, auto_min_elements=auto_min_elements())
