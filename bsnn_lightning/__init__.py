@@ -7,6 +7,7 @@ neural networks, with a PyTorch Lightning front end.
 from . import engine, losses, nir_exchange, readouts
 from .callbacks import ConvertNeurons, EigenvalueMonitor, FiringRateMonitor, ResetStates, SpikeFigures, SpikeMonitor
 from .classifier import SpikingClassifier
+from .memory import MemoryOptimization
 from .convert import (
     convert,
     firing_rates,
@@ -29,6 +30,7 @@ __all__ = [
     "EngineNeuron",
     "FiringRateMonitor",
     "LIFNeuron",
+    "MemoryOptimization",
     "MethodNeuron",
     "MethodSettings",
     "Recording",
