@@ -8,6 +8,7 @@ from . import engine, losses, nir_exchange, readouts
 from .adapters.inplace import same_equations
 from .callbacks import ConvertNeurons, EigenvalueMonitor, FiringRateMonitor, ResetStates, SpikeFigures, SpikeMonitor
 from .classifier import SpikingClassifier
+from .memory import MemoryOptimization
 from .convert import (
     convert,
     firing_rates,
@@ -30,6 +31,7 @@ __all__ = [
     "EngineNeuron",
     "FiringRateMonitor",
     "LIFNeuron",
+    "MemoryOptimization",
     "MethodNeuron",
     "MethodSettings",
     "Recording",

@@ -17,7 +17,7 @@ LAYERS = {
     "building blocks": (
         "analysis", "figures", "data", "models", "losses", "readouts", "metrics", "schedulers", "nir_exchange",
     ),
-    "training": ("classifier", "callbacks"),
+    "training": ("classifier", "callbacks", "memory"),
     "facade": ("bsnn_lightning",),
     "report": ("report",),
     "command line": ("cli",),
