@@ -1,29 +1,31 @@
-"""The one command for the day a GPU is lent: every GPU-only check, on one H100 or H200.
+"""The one command for the day a GPU is lent: the GPU-only checks, fitted to an 8-minute lease on one H100.
 
-    python bench/gpu_check.py                # on a CUDA machine: runs everything, writes bench/results/gpu_check.json
+    python bench/gpu_check.py                # on a CUDA machine: the default parts, writes bench/results/gpu_check.json
+    python bench/gpu_check.py --long         # also the long parts (tuning sweep, coupled bench, compile, slow tests)
     python bench/gpu_check.py --dry-run      # anywhere: the same parts on the CPU with tiny sizes (Triton's
                                              # interpreter), so that the first GPU run does not fail on a typo;
                                              # measures nothing, tunes nothing, writes nothing to the package
 
-Parts, each with its own time limit (12 minutes together at most; leave some out with ``--skip`` to fit a
-shorter lease); a part that fails is recorded and the others still run:
+Each part has a time limit, printed before it starts; a subprocess part is stopped at its limit, an in-process
+part is sized to fit it. The default parts' limits add up to 420 s, so the whole run (with the interpreter
+start-up and the first CUDA context) fits 8 minutes; the limits were set by construction (sizes, counts of
+kernels to compile), not measured: no GPU was lent while writing this. A part that fails is recorded and the
+others still run. Default parts:
 
-1. ``triton-tests``: the Triton tests with the kernels compiled (``TRITON_INTERPRET`` unset), not interpreted.
-2. ``no-host-sync``: one training step (forward, TET loss, backward, optimizer step) of a converted VGG-11 under
-   ``torch.cuda.set_sync_debug_mode("error")``, which raises on any operation that waits for the GPU.
-3. ``tuning``: a sweep of the Triton launch constants (``engine/triton_backend.py``'s ``LAUNCH_CANDIDATES``),
-   per dtype, on a benchmark-sized layer; the fastest per architecture and dtype is written to
-   ``bsnn_lightning/engine/triton_tuning.json``, which the launcher reads.
+1. ``triton-tests``: the fast Triton tests (``-m "not slow"``) with the kernels compiled, not interpreted.
+2. ``exactness``: SpikingJelly's LIFNode, ParametricLIFNode and IFNode and snnTorch's Leaky, native against
+   converted on the triton backend, on CUDA in fp32, fp16 and bf16 (the libraries' 16-bit membranes), taus
+   1.7, 2.0, 2.7 and 3.3: spikes and membranes bit for bit, gradients to rounding.
+3. ``no-host-sync``: one training step of a converted VGG-11 under ``torch.cuda.set_sync_debug_mode("error")``.
 4. ``kernels``: ``bench/kernels.py --quick`` (ours against SpikingJelly's Triton LIF and snnTorch's loop).
-   ``coupled``: ``bench/coupled.py --quick`` (the fused coupled bifurcation against the torch backend, with
-   a bit-for-bit check of their spikes on the GPU first).
-5. ``training-step``: one VGG-11 training step per backend (SpikingJelly native, converted on ``torch``, converted
-   on ``triton``), fp32 and 16-mixed (autocast), timed; the losses must agree across backends.
-6. ``compile``: ``torch.compile`` (inductor) of the converted VGG-11's training step, first call and one more.
+5. ``recipe-steps``: one training step of each GPU recipe's network at its precision, per backend (native where
+   the recipe's neurons are a library's, torch, triton): ms per step and the ratios.
 
-Verdicts printed at the end, one line per target of issue 11: the kernels at least 1.5x faster than SpikingJelly's
-forward+backward at bf16, T = 16; no host synchronisation in a training step; the Triton tests pass compiled; the
-compiled step runs.
+Long parts (``--long``): ``tuning`` (the launch-constant sweep, written to ``engine/triton_tuning.json``),
+``coupled`` (``bench/coupled.py --quick``), ``compile`` (inductor on a converted VGG-11 step), ``slow-tests``
+(the slow Triton tests, compiled).
+
+Verdicts printed at the end, one line per target.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="rehearse every part on the CPU with tiny sizes")
     parser.add_argument("--skip", nargs="*", default=[], help="parts to leave out")
+    parser.add_argument("--long", action="store_true", help="also the long parts (tuning, coupled, compile, slow tests)")
     args = parser.parse_args(argv)
     if args.dry_run:
         os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is first imported
@@ -59,9 +62,13 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     context = Context(dry_run=args.dry_run)
     report = {"dry_run": args.dry_run, "device": context.device_name(), "parts": {}}
-    for name, part, limit in PARTS:
+    parts = PARTS + (LONG_PARTS if args.long else [])
+    print("parts and their time limits: " + ", ".join(f"{name} {limit} s" for name, _, limit in parts if name not in args.skip))
+    for name, part, limit in parts:
         if name in args.skip:
             continue
+        print(f"[start] {name} (limit {limit} s)", flush=True)
+        context.limit = limit * (DRY_RUN_SLACK if args.dry_run else 1)
         start = time.perf_counter()
         try:
             result = part(context)
@@ -97,6 +104,7 @@ class Context:
         self.vgg_input = (2, 2, 32) if dry_run else (16, 16, 128)
         self.layer = (4, 2, 256) if dry_run else (16, 32, 1 << 20)
         self.repeats = 1 if dry_run else 5
+        self.limit = 0  # the running part's time limit, seconds
 
     def device_name(self) -> str:
         import torch
@@ -107,15 +115,17 @@ class Context:
 # --- the parts ------------------------------------------------------------------------------------------------
 
 
-def triton_tests(context: Context) -> dict:
+TRITON_TESTS = ["tests/test_triton_kernels.py", "tests/test_triton_backend.py", "tests/test_triton_coupled.py"]
+
+
+def triton_tests(context: Context, marker: str = "not slow") -> dict:
     env = dict(os.environ)
     if not context.dry_run:
         env.pop("TRITON_INTERPRET", None)  # compiled kernels, not the interpreter
-    tests = ["tests/test_triton_kernels.py", "tests/test_triton_backend.py", "tests/test_triton_coupled.py"]
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", marker, *TRITON_TESTS]
     if context.dry_run:
         command += ["-k", "empty_batch"]  # one, to prove the command line
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=context.limit)
     tail = done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []
     if done.returncode != 0:
         raise RuntimeError(f"pytest exited {done.returncode}: {' '.join(tail) or done.stderr[-500:]}")
@@ -163,16 +173,21 @@ def tuning(context: Context) -> dict:
     return {"results": results}
 
 
-def _run_bench(context: Context, script: str, timeout: int) -> None:
-    """``script --quick`` (``--cpu-smoke`` in a dry run); a RuntimeError with its stderr if it fails."""
+def slow_tests(context: Context) -> dict:
+    return triton_tests(context, marker="slow")
+
+
+def _run_bench(context: Context, script: str) -> None:
+    """``script --quick`` (``--cpu-smoke`` in a dry run), stopped at the part's limit; a RuntimeError with its
+    stderr if it fails."""
     command = [sys.executable, script, "--cpu-smoke" if context.dry_run else "--quick"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=context.limit)
     if done.returncode != 0:
         raise RuntimeError(f"{script} exited {done.returncode}: {done.stderr[-800:]}")
 
 
 def kernels(context: Context) -> dict:
-    _run_bench(context, "bench/kernels.py", timeout=300)
+    _run_bench(context, "bench/kernels.py")
     if context.dry_run:
         return {"note": "cpu smoke only"}
     data = json.loads(KERNELS_JSON.read_text())
@@ -181,38 +196,196 @@ def kernels(context: Context) -> dict:
 
 
 def coupled(context: Context) -> dict:
-    _run_bench(context, "bench/coupled.py", timeout=240)
+    _run_bench(context, "bench/coupled.py")
     if context.dry_run:
         return {"note": "cpu smoke only"}
     rows = json.loads(COUPLED_JSON.read_text())["rows"]
     return {"torch/triton": {f"C{r['channels']} {r['dtype']} {r['mode']}": r["torch/triton"] for r in rows}}
 
 
-def training_step(context: Context) -> dict:
+def exactness(context: Context) -> dict:
+    """Native library neurons against the same neurons converted to the triton backend, on the device: spikes and
+    membranes bit for bit (fp32, and the libraries' own 16-bit membranes under fp16 and bf16 input), gradients
+    to rounding; taus that are powers of two and not."""
+    import torch
+
+    checked = []
+    for library, make, dtypes in _exactness_cases():
+        for dtype in dtypes:
+            for tau in (2.7,) if context.dry_run else (1.7, 2.0, 2.7, 3.3):
+                label = f"{library} {dtype} tau={tau}"
+                _compare_native(context, make(tau), getattr(torch, dtype), label)
+                checked.append(label)
+    return {"checked": len(checked), "cases": checked}
+
+
+def _exactness_cases():
+    """(library, neuron factory of tau, dtypes): SpikingJelly's three nodes (16-bit membranes under 16-bit input),
+    snnTorch's Leaky (subtract: float32 membrane; none: the input's dtype)."""
+    cases = []
+    try:
+        from spikingjelly.activation_based import neuron as sj, surrogate
+
+        cases += [
+            ("SJ LIFNode hard", lambda tau: sj.LIFNode(tau=tau, step_mode="m"), ("float32", "float16", "bfloat16")),
+            ("SJ LIFNode soft nodecay detach", lambda tau: sj.LIFNode(
+                tau=tau, v_reset=None, decay_input=False, detach_reset=True, surrogate_function=surrogate.ATan(),
+                step_mode="m"), ("float32", "float16", "bfloat16")),
+            ("SJ ParametricLIFNode", lambda tau: sj.ParametricLIFNode(init_tau=tau, step_mode="m"), ("float32", "bfloat16")),
+            ("SJ IFNode soft", lambda tau: sj.IFNode(v_reset=None, step_mode="m"), ("float32", "float16")),
+        ]
+    except ImportError:
+        pass
+    try:
+        import snntorch
+
+        cases += [
+            ("snnTorch Leaky subtract", lambda tau: snntorch.Leaky(beta=1 - 1 / tau), ("float32", "float16")),
+            ("snnTorch Leaky none", lambda tau: snntorch.Leaky(beta=1 - 1 / tau, reset_mechanism="none"), ("bfloat16",)),
+        ]
+    except ImportError:
+        pass
+    if not cases:
+        raise RuntimeError("neither SpikingJelly nor snnTorch is installed: nothing to compare")
+    return cases
+
+
+def _compare_native(context: Context, native, dtype, label: str) -> None:
+    """One neuron layer, native and converted (triton), same input and upstream gradient."""
+    import copy
+
+    import torch
+
+    import bsnn_lightning as bl
+
+    converted = bl.convert(copy.deepcopy(native), backend="triton")  # the interpreter in a dry run
+    steps, batch, width = (8, 2, 64) if context.dry_run else (16, 32, 4096)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn((steps, batch, width), generator=gen) * 0.8 + 0.5).to(context.device, dtype)
+    upstream = torch.randn((steps, batch, width), generator=gen).to(context.device, dtype)
+    results = []
+    for model in (native.to(context.device), converted.to(context.device)):
+        bl.reset_states(model)
+        leaf = x.clone().requires_grad_()
+        out = _run_layer(model, leaf)
+        spikes = out[0] if isinstance(out, tuple) else out
+        (spikes.float() * upstream.float()).sum().backward()
+        v = model.mem if hasattr(model, "mem") else model.v
+        results.append((spikes.detach(), v.detach().clone(), leaf.grad))
+    (s0, v0, g0), (s1, v1, g1) = results
+    if not (torch.equal(s0, s1) and torch.equal(v0, v1)):
+        raise AssertionError(f"{label}: spikes or membrane differ from native ({int((s0 != s1).sum())} spikes)")
+    torch.testing.assert_close(g1.float(), g0.float(), rtol=5e-2, atol=5e-2 * (float(g0.abs().max()) + 1), msg=label)
+
+
+def _run_layer(model, x):
+    """A time-major sequence through one neuron: SpikingJelly's multi-step call, snnTorch's per-step loop."""
+    import torch
+
+    if hasattr(model, "step_mode"):
+        return model(x)
+    out = []
+    for t in range(x.shape[0]):
+        step = model(x[t])
+        out.append(step[0] if isinstance(step, tuple) else step)
+    return torch.stack(out)
+
+
+def recipe_steps(context: Context) -> dict:
+    """One training step (forward, loss, backward) of each GPU recipe's network at the recipe's precision, per
+    backend: ms per step (median of ``repeats`` after a warm-up) and the ratios to the torch backend."""
     import torch
 
     rows = {}
-    for precision in ("fp32", "16-mixed"):
-        losses = {}
-        for backend in ("native", "torch", "triton"):
-            if context.dry_run and backend == "triton":
-                continue  # the interpreter would take minutes for a VGG-11
-            model, optimizer, frames, labels = vgg_training_setup(context, backend)
-            autocast = precision == "16-mixed" and not context.dry_run
-            step(model, optimizer, frames, labels, autocast)
-            seconds = []
-            for _ in range(context.repeats):
-                torch.manual_seed(0)
+    for path in sorted((ROOT / "recipes").glob("*.yaml")):
+        recipe = _gpu_recipe(path)
+        if recipe is None:
+            continue
+        name, dtype, library = path.stem, recipe["dtype"], recipe["library"]
+        backends = (["native"] if library else []) + ["torch", "triton"]
+        if context.dry_run:
+            backends = ["torch"]  # the interpreter would take minutes for these networks
+        timings = {}
+        for backend in backends:
+            net, batch = _recipe_net(context, path, backend)
+            for _ in range(1 if context.dry_run else 4):  # a warm-up (kernels compiled), then 3 timed
                 start = time.perf_counter()
-                loss = step(model, optimizer, frames, labels, autocast)
+                _recipe_step(net, batch, dtype, context)
                 if not context.dry_run:
                     torch.cuda.synchronize()
-                seconds.append(time.perf_counter() - start)
-            losses[backend] = float(loss)
-            rows[f"{precision}/{backend}"] = {"ms": round(statistics.median(seconds) * 1e3, 2), "loss": float(loss)}
-        spread = max(losses.values()) - min(losses.values())
-        rows[f"{precision}/loss_spread"] = spread
+                timings.setdefault(backend, []).append(time.perf_counter() - start)
+        ms = {b: round(statistics.median(t[1:] or t) * 1e3, 2) for b, t in timings.items()}
+        rows[name] = {"precision": recipe["precision"], "ms": ms,
+                      "torch/triton": round(ms["torch"] / ms["triton"], 2) if "triton" in ms else None,
+                      "native/triton": round(ms["native"] / ms["triton"], 2) if "native" in ms and "triton" in ms else None}
+        print(f"  {name}: {rows[name]}", flush=True)
     return {"rows": rows}
+
+
+def _gpu_recipe(path: Path) -> dict | None:
+    """The recipe's precision and whether its neurons are a library's, or None for a CPU recipe."""
+    import torch
+    import yaml
+
+    text = path.read_text()
+    config = yaml.safe_load(text)
+    if config["trainer"].get("accelerator", "auto") == "cpu":
+        return None
+    precision = str(config["trainer"].get("precision", "32-true"))
+    dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision, torch.float32)
+    return {"precision": precision, "dtype": dtype, "library": "spikingjelly" in text or "snntorch" in text}
+
+
+def _recipe_net(context: Context, path: Path, backend: str):
+    """The recipe's network as ``bsnn`` builds it, converted to ``backend`` as its ConvertNeurons callbacks
+    would (or with its own neurons set to it), on the device, and one batch of the recipe's shape."""
+    import lightning as L
+    import torch
+
+    from bsnn_lightning.callbacks import ConvertNeurons
+    from bsnn_lightning.cli import BsnnCLI
+    from bsnn_lightning.convert import spiking_neurons
+
+    text = path.read_text()
+    args = ["--config", str(path), "--trainer.accelerator=cpu", "--trainer.precision=32-true"]
+    small = context.dry_run and "input_size: [128, 128]" in text
+    if small:  # a dry run: 32 x 32 frames for the 128 x 128 networks (their T stays: some nets fix it)
+        args.append("--model.init_args.net.init_args.input_size=[32,32]")
+    cli = BsnnCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False, args=args)
+    model, dm = cli.model, cli.datamodule
+    shape = tuple(dm.input_shape)
+    batch = 1 if context.dry_run else getattr(dm, "batch_size", 16)
+    if context.dry_run and (small or shape[-1] > 48):
+        shape = (*shape[:-2], 32, 32)
+    model.example_input_array = torch.zeros(1, *shape)
+    model = model.to(context.device)  # the converter's dry run then runs on the device
+    converters = [c for c in cli.trainer.callbacks if isinstance(c, ConvertNeurons)]
+    for converter in converters:
+        converter.backend = backend
+        converter.setup(cli.trainer, model, "fit")
+    if not converters:  # the network's own neurons: their backend set as a converter would
+        for _, neuron, _ in spiking_neurons(model):
+            neuron.bsnn_settings = neuron.bsnn_settings.updated(backend=backend)
+    gen = torch.Generator().manual_seed(0)
+    frames = (torch.rand((batch, *shape), generator=gen) < 0.1).float().to(context.device)
+    labels = torch.randint(0, model.hparams.get("num_classes", 10), (batch,), generator=gen).to(context.device)
+    return model, (frames, labels)
+
+
+def _recipe_step(model, batch, dtype, context: Context) -> float:
+    import torch
+
+    import bsnn_lightning as bl
+
+    frames, labels = batch
+    bl.reset_states(model)
+    model.zero_grad(set_to_none=True)
+    autocast = dtype != torch.float32 and not context.dry_run
+    with torch.autocast(frames.device.type, dtype=dtype, enabled=autocast):
+        out = model(frames)  # [T, N, classes]
+        loss = torch.nn.functional.cross_entropy(out.float().mean(0), labels)
+    loss.backward()
+    return float(loss)
 
 
 def compile_step(context: Context) -> dict:
@@ -228,14 +401,22 @@ def compile_step(context: Context) -> dict:
     return {"first_call_s": round(first, 2), "second_call_s": round(time.perf_counter() - start, 3)}
 
 
+#: a dry run interprets the kernels on the CPU: its subprocesses get this many times their GPU limits
+DRY_RUN_SLACK = 6
+#: (name, part, time limit in seconds): 420 s together, an 8-minute lease with a minute for start-up
 PARTS = [
-    ("triton-tests", triton_tests, 240),
-    ("no-host-sync", no_host_sync, 60),
+    ("triton-tests", triton_tests, 150),
+    ("exactness", exactness, 60),
+    ("no-host-sync", no_host_sync, 30),
+    ("kernels", kernels, 90),
+    ("recipe-steps", recipe_steps, 90),
+]
+#: behind --long
+LONG_PARTS = [
     ("tuning", tuning, 90),
-    ("kernels", kernels, 120),
     ("coupled", coupled, 90),
-    ("training-step", training_step, 60),
     ("compile", compile_step, 90),
+    ("slow-tests", slow_tests, 600),
 ]
 
 
@@ -321,6 +502,13 @@ def verdicts(report: dict) -> list[str]:
                      f"(slowest case {lowest})")
     else:
         lines.append(f"coupled bifurcation, fused vs torch backend: not measured ({status('coupled')})")
+    lines.append(f"native libraries against the kernels, fp32/fp16/bf16, several taus: {status('exactness')}")
+    steps = parts.get("recipe-steps", {}).get("rows") or {}
+    for name, row in steps.items():
+        lines.append(f"recipe {name} ({row['precision']}): ms {row['ms']}, torch/triton {row['torch/triton']}x, "
+                     f"native/triton {row['native/triton']}x")
+    if not steps:
+        lines.append(f"recipe training steps: not measured ({status('recipe-steps')})")
     lines.append(f"compiled training step (inductor): {status('compile')}")
     lines.append(f"launch constants tuned and written: {status('tuning')}")
     return lines

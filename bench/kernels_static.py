@@ -199,6 +199,8 @@ def _our_launches(configs, recorder: _Recorder) -> list[Launch]:
 
     if tb._interpreted(tb._kernels()):
         raise RuntimeError("Triton's interpreter is on (TRITON_INTERPRET); unset it")
+    if hasattr(tb, "ROUNDING_RULE"):  # the code a GPU runs: PyTorch's CUDA rounding rule (the tensors here are CPU's)
+        tb.ROUNDING_RULE = "cuda"
     launches = []
     for cfg in configs:
         if cfg.get("coupled"):
@@ -220,13 +222,16 @@ def _our_launches(configs, recorder: _Recorder) -> list[Launch]:
         if v0 is None:
             v0 = torch.zeros((), dtype=torch.float32)
         config = tb._Config.of(dynamics)
+        if hasattr(config, "for_call"):  # the state's dtype, the rounding rule, which parameters are floats
+            config = config.for_call(dynamics, x, params)
+        state = dynamics.compute_dtype(dtype)
         with recorder.active():
             _, _, _, ckpt = tb._forward_impl(x, v0, p0, p1, p2, *config, cfg.get("v_seq", False), cfg["train"])
             if cfg["train"]:
                 grads = cfg.get("grads", (True, False, False))
                 gs = torch.zeros(shape, dtype=dtype) if grads[0] else None
-                gvf = torch.zeros(shape[1:]) if grads[1] else None
-                gvs = torch.zeros(shape) if grads[2] and cfg.get("v_seq", False) else None
+                gvf = torch.zeros(shape[1:], dtype=state) if grads[1] else None
+                gvs = torch.zeros(shape, dtype=state) if grads[2] and cfg.get("v_seq", False) else None
                 needs = cfg.get("needs", (True, False, False, False, False))
                 tb._backward_impl(gs, gvf, gvs, x, v0, p0, p1, p2, ckpt, *config, *needs)
         for spec in recorder.take():
@@ -401,7 +406,9 @@ def _check_configs() -> list[dict]:
     backward (every option on, 16-bit x with v_seq and checkpoints, a ragged T), whole chunks of another
     dynamics in fp16, a layer whose neuron count is not a multiple of 16 (scalar accesses), snnTorch's
     immediate reset with every option (its backward keeps one more register tile: the states entering each
-    step) and SpikingJelly 0.0.0.0.14's product form."""
+    step), SpikingJelly 0.0.0.0.14's product form, and the 16-bit states (a library's membrane kept in the
+    input's dtype, every op rounded to it: SpikingJelly's LIF, PLIF and IF, snnTorch's membrane without a
+    reset term), compiled with PyTorch's CUDA rule (a Python-float tau: a multiply by its reciprocal)."""
     import torch
 
     from bsnn_lightning.engine import (
@@ -409,17 +416,23 @@ def _check_configs() -> list[dict]:
         SnnTorchLeaky,
         SnnTorchSynapticZeroImmediate,
         SpikingJelly014LIF,
+        SpikingJellyIF,
         SpikingJellyLIF,
+        SpikingJellyPLIF,
     )
 
     def heavy(label, dynamics, params, dtype, steps, sample=(3, 4, 8), batch=2, train=True):
         shape = (steps, batch, *sample)
         made = {}
         for name, kind in params.items():
-            made[name] = torch.full({"channel": (sample[0],) + (1,) * (len(sample) - 1), "neuron": sample}[kind], 0.75)
+            if isinstance(kind, float):  # a Python float, as a library passes tau
+                made[name] = kind
+                continue
+            layout = {"layer": (), "channel": (sample[0],) + (1,) * (len(sample) - 1), "neuron": sample}[kind]
+            made[name] = torch.full(layout, 0.75)
         return dict(label=label, dynamics=dynamics, params=made, dtype=dtype, shape=shape, train=train, v_seq=True,
                     v0=torch.zeros(shape[1:]), grads=(True, True, True),
-                    needs=(True, True, True, True, "graded" in dynamics.param_names))
+                    needs=(True, True, *(isinstance(made.get(n), torch.Tensor) for n in _p_names(dynamics))))
 
     return [
         heavy("check LIF sigmoid bf16 all T40", SpikingJellyLIF(), {"tau": "channel", "threshold": "neuron"},
@@ -432,9 +445,29 @@ def _check_configs() -> list[dict]:
               {"beta": "neuron", "threshold": "channel", "graded": "neuron"}, torch.bfloat16, 40),
         heavy("check SJ014-LIF hard fp16 all T17", SpikingJelly014LIF(v_reset=0.0, surrogate="atan"),
               {"tau": "channel", "threshold": "neuron"}, torch.float16, 17),
+        # 16-bit states (issue 18): SpikingJelly's membrane under AMP, float tau and threshold as it passes them
+        heavy("check LIF sigmoid bf16-state all T40", SpikingJellyLIF(state_dtype=torch.bfloat16),
+              {"tau": 2.7, "threshold": 1.0}, torch.bfloat16, 40),
+        heavy("check LIF soft nodecay atan fp16-state all T17",
+              SpikingJellyLIF(v_reset=None, decay_input=False, surrogate="atan", state_dtype=torch.float16),
+              {"tau": 2.7, "threshold": 1.0}, torch.float16, 17),
+        heavy("check PLIF hard fp16-state all T40", SpikingJellyPLIF(state_dtype=torch.float16),
+              {"q": "layer", "threshold": 1.0}, torch.float16, 40),
+        heavy("check IF soft bf16-state all T17", SpikingJellyIF(v_reset=None, state_dtype=torch.bfloat16),
+              {"threshold": 1.0}, torch.bfloat16, 17, sample=(5, 7), batch=3),
+        heavy("check Leaky none sigmoid fp16-state all T40",
+              SnnTorchLeaky(reset_mechanism="none", surrogate="sigmoid", state_dtype=torch.float16),
+              {"beta": "layer", "threshold": "layer", "graded": "layer"}, torch.float16, 40),
         # the coupled kernels, staged, with every option at once: 16, 32 and 64 channels (the report's hidden layer)
         *[c for c in _coupled_configs(channels=(16, 32, 64)) if "all" in c["label"]],
     ]
+
+
+def _p_names(dynamics) -> tuple:
+    """The names of the kernels' p0, p1 (threshold) and p2 for a dynamics (None where it has none)."""
+    names = dynamics.param_names
+    p0 = names[0] if names[0] != "threshold" else None
+    return (p0, "threshold", "graded" if "graded" in names else None)
 
 
 def _sweep_configs() -> list[dict]:

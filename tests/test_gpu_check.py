@@ -19,8 +19,10 @@ def test_gpu_check_dry_run_passes_every_part():
         [sys.executable, "bench/gpu_check.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    for part in ("triton-tests", "no-host-sync", "tuning", "kernels", "coupled", "training-step", "compile"):
+    for part in ("triton-tests", "exactness", "no-host-sync", "kernels", "recipe-steps"):
         assert f"[ok] {part}" in done.stdout
+    limits = dict(line.rsplit(" ", 2)[:2] for line in done.stdout.split("time limits: ")[1].split("\n")[0].split(", "))
+    assert sum(int(v) for v in limits.values()) <= 7 * 60  # the default parts fit an 8-minute lease
 
 
 def test_tuning_file_is_merged_written_atomically_and_read(tmp_path, monkeypatch):

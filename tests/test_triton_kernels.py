@@ -216,18 +216,6 @@ def test_matches_the_reference_16_bit_inputs(name, dtype):
     _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, _inputs(key, 6, 2, dtype), seed_key=key)
 
 
-def _graded_exact_in_16_bit(params):
-    """The graded factor rounded to a bf16 number (so an fp16 one too): under Triton's interpreter a float32
-    to bf16 conversion truncates where torch rounds to nearest, which would show in graded spikes
-    (``docs/kernels.md``, "Exactness"); a GPU rounds as torch does."""
-    graded = params.get("graded")
-    if isinstance(graded, torch.Tensor):
-        return {**params, "graded": graded.to(torch.bfloat16).float()}
-    if graded is not None:
-        return {**params, "graded": float(torch.tensor(graded).to(torch.bfloat16))}
-    return params
-
-
 #: the dynamics fused since issue 12: snnTorch's immediate reset (the backward keeps the states entering each
 #: step), Synaptic's reset to zero of the charged membrane, SpikingJelly 0.0.0.0.14's product form
 LATER_CASES = [name for name in CASES if name.startswith(("snntorch-immediate", "snntorch-synaptic", "sj014"))]
@@ -245,7 +233,7 @@ def test_immediate_reset_synaptic_zero_and_014_product_form_at_17_steps(name, dt
     dynamics, params, v0_kind, g = _case(name, key)
     v0 = _initial_state(v0_kind, g, 2)
     x = _inputs(key, 17, 2, dtype)
-    _compare(dynamics, _graded_exact_in_16_bit(params), v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
+    _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
 
 
 @pytest.mark.slow
@@ -256,7 +244,7 @@ def test_later_dynamics_match_the_reference_16_bit_inputs(name, dtype):
     dynamics, params, v0_kind, g = _case(name, key)
     v0 = _initial_state(v0_kind, g, 2)
     x = _inputs(key, 6, 2, dtype)
-    _compare(dynamics, _graded_exact_in_16_bit(params), v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
+    _compare(dynamics, params, v0.to(DEVICE) if v0 is not None else None, x, seed_key=key)
 
 
 @pytest.mark.slow
