@@ -20,7 +20,9 @@ from bsnn_lightning.callbacks import ConvertNeurons
 from bsnn_lightning.cli import BsnnCLI
 from bsnn_lightning.convert import spiking_neurons
 from bsnn_lightning.engine import CallSpec, CoupledBifurcation, resolve_backend
-from bsnn_lightning.report import experiments
+from bsnn_lightning.report import FULL
+from bsnn_lightning.report.neuron_specs import SWEEP_METHODS, DefaultNeuron, ImpNeuron, SweepNeuron
+from bsnn_lightning.report.training import build_net
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 PRECISION = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16, "32-true": torch.float32, "32": torch.float32}
@@ -92,10 +94,10 @@ def test_every_recipe_runs_every_neuron_layer_on_the_kernels_on_a_gpu(path):
         assert set(chosen.values()) == {"triton"}, chosen
 
 
-@pytest.mark.parametrize("spec", [("sweep", m, 4.0) for m in experiments.SWEEP_METHODS] + [("default",), ("imp", "neuron")])
+@pytest.mark.parametrize("spec", [SweepNeuron(m, 4.0) for m in SWEEP_METHODS] + [DefaultNeuron(), ImpNeuron("neuron")])
 def test_the_reports_networks_run_on_the_kernels_on_a_gpu(spec):
-    settings = experiments.FULL
-    net = experiments.build_net(experiments.neuron_factory(spec), in_channels=2, channels=settings.channels, hidden=settings.hidden)
+    settings = FULL
+    net = build_net(spec.factory(), in_channels=2, channels=settings.channels, hidden=settings.hidden)
     net.example_input_array = torch.rand(2, 1, 2, 34, 34)
     chosen = _backends(_layers(net), torch.float32)
     assert set(chosen.values()) == {"triton"}, chosen

@@ -5,6 +5,7 @@ verdicts; the firing-pattern experiment against a hand computation; the report's
 import json
 import math
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +14,13 @@ from PIL import Image
 
 from bsnn_lightning.cli import main
 from bsnn_lightning.figures.report import FIGURE_PIXELS
-from bsnn_lightning.report import FIGURES, QUICK, QUICK_INTERVALS, REPORT_FILES, experiments, figure_files, runner, stats
+from bsnn_lightning.convert import materialize
+from bsnn_lightning.report import FIGURES, QUICK, QUICK_INTERVALS, REPORT_FILES, figure_files, runner, stats
+from bsnn_lightning.report.data_cache import DataCache
+from bsnn_lightning.report.experiments.firing_patterns import firing_patterns
+from bsnn_lightning.report.experiments.time_averaged import fitness
+from bsnn_lightning.report.neuron_specs import ClampNeuron, SweepNeuron
+from bsnn_lightning.report.training import RunSpec, _AdamW, build_net, train_and_test
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PER_TASK = ("tau_sweep.png", "eigen_spectrum.png", "eigen_clamp.png", "imp_per_step.png", "readout_convergence.png", "loss_comparison.png")
@@ -103,17 +110,17 @@ def test_a_run_is_reproducible_from_its_seed_in_any_process(quick_report, tmp_pa
     tau, seed = sweep["spectrum"]["tau_m"], sweep["spectrum"]["seed"]
     assert report["meta"]["machine"]["jobs"] == 2
     settings = QUICK.replace(cache_dir=str(tmp_path))
-    spec = experiments.RunSpec(seed, "events", ("sweep", "BSNN diagonal", tau), "ce", settings.epochs_sweep, record_eigenvalues=True)
-    again = experiments.train_and_test(settings, experiments.DataCache(settings), spec)
+    spec = RunSpec(seed, "events", SweepNeuron("BSNN diagonal", tau), "ce", settings.epochs_sweep, record_eigenvalues=True)
+    again = train_and_test(settings, DataCache(settings), spec)
     assert again["accuracy"] == sweep["accuracy"]["BSNN diagonal"][settings.taus.index(tau)][0]
     recorded = sweep["spectrum"]["layers"]["BSNN diagonal"]
     assert again["eigen_after"] == {layer: v["after"] for layer, v in recorded.items()}
     assert again["eigen_after"] != again["eigen_before"]  # the eigenvalues did train
     clamp = report["experiments"]["intervals"]["eigen_clamp"]
     settings = QUICK_INTERVALS
-    spec = experiments.RunSpec(0, "events", ("clamp", 16.0, 0.2), "ce", settings.epochs_sweep, record_eigenvalues=True,
+    spec = RunSpec(0, "events", ClampNeuron(16.0, 0.2), "ce", settings.epochs_sweep, record_eigenvalues=True,
                                eigen_lr_scale=1 / 16, task="intervals")
-    again = experiments.train_and_test(settings, experiments.DataCache(settings), spec)
+    again = train_and_test(settings, DataCache(settings), spec)
     assert again["accuracy"] == clamp["by_tau"]["mu learned"][settings.taus.index(16.0)]["accuracy"][0]
 
 
@@ -146,13 +153,13 @@ def _stand_in_run(specs):
     out = []
     for spec in specs:
         variant = ("events", "static", "time_averaged").index(spec.variant)
-        rng = np.random.default_rng([spec.seed, len(spec.neuron), variant, int(spec.eigen_lr_scale * 1000)])
+        rng = np.random.default_rng([spec.seed, zlib.crc32(repr(spec.neuron).encode()), variant, int(spec.eigen_lr_scale * 1000)])
         classes = 4 if spec.task == "intervals" else 10
-        kind = spec.neuron[0]
-        tau = {"sweep": lambda: spec.neuron[2], "clamp": lambda: spec.neuron[1], "default": lambda: 1.0}.get(kind, lambda: 2.0)()
+        kind = spec.neuron.kind
+        tau = 2.0 if kind == "imp" else spec.neuron.tau
         if spec.variant == "time_averaged":
             accuracy = 1 / classes + 0.005 * rng.standard_normal() if spec.task == "intervals" else 0.9
-        elif spec.task == "intervals" and kind == "sweep" and spec.neuron[1] == "LIF":
+        elif spec.task == "intervals" and kind == "sweep" and spec.neuron.method == "LIF":
             accuracy = 0.75 - 0.2 * abs(math.log2(tau / 4))
         else:
             accuracy = 0.9
@@ -163,7 +170,7 @@ def _stand_in_run(specs):
         if spec.track_epochs:
             result["epoch_accuracy"] = list(np.linspace(0.5, accuracy, spec.epochs))
         if spec.record_eigenvalues:
-            upper = (spec.neuron[2] if kind == "clamp" else 0.2) / tau
+            upper = spec.neuron.bounds_mu[1] / tau
             before = {"conv1": list(np.linspace(-0.8, 0, 4) / tau), "hidden": list(np.linspace(-0.8, 0, 8) / tau)}
             # Adam-like: every eigenvalue moves by the same step in its parameter, 0.01 * lr scale, downwards
             after = {k: [min(v - 0.01 * spec.eigen_lr_scale, upper) for v in vs] for k, vs in before.items()}
@@ -207,8 +214,8 @@ def test_fitness_rule_tells_the_temporal_task_from_the_digits(stand_in_report):
     report = stand_in_report
     intervals = report["experiments"]["intervals"]["time_averaged"]
     digits = report["experiments"]["digits"]["time_averaged"]
-    assert runner._fitness(intervals) == {"lif_sensitive": True, "time_averaged_near_chance": True}
-    assert runner._fitness(digits) == {"lif_sensitive": False, "time_averaged_near_chance": False}
+    assert fitness(intervals) == {"lif_sensitive": True, "time_averaged_near_chance": True}
+    assert fitness(digits) == {"lif_sensitive": False, "time_averaged_near_chance": False}
     assert intervals["lif_tau_sensitivity"]["no_effect_test"]["p"] < 0.01
     text = runner.render_markdown(report)
     fitness_rows = [line for line in text.splitlines() if line.startswith("| event ") and line.rstrip().endswith("|") and "fit?" not in line]
@@ -257,27 +264,27 @@ def _check_markdown(text: str, seeds: str) -> None:
 
 
 def test_mu_learned_divides_only_the_eigenvalues_learning_rate():
-    net = experiments.build_net(experiments.clamp_neuron(16.0, 0.2), in_channels=2, channels=(4, 8), hidden=8,
+    net = build_net(ClampNeuron(16.0, 0.2).factory(), in_channels=2, channels=(4, 8), hidden=8,
                                 num_classes=4, input_size=(16, 16))
-    experiments.materialize(net, torch.zeros(2, 1, 2, 16, 16))
+    materialize(net, torch.zeros(2, 1, 2, 16, 16))
     groups = [{"params": [p for n, p in net.named_parameters() if not n.endswith("eigenvalues")]},
               {"params": [p for n, p in net.named_parameters() if n.endswith("eigenvalues")], "weight_decay": 0.0}]
-    optimizer = experiments._AdamW(net, lr=3e-3, weight_decay=0.01, eigen_lr_scale=1 / 16)(groups)
+    optimizer = _AdamW(net, lr=3e-3, weight_decay=0.01, eigen_lr_scale=1 / 16)(groups)
     eigen = {id(p) for n, p in net.named_parameters() if n.endswith("eigenvalues")}
     for group in optimizer.param_groups:
         is_eigen = {id(p) in eigen for p in group["params"]}
         assert len(is_eigen) == 1
         assert group["lr"] == pytest.approx(3e-3 / 16 if is_eigen.pop() else 3e-3)
-    plain = experiments._AdamW(net, lr=3e-3, weight_decay=0.01)(groups)
+    plain = _AdamW(net, lr=3e-3, weight_decay=0.01)(groups)
     assert [g["lr"] for g in plain.param_groups] == [3e-3, 3e-3]
     with pytest.raises(ValueError, match="found no eigenvalues"):
-        lif = experiments.build_net(experiments.sweep_neuron("LIF", 2.0), 2, (4, 8), 8, 4, (16, 16))
-        experiments._AdamW(lif, 3e-3, 0.01, 0.5)([{"params": list(lif.parameters())}])
+        lif = build_net(SweepNeuron("LIF", 2.0).factory(), 2, (4, 8), 8, 4, (16, 16))
+        _AdamW(lif, 3e-3, 0.01, 0.5)([{"params": list(lif.parameters())}])
 
 
 def test_time_averaged_samples_are_the_mean_frame_of_the_event_samples():
     settings = QUICK_INTERVALS.replace(n_train=8, n_test=8)
-    cache = experiments.DataCache(settings)
+    cache = DataCache(settings)
     events, averaged = cache.get("events"), cache.get("time_averaged")
     assert averaged.static and not events.static and averaged.steps == events.steps == 16
     assert averaged.sample_shape == (2, 16, 16) and events.sample_shape == (16, 2, 16, 16)
@@ -297,7 +304,7 @@ def test_settings_refuse_a_static_variant_for_the_intervals():
 
 
 def test_firing_patterns_match_a_hand_computed_lif_neuron():
-    result = experiments.firing_patterns(steps=8, input_current=1.2)
+    result = firing_patterns(steps=8, input_current=1.2)
     rows = dict(zip(result["setup"]["raster_v0"], result["raster"]))
     # tau 2, decay_input: h_t = v + (1.2 - v) / 2 -> 0.6, 0.9, 1.05 (spike, reset to 0), 0.6, ...
     assert rows[0.0] == [0, 0, 1, 0, 0, 1, 0, 0]

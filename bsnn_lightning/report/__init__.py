@@ -5,11 +5,18 @@ and the event intervals), with figures.
     bsnn report OUT_DIR --task intervals  # one task
     bsnn report OUT_DIR --quick           # a smaller, shorter run (about a minute)
 
-From Python: ``run_report(out_dir, [QUICK, QUICK_INTERVALS])``. The experiments are in :mod:`.experiments`, the statistics
-and the verdict rule in :mod:`.stats`, the figures in :mod:`bsnn_lightning.figures.report`.
+From Python: ``run_report(out_dir, [QUICK, QUICK_INTERVALS])``. Where things are:
+
+- :mod:`.settings`: what a report trains per task (:class:`Settings`) and the presets;
+- :mod:`.experiments`: one module per experiment (its runs, summary, figures and Markdown) and the registry
+  the runner loops over;
+- :mod:`.neuron_specs`: the neurons the runs train; :mod:`.training`: one run (:class:`~.training.RunSpec`,
+  :func:`~.training.train_and_test`); :mod:`.pool`: the run pool; :mod:`.data_cache`: the data the runs share;
+- :mod:`.stats`: the statistics and the verdict rule; :mod:`.markdown`, :mod:`.formatting`, :mod:`.task_pages`:
+  the text; :mod:`bsnn_lightning.figures.report`: the figures; :mod:`.runner`: the command and the files.
 """
 
-from .experiments import FULL, FULL_INTERVALS, PRESETS, QUICK, QUICK_INTERVALS, TASKS, Settings
+from .settings import FULL, FULL_INTERVALS, PRESETS, QUICK, QUICK_INTERVALS, TASKS, Settings
 from .runner import FIGURES, REPORT_FILES, figure_files, main, run_report
 
 __all__ = [
