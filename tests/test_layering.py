@@ -23,6 +23,18 @@ LAYERS = {
     "command line": ("cli",),
 }
 RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(LAYERS.items()) for part in parts}
+#: inside the report package, the same rule: its modules and subpackages, lowest first ("report" is its __init__)
+REPORT_LAYERS = {
+    "report basics": ("settings", "stats", "formatting"),
+    "report runs": ("neuron_specs", "data_cache"),
+    "one run": ("training",),
+    "run pool and task pages": ("pool", "task_pages"),
+    "report experiments": ("experiments",),
+    "report text": ("markdown",),
+    "report command": ("runner",),
+    "report facade": ("report",),
+}
+REPORT_RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(REPORT_LAYERS.items()) for part in parts}
 PACKAGE = Path(bsnn_lightning.__file__).parent
 
 
@@ -83,9 +95,44 @@ def upward_imports(module: str, source: str, is_package: bool = False, filename:
     return found
 
 
+def report_part(module: str) -> str:
+    """``bsnn_lightning.report.experiments.loss`` -> ``experiments``; the report's __init__ -> ``report``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else parts[1]
+
+
+def upward_report_imports(module: str, source: str, is_package: bool = False, filename: str = "<source>") -> list[str]:
+    """One line per import, in a module of the report package, of a report module in a higher report layer."""
+    rank, layer = REPORT_RANK[report_part(module)]
+    found = []
+    for target, line in package_imports(module, source, is_package, filename):
+        if top_part(target) != "report":
+            continue
+        target_rank, target_layer = REPORT_RANK[report_part(target)]
+        if target_rank > rank:
+            found.append(f"{module} ({layer}) imports {target} ({target_layer}) at line {line}")
+    return found
+
+
 def test_every_module_has_a_layer():
     unplaced = sorted(name for name in MODULES if top_part(name) not in RANK)
     assert not unplaced, f"add these modules to a layer in LAYERS: {unplaced}"
+    report = [name for name in MODULES if top_part(name) == "report"]
+    unplaced = sorted(name for name in report if report_part(name) not in REPORT_RANK)
+    assert not unplaced, f"add these modules to a layer in REPORT_LAYERS: {unplaced}"
+
+
+def test_the_report_package_is_layered_too():
+    found = []
+    for module, (path, is_package) in MODULES.items():
+        if top_part(module) == "report":
+            found += upward_report_imports(module, path.read_text(encoding="utf-8"), is_package, str(path))
+    assert not found, "imports from a higher layer of the report package:\n" + "\n".join(found)
+    # the check itself: an experiment importing the runner is refused, the runner importing an experiment is not
+    assert upward_report_imports("bsnn_lightning.report.experiments.loss", "from ..runner import figure_files\n") == [
+        "bsnn_lightning.report.experiments.loss (report experiments) imports bsnn_lightning.report.runner (report command) at line 1"
+    ]
+    assert upward_report_imports("bsnn_lightning.report.runner", "from .experiments import EXPERIMENTS\n") == []
 
 
 def test_no_module_imports_from_a_higher_layer():

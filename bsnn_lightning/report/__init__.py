@@ -16,8 +16,16 @@ From Python: ``run_report(out_dir, [QUICK, QUICK_INTERVALS])``. Where things are
   the text; :mod:`bsnn_lightning.figures.report`: the figures; :mod:`.runner`: the command and the files.
 """
 
-from .settings import FULL, FULL_INTERVALS, PRESETS, QUICK, QUICK_INTERVALS, TASKS, Settings
 from .runner import FIGURES, REPORT_FILES, figure_files, main, run_report
+from .settings import (
+    FULL,
+    FULL_INTERVALS,
+    PRESETS,
+    QUICK,
+    QUICK_INTERVALS,
+    TASKS,
+    Settings,
+)
 
 __all__ = [
     "FIGURES", "FULL", "FULL_INTERVALS", "PRESETS", "QUICK", "QUICK_INTERVALS", "REPORT_FILES", "TASKS", "Settings",

@@ -15,9 +15,11 @@ def claims_table(claims: dict) -> list[str]:
     return lines
 
 
-def std_over_runs(values: np.ndarray) -> np.ndarray:
-    """The sample std over the first axis (zeros with one run)."""
-    return values.std(0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+def mean_std_cells(runs) -> list[str]:
+    """``mean ± std`` in % over runs (the first axis) of curves of accuracies, one cell per point."""
+    values = np.asarray(runs) * 100
+    std = values.std(0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    return [f"{m:.1f} ± {s:.1f}" for m, s in zip(values.mean(0), std)]
 
 
 def acc_cell(entry: dict) -> str:

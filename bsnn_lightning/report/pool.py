@@ -19,7 +19,7 @@ class RunPool:
     inherited from the parent) and keep their data loaded.
     """
 
-    def __init__(self, settings: "Settings | list[Settings]", jobs: int = 1) -> None:
+    def __init__(self, settings: Settings | list[Settings], jobs: int = 1) -> None:
         if jobs < 1:
             raise ValueError(f"expected jobs >= 1, got {jobs}")
         self.tasks = settings_by_task(settings)
@@ -50,7 +50,7 @@ class RunPool:
             self._pool.shutdown()
             self._pool = None
 
-    def __enter__(self) -> "RunPool":
+    def __enter__(self) -> RunPool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_report(
     out_dir: str | os.PathLike,
-    settings: "Settings | Sequence[Settings] | None" = None,
+    settings: Settings | Sequence[Settings] | None = None,
     jobs: int = 1,
     command: list[str] | None = None,
     log=print,

@@ -52,7 +52,7 @@ class Settings:
         if self.imp_lts_variant == "static" and self.task != "digits":
             raise ValueError(f"expected imp_lts_variant='events' for task {self.task!r}: only the digits have a static variant")
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
@@ -76,7 +76,7 @@ QUICK_INTERVALS = QUICK.replace(
 PRESETS = {"full": {"digits": FULL, "intervals": FULL_INTERVALS}, "quick": {"digits": QUICK, "intervals": QUICK_INTERVALS}}
 
 
-def settings_by_task(settings: "Settings | Sequence[Settings]") -> dict[str, Settings]:
+def settings_by_task(settings: Settings | Sequence[Settings]) -> dict[str, Settings]:
     """Task -> settings, from one :class:`Settings` or one per task (all with one torch thread count)."""
     listed = [settings] if isinstance(settings, Settings) else list(settings)
     tasks = {s.task: s for s in listed}

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...analysis import eigenvalue_regimes
 from .. import stats
-from ..formatting import pp, pp_interval
+from ..formatting import claims_table, pp, pp_interval, timing
 from ..settings import TASK_NAMES, Settings
 from ..training import RunSpec
 
@@ -60,27 +60,75 @@ class Experiment:
         return []
 
 
-def paired_specs(settings: Settings, methods: dict[str, RunSpec]) -> list[RunSpec]:
-    """Every method at every seed of ``settings.seeds_pairs`` (seed-major); see :func:`by_method`."""
-    return [dataclasses.replace(methods[name], seed=seed) for seed in settings.seeds_pairs for name in methods]
+class PairedExperiment(Experiment):
+    """Methods compared run for run: every method of :attr:`methods` at every seed of ``settings.seeds_pairs``
+    (the same seed: the same initial weights and batch order). A subclass gives one method's run
+    (:meth:`method_spec`; its seed is replaced), the summary of the runs by method (:meth:`summarize_runs`), its
+    one figure (:meth:`figure`) and the table of results in its section (:meth:`table`); its ``claims`` go into the section and the summary table."""
 
+    #: method name -> what sets its runs apart (handed to method_spec)
+    methods: ClassVar[dict]
+    #: the name of its claims in the summary table
+    claim_name: ClassVar[str]
+    #: its section's heading (the data is added), what its setup line says between the neuron and the seeds (a
+    #: format string of the summary's setup), and its figure's alt text
+    heading: ClassVar[str]
+    setup_details: ClassVar[str]
+    figure_alt: ClassVar[str]
 
-def by_method(names: list[str], results: list[dict]) -> dict[str, list[dict]]:
-    """The results of :func:`paired_specs` as ``{method: [result per seed]}``."""
-    return {name: results[j :: len(names)] for j, name in enumerate(names)}
+    def method_spec(self, settings: Settings, method) -> RunSpec:
+        raise NotImplementedError
+
+    def summarize_runs(self, settings: Settings, runs: dict[str, list[dict]]) -> dict:
+        """The summary from ``{method: [result per seed]}``."""
+        raise NotImplementedError
+
+    def figure(self, task: str, entry: dict):
+        raise NotImplementedError
+
+    def table(self, entry: dict) -> list[str]:
+        raise NotImplementedError
+
+    def specs(self, settings: Settings) -> list[RunSpec]:
+        return [
+            dataclasses.replace(self.method_spec(settings, method), seed=seed)
+            for seed in settings.seeds_pairs for method in self.methods.values()
+        ]
+
+    def summarize(self, settings: Settings, results: list[dict], entries: dict) -> dict:
+        names = list(self.methods)
+        return self.summarize_runs(settings, {name: results[j :: len(names)] for j, name in enumerate(names)})
+
+    def draw(self, task: str, entries: dict) -> dict:
+        (name,) = self.figures
+        return {name: self.figure(task, entries[self.key])}
+
+    def section(self, task: str, entries: dict) -> list[str]:
+        entry = entries[self.key]
+        setup = entry["setup"]
+        (figure,) = self.figures
+        return [
+            f"## {self.heading} ({setup['data']})",
+            "",
+            f"Claim: {entry['claim']}",
+            "",
+            f"Setup: {setup['data']}, T = {setup['time_steps']}; {setup['neuron']}; {self.setup_details.format(**setup)}; "
+            f"seeds {setup['seeds']}, {setup['epochs']} epochs; {timing(entry)}.",
+            "",
+            *self.table(entry),
+            "", *claims_table(entry["claims"]), "", f"![{self.figure_alt}](figures/{task}_{figure})", "",
+        ]
+
+    def claim_rows(self, entries: list[dict]) -> Iterator[ClaimRow]:
+        for measure in entries[0]["claims"]:
+            yield (f"{self.claim_name} (NeurIPS 2024)", measure, [
+                (f"{pp(c['mean'])} {pp_interval(c['ci95'])}", c["verdict"]) for c in (e["claims"][measure] for e in entries)
+            ])
 
 
 def claim(description: dict) -> dict:
     """A :func:`~.stats.describe` or :func:`~.stats.paired_difference` with its verdict."""
     return {**description, "verdict": stats.verdict(description["ci95"])}
-
-
-def paired_claim_rows(name: str, entries: list[dict]) -> Iterator[ClaimRow]:
-    """One summary row per measure of the experiments' ``claims``."""
-    for measure in entries[0]["claims"]:
-        yield (f"{name} (NeurIPS 2024)", measure, [
-            (f"{pp(c['mean'])} {pp_interval(c['ci95'])}", c["verdict"]) for c in (e["claims"][measure] for e in entries)
-        ])
 
 
 def regimes(result: dict, tau: float, seed: int, bounds_mu: tuple[float, float]) -> dict:

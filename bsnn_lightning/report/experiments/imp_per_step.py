@@ -3,36 +3,31 @@ speeds this up (Shen et al., NeurIPS 2024). Zero against learnable IMP, paired b
 
 from __future__ import annotations
 
-from typing import Iterator
-
-import numpy as np
-
 from ...figures import report as report_figures
 from .. import stats
-from ..formatting import acc_cell, claims_table, std_over_runs, timing
+from ..formatting import acc_cell, mean_std_cells
 from ..neuron_specs import ImpNeuron
 from ..settings import Settings
 from ..stats import describe
 from ..training import RunSpec
-from .base import ClaimRow, Experiment, by_method, claim, imp_lts_data, paired_claim_rows, paired_specs
-
-METHODS = {"zero IMP": None, "learnable IMP": "neuron"}
+from .base import PairedExperiment, claim, imp_lts_data
 
 
-class ImpPerStep(Experiment):
+class ImpPerStep(PairedExperiment):
     key = "imp_per_step"
     label = "per-step accuracy, zero vs learnable IMP"
     figures = {"imp_per_step.png": "imp_per_step"}
+    methods = {"zero IMP": None, "learnable IMP": "neuron"}  # name -> IMP
+    claim_name = "IMP"
+    heading = "4. Per-time-step accuracy with zero vs learnable IMP"
+    setup_details = "IMP {imp}; {loss}"
+    figure_alt = "per-step accuracy"
 
-    def specs(self, settings: Settings) -> list[RunSpec]:
-        return paired_specs(settings, {
-            name: RunSpec(0, settings.imp_lts_variant, ImpNeuron(imp, settings.imp_tau, settings.imp_reset), "label_smoothed_tet",
-                          settings.epochs_pairs, loss_options={"epsilon": 0.01}, task=settings.task)
-            for name, imp in METHODS.items()
-        })
+    def method_spec(self, settings: Settings, imp: str | None) -> RunSpec:
+        return RunSpec(0, settings.imp_lts_variant, ImpNeuron(imp, settings.imp_tau, settings.imp_reset), "label_smoothed_tet",
+                       settings.epochs_pairs, loss_options={"epsilon": 0.01}, task=settings.task)
 
-    def summarize(self, settings: Settings, results: list[dict], entries: dict) -> dict:
-        runs = by_method(list(METHODS), results)
+    def summarize_runs(self, settings: Settings, runs: dict[str, list[dict]]) -> dict:
         curves = {name: [r["per_step"] for r in rs] for name, rs in runs.items()}
         first = {name: [c[0] for c in cs] for name, cs in curves.items()}
         growth = [c[-1] - c[0] for c in curves["zero IMP"]]
@@ -59,39 +54,17 @@ class ImpPerStep(Experiment):
             "claims": claims,
         }
 
-    def draw(self, task: str, entries: dict) -> dict:
-        entry = entries[self.key]
-        return {"imp_per_step.png": report_figures.per_step_accuracy(
+    def figure(self, task: str, entry: dict):
+        return report_figures.per_step_accuracy(
             entry["per_step_accuracy"], f"Per-time-step accuracy, {entry['setup']['data']} (mean ± std over seeds)"
-        )}
+        )
 
-    def section(self, task: str, entries: dict) -> list[str]:
-        return _imp_section(entries[self.key], task)
-
-    def claim_rows(self, entries: list[dict]) -> Iterator[ClaimRow]:
-        return paired_claim_rows("IMP", entries)
-
-
-def _imp_section(imp: dict, task: str) -> list[str]:
-    setup = imp["setup"]
-    curves = imp["per_step_accuracy"]
-    steps = len(next(iter(curves.values()))[0])
-    lines = [
-        f"## 4. Per-time-step accuracy with zero vs learnable IMP ({setup['data']})",
-        "",
-        f"Claim: {imp['claim']}",
-        "",
-        f"Setup: {setup['data']}, T = {setup['time_steps']}; {setup['neuron']}; "
-        f"IMP {setup['imp']}; {setup['loss']}; seeds {setup['seeds']}, {setup['epochs']} epochs; {timing(imp)}.",
-        "",
-        "| IMP | " + " | ".join(f"t = {t}" for t in range(1, steps + 1)) + " | mean readout |",
-        "|---|" + "---|" * (steps + 1),
-    ]
-    for name, runs in curves.items():
-        values = np.asarray(runs) * 100
-        cells = [f"{m:.1f} ± {s:.1f}" for m, s in zip(values.mean(0), std_over_runs(values))]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {acc_cell(describe(imp['accuracy'][name]))} |")
-    lines += ["", *claims_table(imp["claims"]), "", f"![per-step accuracy](figures/{task}_imp_per_step.png)", ""]
-    return lines
-
-
+    def table(self, entry: dict) -> list[str]:
+        curves = entry["per_step_accuracy"]
+        steps = len(next(iter(curves.values()))[0])
+        return [
+            "| IMP | " + " | ".join(f"t = {t}" for t in range(1, steps + 1)) + " | mean readout |",
+            "|---|" + "---|" * (steps + 1),
+            *(f"| {name} | " + " | ".join(mean_std_cells(runs)) + f" | {acc_cell(describe(entry['accuracy'][name]))} |"
+              for name, runs in curves.items()),
+        ]

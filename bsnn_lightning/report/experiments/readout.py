@@ -3,35 +3,30 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
-import numpy as np
-
 from ...figures import report as report_figures
 from .. import stats
-from ..formatting import claims_table, std_over_runs, timing
+from ..formatting import mean_std_cells
 from ..neuron_specs import ImpNeuron
 from ..settings import Settings
 from ..training import RunSpec
-from .base import ClaimRow, Experiment, by_method, claim, imp_lts_data, paired_claim_rows, paired_specs
-
-METHODS = {"LTS": "lts", "mean over time": "ce"}  # readout -> loss
+from .base import PairedExperiment, claim, imp_lts_data
 
 
-class ReadoutComparison(Experiment):
+class ReadoutComparison(PairedExperiment):
     key = "readout"
     label = "LTS vs mean readout"
     figures = {"readout_convergence.png": "readout_convergence"}
+    methods = {"LTS": "lts", "mean over time": "ce"}  # readout -> loss
+    claim_name = "LTS"
+    heading = "5. LTS vs mean-over-time readout"
+    setup_details = "LTS: {LTS}; mean: {mean over time}"
+    figure_alt = "LTS vs mean readout"
 
-    def specs(self, settings: Settings) -> list[RunSpec]:
-        return paired_specs(settings, {
-            name: RunSpec(0, settings.imp_lts_variant, ImpNeuron("neuron", settings.imp_tau, settings.imp_reset), loss,
-                          settings.epochs_pairs, track_epochs=True, task=settings.task)
-            for name, loss in METHODS.items()
-        })
+    def method_spec(self, settings: Settings, loss: str) -> RunSpec:
+        return RunSpec(0, settings.imp_lts_variant, ImpNeuron("neuron", settings.imp_tau, settings.imp_reset), loss,
+                       settings.epochs_pairs, track_epochs=True, task=settings.task)
 
-    def summarize(self, settings: Settings, results: list[dict], entries: dict) -> dict:
-        runs = by_method(list(METHODS), results)
+    def summarize_runs(self, settings: Settings, runs: dict[str, list[dict]]) -> dict:
         curves = {name: [r["epoch_accuracy"] for r in rs] for name, rs in runs.items()}
         final = {name: [r["accuracy"] for r in rs] for name, rs in runs.items()}
         first_epoch = {name: [c[0] for c in cs] for name, cs in curves.items()}
@@ -53,38 +48,14 @@ class ReadoutComparison(Experiment):
             "claims": claims,
         }
 
-    def draw(self, task: str, entries: dict) -> dict:
-        entry = entries[self.key]
-        return {"readout_convergence.png": report_figures.readout_convergence(
-            entry["epoch_accuracy"], f"LTS vs mean-over-time readout, {entry['setup']['data']}"
-        )}
+    def figure(self, task: str, entry: dict):
+        return report_figures.readout_convergence(entry["epoch_accuracy"], f"LTS vs mean-over-time readout, {entry['setup']['data']}")
 
-    def section(self, task: str, entries: dict) -> list[str]:
-        return _readout_section(entries[self.key], task)
-
-    def claim_rows(self, entries: list[dict]) -> Iterator[ClaimRow]:
-        return paired_claim_rows("LTS", entries)
-
-
-def _readout_section(readout: dict, task: str) -> list[str]:
-    setup = readout["setup"]
-    curves = readout["epoch_accuracy"]
-    epochs = len(next(iter(curves.values()))[0])
-    lines = [
-        f"## 5. LTS vs mean-over-time readout ({setup['data']})",
-        "",
-        f"Claim: {readout['claim']}",
-        "",
-        f"Setup: {setup['data']}, T = {setup['time_steps']}; {setup['neuron']}; LTS: {setup['LTS']}; mean: "
-        f"{setup['mean over time']}; seeds {setup['seeds']}, {setup['epochs']} epochs; {timing(readout)}.",
-        "",
-        "| readout | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |",
-        "|---|" + "---|" * epochs,
-    ]
-    for name, runs in curves.items():
-        values = np.asarray(runs) * 100
-        lines.append(f"| {name} | " + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(values.mean(0), std_over_runs(values))) + " |")
-    lines += ["", *claims_table(readout["claims"]), "", f"![LTS vs mean readout](figures/{task}_readout_convergence.png)", ""]
-    return lines
-
-
+    def table(self, entry: dict) -> list[str]:
+        curves = entry["epoch_accuracy"]
+        epochs = len(next(iter(curves.values()))[0])
+        return [
+            "| readout | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |",
+            "|---|" + "---|" * epochs,
+            *(f"| {name} | " + " | ".join(mean_std_cells(runs)) + " |" for name, runs in curves.items()),
+        ]

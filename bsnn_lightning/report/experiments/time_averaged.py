@@ -3,8 +3,8 @@ frames averaged over time, against the same network on the frames; and the rule 
 
 from __future__ import annotations
 
-from ..formatting import acc_cell, acc_interval, pp, pp_interval
 from .. import stats
+from ..formatting import acc_cell, acc_interval, pp, pp_interval
 from ..neuron_specs import SweepNeuron
 from ..settings import TASK_NAMES, Settings
 from ..training import RunSpec
