@@ -13,9 +13,17 @@ import torch
 from PIL import Image
 
 from bsnn_lightning.cli import main
-from bsnn_lightning.figures.report import FIGURE_PIXELS
 from bsnn_lightning.convert import materialize
-from bsnn_lightning.report import FIGURES, QUICK, QUICK_INTERVALS, REPORT_FILES, figure_files, runner, stats
+from bsnn_lightning.figures.report import FIGURE_PIXELS
+from bsnn_lightning.report import (
+    FIGURES,
+    QUICK,
+    QUICK_INTERVALS,
+    REPORT_FILES,
+    figure_files,
+    runner,
+    stats,
+)
 from bsnn_lightning.report.data_cache import DataCache
 from bsnn_lightning.report.experiments.firing_patterns import firing_patterns
 from bsnn_lightning.report.experiments.time_averaged import fitness
@@ -420,3 +428,30 @@ def test_report_refuses_a_folder_it_may_not_write_before_any_run(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         f"bsnn report: error: cannot write the report into {locked / 'out'}: cannot create the folder (Permission denied)"
     )
+
+
+def test_run_specs_take_named_neurons_and_refuse_tuples():
+    with pytest.raises(TypeError, match=r"expected a neuron spec \(SweepNeuron, ClampNeuron, DefaultNeuron, ImpNeuron\), got \('sweep', 'LIF', 2.0\)"):
+        RunSpec(0, "events", ("sweep", "LIF", 2.0), "ce", 1)
+    with pytest.raises(ValueError, match=r"expected a method in \['LIF', 'BSNN diagonal', 'BSNN coupled'\], got 'ALIF'"):
+        SweepNeuron("ALIF", 2.0)
+    with pytest.raises(ValueError, match="expected an upper bound of mu >= 0.0"):
+        ClampNeuron(4.0, -0.1)
+
+
+def test_clamp_variants_carry_their_bounds_in_their_neurons():
+    """The clamp experiment's cells read each variant's bounds of mu from its neuron, never from its label."""
+    from bsnn_lightning.neuron_params import MethodSettings
+    from bsnn_lightning.report.experiments.eigen_clamp import variants
+
+    found = variants(QUICK)
+    assert [(v.name, v.neuron.tau, v.neuron.bounds_mu, v.group) for v in found] == [
+        ("mu learned", 2.0, (-1.0, 0.2), "mu learned"), ("mu learned", 16.0, (-1.0, 0.2), "mu learned"),
+        ("mu <= 0", 16.0, (-1.0, 0.0), "largest tau_m"), ("mu <= 1", 16.0, (-1.0, 1.0), "largest tau_m"),
+        ("package defaults", 1.0, tuple(MethodSettings().bounds), "package defaults"),
+        ("mu <= 0", 1.0, (-1.0, 0.0), "package defaults"),
+    ]
+    assert [v.eigen_lr_scale for v in found] == [1 / 2, 1 / 16, 1, 1, 1, 1]
+    for variant in found:  # the neuron built holds the bounds the cell states, in lambda = mu / tau_m
+        neuron = variant.neuron.factory()()
+        assert neuron.bsnn_settings.bounds == pytest.approx(tuple(b / variant.neuron.tau for b in variant.neuron.bounds_mu))
