@@ -19,7 +19,7 @@ import yaml
 from bsnn_lightning.callbacks import ConvertNeurons
 from bsnn_lightning.cli import BsnnCLI
 from bsnn_lightning.convert import spiking_neurons
-from bsnn_lightning.engine import CallSpec, CoupledBifurcation, resolve_backend
+from bsnn_lightning.engine import CallSpec, resolve_backend
 from bsnn_lightning.report import experiments
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
@@ -68,11 +68,6 @@ def _backends(layers, dtype: torch.dtype) -> dict:
         for name, neuron, shape in layers:
             dynamics, _ = neuron.bsnn_engine(shape, dtype)
             spec = CallSpec((4, 2, *shape), dtype, torch.device("cuda"))
-            if type(dynamics) is CoupledBifurcation and shape[0] > 16:
-                pytest.fail(
-                    f"{name}: CoupledBifurcation over {shape[0]} channels, which the coupled kernels (up to 16 "
-                    "channels) leave to the torch backend: issue 18 item 3 (the coupled helper's)"
-                )
             chosen[name] = resolve_backend(neuron.bsnn_settings.backend, spec, dynamics).name
     return chosen
 

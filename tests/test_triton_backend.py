@@ -14,7 +14,6 @@ import torch
 triton = pytest.importorskip("triton")
 
 from bsnn_lightning.engine import (  # noqa: E402
-    CoupledBifurcation,
     SnnTorchLeaky,
     SnnTorchLeakyImmediate,
     SnnTorchSynapticZero,
