@@ -201,7 +201,9 @@ def test_64_bit_offsets(monkeypatch, name):
 
 
 @pytest.mark.slow
-@hypothesis.settings(max_examples=12, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.settings(
+    max_examples=12, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
 @hypothesis.given(
     channels=st.integers(1, 40),
     spatial=st.sampled_from([(), (2,), (3, 2)]),
