@@ -27,11 +27,11 @@ class BsnnCLI(LightningCLI):
         cfg = self.config.get(self.subcommand, self.config)
         if cfg.get("test_after_fit", True) and not self.trainer.fast_dev_run and self.trainer.state.finished:
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
-        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or getattr(
-            self.trainer.checkpoint_callback, "best_model_path", ""
-        )
-        if checkpoint and self.trainer.is_global_zero:
-            print(f"checkpoint: {checkpoint}")
+        # each checkpoint callback's file (the recipes: the best epoch's, and the last epoch's)
+        paths = [getattr(c, name, "") for c in self.trainer.checkpoint_callbacks for name in ("best_model_path", "last_model_path")]
+        if self.trainer.is_global_zero:
+            for path in dict.fromkeys(p for p in paths if p):
+                print(f"checkpoint: {path}")
 
 
 def build_cli(args: list[str] | None = None) -> BsnnCLI:
