@@ -45,7 +45,11 @@ the surrogate gradient
 (``SG_ATAN``, ``SG_SIGMOID``, ``SG_FAST_SIGMOID``, ``SG_TRIANGLE``, each with two host-computed constants
 ``sg_a``, ``sg_b``: ``triton_backend._SURROGATES``); ``*_MODE`` a value's layout (``PER_LAYER``,
 ``PER_CHANNEL``, ``PER_NEURON``, ``FULL_STATE``); ``RAGGED`` whether T is not a multiple of ``CHUNK`` (only
-then do the kernels test a step against T). A new dynamics adds its ``KIND`` here and its branches in
+then do the kernels test a step against T); ``STATE`` the state's dtype (``ROUND_FP32``, or a library's 16-bit
+membrane, ``ROUND_FP16`` / ``ROUND_BF16``: every op of a step then rounds to it, ``_round``), ``SPIKE_ROUND``
+the 16-bit dtype graded spikes are stored in, ``CUDA_RULE`` PyTorch's CUDA rounding rule instead of its CPU
+one (a Python-float divisor as a multiply by its float32 reciprocal, tensor operands loaded in a 16-bit op's
+dtype), ``P0_SCALAR`` / ``P2_SCALAR`` whether p0 / p2 came as Python floats. A new dynamics adds its ``KIND`` here and its branches in
 ``_charge``, ``_fire``, ``_reset`` and ``_backward_step`` (and ``_prepare_p0`` / ``_p0_gradient_mask`` if its
 p0 is clamped or transformed, ``_load_graded`` if it has a graded spike).
 """
