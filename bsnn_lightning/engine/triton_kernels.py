@@ -12,7 +12,7 @@ Layout: x is ``[T, M]`` (``M = N * prod(S)`` neurons, one time step contiguous);
 ``(m // INNER) % CHANNELS``, a per-neuron one by ``m % SAMPLE``, a full state by ``m``. Offsets are 32-bit
 unless x has 2**31 elements or more (``WIDE``).
 
-- **Forward** reads x, writes the spikes (x's dtype) and the final state (fp32); optionally the state of
+- **Forward** reads x, writes the spikes (x's dtype) and the final state (the state's dtype); optionally the state of
   every step, and, when T is longer than ``CKPT_EVERY``, the state entering every ``CKPT_EVERY``-th step
   (the only thing saved for the backward besides x itself). ``CHUNK`` steps at a time: the chunk's x is
   read as one ``[CHUNK, BLOCK]`` tile before its first store (a store blocks every later load: the compiler
