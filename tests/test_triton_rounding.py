@@ -27,11 +27,14 @@ from bsnn_lightning.engine import (  # noqa: E402
     resolve_backend,
 )
 from bsnn_lightning.engine import triton_backend  # noqa: E402
+import triton.language as tl  # noqa: E402
 import rounding_rules  # noqa: E402  (tests/rounding_rules.py)
 from triton_exactness import assert_matches_reference  # noqa: E402
 
 if not triton_backend._interpreted(triton_backend._kernels()):
     pytest.skip("the rounding rules are checked under Triton's interpreter (a GPU runs its own rule)", allow_module_level=True)
+
+from bsnn_lightning.engine.triton_kernels import _round  # noqa: E402  (the kernels' rounding, called by _round_kernel)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # numpy's overflow notes in the interpreter
@@ -226,3 +229,28 @@ def test_what_a_16_bit_state_is_refused_for():
     assert resolve_backend("triton", x, SpikingJellyLIF(state_dtype=torch.float16)).name == "triton"
     with pytest.raises(ValueError, match="promotes the state"):
         multistep(x, SpikingJellyLIF(state_dtype=torch.float16), {"tau": torch.full((C,), 2.0), "threshold": 1.0}, backend="triton")
+
+
+@triton.jit
+def _round_kernel(x_ptr, out_ptr, n, ROUND: tl.constexpr, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(out_ptr + offsets, _round(tl.load(x_ptr + offsets, mask=mask, other=0.0), ROUND), mask=mask)
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_the_kernels_rounding_is_torchs(dtype):
+    """``_round`` against torch's float32 -> 16-bit conversion, bit for bit, on random bit patterns (NaN, inf,
+    float32 subnormals, fp16 subnormals and overflow included) and on ties."""
+    g = _generator("round", str(dtype))
+    bits = torch.randint(-(2**31), 2**31 - 1, (1 << 14,), generator=g, dtype=torch.int32)
+    wide = torch.randn(1 << 14, generator=g) * torch.exp(torch.randn(1 << 14, generator=g) * 6)
+    ties = torch.tensor([65504.0, 65519.0, 65520.0, -65520.0, 2**-25, 3 * 2**-26, 1.5 * 2**-24, 1 + 2**-8, 1 + 3 * 2**-8,
+                         1 + 2**-11, 1 + 3 * 2**-11, float("inf"), float("nan"), -0.0])  # fmt: skip
+    x = torch.cat([bits.view(torch.float32), wide, ties])
+    out = torch.empty_like(x)
+    _round_kernel[(1,)](x, out, x.numel(), ROUND=triton_backend._ROUNDING[dtype], BLOCK=triton.next_power_of_2(x.numel()))
+    want = x.to(dtype).float()
+    same = (out == want) | (out.isnan() & want.isnan())
+    assert bool(same.all()), x[~same][:5]
+    assert bool(((torch.signbit(out) == torch.signbit(want)) | want.isnan()).all())
