@@ -254,3 +254,54 @@ def test_the_kernels_rounding_is_torchs(dtype):
     same = (out == want) | (out.isnan() & want.isnan())
     assert bool(same.all()), x[~same][:5]
     assert bool(((torch.signbit(out) == torch.signbit(want)) | want.isnan()).all())
+
+
+def _native_16_bit_cases():
+    cases = []
+    for kind in ("LIFNode", "ParametricLIFNode", "IFNode"):
+        for step_mode in ("s", "m"):
+            for reset in ("hard0", "soft", "hard-0.1"):
+                for dtype in LOW:
+                    for decay_input in (True, False):
+                        if kind == "IFNode" and not decay_input:
+                            continue
+                        fast = (kind, step_mode, reset, decay_input) == ("LIFNode", "m", "hard0", True)
+                        marks = () if fast and dtype == torch.float16 else (pytest.mark.slow,)
+                        cases.append(pytest.param(kind, step_mode, reset, dtype, decay_input, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize("kind, step_mode, reset, dtype, decay_input", _native_16_bit_cases())
+def test_native_spikingjelly_16_bit_on_the_kernels(kind, step_mode, reset, dtype, decay_input):
+    """SpikingJelly's own nodes under 16-bit input (their membrane in the input's dtype) against the same nodes
+    converted to the triton backend: spikes and membranes bit for bit, both step modes, every reset, decay_input
+    both ways, a tau and a sigmoid(w) that are not powers of two."""
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    import copy
+
+    import bsnn_lightning as bl
+
+    v_reset = {"hard0": 0.0, "soft": None, "hard-0.1": -0.1}[reset]
+    options = dict(v_reset=v_reset, step_mode=step_mode)
+    if kind == "LIFNode":
+        native = neuron.LIFNode(tau=2.7, decay_input=decay_input, **options)
+    elif kind == "ParametricLIFNode":
+        native = neuron.ParametricLIFNode(init_tau=2.7, decay_input=decay_input, **options)
+        native.w.data.fill_(-0.7)
+    else:
+        native = neuron.IFNode(**options)
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="triton")
+    g = _generator("native", kind, step_mode, reset, str(dtype), decay_input)
+    x = (torch.randn((9, 2, C, H, W), generator=g) * 0.7 + 0.45).to(dtype)
+    outputs = []
+    for node in (native, converted):
+        bl.reset_states(node)
+        if step_mode == "m":
+            spikes = node(x)
+        else:
+            spikes = torch.stack([node(x[t]) for t in range(x.shape[0])])
+        outputs.append((spikes, node.v))
+    (s_n, v_n), (s_c, v_c) = outputs
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert v_n.dtype == v_c.dtype == dtype
+    assert torch.equal(s_c, s_n) and torch.equal(v_c, v_n)
