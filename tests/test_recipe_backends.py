@@ -87,7 +87,10 @@ def test_every_recipe_runs_every_neuron_layer_on_the_kernels_on_a_gpu(path):
         assert set(chosen.values()) == {"triton"}, chosen
 
 
-@pytest.mark.parametrize("spec", [("sweep", m, 4.0) for m in experiments.SWEEP_METHODS] + [("default",), ("imp", "neuron")])
+REPORT_NEURONS = [("sweep", m, 4.0) for m in experiments.SWEEP_METHODS] + [("default",), ("imp", "neuron")]
+
+
+@pytest.mark.parametrize("spec", REPORT_NEURONS, ids=["-".join(map(str, spec)) for spec in REPORT_NEURONS])
 def test_the_reports_networks_run_on_the_kernels_on_a_gpu(spec):
     settings = experiments.FULL
     net = experiments.build_net(experiments.neuron_factory(spec), in_channels=2, channels=settings.channels, hidden=settings.hidden)
