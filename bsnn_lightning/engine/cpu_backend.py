@@ -208,9 +208,21 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
             fn = _COMPILED.get(spec)
             if fn is None:
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
-                fn = torch.compile(loop, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS)
+                fn = _distinct_sizes(torch.compile(loop, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS))
                 _COMPILED[spec] = fn
     return fn
+
+
+def _distinct_sizes(compiled: Callable) -> Callable:
+    """Compile with a symbol of its own for every size: by default dynamo gives equal sizes one symbol (a
+    batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again."""
+    from torch.fx.experimental import _config as fx_config
+
+    def call(*args):
+        with fx_config.patch(use_duck_shape=False):
+            return compiled(*args)
+
+    return call
 
 
 #: exactness: every 16-bit operation rounded as eager PyTorch rounds it; no fused multiply-add (inductor's
