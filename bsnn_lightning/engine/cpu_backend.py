@@ -36,11 +36,12 @@ from dataclasses import replace
 from typing import Callable
 
 import torch
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..user_warnings import warn_user
 from .backends import register_backend
 from .dynamics import Dynamics
-from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape
+from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape, run_reference
 from .surrogates import FUNCTION_PREFIX
 
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
@@ -77,6 +78,10 @@ def run(
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
     if torch.compiler.is_compiling():  # inside a user's compiled model: its compiler fuses the plain loop
         return _run_autograd(x, v0, dynamics, params, return_v_seq)
+    if is_in_torch_dispatch_mode(include_infra_modes=False):
+        # a dispatch mode that sees every operation (a FLOP counter, as Lightning's model summary runs; a
+        # debugging mode) cannot be compiled through: the reference runs the call, with the same results
+        return run_reference(x, v0, dynamics, params, return_v_seq)
     if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
         dynamics = replace(dynamics, autograd=False)
     names = tuple(params)
