@@ -116,7 +116,7 @@ def test_checkpoint_module_recomputes_a_converted_model_exactly(dynamics, option
     x = inputs()
     # chunks: a layer's weight gradient is summed chunk by chunk, so it equals the whole sequence's to rounding
     assert_same_run(run(wrapped, x), run(net, x), exact_grads=where != "chunked blocks")
-    # the state dict keys are the library's, plus the wrapper's prefix-free names
+    # the wrappers leave the state dict keys as they were
     assert set(wrapped.state_dict()) == set(net.state_dict())
 
 
