@@ -19,11 +19,12 @@ checkpoints save their inputs through the same hook (``torch.utils.checkpoint`` 
 ``save_for_backward``), a compressed input as its packed bits. Only the forward pass runs: bytes saved do not
 depend on the values, and the backward pass adds nothing to them.
 
-The batch is 1 sample and the frames are reduced from 128 x 128 to ``--size`` (default 48) to fit this
-machine's memory: every saved activation scales with N x H x W (the network is convolutional up to a global
+The batch is 1 sample and the frames are reduced from 128 x 128 to ``--size`` (default 64) to fit a small
+machine's memory and time: every saved activation scales with N x H x W (the network is convolutional up to a global
 average), so ratios between contenders hold at any size; the absolute figures scale by (128 / size)^2 x N.
 
-    python bench/memory.py                 # T = 16 and 64, 48 x 48: a few minutes on 2 cores
+    python bench/memory.py                 # T = 16 and 64, 64 x 64: about 15 minutes on 2 busy cores (the
+                                           # Triton rows run under its interpreter and take most of it)
     python bench/memory.py --quick         # T = 4, 16 x 16
 """
 
@@ -112,7 +113,7 @@ def saved_bytes(net: torch.nn.Module, x: torch.Tensor) -> int:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="T = 4 at 16 x 16: a smoke run")
-    parser.add_argument("--size", type=int, default=48, help="frame height and width (the recipe's: 128)")
+    parser.add_argument("--size", type=int, default=64, help="frame height and width (the recipe's: 128)")
     parser.add_argument("--steps", type=int, nargs="+", default=[16, 64], help="time steps T")
     args = parser.parse_args(argv)
     size, steps = (16, [4]) if args.quick else (args.size, args.steps)
