@@ -59,11 +59,12 @@ class BsnnCLI(LightningCLI):
         best, epoch = getattr(self.model, "best_val_acc", None), getattr(self.model, "best_val_epoch", None)
         if best is not None and self.trainer.is_global_zero:
             print(f"best val/acc over epochs: {best:.4f} (epoch {epoch} of {self.trainer.current_epoch})")
-        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or getattr(
-            self.trainer.checkpoint_callback, "best_model_path", ""
-        )
-        if checkpoint and self.trainer.is_global_zero:
-            print(f"checkpoint: {checkpoint}")
+        # each checkpoint callback's file (the recipes: the best epoch's, and the last epoch's)
+        callbacks = self.trainer.checkpoint_callbacks
+        paths = [getattr(c, name, "") for c in callbacks for name in ("best_model_path", "last_model_path")]
+        if self.trainer.is_global_zero:
+            for path in dict.fromkeys(p for p in paths if p):
+                print(f"checkpoint: {path}")
 
 
 def build_cli(args: list[str] | None = None) -> BsnnCLI:

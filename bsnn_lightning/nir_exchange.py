@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .adapters.inplace import ConvertedNeuron, convert_in_place, library_class, restore_class
+from .adapters import Plan, adapter_for
+from .adapters.inplace import ConvertedNeuron, library_class
 from .convert import convert
 
 __all__ = ["library_classes", "export_nir", "import_nir"]
@@ -73,14 +74,20 @@ def library_classes(model: nn.Module):
                 "own tools (its NIR exporter) cannot represent it; for NIR use bsnn_lightning.nir_exchange."
                 "export_nir (diagonal bifurcation as per-neuron LIF time constants; an IMP is not representable)"
             )
-    restored = [(module, type(module).__bases__[0], module.bsnn_settings) for _, module in converted]
-    for module, _, _ in restored:
-        restore_class(module)
+        adapter = adapter_for(module)
+        if settings.step_mode == "m" and adapter is not None and not adapter.library_step_mode:
+            raise ValueError(
+                f"{name or type(module).__name__} runs whole sequences (step_mode='m'), which changed the model around "
+                "it; its library's tools know only the per-step model: convert with step_mode='s' to use them"
+            )
+    restored = [(module, adapter_for(module), module.bsnn_settings) for _, module in converted]
+    for module, adapter, _ in restored:
+        adapter.apply(module, Plan(None))
     try:
         yield model
     finally:
-        for module, mixin, settings in restored:
-            convert_in_place(module, mixin, settings)
+        for module, adapter, settings in restored:
+            adapter.apply(module, Plan(settings))
 
 
 def export_nir(model: nn.Module, example_input: torch.Tensor, dt: float = 1e-4, path: str | Path | None = None):

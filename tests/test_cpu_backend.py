@@ -149,8 +149,19 @@ def test_the_final_state_is_not_a_view_of_what_the_backward_keeps():
     dynamics, params, x, v0 = _fast_case()
     leaves = [x.requires_grad_(), v0.requires_grad_(), params["beta"].requires_grad_()]
     out = multistep(x, dynamics, params, v0, backend="cpu", return_v_seq=True)
+    assert out.v.untyped_storage().data_ptr() != out.v_seq.untyped_storage().data_ptr()
     out.v.add_(1.0)  # the user's in-place change may not reach the saved charged potentials
     assert all(g is not None for g in torch.autograd.grad(out.spikes.sum(), leaves))
+
+
+def test_under_a_dispatch_mode_it_runs_the_reference():
+    """A FLOP counter (Lightning's model summary runs the example input under one) cannot be compiled through."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dynamics, params, x, v0 = _fast_case()
+    with FlopCounterMode(display=False):
+        out = multistep(x, dynamics, params, v0, backend="cpu")
+    assert torch.equal(out.spikes, multistep(x, dynamics, params, v0, backend="torch").spikes)
 
 
 def test_without_a_compiler_it_says_why_once_and_auto_runs_the_reference(monkeypatch, auto_picks_cpu):

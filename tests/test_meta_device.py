@@ -74,3 +74,20 @@ def test_a_deferred_check_on_the_meta_device_leaves_nothing_to_read():
     assert checks.pending() >= 1
     checks.raise_deferred()
     assert checks.pending() == 0
+
+
+@pytest.mark.parametrize("learn_threshold", [False, True])
+def test_own_lif_neurons_become_bifurcation_neurons_on_the_meta_device(learn_threshold):
+    """Converting this package's LIFNeuron to bifurcation dynamics replaces the module; on ``meta`` it must not
+    read the threshold's value, and the new neuron's parameters have the shapes a CPU conversion gives."""
+    def net():
+        return nn.Sequential(nn.Linear(6, 8), bl.LIFNeuron(threshold=2.0, v_reset=1.5, learn_threshold=learn_threshold))
+
+    on_cpu = bl.convert(net(), "bifurcation", "channel", example_input=torch.rand(4, 2, 6))
+    assert float(on_cpu[1].threshold) == 2.0
+    with torch.device("meta"):
+        model = net()
+    bl.convert(model, "bifurcation", "channel", example_input=torch.empty(4, 2, 6, device="meta"))
+    assert type(model[1]).__name__ == "BifurcationNeuron" and model[1].threshold.is_meta
+    assert _shapes(model) == _shapes(on_cpu) and all(p.is_meta for p in model.parameters())
+    assert model(torch.empty(4, 2, 6, device="meta")).shape == (4, 2, 8)

@@ -19,7 +19,7 @@ import yaml
 from bsnn_lightning.callbacks import ConvertNeurons
 from bsnn_lightning.cli import BsnnCLI
 from bsnn_lightning.convert import spiking_neurons
-from bsnn_lightning.engine import CallSpec, CoupledBifurcation, resolve_backend
+from bsnn_lightning.engine import CallSpec, resolve_backend
 from bsnn_lightning.report import FULL
 from bsnn_lightning.report.neuron_specs import SWEEP_METHODS, DefaultNeuron, ImpNeuron, SweepNeuron
 from bsnn_lightning.report.training import build_net
@@ -70,11 +70,6 @@ def _backends(layers, dtype: torch.dtype) -> dict:
         for name, neuron, shape in layers:
             dynamics, _ = neuron.bsnn_engine(shape, dtype)
             spec = CallSpec((4, 2, *shape), dtype, torch.device("cuda"))
-            if type(dynamics) is CoupledBifurcation and shape[0] > 16:
-                pytest.fail(
-                    f"{name}: CoupledBifurcation over {shape[0]} channels, which the coupled kernels (up to 16 "
-                    "channels) leave to the torch backend: issue 18 item 3 (the coupled helper's)"
-                )
             chosen[name] = resolve_backend(neuron.bsnn_settings.backend, spec, dynamics).name
     return chosen
 
@@ -94,7 +89,10 @@ def test_every_recipe_runs_every_neuron_layer_on_the_kernels_on_a_gpu(path):
         assert set(chosen.values()) == {"triton"}, chosen
 
 
-@pytest.mark.parametrize("spec", [SweepNeuron(m, 4.0) for m in SWEEP_METHODS] + [DefaultNeuron(), ImpNeuron("neuron")])
+REPORT_NEURONS = [SweepNeuron(m, 4.0) for m in SWEEP_METHODS] + [DefaultNeuron(), ImpNeuron("neuron")]
+
+
+@pytest.mark.parametrize("spec", REPORT_NEURONS, ids=["-".join(map(str, [spec.kind, *vars(spec).values()])) for spec in REPORT_NEURONS])
 def test_the_reports_networks_run_on_the_kernels_on_a_gpu(spec):
     settings = FULL
     net = build_net(spec.factory(), in_channels=2, channels=settings.channels, hidden=settings.hidden)

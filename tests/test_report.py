@@ -15,15 +15,7 @@ from PIL import Image
 from bsnn_lightning.cli import main
 from bsnn_lightning.convert import materialize
 from bsnn_lightning.figures.report import FIGURE_PIXELS
-from bsnn_lightning.report import (
-    FIGURES,
-    QUICK,
-    QUICK_INTERVALS,
-    REPORT_FILES,
-    figure_files,
-    runner,
-    stats,
-)
+from bsnn_lightning.report import FIGURES, QUICK, QUICK_INTERVALS, REPORT_FILES, figure_files, runner, stats
 from bsnn_lightning.report.data_cache import DataCache
 from bsnn_lightning.report.experiments.firing_patterns import firing_patterns
 from bsnn_lightning.report.experiments.time_averaged import fitness
@@ -127,7 +119,7 @@ def test_a_run_is_reproducible_from_its_seed_in_any_process(quick_report, tmp_pa
     clamp = report["experiments"]["intervals"]["eigen_clamp"]
     settings = QUICK_INTERVALS
     spec = RunSpec(0, "events", ClampNeuron(16.0, 0.2), "ce", settings.epochs_sweep, record_eigenvalues=True,
-                               eigen_lr_scale=1 / 16, task="intervals")
+                   eigen_lr_scale=1 / 16, task="intervals")
     again = train_and_test(settings, DataCache(settings), spec)
     assert again["accuracy"] == clamp["by_tau"]["mu learned"][settings.taus.index(16.0)]["accuracy"][0]
 
@@ -398,36 +390,67 @@ def test_report_refuses_a_folder_where_a_report_file_goes_before_any_run(tmp_pat
     assert err == f"bsnn report: error: cannot write the report file {tmp_path / 'report.json'}: a folder of that name is in the way"
 
 
-def test_report_refuses_a_folder_it_may_not_write_before_any_run(tmp_path):
-    """A real permission check in a real process; as root (who may write anywhere) the process runs without
-    the capability to override file permissions (``setpriv``)."""
+def test_report_refuses_a_folder_it_may_not_write_before_any_run(tmp_path, capsys, no_runs):
+    """A real permission check. Root may write anywhere, so as root the command runs in a forked child that has
+    dropped the capabilities to override file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
     import os
-    import shutil
-    import subprocess
-    import sys
 
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
-    prefix = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: a permission check cannot fail")
-        drop = "-dac_override,-dac_read_search"
-        prefix = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
-    script = (
-        "from bsnn_lightning.report import runner\n"
-        "def started(*a, **k): raise AssertionError('the experiments started')\n"
-        "runner.run_experiments = started\n"
-        "from bsnn_lightning.cli import main\n"
-        f"main(['report', {str(locked / 'out')!r}, '--quick'])\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    done = subprocess.run([*prefix, sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"bsnn report: error: cannot write the report into {locked / 'out'}: cannot create the folder (Permission denied)"
-    )
+    expected = f"bsnn report: error: cannot write the report into {locked / 'out'}: cannot create the folder (Permission denied)"
+    if os.geteuid() != 0:
+        assert _report_error([str(locked / "out")], capsys) == expected
+        return
+    code, err = _in_child_without_dac_capabilities(lambda: main(["report", str(locked / "out"), "--quick"]))
+    assert (code, err.strip()) == (2, expected)
+    assert not (locked / "out").exists()
+
+
+def _in_child_without_dac_capabilities(call) -> tuple[int, str]:
+    """Run ``call`` in a forked child without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH; its exit status and stderr."""
+    import ctypes
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            os.close(read_end)
+            sys.stderr = os.fdopen(write_end, "w")
+
+            class Header(ctypes.Structure):
+                _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+            class Data(ctypes.Structure):
+                _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+            dac = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.capget(ctypes.byref(header), data) != 0:
+                raise OSError(ctypes.get_errno(), "capget")
+            data[0].effective &= ~dac
+            data[0].permitted &= ~dac
+            if libc.capset(ctypes.byref(header), data) != 0:
+                raise OSError(ctypes.get_errno(), "capset")
+            call()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        except BaseException as error:  # noqa: BLE001 -- report anything to the parent
+            print(f"{type(error).__name__}: {error}", file=sys.stderr)
+            code = 71
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        err = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), err
 
 
 def test_run_specs_take_named_neurons_and_refuse_tuples():

@@ -1,5 +1,6 @@
 """``bsnn fit --config RECIPE --ckpt_path last`` after an interrupted run resumes it: every recipe keeps its
-checkpoints in one fixed folder (so ``last`` finds them whatever logger version a run gets), and a real fit of
+checkpoints in one fixed folder (so ``last`` finds them whatever logger version a run gets) with a ``last.ckpt``
+written at every epoch's end, and a real fit of
 the quickstart recipe, interrupted by a real SIGINT in its second epoch and resumed, ends at the same epoch
 and step with the same weights and optimizer state, bit for bit, as the same fit left alone."""
 
@@ -18,11 +19,16 @@ RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_every_recipe_keeps_its_checkpoints_in_one_fixed_folder(recipe):
+    """One fixed folder, whatever logger version a run gets; in it the best epoch's checkpoint and ``last.ckpt``
+    of every epoch's end. (Lightning's ``save_last=True`` beside a monitor writes ``last.ckpt`` only when the
+    monitored value improves, so ``--ckpt_path last`` would go back to the best epoch, not the last.)"""
     trainer = yaml.safe_load(recipe.read_text())["trainer"]
-    checkpoints = [c["init_args"] for c in trainer["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
-    assert len(checkpoints) == 1
-    assert checkpoints[0].get("save_last") is True
-    assert checkpoints[0].get("dirpath") == f"{trainer['default_root_dir']}/checkpoints"
+    checkpoints = [c.get("init_args", {}) for c in trainer["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
+    folder = f"{trainer['default_root_dir']}/checkpoints"
+    assert [c.get("dirpath") for c in checkpoints] == [folder, folder]
+    best, last = checkpoints
+    assert (best.get("monitor"), best.get("mode")) == ("val/acc", "max") and not best.get("save_last")
+    assert last == {"dirpath": folder, "filename": "last"}  # no monitor: its one file is the latest epoch's
 
 
 def _fit(cwd: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:

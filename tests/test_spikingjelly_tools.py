@@ -61,8 +61,8 @@ def inputs() -> torch.Tensor:
     return torch.rand(T, N, D_IN) * 4.0
 
 
-def converted_net(dynamics, options, imp, plif: bool = True) -> nn.Module:
-    net = bl.convert(native_net(plif), dynamics, imp=imp, backend="torch", example_input=inputs(), **options)
+def converted_net(dynamics, options, imp, plif: bool = True, backend: str = "torch") -> nn.Module:
+    net = bl.convert(native_net(plif), dynamics, imp=imp, backend=backend, example_input=inputs(), **options)
     if imp != "none":  # a learned-looking IMP, different per neuron
         torch.manual_seed(2)
         for node in (net[0][1], net[1][1]):
@@ -116,7 +116,7 @@ def test_checkpoint_module_recomputes_a_converted_model_exactly(dynamics, option
     x = inputs()
     # chunks: a layer's weight gradient is summed chunk by chunk, so it equals the whole sequence's to rounding
     assert_same_run(run(wrapped, x), run(net, x), exact_grads=where != "chunked blocks")
-    # the state dict keys are the library's, plus the wrapper's prefix-free names
+    # the wrappers leave the state dict keys as they were
     assert set(wrapped.state_dict()) == set(net.state_dict())
 
 
@@ -128,6 +128,18 @@ def test_spike_compressors_store_a_converted_layers_input_losslessly(dynamics, o
     wrapped[1] = memopt.checkpoint_module(wrapped[1], compressor=compressor())  # its input is the first layer's spikes
     x = inputs()
     assert_same_run(run(wrapped, x), run(net, x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamics, options, imp", [c.values for c in CASES])
+def test_checkpoint_module_recomputes_the_triton_backend_exactly(dynamics, options, imp):
+    # the Triton kernels (under the interpreter on a CPU) inside memopt's recomputation, in time chunks
+    net = converted_net(dynamics, options, imp, backend="triton")
+    wrapped = copy.deepcopy(net)
+    for i in range(2):
+        wrapped[i] = memopt.checkpoint_module(wrapped[i], chunks=2, compressor=memopt.BitSpikeCompressor() if i else None)
+    x = inputs()
+    assert_same_run(run(wrapped, x), run(net, x), exact_grads=False)
 
 
 @pytest.mark.parametrize("dynamics, options, imp", CASES)

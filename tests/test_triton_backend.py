@@ -14,7 +14,6 @@ import torch
 triton = pytest.importorskip("triton")
 
 from bsnn_lightning.engine import (  # noqa: E402
-    CoupledBifurcation,
     SnnTorchLeaky,
     SnnTorchLeakyImmediate,
     SnnTorchSynapticZero,
@@ -198,8 +197,10 @@ def test_kernels_compile_for_sm90_and_sm80_without_spills_or_memory_round_trips(
     """What the interpreter cannot show: that the GPU compiler accepts the kernels, and what it makes of them.
     A representative set (``bench/kernels_static.py --set check``: the heaviest forward and backward, with
     every option, 16-bit x, v_seq and checkpoints; another dynamics in fp16; a layer of 105 neurons; snnTorch's
-    immediate reset, whose backward keeps one more register tile, SpikingJelly 0.0.0.0.14's product form, and the
-    coupled bifurcation with every option at 16, 32 and 64 channels, its state staged through the scratch) is
+    immediate reset, whose backward keeps one more register tile, SpikingJelly 0.0.0.0.14's product form, the
+    16-bit-state kernels (SpikingJelly's LIF, PLIF and IF and snnTorch's membrane without a reset term, every op
+    rounded to fp16 or bf16, under PyTorch's CUDA rule) and the coupled bifurcation with every option at 16, 32
+    and 64 channels, its state staged through the scratch) is
     specialised through the real launcher and compiled for Hopper (sm_90) and Ampere (sm_80) on the CPU;
     a compile error, a register spill, local memory or shared memory (a layout round trip) fails it.
     About a minute of CPU on 2 cores."""

@@ -19,7 +19,7 @@ import torch
 triton = pytest.importorskip("triton")
 
 from bsnn_lightning import BifurcationNeuron  # noqa: E402
-from bsnn_lightning.engine import CoupledBifurcation, multistep, resolve_backend  # noqa: E402
+from bsnn_lightning.engine import CallSpec, CoupledBifurcation, multistep, resolve_backend  # noqa: E402
 from bsnn_lightning.engine import triton_backend, triton_coupled  # noqa: E402
 from triton_exactness import assert_matches_reference  # noqa: E402  (tests/triton_exactness.py)
 
@@ -201,7 +201,9 @@ def test_64_bit_offsets(monkeypatch, name):
 
 
 @pytest.mark.slow
-@hypothesis.settings(max_examples=12, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.settings(
+    max_examples=12, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
 @hypothesis.given(
     channels=st.integers(1, 40),
     spatial=st.sampled_from([(), (2,), (3, 2)]),
@@ -262,6 +264,9 @@ def test_any_channel_count_is_a_row_of_the_dispatch_table():
         assert triton_backend.supports(x, CoupledBifurcation()) is None
         assert resolve_backend("triton", x, CoupledBifurcation()).name == "triton"
         assert triton_coupled._Shape(x).staged == (channels > triton_coupled.CHANNEL_ROWS)
+    for dtype in (torch.float32, torch.bfloat16):  # "auto" on a GPU, asked with a CallSpec (no GPU needed)
+        spec = CallSpec((4, 2, 64, 3), dtype, torch.device("cuda"))
+        assert resolve_backend("auto", spec, CoupledBifurcation()).name == "triton"
 
 
 def test_a_coupled_neuron_on_triton_equals_it_on_torch():

@@ -27,11 +27,14 @@ from bsnn_lightning.engine import (  # noqa: E402
     resolve_backend,
 )
 from bsnn_lightning.engine import triton_backend  # noqa: E402
+import triton.language as tl  # noqa: E402
 import rounding_rules  # noqa: E402  (tests/rounding_rules.py)
 from triton_exactness import assert_matches_reference  # noqa: E402
 
 if not triton_backend._interpreted(triton_backend._kernels()):
     pytest.skip("the rounding rules are checked under Triton's interpreter (a GPU runs its own rule)", allow_module_level=True)
+
+from bsnn_lightning.engine.triton_kernels import _round  # noqa: E402  (the kernels' rounding, called by _round_kernel)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # numpy's overflow notes in the interpreter
@@ -226,3 +229,79 @@ def test_what_a_16_bit_state_is_refused_for():
     assert resolve_backend("triton", x, SpikingJellyLIF(state_dtype=torch.float16)).name == "triton"
     with pytest.raises(ValueError, match="promotes the state"):
         multistep(x, SpikingJellyLIF(state_dtype=torch.float16), {"tau": torch.full((C,), 2.0), "threshold": 1.0}, backend="triton")
+
+
+@triton.jit
+def _round_kernel(x_ptr, out_ptr, n, ROUND: tl.constexpr, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(out_ptr + offsets, _round(tl.load(x_ptr + offsets, mask=mask, other=0.0), ROUND), mask=mask)
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_the_kernels_rounding_is_torchs(dtype):
+    """``_round`` against torch's float32 -> 16-bit conversion, bit for bit, on random bit patterns (NaN, inf,
+    float32 subnormals, fp16 subnormals and overflow included) and on ties."""
+    g = _generator("round", str(dtype))
+    bits = torch.randint(-(2**31), 2**31 - 1, (1 << 14,), generator=g, dtype=torch.int32)
+    wide = torch.randn(1 << 14, generator=g) * torch.exp(torch.randn(1 << 14, generator=g) * 6)
+    ties = torch.tensor([65504.0, 65519.0, 65520.0, -65520.0, 2**-25, 3 * 2**-26, 1.5 * 2**-24, 1 + 2**-8, 1 + 3 * 2**-8,
+                         1 + 2**-11, 1 + 3 * 2**-11, float("inf"), float("nan"), -0.0])  # fmt: skip
+    x = torch.cat([bits.view(torch.float32), wide, ties])
+    out = torch.empty_like(x)
+    _round_kernel[(1,)](x, out, x.numel(), ROUND=triton_backend._ROUNDING[dtype], BLOCK=triton.next_power_of_2(x.numel()))
+    want = x.to(dtype).float()
+    same = (out == want) | (out.isnan() & want.isnan())
+    assert bool(same.all()), x[~same][:5]
+    assert bool(((torch.signbit(out) == torch.signbit(want)) | want.isnan()).all())
+
+
+def _native_16_bit_cases():
+    cases = []
+    for kind in ("LIFNode", "ParametricLIFNode", "IFNode"):
+        for step_mode in ("s", "m"):
+            for reset in ("hard0", "soft", "hard-0.1"):
+                for dtype in LOW:
+                    for decay_input in (True, False):
+                        if kind == "IFNode" and not decay_input:
+                            continue
+                        fast = (kind, step_mode, reset, decay_input) == ("LIFNode", "m", "hard0", True)
+                        marks = () if fast and dtype == torch.float16 else (pytest.mark.slow,)
+                        cases.append(pytest.param(kind, step_mode, reset, dtype, decay_input, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize("kind, step_mode, reset, dtype, decay_input", _native_16_bit_cases())
+def test_native_spikingjelly_16_bit_on_the_kernels(kind, step_mode, reset, dtype, decay_input):
+    """SpikingJelly's own nodes under 16-bit input (their membrane in the input's dtype) against the same nodes
+    converted to the triton backend: spikes and membranes bit for bit, both step modes, every reset, decay_input
+    both ways, a tau and a sigmoid(w) that are not powers of two."""
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    import copy
+
+    import bsnn_lightning as bl
+
+    v_reset = {"hard0": 0.0, "soft": None, "hard-0.1": -0.1}[reset]
+    options = dict(v_reset=v_reset, step_mode=step_mode)
+    if kind == "LIFNode":
+        native = neuron.LIFNode(tau=2.7, decay_input=decay_input, **options)
+    elif kind == "ParametricLIFNode":
+        native = neuron.ParametricLIFNode(init_tau=2.7, decay_input=decay_input, **options)
+        native.w.data.fill_(-0.7)
+    else:
+        native = neuron.IFNode(**options)
+    converted = bl.convert(copy.deepcopy(native), dynamics="lif", backend="triton")
+    g = _generator("native", kind, step_mode, reset, str(dtype), decay_input)
+    x = (torch.randn((9, 2, C, H, W), generator=g) * 0.7 + 0.45).to(dtype)
+    outputs = []
+    for node in (native, converted):
+        bl.reset_states(node)
+        if step_mode == "m":
+            spikes = node(x)
+        else:
+            spikes = torch.stack([node(x[t]) for t in range(x.shape[0])])
+        outputs.append((spikes, node.v))
+    (s_n, v_n), (s_c, v_c) = outputs
+    assert 0 < s_n.count_nonzero() < s_n.numel()
+    assert v_n.dtype == v_c.dtype == dtype
+    assert torch.equal(s_c, s_n) and torch.equal(v_c, v_n)

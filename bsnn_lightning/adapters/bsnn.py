@@ -45,13 +45,23 @@ class BsnnAdapter(Adapter):
 def _lif_to_bifurcation(lif: LIFNeuron, settings: MethodSettings) -> BifurcationNeuron:
     """A BifurcationNeuron with the LIF neuron's threshold, reset, surrogate and settings (a LIF neuron's time
     constant has no place in bifurcation dynamics, so the module is replaced, keeping a learned IMP)."""
+    learned = isinstance(lif.threshold, nn.Parameter)
+    # on the meta device the threshold has no value to read: the new neuron is built with a stand-in that passes
+    # its checks (the LIF neuron passed them) and takes the LIF neuron's threshold tensor below, as everywhere
+    on_meta = lif.threshold.device.type == "meta"
+    stand_in = (1.0 if lif.v_reset is None else abs(lif.v_reset) + 1.0) if on_meta else float(lif.threshold)
     neuron = BifurcationNeuron(
-        threshold=float(lif.threshold),
-        learn_threshold=isinstance(lif.threshold, nn.Parameter),
+        threshold=stand_in,
+        learn_threshold=learned,
         v_reset=lif.v_reset,
         detach_reset=lif.detach_reset,
         surrogate=lif.surrogate,
     ).to(lif.threshold.device)
+    threshold = lif.threshold.detach().clone()
+    if learned:
+        neuron.threshold = nn.Parameter(threshold)
+    else:
+        neuron.threshold = threshold  # a registered buffer: assignment keeps it one
     neuron.bsnn_sample_shape = lif.bsnn_sample_shape
     if "bsnn_seen_shape" in lif.__dict__:  # the LIF neuron ran: its input shape gives the eigenvalues theirs
         neuron.__dict__["bsnn_seen_shape"] = lif.__dict__["bsnn_seen_shape"]

@@ -14,6 +14,7 @@ as a slow training step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -69,6 +70,9 @@ class CallSpec(NamedTuple):
 
     def dim(self) -> int:
         return len(self.shape)
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
 
 
 def register_backend(

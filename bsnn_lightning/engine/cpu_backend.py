@@ -36,11 +36,12 @@ from dataclasses import replace
 from typing import Callable
 
 import torch
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..user_warnings import warn_user
 from .backends import register_backend
 from .dynamics import Dynamics
-from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape
+from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape, run_reference
 from .surrogates import FUNCTION_PREFIX
 
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
@@ -77,6 +78,10 @@ def run(
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
     if torch.compiler.is_compiling():  # inside a user's compiled model: its compiler fuses the plain loop
         return _run_autograd(x, v0, dynamics, params, return_v_seq)
+    if is_in_torch_dispatch_mode(include_infra_modes=False):
+        # a dispatch mode that sees every operation (a FLOP counter, as Lightning's model summary runs; a
+        # debugging mode) cannot be compiled through: the reference runs the call, with the same results
+        return run_reference(x, v0, dynamics, params, return_v_seq)
     if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
         dynamics = replace(dynamics, autograd=False)
     names = tuple(params)
@@ -208,9 +213,21 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
             fn = _COMPILED.get(spec)
             if fn is None:
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
-                fn = torch.compile(loop, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS)
+                fn = _distinct_sizes(torch.compile(loop, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS))
                 _COMPILED[spec] = fn
     return fn
+
+
+def _distinct_sizes(compiled: Callable) -> Callable:
+    """Compile with a symbol of its own for every size: by default dynamo gives equal sizes one symbol (a
+    batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again."""
+    from torch.fx.experimental import _config as fx_config
+
+    def call(*args):
+        with fx_config.patch(use_duck_shape=False):
+            return compiled(*args)
+
+    return call
 
 
 #: exactness: every 16-bit operation rounded as eager PyTorch rounds it; no fused multiply-add (inductor's

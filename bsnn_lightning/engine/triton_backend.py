@@ -10,7 +10,9 @@ What runs here: the dynamics classes of the table ``_FUSED`` (:class:`SpikingJel
 :class:`SpikingJellyIF`, :class:`SpikingJellyPLIF`, SpikingJelly 0.0.0.0.14's product form
 :class:`SpikingJelly014LIF` and :class:`SpikingJelly014PLIF`, :class:`SnnTorchLeaky` and
 :class:`SnnTorchLeakyImmediate`, :class:`SnnTorchSynapticZero` and :class:`SnnTorchSynapticZeroImmediate`, and
-:class:`DiagonalBifurcation`), with the built-in surrogates, fp32 / bf16 / fp16 inputs (state math in fp32),
+:class:`DiagonalBifurcation`), with the built-in surrogates, fp32 / bf16 / fp16 inputs (the state in fp32, or
+in the input's 16-bit dtype where a library keeps it there: ``_STATE16``, rounded as PyTorch's eager ops round
+on the tensors' device, ``ROUNDING_RULE``),
 every accepted shape of ``v0`` and of the parameters; and :class:`CoupledBifurcation`, whose matrix mixes the
 channels of a position at every step, with kernels and custom ops of its own (:mod:`.triton_coupled`, a kernel
 family that adds its row to ``_FUSED``), for any number of channels. What does not, with the reason

@@ -201,7 +201,8 @@ def _mix_registers(m_ptr, v, channel, C: tl.constexpr):
     rows = channel < C
     out = tl.load(m_ptr + channel, mask=rows, other=0.0).to(tl.float32) * _pick(v, channel, 0)[None, :]
     for j in tl.static_range(1, C):
-        out = out + tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32) * _pick(v, channel, j)[None, :]
+        column = tl.load(m_ptr + j * C + channel, mask=rows, other=0.0).to(tl.float32)
+        out = out + column * _pick(v, channel, j)[None, :]
     return out
 
 
@@ -219,7 +220,8 @@ def _forward_staged(
     for k in range(0, C_PAD // ROWS):
         channel = k * ROWS + tl.arange(0, ROWS)[:, None]
         m, mask = _chunk(base, inside, channel, C, INNER)
-        tl.store(scratch_ptr + m, tl.where(mask, _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, C), 0.0), mask=mask)
+        v0 = tl.where(mask, _load_value(v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, C), 0.0)
+        tl.store(scratch_ptr + m, v0, mask=mask)
     tl.debug_barrier()
     for t in range(0, T):
         read = scratch_ptr + (t % 2) * stride  # v_{t-1}
@@ -278,7 +280,9 @@ def _backward_staged(
             channel = k * ROWS + tl.arange(0, ROWS)[:, None]
             m, mask = _chunk(base, inside, channel, C, INNER)
             h = tl.load(h_seq_ptr + t * stride + m, mask=mask, other=0.0)
-            h_prev_t, gs_t, gvs_t = _backward_loads(h_seq_ptr, gs_ptr, gv_seq_ptr, t, stride, m, mask, HAS_GS, HAS_GV_SEQ)
+            h_prev_t, gs_t, gvs_t = _backward_loads(
+                h_seq_ptr, gs_ptr, gv_seq_ptr, t, stride, m, mask, HAS_GS, HAS_GV_SEQ
+            )
             gv = tl.load(carry_at + m, mask=mask, other=0.0) + gvs_t
             threshold = _load_value(th_ptr, m, mask, TH_MODE, SAMPLE, INNER, C)
             v_prev = _state_before(h_prev_t, t, threshold, v_reset, v0_ptr, m, mask, V0_MODE, SAMPLE, INNER, C, RESET)
@@ -287,7 +291,9 @@ def _backward_staged(
                 DIAGONAL_BIFURCATION, RESET, False, DETACH_RESET, SURROGATE,
             )  # fmt: skip
             tl.store(grad_h_at + m, gh, mask=mask)
-            _backward_stores(gx_ptr, gh_ptr, v_prev_ptr, t * stride + m, mask, gh, v_prev, NEED_X, STORE_GH, STORE_V_PREV)
+            _backward_stores(
+                gx_ptr, gh_ptr, v_prev_ptr, t * stride + m, mask, gh, v_prev, NEED_X, STORE_GH, STORE_V_PREV
+            )
             if NEED_TH:
                 tl.store(gth_ptr + m, tl.load(gth_ptr + m, mask=mask, other=0.0) + d_th, mask=mask)
         tl.debug_barrier()  # every dL/dh_t written before the mixing reads it, dL/dv_t read before it is overwritten

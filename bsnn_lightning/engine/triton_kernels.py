@@ -12,7 +12,7 @@ Layout: x is ``[T, M]`` (``M = N * prod(S)`` neurons, one time step contiguous);
 ``(m // INNER) % CHANNELS``, a per-neuron one by ``m % SAMPLE``, a full state by ``m``. Offsets are 32-bit
 unless x has 2**31 elements or more (``WIDE``).
 
-- **Forward** reads x, writes the spikes (x's dtype) and the final state (fp32); optionally the state of
+- **Forward** reads x, writes the spikes (x's dtype) and the final state (the state's dtype); optionally the state of
   every step, and, when T is longer than ``CKPT_EVERY``, the state entering every ``CKPT_EVERY``-th step
   (the only thing saved for the backward besides x itself). ``CHUNK`` steps at a time: the chunk's x is
   read as one ``[CHUNK, BLOCK]`` tile before its first store (a store blocks every later load: the compiler
@@ -45,7 +45,11 @@ the surrogate gradient
 (``SG_ATAN``, ``SG_SIGMOID``, ``SG_FAST_SIGMOID``, ``SG_TRIANGLE``, each with two host-computed constants
 ``sg_a``, ``sg_b``: ``triton_backend._SURROGATES``); ``*_MODE`` a value's layout (``PER_LAYER``,
 ``PER_CHANNEL``, ``PER_NEURON``, ``FULL_STATE``); ``RAGGED`` whether T is not a multiple of ``CHUNK`` (only
-then do the kernels test a step against T). A new dynamics adds its ``KIND`` here and its branches in
+then do the kernels test a step against T); ``STATE`` the state's dtype (``ROUND_FP32``, or a library's 16-bit
+membrane, ``ROUND_FP16`` / ``ROUND_BF16``: every op of a step then rounds to it, ``_round``), ``SPIKE_ROUND``
+the 16-bit dtype graded spikes are stored in, ``CUDA_RULE`` PyTorch's CUDA rounding rule instead of its CPU
+one (a Python-float divisor as a multiply by its float32 reciprocal, tensor operands loaded in a 16-bit op's
+dtype), ``P0_SCALAR`` / ``P2_SCALAR`` whether p0 / p2 came as Python floats. A new dynamics adds its ``KIND`` here and its branches in
 ``_charge``, ``_fire``, ``_reset`` and ``_backward_step`` (and ``_prepare_p0`` / ``_p0_gradient_mask`` if its
 p0 is clamped or transformed, ``_load_graded`` if it has a graded spike).
 """
@@ -131,7 +135,7 @@ def multistep_forward_kernel(
             offset = (t0 + k) * stride + m
             h = _charge(_row(inputs, rows, k), v, p0_op, threshold, rest, KIND, RESET, DECAY_INPUT, STATE, RECIP_P0)
             s = _fire(h, threshold, graded, KIND)
-            v_next = _reset(h, s, v, threshold, graded, graded_inv, reset_to, KIND, RESET, STATE, RECIP_P2)
+            v_next = _reset(h, s, v, threshold, graded, reset_to, KIND, RESET, STATE, RECIP_P2, graded_inv)
             tl.store(spikes_ptr + offset, _round(s, SPIKE_ROUND).to(spikes_ptr.dtype.element_ty), mask=valid)
             if STORE_V_SEQ:
                 tl.store(v_seq_ptr + offset, v_next, mask=valid)
@@ -220,7 +224,7 @@ def multistep_backward_kernel(
                     entering = tl.where(rows == k, v[None, :], entering)
             h = _charge(_row(inputs, rows, k), v, p0_op, threshold, rest, KIND, RESET, DECAY_INPUT, STATE, RECIP_P0)
             s = _fire(h, threshold, graded, KIND)
-            v = _reset(h, s, v, threshold, graded, graded_inv, reset_to, KIND, RESET, STATE, RECIP_P2)
+            v = _reset(h, s, v, threshold, graded, reset_to, KIND, RESET, STATE, RECIP_P2, graded_inv)
             charged = tl.where(rows == k, h[None, :], charged)
 
         # backward through the chunk
@@ -237,7 +241,7 @@ def multistep_backward_kernel(
                 if k > 0:
                     s_prev = _fire(h_prev, threshold, graded, KIND)
                     v_prev = _reset(
-                        h_prev, s_prev, v_start, threshold, graded, graded_inv, reset_to, KIND, RESET, STATE, RECIP_P2
+                        h_prev, s_prev, v_start, threshold, graded, reset_to, KIND, RESET, STATE, RECIP_P2, graded_inv
                     )
                 else:
                     v_prev = v_start
@@ -329,12 +333,13 @@ def _fire(h, threshold, graded, KIND: tl.constexpr):
 
 @triton.jit
 def _reset(
-    h, s, v_prev, threshold, graded, graded_inv, v_reset, KIND: tl.constexpr, RESET: tl.constexpr,
-    STATE: tl.constexpr, RECIP_P2: tl.constexpr,
+    h, s, v_prev, threshold, graded, v_reset, KIND: tl.constexpr, RESET: tl.constexpr,
+    STATE: tl.constexpr = 0, RECIP_P2: tl.constexpr = False, graded_inv=1.0,
 ):  # fmt: skip
     """v_t from h_t and s_t; v_{t-1} is read by snnTorch's immediate reset only. s is 0 or 1 here (or the
     graded factor), so ``s * v_reset`` and ``(1 - s) * h`` are exact: a 16-bit state rounds only the soft
-    reset's difference (v_reset and threshold come rounded to the state's dtype)."""
+    reset's difference (v_reset and threshold come rounded to the state's dtype). The last three (a float32
+    state, IEEE division, ``1 / graded``) default to what the coupled kernels, which call it too, need."""
     if KIND == SNNTORCH_LEAKY:  # the delayed reset is in the next charge: u_t = h_t
         v = h
     elif KIND == SNNTORCH_IMMEDIATE:  # at once, minus the delayed part r_t already in the charge
@@ -522,22 +527,17 @@ def _reset_values(v_reset, STATE: tl.constexpr, CUDA_RULE: tl.constexpr):
 @triton.jit
 def _round(x, ROUND: tl.constexpr):
     """x (float32) rounded to nearest-even in ROUND's 16-bit dtype, kept in float32 (ROUND_FP32: x as is).
-    Written as bit arithmetic, not a conversion, so that Triton's interpreter (whose float32 -> bf16
-    conversion truncates) computes what a GPU computes; NaN stays NaN, overflow gives inf, fp16's subnormals
-    round at their own spacing (2**-24)."""
+    bf16 is written as bit arithmetic, not a conversion, so that Triton's interpreter (whose float32 -> bf16
+    conversion truncates) computes what a GPU computes; NaN stays NaN, overflow gives inf. fp16 converts:
+    both round to nearest-even there (``tests/test_triton_rounding.py`` checks either against torch)."""
     if ROUND == ROUND_BF16:
         bits = x.to(tl.uint32, bitcast=True)
         rounded = (((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16) << 16).to(tl.float32, bitcast=True)
         x = tl.where(x != x, x, rounded)
     elif ROUND == ROUND_FP16:
-        bits = x.to(tl.uint32, bitcast=True)
-        normal = (((bits + (0xFFF + ((bits >> 13) & 1))) >> 13) << 13).to(tl.float32, bitcast=True)
-        # below 2**-14, fp16's subnormals: a multiple of 2**-24, rounded by adding and removing 1.5 * 2**23
-        magnitude = ((tl.abs(x) * 16777216.0 + 12582912.0) - 12582912.0) * 5.960464477539063e-08
-        subnormal = (magnitude.to(tl.uint32, bitcast=True) | ((bits >> 31) << 31)).to(tl.float32, bitcast=True)
-        rounded = tl.where(tl.abs(x) < 6.103515625e-05, subnormal, normal)
-        rounded = tl.where(tl.abs(rounded) >= 65536.0, x * float("inf"), rounded)  # past 65504: inf
-        x = tl.where(x != x, x, rounded)
+        # a conversion: round-to-nearest-even on a GPU (cvt.rn) and under the interpreter (numpy) alike, in two
+        # instructions (bit arithmetic for fp16's subnormals and overflow would take some 15, and spill)
+        x = x.to(tl.float16).to(tl.float32)
     return x
 
 

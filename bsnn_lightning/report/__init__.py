@@ -17,15 +17,7 @@ From Python: ``run_report(out_dir, [QUICK, QUICK_INTERVALS])``. Where things are
 """
 
 from .runner import FIGURES, REPORT_FILES, figure_files, main, run_report
-from .settings import (
-    FULL,
-    FULL_INTERVALS,
-    PRESETS,
-    QUICK,
-    QUICK_INTERVALS,
-    TASKS,
-    Settings,
-)
+from .settings import FULL, FULL_INTERVALS, PRESETS, QUICK, QUICK_INTERVALS, TASKS, Settings
 
 __all__ = [
     "FIGURES", "FULL", "FULL_INTERVALS", "PRESETS", "QUICK", "QUICK_INTERVALS", "REPORT_FILES", "TASKS", "Settings",
