@@ -306,3 +306,14 @@ def test_fsdp2_fully_shard_runs_a_converted_model_in_one_process(dynamics, optio
     got = run(sharded, x)
     got = (got[0], got[1], got[2], {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in got[3].items()})
     assert_same_run(got, expected)
+
+
+def test_a_converted_class_is_not_a_neuron_class_to_build_from_a_config():
+    # SpikingJelly's distributed vision configs build each neuron as neuron_class(**kwargs) from a registered class
+    from spikingjelly.activation_based.distributed.vision import register_neuron_class
+
+    node = converted_net("bifurcation", {}, "neuron")[0][1]
+    register_neuron_class(type(node))  # SpikingJelly accepts it: it is a BaseNode subclass
+    with pytest.raises(TypeError, match="build the library's own LIFNode and convert the model"):
+        type(node)(tau=2.0)
+    assert isinstance(copy.deepcopy(node), type(node))  # copies and pickles do not construct

@@ -25,6 +25,16 @@ from ..user_warnings import warn_user
 class ConvertedNeuron(MethodNeuron):
     """The mixin every converted library neuron gets first in its MRO (see the module docstring)."""
 
+    def __init__(self, *args, **kwargs):
+        # conversion swaps an existing module's class and unpickling/deep copies rebuild without __init__, so only
+        # a direct call gets here: e.g. a config that builds neurons from a class path (SpikingJelly's distributed
+        # NeuronConfig) given a converted class
+        raise TypeError(
+            f"{type(self).__name__} here is a class made by bsnn_lightning.convert for existing modules; build the "
+            f"library's own {library_class_of(type(self)).__qualname__} and convert the model (a converted neuron's "
+            "IMP and eigenvalues are learned per module, not given as constructor arguments)"
+        )
+
     def bsnn_runs_library_code(self) -> bool:
         """True if this call should run the library's own forward instead of the engine: when a tool watches
         the individual PyTorch operations (see :func:`ops_observed`) and the library's code computes exactly
@@ -51,6 +61,11 @@ def converted_class(mixin: type, library_class: type) -> type:
     if key not in _CLASSES:
         _CLASSES[key] = type(library_class.__name__, (mixin, library_class), {"__module__": mixin.__module__})
     return _CLASSES[key]
+
+
+def library_class_of(kind: type) -> type:
+    """The library's own class behind a converted class (the class itself if it is not one)."""
+    return kind.__bases__[1] if issubclass(kind, ConvertedNeuron) else kind
 
 
 def library_class(module: nn.Module) -> type:

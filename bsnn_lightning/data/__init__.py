@@ -48,6 +48,7 @@ from .formats import (
     read_gesture_labels,
 )
 from .mixing import MixupCutmix
+from .tonic_datasets import TonicDataModule
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -72,6 +73,7 @@ __all__ = [
     "MixupCutmix",
     "NCaltech101DataModule",
     "NMNISTDataModule",
+    "TonicDataModule",
     "RandomFlip",
     "RandomRoll",
     "RandomTranslate",
