@@ -21,18 +21,21 @@ import torch
 
 from .analysis import eigenvalue_bounds, eigenvalue_summary, pick_neurons
 from .convert import (
+    CONVERT_NOTES,
     bifurcation_eigenvalues,
     check_optimized,
     convert,
     firing_rates,
     recordings,
+    requested_changes,
     reset_states,
     set_monitoring,
 )
 from .engine import checks
 from .figures import monitor as monitor_figures
 from .figures.common import require_matplotlib, rgb_array, save_png
-from .neuron_params import Recording
+from .neuron_params import Recording, settings_keywords
+from .user_warnings import warn_user
 
 
 class ConvertNeurons(L.Callback):
@@ -49,43 +52,43 @@ class ConvertNeurons(L.Callback):
     batch belong to this LightningModule: another model's flags are never raised here, and a fit starts by
     dropping what an interrupted fit of the same module left unread.
 
+    The settings (every field of :class:`~bsnn_lightning.neuron_params.MethodSettings`, each with its help in
+    ``bsnn fit --help``) are those of :func:`bsnn_lightning.convert`, given as keywords; ``backend="native"``
+    keeps a library's own neurons, so one recipe key swaps who runs the loop.
+
+    >>> callback = ConvertNeurons(dynamics="bifurcation", imp="channel")
+    >>> callback.changes
+    {'dynamics': 'bifurcation', 'imp': 'channel'}
+
     Args:
-        dynamics, imp, backend, step_mode, imp_init, state_dtype, check_finite: as in :func:`bsnn_lightning.convert`
-            (``backend="native"`` keeps a library's own neurons, so one recipe key swaps who runs the loop).
-        options: bifurcation options (``structure``, ``granularity``, ``eigen_init``, ``bounds``).
         example_input: one batch as the LightningModule's forward takes it.
+        options: deprecated: the bifurcation options as a dict; give them as keywords (``structure``,
+            ``granularity``, ``eigen_init``, ``bounds``) as for ``convert``.
     """
 
-    def __init__(
-        self,
-        dynamics: str | None = None,
-        imp: str | None = None,
-        backend: str | None = None,
-        step_mode: str | None = None,
-        imp_init: tuple[float, float] | None = None,
-        state_dtype: str | None = None,
-        check_finite: str | None = None,
-        options: dict | None = None,
-        example_input: torch.Tensor | None = None,
-    ) -> None:
-        self.dynamics = dynamics
-        self.imp = imp
-        self.backend = backend
-        self.step_mode = step_mode
-        self.imp_init = None if imp_init is None else tuple(imp_init)
-        self.state_dtype = state_dtype
-        self.check_finite = check_finite
-        self.options = dict(options or {})
+    @settings_keywords(CONVERT_NOTES)
+    def __init__(self, *, example_input: torch.Tensor | None = None, options: dict | None = None, **changes) -> None:
+        if options:
+            warn_user(
+                "ConvertNeurons(options={...}) is deprecated: give the bifurcation options as keywords, as for "
+                f"convert (ConvertNeurons({', '.join(f'{k}={v!r}' for k, v in options.items())}); in a recipe: "
+                "init_args.structure, ...)",
+                DeprecationWarning,
+            )
+            twice = sorted(set(options) & {name for name, value in changes.items() if value is not None})
+            if twice:
+                raise ValueError(f"got {twice} both in options and as keywords")
+            changes = {**changes, **options}
+        requested_changes(None, changes)  # a wrong name or choice fails here, not at setup
+        #: the settings to change (None values left out), as given to :func:`bsnn_lightning.convert`
+        self.changes = {name: value for name, value in changes.items() if value is not None}
         self.example_input = example_input
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         example = self.example_input if self.example_input is not None else pl_module.example_input_array
         if example is not None:
             example = example.to(pl_module.device)
-        convert(
-            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, imp_init=self.imp_init,
-            state_dtype=self.state_dtype, check_finite=self.check_finite, example_input=example, **self.options,
-        )  # fmt: skip
+        convert(pl_module, example_input=example, **self.changes)
 
     # deferred value checks raised in a batch belong to this LightningModule (see engine.checks.owned_by)
     def on_fit_start(self, trainer, pl_module):
