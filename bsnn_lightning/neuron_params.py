@@ -21,16 +21,22 @@ surrogate.
 
 from __future__ import annotations
 
-import math
 import inspect
+import math
 import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .engine import CoupledBifurcation, DiagonalBifurcation, Dynamics, Surrogate, multistep
+from .engine import (
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    Dynamics,
+    Surrogate,
+    multistep,
+)
 from .engine.api import MultistepOutput
 from .engine.checks import MODES as CHECK_MODES
 from .user_warnings import warn_user
@@ -190,7 +196,7 @@ def settings_keywords(
     ... def show(label, **changes):
     ...     return label, changes
     >>> inspect.signature(show)
-    <Signature (label, *, dynamics: Optional[str] = None, imp: Optional[str] = None)>
+    <Signature (label, *, dynamics: str | None = None, imp: str | None = None)>
     >>> show("a", imp="channel")
     ('a', {'imp': 'channel'})
     """
@@ -207,7 +213,7 @@ def settings_keywords(
             raise TypeError(f"settings_keywords expected a function taking **changes, got {function.__qualname__}")
         taken = {p.name for p in parameters}
         if defaults is None:
-            settings = [inspect.Parameter(f.name, keyword, default=None, annotation=Optional[hints[f.name]]) for f in chosen]
+            settings = [inspect.Parameter(f.name, keyword, default=None, annotation=hints[f.name] | None) for f in chosen]
         else:
             settings = [
                 inspect.Parameter(f.name, keyword, default=defaults.get(f.name, f.default), annotation=hints[f.name])

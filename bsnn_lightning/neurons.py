@@ -33,7 +33,13 @@ import torch
 from torch import nn
 
 from .engine import Dynamics, SpikingJellyLIF, Surrogate, checks
-from .neuron_params import BIFURCATION_OPTIONS, STEP_MODES, MethodNeuron, MethodSettings, settings_keywords
+from .neuron_params import (
+    BIFURCATION_OPTIONS,
+    STEP_MODES,
+    MethodNeuron,
+    MethodSettings,
+    settings_keywords,
+)
 
 #: the settings every neuron of this package takes (the bifurcation options are BifurcationNeuron's own)
 NEURON_SETTINGS = ("imp", "imp_init", "backend", "state_dtype", "check_finite", "step_mode")

@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from torch import nn
 
 import bsnn_lightning as bl
 from bsnn_lightning.callbacks import ConvertNeurons
 from bsnn_lightning.cli import main
-from bsnn_lightning.neuron_params import BIFURCATION_OPTIONS, MethodSettings, settings_keywords
+from bsnn_lightning.neuron_params import (
+    BIFURCATION_OPTIONS,
+    MethodSettings,
+    settings_keywords,
+)
 from bsnn_lightning.neurons import NEURON_DEFAULTS, NEURON_SETTINGS
 
 QUICKSTART = str(Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml")
@@ -75,9 +81,8 @@ def test_the_old_options_dict_still_works_for_one_release_with_a_deprecation_war
     with pytest.warns(DeprecationWarning, match=r"ConvertNeurons\(options=\{...\}\) is deprecated.*structure='coupled'"):
         old = ConvertNeurons(dynamics="bifurcation", options={"structure": "coupled"})
     assert old.changes == ConvertNeurons(dynamics="bifurcation", structure="coupled").changes
-    with pytest.raises(ValueError, match=r"got \['bounds'\] both in options and as keywords"):
-        with pytest.warns(DeprecationWarning):
-            ConvertNeurons(bounds=(-1.0, 0.1), options={"bounds": (-1.0, 0.2)})
+    with pytest.raises(ValueError, match=r"got \['bounds'\] both in options and as keywords"), pytest.warns(DeprecationWarning):
+        ConvertNeurons(bounds=(-1.0, 0.1), options={"bounds": (-1.0, 0.2)})
 
 
 def test_the_old_positional_imp_and_backend_still_work_for_one_release_with_a_deprecation_warning():
