@@ -159,7 +159,15 @@ def _legacy_positional(legacy: tuple, changes: dict) -> dict:
 
 def requested_changes(settings: MethodSettings | str | None, changes: dict) -> tuple[dict, list[str]]:
     """The settings that ``convert(model, settings, **changes)`` changes (None values dropped), checked once for
-    the whole model, and the bifurcation options among the keywords."""
+    the whole model, and the bifurcation options among the keywords.
+
+    >>> requested_changes("bifurcation", {"bounds": (-0.5, 0.2), "imp": None})
+    ({'dynamics': 'bifurcation', 'bounds': (-0.5, 0.2)}, ['bounds'])
+    >>> requested_changes(None, {"backend": "native", "imp": "channel"})
+    Traceback (most recent call last):
+    ...
+    ValueError: backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or sequence mode; choose backend 'torch', 'triton' or 'auto' for those
+    """
     changes = {name: value for name, value in changes.items() if value is not None}
     known = [f.name for f in fields(MethodSettings)]
     unknown = sorted(set(changes) - set(known))
@@ -213,6 +221,14 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
     """Run one dry forward pass to learn every neuron's input shape and create its shaped parameters.
 
     Runs without gradients in eval mode, then restores the training flag and resets all neuron states.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), LIFNeuron(imp="neuron"))
+    >>> net[1].imp is None
+    True
+    >>> materialize(net, torch.rand(2, 1, 4))
+    >>> tuple(net[1].imp.shape), net[1].v is None
+    ((3,), True)
     """
     hooks = []
     for _, module, adapter in _named_neurons(model):
@@ -236,13 +252,29 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
 def reset_states(model: nn.Module) -> None:
     """Reset every neuron's state (any registered library), and the state of the libraries' other stateful
     modules (SpikingJelly's ``MemoryModule`` layers, as ``functional.reset_net`` does), so the next call starts
-    a new sequence."""
+    a new sequence.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> _ = net(torch.rand(2, 1, 4))
+    >>> net[1].v is None
+    False
+    >>> reset_states(net)
+    >>> net[1].v is None
+    True
+    """
     for module in model.modules():
         reset_module(module)
 
 
 def spiking_neurons(model: nn.Module) -> Iterator[tuple[str, nn.Module, Adapter]]:
-    """``(qualified name, module, adapter)`` for every neuron in ``model`` that an adapter knows."""
+    """``(qualified name, module, adapter)`` for every neuron in ``model`` that an adapter knows.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> [(name, type(module).__name__) for name, module, _ in spiking_neurons(net)]
+    [('1', 'BifurcationNeuron')]
+    """
     return _named_neurons(model)
 
 
@@ -320,7 +352,13 @@ def unoptimized_parameters(model: nn.Module, optimizers, exclude: tuple[str, ...
     """The qualified names of the neurons' trainable parameters (IMP, eigenvalues, coupling basis, learnable
     thresholds and time constants) that none of ``optimizers`` holds, leaving out those of a kind in ``exclude``
     (:data:`PARAMETER_KINDS`, left out of the optimizer on purpose). A parameter that :func:`convert` or a
-    neuron's first forward created after the optimizer was built is one: it would keep its initial value."""
+    neuron's first forward created after the optimizer was built is one: it would keep its initial value.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> unoptimized_parameters(net, [torch.optim.SGD(net[0].parameters(), lr=0.1)])
+    ['1.eigenvalues']
+    """
     exclude = _kinds("exclude", exclude)
     held = {id(p) for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]}
     neuron_params = {id(p) for _, m, a in _named_neurons(model) for p in a.neuron_parameters(m)}
@@ -403,14 +441,33 @@ def _kinds(name: str, given) -> set[str]:
 def set_monitoring(model: nn.Module, on: bool, membrane: bool = False) -> None:
     """Make every neuron record (or stop recording) its forward calls: the spikes and, with ``membrane``, the
     membrane potential after every step (neurons that run on the engine). Read them with :func:`recordings`
-    or :func:`firing_rates`; turning monitoring off drops what was recorded."""
+    or :func:`firing_rates`; turning monitoring off drops what was recorded.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> set_monitoring(net, True, membrane=True)
+    >>> _ = net(torch.rand(5, 2, 4))
+    >>> tuple(recordings(net)["1"].membrane.shape)
+    (5, 2, 3)
+    >>> set_monitoring(net, False)
+    >>> recordings(net)
+    {}
+    """
     mode = ("membrane" if membrane else "spikes") if on else None
     for _, module, adapter in _named_neurons(model):
         adapter.set_monitor(module, mode)
 
 
 def recordings(model: nn.Module) -> dict[str, Recording]:
-    """What every monitored neuron kept of its last forward call (see :class:`~bsnn_lightning.neuron_params.Recording`)."""
+    """What every monitored neuron kept of its last forward call (see :class:`~bsnn_lightning.neuron_params.Recording`).
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> set_monitoring(net, True)
+    >>> _ = net(torch.rand(5, 2, 4))
+    >>> recordings(net)["1"].sequence, recordings(net)["1"].membrane
+    (True, None)
+    """
     found = {}
     for name, module, adapter in _named_neurons(model):
         recording = adapter.recording(module)
@@ -420,13 +477,29 @@ def recordings(model: nn.Module) -> dict[str, Recording]:
 
 
 def firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Mean firing rate (spikes per neuron per step) of every monitored neuron's last forward pass."""
+    """Mean firing rate (spikes per neuron per step) of every monitored neuron's last forward pass.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> net = nn.Sequential(LIFNeuron(tau=2.0))
+    >>> set_monitoring(net, True)
+    >>> _ = net(torch.full((4, 1, 2), 2.5))  # above threshold after one step: fires at every step
+    >>> firing_rates(net)
+    {'0': tensor(1.)}
+    """
     return {name: recording.spikes.float().mean() for name, recording in recordings(model).items()}
 
 
 def bifurcation_eigenvalues(model: nn.Module) -> dict[str, torch.Tensor]:
     """The eigenvalues each bifurcation layer's forward pass uses (clamped to its bounds), flattened; the
-    bounds of each are ``model.get_submodule(name).bsnn_settings.bounds``."""
+    bounds of each are ``model.get_submodule(name).bsnn_settings.bounds``.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(BifurcationNeuron(shape=(2,), eigen_init=(-0.5, -0.5)))
+    >>> with torch.no_grad():
+    ...     _ = net[0].eigenvalues.fill_(0.9)  # as if trained past the upper bound
+    >>> bifurcation_eigenvalues(net)  # clamped to bounds (-1.0, 0.2)
+    {'0': tensor([0.2000, 0.2000])}
+    """
     spectra = {}
     for name, module, _ in _named_neurons(model):
         if isinstance(module, MethodNeuron) and module.eigenvalues is not None:

@@ -236,7 +236,11 @@ def settings_keywords(
 
 
 class Recording(NamedTuple):
-    """What a monitored neuron kept of its last forward call (see :func:`bsnn_lightning.set_monitoring`)."""
+    """What a monitored neuron kept of its last forward call (see :func:`bsnn_lightning.set_monitoring`).
+
+    >>> Recording(spikes=torch.zeros(4, 2, 3), membrane=None, threshold=1.0, sequence=True).sequence
+    True
+    """
 
     spikes: torch.Tensor  #: the call's output, detached: [T, N, ...] for a sequence, [N, ...] for one step
     membrane: torch.Tensor | None  #: [T, N, ...] state after every step (engine neurons, when asked), else None
@@ -249,7 +253,13 @@ DERIVED_ATTRIBUTES = ("_bsnn_cache", "_bsnn_state_cache", "_bsnn_surrogate_of", 
 
 
 def record(module: nn.Module, recording: Recording) -> None:
-    """Keep ``recording`` on ``module`` for monitors (the one place every kind of neuron records)."""
+    """Keep ``recording`` on ``module`` for monitors (the one place every kind of neuron records).
+
+    >>> module = nn.Identity()
+    >>> record(module, Recording(torch.ones(2, 3), None, 1.0, sequence=False))
+    >>> module.bsnn_recording.spikes.shape
+    torch.Size([2, 3])
+    """
     module.__dict__["bsnn_recording"] = recording
 
 
@@ -264,6 +274,11 @@ class MethodNeuron:
     - ``_bsnn_surrogate()`` -> :class:`~bsnn_lightning.engine.Surrogate`.
 
     and calls :meth:`bsnn_setup` once (after ``nn.Module.__init__``), then :meth:`bsnn_run` in its forward.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> neuron = LIFNeuron(imp="channel", shape=(3, 5))  # a MethodNeuron: the IMP is its parameter
+    >>> isinstance(neuron, MethodNeuron), tuple(neuron.imp.shape), neuron.bsnn_needs_shape()
+    (True, (3,), False)
     """
 
     bsnn_settings: MethodSettings
@@ -564,7 +579,11 @@ class MethodNeuron:
 
 
 def granular_shape(mode: str, sample_shape: tuple[int, ...] | None, owner: str = "neuron") -> tuple[int, ...]:
-    """The shape of a parameter that is per ``"layer"`` (``()``), per ``"channel"`` or per ``"neuron"``."""
+    """The shape of a parameter that is per ``"layer"`` (``()``), per ``"channel"`` or per ``"neuron"``.
+
+    >>> granular_shape("layer", (4, 8, 8)), granular_shape("channel", (4, 8, 8)), granular_shape("neuron", (4, 8))
+    ((), (4,), (4, 8))
+    """
     if mode == "layer":
         return ()
     if sample_shape is None:
@@ -577,13 +596,24 @@ def granular_shape(mode: str, sample_shape: tuple[int, ...] | None, owner: str =
 
 
 def initial_imp(shape: tuple[int, ...], imp_init: tuple[float, float], threshold: float, device=None) -> torch.Tensor:
-    """U(low, high) x threshold."""
+    """U(low, high) x threshold.
+
+    >>> imp = initial_imp((1000,), (0.4, 0.6), threshold=2.0)
+    >>> bool(((imp >= 0.8) & (imp <= 1.2)).all())
+    True
+    """
     low, high = imp_init
     return (torch.empty(shape).uniform_(low, high) * float(threshold)).to(device)
 
 
 def initial_eigenvalues(shape: tuple[int, ...], eigen_init: tuple[float, float], device=None) -> torch.Tensor:
-    """Evenly spread over ``eigen_init`` (the midpoint for a single value), in random order."""
+    """Evenly spread over ``eigen_init`` (the midpoint for a single value), in random order.
+
+    >>> sorted(initial_eigenvalues((5,), (-0.8, 0.0)).tolist()) == torch.linspace(-0.8, 0.0, 5).tolist()
+    True
+    >>> initial_eigenvalues((1,), (-0.8, 0.0))
+    tensor([-0.4000])
+    """
     count = math.prod(shape)
     low, high = eigen_init
     spread = torch.linspace(low, high, count) if count > 1 else torch.tensor([(low + high) / 2])
@@ -591,13 +621,23 @@ def initial_eigenvalues(shape: tuple[int, ...], eigen_init: tuple[float, float],
 
 
 def coupling_matrix(basis: torch.Tensor, eigenvalues: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
-    """``Q diag(1 + clamp(lambda)) Q^T`` with ``Q = matrix_exp(S - S^T)``: explicit eigenvalues, orthogonal Q."""
+    """``Q diag(1 + clamp(lambda)) Q^T`` with ``Q = matrix_exp(S - S^T)``: explicit eigenvalues, orthogonal Q.
+
+    >>> basis, eigenvalues = torch.randn(3, 3), torch.tensor([-0.5, 0.0, 0.9])
+    >>> matrix = coupling_matrix(basis, eigenvalues, bounds=(-1.0, 0.2))  # 0.9 is clamped to 0.2
+    >>> torch.allclose(torch.linalg.eigvalsh(matrix), torch.tensor([0.5, 1.0, 1.2]), atol=1e-5)
+    True
+    """
     q = torch.linalg.matrix_exp(basis - basis.transpose(0, 1))
     return q @ torch.diag(1 + eigenvalues.clamp(*bounds)) @ q.transpose(0, 1)
 
 
 def mode_of(shape: tuple[int, ...]) -> str:
-    """The IMP mode a stored IMP tensor of this shape was made with."""
+    """The IMP mode a stored IMP tensor of this shape was made with.
+
+    >>> mode_of(()), mode_of((4,)), mode_of((4, 8, 8))
+    ('layer', 'channel', 'neuron')
+    """
     return "layer" if shape == () else ("channel" if len(shape) == 1 else "neuron")
 
 
