@@ -155,6 +155,13 @@ class ResetStates(L.Callback):
 
     Before: no state can leak from one batch into the next (a smaller last batch would otherwise meet the
     previous batch's state). After: the state, which holds the autograd graph, is released at once.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> net = torch.nn.Sequential(LIFNeuron())
+    >>> _ = net(torch.rand(3, 2, 4))
+    >>> ResetStates().on_train_batch_end(None, net, None, None, 0)
+    >>> net[0].v is None
+    True
     """
 
     def _reset(self, pl_module):
@@ -242,6 +249,10 @@ class FiringRateMonitor(_Recorder):
 
     Args:
         every_n_steps: log firing rates every this many training steps (counted by ``global_step``).
+
+    >>> monitor = FiringRateMonitor(every_n_steps=10)
+    >>> monitor.every_n_steps, monitor.rate_history
+    (10, {})
     """
 
     def __init__(self, every_n_steps: int = 50) -> None:
@@ -289,6 +300,9 @@ class EigenvalueMonitor(L.Callback):
 
     Args:
         conservative_tol: ``|lambda|`` up to this counts as conservative.
+
+    >>> EigenvalueMonitor(conservative_tol=0.05).conservative_tol
+    0.05
     """
 
     def __init__(self, conservative_tol: float = 1e-2) -> None:
@@ -331,6 +345,11 @@ class SpikeFigures(_Recorder):
         spectrum: draw the eigenvalue spectrum.
         rates: the :class:`FiringRateMonitor` whose history the rates figure draws; by default the
             Trainer's (no rates figure without one).
+
+    >>> SpikeFigures(every_n_epochs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: expected every_n_epochs >= 1, got 0
     """
 
     needs_membrane = True
@@ -431,6 +450,9 @@ class SpikeMonitor(L.Callback):
         conservative_tol: ``|lambda|`` up to this counts as conservative.
         figures_every_n_epochs: make the figures every this many epochs; None (default) for never.
         figure_neurons: neurons per layer in the raster and membrane figures.
+
+    >>> [type(part).__name__ for part in SpikeMonitor(every_n_steps=10).parts]
+    ['FiringRateMonitor', 'EigenvalueMonitor']
     """
 
     def __init__(
@@ -532,6 +554,12 @@ def first_sample_traces(records: dict[str, Recording], count: int) -> dict:
       after each step's reset;
     - ``thresholds``: per layer in ``membrane``, the firing threshold: a float, a ``[count]`` array when it
       differs between the neurons shown, or None when the neuron does not say.
+
+    >>> spikes = torch.zeros(4, 2, 3)  # [T, N, neurons]; the first sample's neuron 1 fires at t = 2
+    >>> spikes[2, 0, 1] = 1.0
+    >>> traces = first_sample_traces({"lif": Recording(spikes, None, 1.0, sequence=True)}, count=1)
+    >>> traces["spikes"]["lif"].ravel().tolist(), traces["membrane"]
+    ([0.0, 0.0, 1.0, 0.0], {})
     """
     spikes, membrane, thresholds = {}, {}, {}
     for name, record in records.items():
@@ -559,7 +587,15 @@ def _thresholds_of(threshold, sample_shape: torch.Size, chosen: torch.Tensor) ->
 
 def log_figure(trainer: L.Trainer, tag: str, fig, epoch: int) -> list[str]:
     """Send one matplotlib figure to every logger of ``trainer`` (see :class:`SpikeFigures`); returns the
-    PNG paths written."""
+    PNG paths written.
+
+    >>> import tempfile, matplotlib.pyplot as plt
+    >>> folder = tempfile.mkdtemp()
+    >>> trainer = L.Trainer(logger=False, default_root_dir=folder, enable_progress_bar=False)
+    >>> paths = log_figure(trainer, "spikes/raster", plt.figure(), epoch=3)  # no logger: a PNG in the root
+    >>> [path[len(folder):] for path in paths]
+    ['/figures/spikes_raster_epoch3.png']
+    """
     written = []
     targets = [lg for lg in trainer.loggers] if trainer.loggers else [None]
     for logger in targets:

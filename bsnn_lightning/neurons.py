@@ -49,7 +49,16 @@ NEURON_DEFAULTS = {"step_mode": "m"}
 
 class EngineNeuron(MethodNeuron, nn.Module):
     """What every neuron of this package shares: threshold, reset, surrogate, state, step mode; the methods'
-    parameters come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`."""
+    parameters come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`, and the settings' keywords and
+    defaults from :class:`~bsnn_lightning.neuron_params.MethodSettings`.
+
+    >>> neuron = LIFNeuron(step_mode="s")  # one step [N, ...] per call, the state kept until reset_state()
+    >>> [neuron(torch.full((1, 1), 1.5)).item() for _ in range(3)]
+    [0.0, 1.0, 0.0]
+    >>> neuron.reset_state()
+    >>> neuron.v is None
+    True
+    """
 
     #: the dynamics a neuron class runs ("lif" or "bifurcation")
     own_dynamics = "lif"
