@@ -43,7 +43,11 @@ _STATE_DTYPES = (None, torch.float32, torch.float64, torch.float16, torch.bfloat
 
 @dataclass(frozen=True)
 class Dynamics:
-    """Base of every dynamics: subclasses define the three step functions and their backward."""
+    """Base of every dynamics: subclasses define the three step functions and their backward.
+
+    >>> DiagonalBifurcation.param_names, CoupledBifurcation.matrix_params
+    (('eigenvalues', 'threshold'), ('coupling',))
+    """
 
     surrogate: Surrogate = field(default_factory=Surrogate)
     #: replace the Heaviside step by the surrogate's primitive in the forward pass: a smooth relaxation
@@ -187,6 +191,13 @@ class SpikingJellyLIF(_FireThenReset):
     decay_input=False: ``h_t = v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``
     then ``s_t = H(h_t - threshold)`` (spike when equal) and the hard or soft reset of
     :class:`_FireThenReset`; a soft reset charges towards 0. Parameters: ``tau``, ``threshold``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"tau": 2.0, "threshold": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 1.5), SpikingJellyLIF(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
@@ -285,6 +296,13 @@ class SnnTorchLeaky(_SnnTorchCharge):
 
     The charge and spike of :class:`_SnnTorchCharge` (reset mechanism "subtract", "zero" or "none"); the
     reset is already inside the next step's charge, so the state carried is ``u_t = h_t``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SnnTorchLeaky(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     def reset(self, h, s, p, v_prev=None):
@@ -314,6 +332,13 @@ class SnnTorchLeakyImmediate(_SnnTorchCharge):
     ``u_t`` needs ``r_t``, hence ``u_{t-1}``, besides ``h_t``: the reference backend saves the states.
     With no reset there is nothing immediate, and the dynamics is :class:`SnnTorchLeaky`'s "none".
     Parameters: ``beta``, ``threshold``, ``graded``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SnnTorchLeakyImmediate(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     reset_mechanism: Literal["subtract", "zero"] = "subtract"
@@ -411,6 +436,13 @@ class SnnTorchSynapticZero(_SnnTorchZeroCharged):
     (The synaptic current ``syn_t = clamp(alpha, 0, 1) syn_{t-1} + I_t`` does not depend on spikes; the
     converted neuron filters it before the engine runs the membrane. With reset "subtract" or "none" the
     membrane is :class:`SnnTorchLeaky`'s on ``syn_t``.) Parameters: ``beta``, ``threshold``, ``graded``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SnnTorchSynapticZero(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 0.0]
     """
 
     def reset(self, h, s, p, v_prev=None):
@@ -433,6 +465,13 @@ class SnnTorchSynapticZeroImmediate(_SnnTorchZeroCharged):
 
     ``u_t`` needs ``r_t``, hence ``u_{t-1}``, besides ``h_t``: the reference backend saves the states.
     Parameters: ``beta``, ``threshold``, ``graded``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SnnTorchSynapticZeroImmediate(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     state_from_charge: ClassVar[bool] = False
@@ -466,6 +505,13 @@ class SpikingJellyPLIF(SpikingJellyLIF):
         decay_input=False: h_t = v_{t-1} - (v_{t-1} - v_reset) * q + x_t
 
     Parameters: ``q`` (pass ``torch.sigmoid(w)``; the gradient reaches ``w`` through autograd), ``threshold``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"q": 0.5, "threshold": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 1.5), SpikingJellyPLIF(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("q", "threshold")
@@ -499,7 +545,15 @@ class SpikingJelly014LIF(SpikingJellyLIF):
     ``h_t = v_{t-1} * (1 - 1/tau) + x_t`` (SpikingJelly 2.0 charges ``v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``),
     then fire and reset as :class:`SpikingJellyLIF`; ``decay_input`` is not read. The SpikingJelly adapter picks
     it for the nodes that charge so.
-    Parameters: ``tau``, ``threshold``."""
+    Parameters: ``tau``, ``threshold``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"tau": 2.0, "threshold": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SpikingJelly014LIF(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()
+    [0.0, 0.0, 1.0, 0.0]
+    """
 
     def decay(self, p):
         """The factor ``1 - 1/tau`` that multiplies the membrane (the triton backend computes it with this
@@ -522,7 +576,15 @@ class SpikingJelly014LIF(SpikingJellyLIF):
 class SpikingJelly014PLIF(SpikingJellyPLIF):
     """SpikingJelly 0.0.0.0.14's PLIF charge with ``decay_input=False`` and a reset towards 0:
     ``h_t = v_{t-1} * (1 - q) + x_t`` with ``q = sigmoid(w)``, then fire and reset as :class:`SpikingJellyPLIF`;
-    ``decay_input`` is not read. Parameters: ``q``, ``threshold``."""
+    ``decay_input`` is not read. Parameters: ``q``, ``threshold``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"q": 0.5, "threshold": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SpikingJelly014PLIF(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()  # h = 0.6, 0.9, 1.05 (fires), 0.6
+    [0.0, 0.0, 1.0, 0.0]
+    """
 
     def decay(self, p):
         """The factor ``1 - q`` that multiplies the membrane (the triton backend computes it with this method
@@ -544,6 +606,13 @@ class SpikingJellyIF(_FireThenReset):
     """SpikingJelly's ``IFNode``: ``h_t = v_{t-1} + x_t``, then fire and reset as :class:`SpikingJellyLIF`.
 
     Parameters: ``threshold``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"threshold": 1.0}
+    >>> out = multistep(torch.full((4, 1, 1), 0.6), SpikingJellyIF(), params, backend="torch")
+    >>> out.spikes.flatten().tolist()  # h = v + x: 0.6, 1.2 (fires, resets to 0), ...
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
@@ -575,6 +644,9 @@ class Bifurcation(_FireThenReset):
     forward pass (no gradient outside them, like snnTorch's clamp of beta); for the coupled structure the
     neuron module builds ``A`` from clamped eigenvalues and passes the matrix as the parameter ``coupling``.
     Fire and reset as :class:`_FireThenReset`. See ``docs/methods.md``.
+
+    >>> issubclass(DiagonalBifurcation, Bifurcation) and issubclass(CoupledBifurcation, Bifurcation)
+    True
     """
 
     v_reset: float | None = None
@@ -590,6 +662,13 @@ class DiagonalBifurcation(Bifurcation):
     """``h_t = (1 + clamp(lambda, lo, hi)) * v_{t-1} + x_t``, then fire and reset as :class:`Bifurcation`.
 
     Parameters: ``eigenvalues`` (per layer, channel or neuron), ``threshold``; ``bounds = (lo, hi)``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"eigenvalues": torch.tensor([0.0, -0.5]), "threshold": 1.0}  # conservative, then leaky
+    >>> out = multistep(torch.full((4, 1, 2), 0.6), DiagonalBifurcation(), params, backend="torch")
+    >>> out.spikes[:, 0].T.tolist()
+    [[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]]
     """
 
     bounds: tuple[float, float] = (-1.0, 0.2)
@@ -620,6 +699,13 @@ class CoupledBifurcation(Bifurcation):
     """``h_t = A v_{t-1} + x_t`` with ``A`` a ``[C, C]`` matrix mixing channels, then fire and reset as
     :class:`Bifurcation`. The module that owns the eigenvalues builds ``A`` from clamped ones, so no bounds
     are applied here. Parameters: ``coupling`` (``A``), ``threshold``.
+
+    >>> import torch
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"coupling": torch.eye(2), "threshold": 1.0}  # Q diag(1 + lambda) Q^T with lambda = 0: h = v + x
+    >>> out = multistep(torch.full((4, 1, 2), 0.6), CoupledBifurcation(), params, backend="torch")
+    >>> out.spikes[:, 0].T.tolist()
+    [[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]]
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("coupling", "threshold")
