@@ -645,8 +645,10 @@ class Bifurcation(_FireThenReset):
     neuron module builds ``A`` from clamped eigenvalues and passes the matrix as the parameter ``coupling``.
     Fire and reset as :class:`_FireThenReset`. See ``docs/methods.md``.
 
-    >>> issubclass(DiagonalBifurcation, Bifurcation) and issubclass(CoupledBifurcation, Bifurcation)
-    True
+    >>> Bifurcation()
+    Traceback (most recent call last):
+    ...
+    TypeError: Bifurcation is a base class; construct DiagonalBifurcation or CoupledBifurcation
     """
 
     v_reset: float | None = None
