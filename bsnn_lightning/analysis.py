@@ -59,7 +59,12 @@ def eigenvalue_regimes(
 
 def eigenvalue_bounds(model: nn.Module, name: str) -> tuple[float, float]:
     """The (lo, hi) clamp of the eigenvalues of the bifurcation layer ``name`` of ``model`` (one of the
-    names :func:`bsnn_lightning.convert.bifurcation_eigenvalues` returns)."""
+    names :func:`bsnn_lightning.convert.bifurcation_eigenvalues` returns).
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> eigenvalue_bounds(nn.Sequential(BifurcationNeuron(bounds=(-0.5, 0.1), eigen_init=(-0.5, 0.0))), "0")
+    (-0.5, 0.1)
+    """
     lo, hi = model.get_submodule(name).bsnn_settings.bounds
     return float(lo), float(hi)
 

@@ -21,18 +21,21 @@ import torch
 
 from .analysis import eigenvalue_bounds, eigenvalue_summary, pick_neurons
 from .convert import (
+    CONVERT_NOTES,
     bifurcation_eigenvalues,
     check_optimized,
     convert,
     firing_rates,
     recordings,
+    requested_changes,
     reset_states,
     set_monitoring,
 )
 from .engine import checks
 from .figures import monitor as monitor_figures
 from .figures.common import require_matplotlib, rgb_array, save_png
-from .neuron_params import Recording
+from .neuron_params import Recording, settings_keywords
+from .user_warnings import warn_user
 
 
 class ConvertNeurons(L.Callback):
@@ -49,43 +52,43 @@ class ConvertNeurons(L.Callback):
     batch belong to this LightningModule: another model's flags are never raised here, and a fit starts by
     dropping what an interrupted fit of the same module left unread.
 
+    The settings (every field of :class:`~bsnn_lightning.neuron_params.MethodSettings`, each with its help in
+    ``bsnn fit --help``) are those of :func:`bsnn_lightning.convert`, given as keywords; ``backend="native"``
+    keeps a library's own neurons, so one recipe key swaps who runs the loop.
+
+    >>> callback = ConvertNeurons(dynamics="bifurcation", imp="channel")
+    >>> callback.changes
+    {'dynamics': 'bifurcation', 'imp': 'channel'}
+
     Args:
-        dynamics, imp, backend, step_mode, imp_init, state_dtype, check_finite: as in :func:`bsnn_lightning.convert`
-            (``backend="native"`` keeps a library's own neurons, so one recipe key swaps who runs the loop).
-        options: bifurcation options (``structure``, ``granularity``, ``eigen_init``, ``bounds``).
         example_input: one batch as the LightningModule's forward takes it.
+        options: deprecated: the bifurcation options as a dict; give them as keywords (``structure``,
+            ``granularity``, ``eigen_init``, ``bounds``) as for ``convert``.
     """
 
-    def __init__(
-        self,
-        dynamics: str | None = None,
-        imp: str | None = None,
-        backend: str | None = None,
-        step_mode: str | None = None,
-        imp_init: tuple[float, float] | None = None,
-        state_dtype: str | None = None,
-        check_finite: str | None = None,
-        options: dict | None = None,
-        example_input: torch.Tensor | None = None,
-    ) -> None:
-        self.dynamics = dynamics
-        self.imp = imp
-        self.backend = backend
-        self.step_mode = step_mode
-        self.imp_init = None if imp_init is None else tuple(imp_init)
-        self.state_dtype = state_dtype
-        self.check_finite = check_finite
-        self.options = dict(options or {})
+    @settings_keywords(CONVERT_NOTES)
+    def __init__(self, *, example_input: torch.Tensor | None = None, options: dict | None = None, **changes) -> None:
+        if options:
+            warn_user(
+                "ConvertNeurons(options={...}) is deprecated: give the bifurcation options as keywords, as for "
+                f"convert (ConvertNeurons({', '.join(f'{k}={v!r}' for k, v in options.items())}); in a recipe: "
+                "init_args.structure, ...)",
+                DeprecationWarning,
+            )
+            twice = sorted(set(options) & {name for name, value in changes.items() if value is not None})
+            if twice:
+                raise ValueError(f"got {twice} both in options and as keywords")
+            changes = {**changes, **options}
+        requested_changes(None, changes)  # a wrong name or choice fails here, not at setup
+        #: the settings to change (None values left out), as given to :func:`bsnn_lightning.convert`
+        self.changes = {name: value for name, value in changes.items() if value is not None}
         self.example_input = example_input
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         example = self.example_input if self.example_input is not None else pl_module.example_input_array
         if example is not None:
             example = example.to(pl_module.device)
-        convert(
-            pl_module, self.dynamics, self.imp, self.backend, step_mode=self.step_mode, imp_init=self.imp_init,
-            state_dtype=self.state_dtype, check_finite=self.check_finite, example_input=example, **self.options,
-        )  # fmt: skip
+        convert(pl_module, example_input=example, **self.changes)
 
     # deferred value checks raised in a batch belong to this LightningModule (see engine.checks.owned_by)
     def on_fit_start(self, trainer, pl_module):
@@ -152,6 +155,13 @@ class ResetStates(L.Callback):
 
     Before: no state can leak from one batch into the next (a smaller last batch would otherwise meet the
     previous batch's state). After: the state, which holds the autograd graph, is released at once.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> net = torch.nn.Sequential(LIFNeuron())
+    >>> _ = net(torch.rand(3, 2, 4))
+    >>> ResetStates().on_train_batch_end(None, net, None, None, 0)
+    >>> net[0].v is None
+    True
     """
 
     def _reset(self, pl_module):
@@ -239,6 +249,10 @@ class FiringRateMonitor(_Recorder):
 
     Args:
         every_n_steps: log firing rates every this many training steps (counted by ``global_step``).
+
+    >>> monitor = FiringRateMonitor(every_n_steps=10)
+    >>> monitor.every_n_steps, monitor.rate_history
+    (10, {})
     """
 
     def __init__(self, every_n_steps: int = 50) -> None:
@@ -286,6 +300,9 @@ class EigenvalueMonitor(L.Callback):
 
     Args:
         conservative_tol: ``|lambda|`` up to this counts as conservative.
+
+    >>> EigenvalueMonitor(conservative_tol=0.05).conservative_tol
+    0.05
     """
 
     def __init__(self, conservative_tol: float = 1e-2) -> None:
@@ -328,6 +345,11 @@ class SpikeFigures(_Recorder):
         spectrum: draw the eigenvalue spectrum.
         rates: the :class:`FiringRateMonitor` whose history the rates figure draws; by default the
             Trainer's (no rates figure without one).
+
+    >>> SpikeFigures(every_n_epochs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: expected every_n_epochs >= 1, got 0
     """
 
     needs_membrane = True
@@ -428,6 +450,9 @@ class SpikeMonitor(L.Callback):
         conservative_tol: ``|lambda|`` up to this counts as conservative.
         figures_every_n_epochs: make the figures every this many epochs; None (default) for never.
         figure_neurons: neurons per layer in the raster and membrane figures.
+
+    >>> [type(part).__name__ for part in SpikeMonitor(every_n_steps=10).parts]
+    ['FiringRateMonitor', 'EigenvalueMonitor']
     """
 
     def __init__(
@@ -529,6 +554,12 @@ def first_sample_traces(records: dict[str, Recording], count: int) -> dict:
       after each step's reset;
     - ``thresholds``: per layer in ``membrane``, the firing threshold: a float, a ``[count]`` array when it
       differs between the neurons shown, or None when the neuron does not say.
+
+    >>> spikes = torch.zeros(4, 2, 3)  # [T, N, neurons]; the first sample's neuron 1 fires at t = 2
+    >>> spikes[2, 0, 1] = 1.0
+    >>> traces = first_sample_traces({"lif": Recording(spikes, None, 1.0, sequence=True)}, count=1)
+    >>> traces["spikes"]["lif"].ravel().tolist(), traces["membrane"]
+    ([0.0, 0.0, 1.0, 0.0], {})
     """
     spikes, membrane, thresholds = {}, {}, {}
     for name, record in records.items():
@@ -556,7 +587,15 @@ def _thresholds_of(threshold, sample_shape: torch.Size, chosen: torch.Tensor) ->
 
 def log_figure(trainer: L.Trainer, tag: str, fig, epoch: int) -> list[str]:
     """Send one matplotlib figure to every logger of ``trainer`` (see :class:`SpikeFigures`); returns the
-    PNG paths written."""
+    PNG paths written.
+
+    >>> import tempfile, matplotlib.pyplot as plt
+    >>> folder = tempfile.mkdtemp()
+    >>> trainer = L.Trainer(logger=False, default_root_dir=folder, enable_progress_bar=False)
+    >>> paths = log_figure(trainer, "spikes/raster", plt.figure(), epoch=3)  # no logger: a PNG in the root
+    >>> [path[len(folder):] for path in paths]
+    ['/figures/spikes_raster_epoch3.png']
+    """
     written = []
     targets = [lg for lg in trainer.loggers] if trainer.loggers else [None]
     for logger in targets:

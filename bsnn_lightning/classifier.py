@@ -59,6 +59,11 @@ class SpikingClassifier(L.LightningModule):
     far (sanity checks excluded), kept as :attr:`best_val_acc` with its epoch :attr:`best_val_epoch` (counted
     from 1) and saved in checkpoints. The DVS DataModules validate on their test split, as the papers' codes
     do, so ``val/acc_best`` is the figure they publish: the best test accuracy over epochs.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> model = SpikingClassifier(nn.Sequential(nn.Linear(4, 3), LIFNeuron()), num_classes=3, static_steps=2, loss="ce")
+    >>> model(torch.rand(5, 4)).shape, model.readout  # [N, ...] static samples -> [T, N, C]; the loss's readout
+    (torch.Size([2, 5, 3]), MeanOverTime())
     """
 
     def __init__(

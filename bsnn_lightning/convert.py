@@ -2,59 +2,59 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Iterator
 
 import torch
 from torch import nn
 
 from .adapters import Adapter, adapter_for, registered_adapters, reset_module
-from .neuron_params import BIFURCATION_OPTIONS, DYNAMICS, IMP_MODES, MethodNeuron, Recording
+from .neuron_params import (
+    BIFURCATION_OPTIONS,
+    DYNAMICS,
+    IMP_MODES,
+    MethodNeuron,
+    MethodSettings,
+    Recording,
+    settings_keywords,
+)
 from .user_warnings import warn_user
 
 IMP_CHOICES = (*IMP_MODES, "none")
 BACKEND_CHOICES = ("torch", "triton", "auto", "native")
 
 
+#: what ``convert`` and ``ConvertNeurons`` accept beyond a field's own values (added to the fields' help)
+CONVERT_NOTES = {
+    "imp": ' ("none" removes one)',
+    "backend": ', or "native": the library\'s own neuron loop, untouched (converting back to it needs '
+    'dynamics="lif" and no IMP)',
+    "step_mode": '; for snnTorch nn.Sequential models with init_hidden=True "m" also folds time into the batch for '
+    "the layers between neurons; for SpikingJelly it is functional.set_step_mode",
+}
+
+
+@settings_keywords(CONVERT_NOTES)
 def convert(
     model: nn.Module,
-    dynamics: str | None = None,
-    imp: str | None = None,
-    backend: str | None = None,
-    *,
-    step_mode: str | None = None,
-    imp_init: tuple[float, float] | None = None,
-    state_dtype: str | None = None,
-    check_finite: str | None = None,
+    settings: MethodSettings | str | None = None,
+    *legacy: str | None,
     example_input: torch.Tensor | None = None,
-    **options,
+    **changes,
 ) -> nn.Module:
-    """Give every spiking neuron in ``model`` the requested dynamics, IMP and backend, in place.
+    """Give every spiking neuron in ``model`` the requested settings (dynamics, IMP, backend, ...), in place.
 
     Works on this package's neurons and on snnTorch and SpikingJelly models (see
     :mod:`bsnn_lightning.adapters`): library neurons keep their object, class lineage and state-dict keys.
 
-    - ``dynamics``: ``"lif"`` (keep the neuron's own LIF equations), ``"bifurcation"`` (BSNN dynamics;
-      ``options`` such as ``structure="coupled"``, ``granularity="neuron"``, ``eigen_init``, ``bounds``
-      configure it), or None to leave the dynamics as they are;
-    - ``imp``: a learnable initial membrane potential ``"neuron"``, ``"channel"`` or ``"layer"`` wide,
-      ``"none"`` to remove one, or None to leave it;
-    - ``backend``: who runs the neuron loop: ``"torch"`` (the reference engine), ``"triton"``, ``"auto"``,
-      ``"native"`` (a library's own neuron, untouched; converting back to it needs ``dynamics="lif"`` and no
-      IMP), or None to leave it;
-    - ``step_mode``: ``"m"`` to run whole sequences ``[T, N, ...]`` in one call (for snnTorch
-      ``nn.Sequential`` models with ``init_hidden=True`` this also folds time into the batch for the layers
-      between neurons; for SpikingJelly it is ``functional.set_step_mode``), ``"s"`` for one step per call,
-      or None to leave it;
-    - ``imp_init``: the range ``(low, high)`` a new IMP is drawn from, times the threshold (default
-      ``(0.4, 0.6)``); an existing IMP keeps its learned values;
-    - ``state_dtype``: ``"native"`` keeps the membrane in the precision the neuron's own code keeps it in
-      (SpikingJelly: the input's dtype, so under 16-bit mixed precision a converted node computes what the
-      library computes, bit for bit; snnTorch and this package's neurons: float32), ``"float32"`` always keeps
-      it in float32 (a deliberate departure from SpikingJelly under 16-bit inputs), or None to leave it;
-    - ``check_finite``: the engine's NaN/Inf check after every neuron call: ``"auto"`` (immediate on the CPU,
-      deferred on a GPU so that a training step never waits for the device; read once per logging interval
-      by ``ConvertNeurons`` / ``SpikingClassifier``, or by :func:`bsnn_lightning.engine.checks.raise_deferred`),
-      ``"sync"``, ``"defer"``, ``"off"``, or None to leave it.
+    ``settings``: a :class:`~bsnn_lightning.neuron_params.MethodSettings` that every neuron gets as a whole (an
+    ``imp`` of None there removes an IMP, a ``step_mode`` of None leaves it), or the name of the dynamics
+    (``convert(net, "bifurcation")``), or None. (The old positional ``imp`` and ``backend`` after it still work,
+    with a ``DeprecationWarning``, for one release.) The keyword settings below change it, each one
+    through :meth:`MethodSettings.updated`, and each left at None keeps what the neuron has. The bifurcation
+    options (``structure``, ``granularity``, ``eigen_init``, ``bounds``) apply to ``dynamics="bifurcation"``.
+    The ``check_finite`` check is read once per logging interval by ``ConvertNeurons`` / ``SpikingClassifier``,
+    or by :func:`bsnn_lightning.engine.checks.raise_deferred`.
 
     Per-neuron and per-channel parameters need each neuron's input shape: give ``example_input`` (one
     batch, as ``model`` takes it) unless the model has already run a forward pass. Returns the model (the
@@ -67,16 +67,14 @@ def convert(
     >>> type(net[1]).__name__, tuple(net[1].eigenvalues.shape), tuple(net[1].imp.shape)
     ('BifurcationNeuron', (3,), (3,))
     """
-    changes = _requested_changes(dynamics, imp, backend, step_mode, options)
-    for name, value in (("imp_init", imp_init), ("state_dtype", state_dtype), ("check_finite", check_finite)):
-        if value is not None:
-            changes[name] = value
+    changes, options = requested_changes(settings, {**_legacy_positional(legacy, changes), **changes})
+    step_mode = changes.get("step_mode")
     # a neuron object may sit at several places (one layer applied twice, or shared by two submodules): it is
     # planned and converted once, and whatever replaces it takes every one of its places
     planned: dict[int, tuple] = {}
     for name, places, module, adapter in _neurons_with_places(model):
         try:
-            plan = adapter.plan(module, _settings_for(module, adapter, changes, backend, options, step_mode))
+            plan = adapter.plan(module, _settings_for(module, adapter, changes, options))
         except ValueError as error:
             raise ValueError(f"cannot convert {name or type(module).__name__!r}: {error}") from None
         planned[id(module)] = (name, places, module, adapter, plan)
@@ -141,8 +139,56 @@ _NO_NATIVE = (
 )
 
 
-def _requested_changes(dynamics, imp, backend, step_mode, options) -> dict:
-    """The settings ``convert``'s arguments change, checked once for the whole model."""
+def _legacy_positional(legacy: tuple, changes: dict) -> dict:
+    """``convert(model, dynamics, imp, backend)``, the old positional form: deprecated, kept for one release."""
+    if not legacy:
+        return {}
+    if len(legacy) > 2:
+        raise TypeError(f"convert takes at most 4 positional arguments (model, dynamics, imp, backend), got {2 + len(legacy)}")
+    given = dict(zip(("imp", "backend"), legacy))
+    twice = sorted(name for name in given if changes.get(name) is not None)
+    if twice:
+        raise TypeError(f"convert got {twice} both by position and as keywords")
+    warn_user(
+        f"convert(model, dynamics, {', '.join(given)}) with {' and '.join(given)} by position is deprecated: give "
+        f"{' and '.join(f'{k}={v!r}' for k, v in given.items())} as keywords",
+        DeprecationWarning,
+    )
+    return given
+
+
+def requested_changes(settings: MethodSettings | str | None, changes: dict) -> tuple[dict, list[str]]:
+    """The settings that ``convert(model, settings, **changes)`` changes (None values dropped), checked once for
+    the whole model, and the bifurcation options among the keywords.
+
+    >>> requested_changes("bifurcation", {"bounds": (-0.5, 0.2), "imp": None})
+    ({'dynamics': 'bifurcation', 'bounds': (-0.5, 0.2)}, ['bounds'])
+    >>> requested_changes(None, {"backend": "native", "imp": "channel"})
+    Traceback (most recent call last):
+    ...
+    ValueError: backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or sequence mode; choose backend 'torch', 'triton' or 'auto' for those
+    """
+    changes = {name: value for name, value in changes.items() if value is not None}
+    known = [f.name for f in fields(MethodSettings)]
+    unknown = sorted(set(changes) - set(known))
+    if unknown:
+        raise ValueError(f"unknown neuron settings {unknown}; expected some of {known}")
+    options = sorted(set(changes) & set(BIFURCATION_OPTIONS))
+    if isinstance(settings, str):  # convert(net, "bifurcation"): the dynamics, as its second argument always took
+        if "dynamics" in changes:
+            raise ValueError(f"got the dynamics twice: {settings!r} and dynamics={changes['dynamics']!r}")
+        changes = {"dynamics": settings, **changes}
+    elif isinstance(settings, MethodSettings):
+        whole = {name: getattr(settings, name) for name in known}
+        whole["imp"] = "none" if settings.imp is None else settings.imp
+        if settings.step_mode is None:
+            del whole["step_mode"]
+        changes = {**whole, **changes}
+    elif settings is not None:
+        raise TypeError(
+            f"expected settings as a MethodSettings, a dynamics name {list(DYNAMICS)} or None, got {settings!r}"
+        )
+    dynamics, imp, backend, step_mode = (changes.get(name) for name in ("dynamics", "imp", "backend", "step_mode"))
     if step_mode not in (None, "s", "m"):
         raise ValueError(f"expected step_mode 's', 'm' or None, got {step_mode!r}")
     if dynamics is not None and dynamics not in DYNAMICS:
@@ -151,26 +197,23 @@ def _requested_changes(dynamics, imp, backend, step_mode, options) -> dict:
         raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
     if backend is not None and backend not in BACKEND_CHOICES:
         raise ValueError(f"expected backend to be one of {list(BACKEND_CHOICES)} or None, got {backend!r}")
-    unknown = sorted(set(options) - set(BIFURCATION_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown convert options {unknown}; expected some of {list(BIFURCATION_OPTIONS)}")
     if backend == "native" and (dynamics == "bifurcation" or imp not in (None, "none") or options):
         raise ValueError(_NO_NATIVE)
-    changes = {"dynamics": dynamics, "imp": imp, "backend": None if backend == "native" else backend, **options}
-    return {key: value for key, value in changes.items() if value is not None}
+    return changes, options
 
 
-def _settings_for(module, adapter: Adapter, changes: dict, backend, options, step_mode):
+def _settings_for(module, adapter: Adapter, changes: dict, options: list[str]):
     """The settings ``module`` gets, or None for "back to the library's own class" (``backend="native"``)."""
-    if backend == "native":
+    step_mode = changes.get("step_mode")
+    if changes.get("backend") == "native":
         if step_mode == "m" and not adapter.library_step_mode:
             raise ValueError(_NO_NATIVE)
         return None
-    if step_mode is not None and not adapter.library_step_mode:
-        changes = {**changes, "step_mode": step_mode}
+    if adapter.library_step_mode:  # the library keeps its step mode: after_convert sets it
+        changes = {name: value for name, value in changes.items() if name != "step_mode"}
     settings = adapter.settings_of(module).updated(**changes)
     if options and settings.dynamics != "bifurcation":
-        raise ValueError(f"options {sorted(options)} apply to dynamics='bifurcation' only")
+        raise ValueError(f"options {options} apply to dynamics='bifurcation' only")
     return settings
 
 
@@ -178,6 +221,14 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
     """Run one dry forward pass to learn every neuron's input shape and create its shaped parameters.
 
     Runs without gradients in eval mode, then restores the training flag and resets all neuron states.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), LIFNeuron(imp="neuron"))
+    >>> net[1].imp is None
+    True
+    >>> materialize(net, torch.rand(2, 1, 4))
+    >>> tuple(net[1].imp.shape), net[1].v is None
+    ((3,), True)
     """
     hooks = []
     for _, module, adapter in _named_neurons(model):
@@ -201,13 +252,29 @@ def materialize(model: nn.Module, example_input: torch.Tensor) -> None:
 def reset_states(model: nn.Module) -> None:
     """Reset every neuron's state (any registered library), and the state of the libraries' other stateful
     modules (SpikingJelly's ``MemoryModule`` layers, as ``functional.reset_net`` does), so the next call starts
-    a new sequence."""
+    a new sequence.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> _ = net(torch.rand(2, 1, 4))
+    >>> net[1].v is None
+    False
+    >>> reset_states(net)
+    >>> net[1].v is None
+    True
+    """
     for module in model.modules():
         reset_module(module)
 
 
 def spiking_neurons(model: nn.Module) -> Iterator[tuple[str, nn.Module, Adapter]]:
-    """``(qualified name, module, adapter)`` for every neuron in ``model`` that an adapter knows."""
+    """``(qualified name, module, adapter)`` for every neuron in ``model`` that an adapter knows.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> [(name, type(module).__name__) for name, module, _ in spiking_neurons(net)]
+    [('1', 'BifurcationNeuron')]
+    """
     return _named_neurons(model)
 
 
@@ -285,7 +352,13 @@ def unoptimized_parameters(model: nn.Module, optimizers, exclude: tuple[str, ...
     """The qualified names of the neurons' trainable parameters (IMP, eigenvalues, coupling basis, learnable
     thresholds and time constants) that none of ``optimizers`` holds, leaving out those of a kind in ``exclude``
     (:data:`PARAMETER_KINDS`, left out of the optimizer on purpose). A parameter that :func:`convert` or a
-    neuron's first forward created after the optimizer was built is one: it would keep its initial value."""
+    neuron's first forward created after the optimizer was built is one: it would keep its initial value.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> unoptimized_parameters(net, [torch.optim.SGD(net[0].parameters(), lr=0.1)])
+    ['1.eigenvalues']
+    """
     exclude = _kinds("exclude", exclude)
     held = {id(p) for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]}
     neuron_params = {id(p) for _, m, a in _named_neurons(model) for p in a.neuron_parameters(m)}
@@ -368,14 +441,33 @@ def _kinds(name: str, given) -> set[str]:
 def set_monitoring(model: nn.Module, on: bool, membrane: bool = False) -> None:
     """Make every neuron record (or stop recording) its forward calls: the spikes and, with ``membrane``, the
     membrane potential after every step (neurons that run on the engine). Read them with :func:`recordings`
-    or :func:`firing_rates`; turning monitoring off drops what was recorded."""
+    or :func:`firing_rates`; turning monitoring off drops what was recorded.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> set_monitoring(net, True, membrane=True)
+    >>> _ = net(torch.rand(5, 2, 4))
+    >>> tuple(recordings(net)["1"].membrane.shape)
+    (5, 2, 3)
+    >>> set_monitoring(net, False)
+    >>> recordings(net)
+    {}
+    """
     mode = ("membrane" if membrane else "spikes") if on else None
     for _, module, adapter in _named_neurons(model):
         adapter.set_monitor(module, mode)
 
 
 def recordings(model: nn.Module) -> dict[str, Recording]:
-    """What every monitored neuron kept of its last forward call (see :class:`~bsnn_lightning.neuron_params.Recording`)."""
+    """What every monitored neuron kept of its last forward call (see :class:`~bsnn_lightning.neuron_params.Recording`).
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(nn.Linear(4, 3), BifurcationNeuron(shape=(3,)))
+    >>> set_monitoring(net, True)
+    >>> _ = net(torch.rand(5, 2, 4))
+    >>> recordings(net)["1"].sequence, recordings(net)["1"].membrane
+    (True, None)
+    """
     found = {}
     for name, module, adapter in _named_neurons(model):
         recording = adapter.recording(module)
@@ -385,13 +477,29 @@ def recordings(model: nn.Module) -> dict[str, Recording]:
 
 
 def firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Mean firing rate (spikes per neuron per step) of every monitored neuron's last forward pass."""
+    """Mean firing rate (spikes per neuron per step) of every monitored neuron's last forward pass.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> net = nn.Sequential(LIFNeuron(tau=2.0))
+    >>> set_monitoring(net, True)
+    >>> _ = net(torch.full((4, 1, 2), 2.5))  # above threshold after one step: fires at every step
+    >>> firing_rates(net)
+    {'0': tensor(1.)}
+    """
     return {name: recording.spikes.float().mean() for name, recording in recordings(model).items()}
 
 
 def bifurcation_eigenvalues(model: nn.Module) -> dict[str, torch.Tensor]:
     """The eigenvalues each bifurcation layer's forward pass uses (clamped to its bounds), flattened; the
-    bounds of each are ``model.get_submodule(name).bsnn_settings.bounds``."""
+    bounds of each are ``model.get_submodule(name).bsnn_settings.bounds``.
+
+    >>> from bsnn_lightning import BifurcationNeuron
+    >>> net = nn.Sequential(BifurcationNeuron(shape=(2,), eigen_init=(-0.5, -0.5)))
+    >>> with torch.no_grad():
+    ...     _ = net[0].eigenvalues.fill_(0.9)  # as if trained past the upper bound
+    >>> bifurcation_eigenvalues(net)  # clamped to bounds (-1.0, 0.2)
+    {'0': tensor([0.2000, 0.2000])}
+    """
     spectra = {}
     for name, module, _ in _named_neurons(model):
         if isinstance(module, MethodNeuron) and module.eigenvalues is not None:

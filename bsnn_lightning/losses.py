@@ -23,22 +23,23 @@ whose prediction matches what the loss trains, so a classifier can predict consi
 * H. Shen, Q. Zheng, H. Wang, G. Pan, "Rethinking the Membrane Dynamics and Optimization
   Objectives of Spiking Neural Networks", NeurIPS 2024 (LTS readout, label-smoothed TET).
 
-All inputs are validated and bad ones raise; nothing is silently fixed. The value checks
-(finite ``out_seq``, targets in [0, C)) cost one device-to-host sync per call.
+All inputs are validated (:mod:`bsnn_lightning.validation`) and bad ones raise; nothing is silently fixed.
+The value checks (finite ``out_seq``, targets in [0, C)) raise at once on the CPU and stay on the device
+elsewhere (a deferred flag, read once per logging interval), so they never sync the host. Every function
+and Module takes ``validate_args`` (default True); ``validate_args=False`` skips all the checks of a call,
+for a hot loop whose inputs are known good.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import numbers
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bsnn_lightning.engine import checks
-from bsnn_lightning.readouts import _check_out_seq, _fmt_shape, last_time_step, mean_over_time
+from bsnn_lightning.readouts import last_time_step, mean_over_time
+from bsnn_lightning.validation import check_inputs, check_real
 
 __all__ = [
     "LOSSES",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-def rate_cross_entropy(out_seq: Tensor, target: Tensor) -> Tensor:
+def rate_cross_entropy(out_seq: Tensor, target: Tensor, *, validate_args: bool = True) -> Tensor:
     """Cross entropy on the rate (mean-over-time) readout.
 
     ``L = (1 / N) * sum_n CE(mean_t O[t, n], y_n)``
@@ -65,46 +66,51 @@ def rate_cross_entropy(out_seq: Tensor, target: Tensor) -> Tensor:
         target: integer class indices [N] in [0, C).
 
     Example:
+        >>> import torch
         >>> out_seq = torch.zeros(2, 1, 4)  # uniform over 4 classes
         >>> round(rate_cross_entropy(out_seq, torch.tensor([3])).item(), 4)  # log 4
         1.3863
     """
-    target = _check_inputs(out_seq, target)
-    return F.cross_entropy(mean_over_time(out_seq), target)
+    target = _prepared(out_seq, target, validate_args)
+    return F.cross_entropy(mean_over_time(out_seq, validate_args=False), target)
 
 
-def lts_cross_entropy(out_seq: Tensor, target: Tensor) -> Tensor:
+def lts_cross_entropy(out_seq: Tensor, target: Tensor, *, validate_args: bool = True) -> Tensor:
     """Cross entropy on the last time step only (LTS, Shen et al., NeurIPS 2024).
 
     ``L = (1 / N) * sum_n CE(O[T-1, n], y_n)``; steps 0 .. T-2 get exactly zero gradient.
 
     Example:
+        >>> import torch
         >>> out_seq = torch.tensor([[[9.0, 0.0]], [[0.0, 0.0]]])  # T=2, N=1, C=2
         >>> round(lts_cross_entropy(out_seq, torch.tensor([1])).item(), 4)  # log 2; step 0 unused
         0.6931
     """
-    target = _check_inputs(out_seq, target)
-    return F.cross_entropy(last_time_step(out_seq), target)
+    target = _prepared(out_seq, target, validate_args)
+    return F.cross_entropy(last_time_step(out_seq, validate_args=False), target)
 
 
-def rate_mse(out_seq: Tensor, target: Tensor) -> Tensor:
+def rate_mse(out_seq: Tensor, target: Tensor, *, validate_args: bool = True) -> Tensor:
     """Mean squared error between the rate readout and the one-hot target (SpikingJelly's DVS tutorials).
 
     ``L = (1 / (N C)) * sum_{n,c} (mean_t O[t, n, c] - onehot(y_n)[c])^2``; with soft targets [N, C]
     the soft target replaces ``onehot(y_n)``.
 
     Example:
+        >>> import torch
         >>> out_seq = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])  # rates (0.5, 0)
         >>> rate_mse(out_seq, torch.tensor([0])).item()  # ((0.5 - 1)^2 + 0^2) / 2
         0.125
     """
-    target = _check_inputs(out_seq, target)
-    rates = mean_over_time(out_seq)
+    target = _prepared(out_seq, target, validate_args)
+    rates = mean_over_time(out_seq, validate_args=False)
     probs = target if target.is_floating_point() else F.one_hot(target, out_seq.shape[2]).to(rates.dtype)
     return F.mse_loss(rates, probs.to(rates.dtype))
 
 
-def tet(out_seq: Tensor, target: Tensor, lam: float = 1e-3, phi: float = 1.0) -> Tensor:
+def tet(
+    out_seq: Tensor, target: Tensor, lam: float = 1e-3, phi: float = 1.0, *, validate_args: bool = True
+) -> Tensor:
     """Temporal Efficient Training loss (Deng et al., ICLR 2022).
 
     ``L = (1 - lam) * (1 / T) * sum_t CE(O_t, y) + lam * (1 / (T N C)) * sum_{t,n,c} (O[t, n, c] - phi)^2``
@@ -118,19 +124,27 @@ def tet(out_seq: Tensor, target: Tensor, lam: float = 1e-3, phi: float = 1.0) ->
         phi: the constant the logits are pulled towards (finite).
 
     Example:
+        >>> import torch
         >>> out_seq = torch.zeros(3, 2, 4)
         >>> target = torch.tensor([0, 1])
         >>> round(tet(out_seq, target, lam=0.5).item(), 4)  # 0.5 * log 4 + 0.5 * (0 - 1)^2
         1.1931
     """
-    target = _check_inputs(out_seq, target)
-    _check_lam(lam)
-    _check_phi(phi)
+    target = _prepared(out_seq, target, validate_args)
+    if validate_args:
+        _check_lam(lam)
+        _check_phi(phi)
     return _tet_objective(out_seq, target, lam=lam, phi=phi, epsilon=0.0)
 
 
 def label_smoothed_tet(
-    out_seq: Tensor, target: Tensor, epsilon: float = 0.01, lam: float = 0.0, phi: float = 1.0
+    out_seq: Tensor,
+    target: Tensor,
+    epsilon: float = 0.01,
+    lam: float = 0.0,
+    phi: float = 1.0,
+    *,
+    validate_args: bool = True,
 ) -> Tensor:
     """TET with label-smoothed targets (Shen et al., NeurIPS 2024).
 
@@ -149,52 +163,82 @@ def label_smoothed_tet(
         phi: the constant of the MSE term (finite).
 
     Example:
+        >>> import torch
         >>> out_seq = torch.tensor([[[0.0, math.log(3.0)]]])  # T=1, N=1, C=2: p = (1/4, 3/4)
         >>> y = torch.tensor([1])
         >>> round(label_smoothed_tet(out_seq, y, epsilon=0.5).item(), 4)  # -(3/4 log 3/4 + 1/4 log 1/4)
         0.5623
     """
-    target = _check_inputs(out_seq, target)
-    _check_epsilon(epsilon)
-    _check_lam(lam)
-    _check_phi(phi)
+    target = _prepared(out_seq, target, validate_args)
+    if validate_args:
+        _check_epsilon(epsilon)
+        _check_lam(lam)
+        _check_phi(phi)
     return _tet_objective(out_seq, target, lam=lam, phi=phi, epsilon=epsilon)
 
 
 class RateCrossEntropy(nn.Module):
-    """Module form of :func:`rate_cross_entropy`; predicts with the ``"mean"`` readout."""
+    """Module form of :func:`rate_cross_entropy`; predicts with the ``"mean"`` readout.
+
+    >>> import torch
+    >>> round(RateCrossEntropy()(torch.zeros(2, 1, 4), torch.tensor([3])).item(), 4)  # log 4
+    1.3863
+    """
 
     readout = "mean"
 
-    def __init__(self) -> None:  # explicit: takes no arguments (get_loss checks against it)
+    def __init__(self, validate_args: bool = True) -> None:
         super().__init__()
+        self.validate_args = validate_args
 
     def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return rate_cross_entropy(out_seq, target)
+        return rate_cross_entropy(out_seq, target, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return _validate_args_repr(self.validate_args)
 
 
 class LTSCrossEntropy(nn.Module):
-    """Module form of :func:`lts_cross_entropy`; predicts with the ``"lts"`` readout."""
+    """Module form of :func:`lts_cross_entropy`; predicts with the ``"lts"`` readout.
+
+    >>> import torch
+    >>> loss = LTSCrossEntropy(validate_args=False)  # for a loop whose inputs are known good
+    >>> loss, round(loss(torch.zeros(3, 1, 2), torch.tensor([0])).item(), 4)
+    (LTSCrossEntropy(validate_args=False), 0.6931)
+    """
 
     readout = "lts"
 
-    def __init__(self) -> None:  # explicit: takes no arguments (get_loss checks against it)
+    def __init__(self, validate_args: bool = True) -> None:
         super().__init__()
+        self.validate_args = validate_args
 
     def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return lts_cross_entropy(out_seq, target)
+        return lts_cross_entropy(out_seq, target, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return _validate_args_repr(self.validate_args)
 
 
 class RateMSE(nn.Module):
-    """Module form of :func:`rate_mse`; predicts with the ``"mean"`` readout."""
+    """Module form of :func:`rate_mse`; predicts with the ``"mean"`` readout.
+
+    >>> import torch
+    >>> RateMSE()(torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]]), torch.tensor([0])).item()
+    0.125
+    """
 
     readout = "mean"
 
-    def __init__(self) -> None:  # explicit: takes no arguments (get_loss checks against it)
+    def __init__(self, validate_args: bool = True) -> None:
         super().__init__()
+        self.validate_args = validate_args
 
     def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return rate_mse(out_seq, target)
+        return rate_mse(out_seq, target, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return _validate_args_repr(self.validate_args)
 
 
 class TETLoss(nn.Module):
@@ -207,18 +251,19 @@ class TETLoss(nn.Module):
 
     readout = "mean"
 
-    def __init__(self, lam: float = 1e-3, phi: float = 1.0) -> None:
+    def __init__(self, lam: float = 1e-3, phi: float = 1.0, validate_args: bool = True) -> None:
         super().__init__()
         _check_lam(lam)
         _check_phi(phi)
         self.lam = lam
         self.phi = phi
+        self.validate_args = validate_args
 
     def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return tet(out_seq, target, lam=self.lam, phi=self.phi)
+        return tet(out_seq, target, lam=self.lam, phi=self.phi, validate_args=self.validate_args)
 
     def extra_repr(self) -> str:
-        return f"lam={self.lam}, phi={self.phi}"
+        return f"lam={self.lam}, phi={self.phi}" + _validate_args_repr(self.validate_args, ", ")
 
 
 class LabelSmoothedTETLoss(nn.Module):
@@ -231,7 +276,7 @@ class LabelSmoothedTETLoss(nn.Module):
 
     readout = "mean"
 
-    def __init__(self, epsilon: float = 0.01, lam: float = 0.0, phi: float = 1.0) -> None:
+    def __init__(self, epsilon: float = 0.01, lam: float = 0.0, phi: float = 1.0, validate_args: bool = True) -> None:
         super().__init__()
         _check_epsilon(epsilon)
         _check_lam(lam)
@@ -239,12 +284,15 @@ class LabelSmoothedTETLoss(nn.Module):
         self.epsilon = epsilon
         self.lam = lam
         self.phi = phi
+        self.validate_args = validate_args
 
     def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return label_smoothed_tet(out_seq, target, epsilon=self.epsilon, lam=self.lam, phi=self.phi)
+        return label_smoothed_tet(
+            out_seq, target, epsilon=self.epsilon, lam=self.lam, phi=self.phi, validate_args=self.validate_args
+        )
 
     def extra_repr(self) -> str:
-        return f"epsilon={self.epsilon}, lam={self.lam}, phi={self.phi}"
+        return f"epsilon={self.epsilon}, lam={self.lam}, phi={self.phi}" + _validate_args_repr(self.validate_args, ", ")
 
 
 LOSSES: dict[str, type[nn.Module]] = {
@@ -285,9 +333,6 @@ def get_loss(name: str, **kwargs: float) -> nn.Module:
 
 # --------------------------------------------------------------------------- helpers
 
-_INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-
-
 def _tet_objective(out_seq: Tensor, target: Tensor, *, lam: float, phi: float, epsilon: float) -> Tensor:
     """``(1 - lam) * mean_t CE_eps(O_t, y) + lam * mean (O - phi)^2`` on validated inputs.
 
@@ -307,97 +352,32 @@ def _tet_objective(out_seq: Tensor, target: Tensor, *, lam: float, phi: float, e
     return (1.0 - lam) * per_step_ce + lam * mse
 
 
-def _check_inputs(out_seq: Tensor, target: Tensor) -> Tensor:
-    """Validate ``out_seq`` [T, N, C] and ``target`` [N] (or soft [N, C]); return int64 indices or the soft targets."""
-    _check_out_seq(out_seq)
-    target = _check_target(out_seq, target)
-    if out_seq.shape[1] == 0:
-        raise ValueError(f"expected a non-empty batch (N >= 1), got out_seq of shape {_fmt_shape(out_seq.shape)}")
-    _check_values(out_seq, target)
-    return target
+def _prepared(out_seq: Tensor, target: Tensor, validate_args: bool) -> Tensor:
+    """The target as the objectives take it: checked with ``out_seq`` (:func:`~bsnn_lightning.validation.check_inputs`),
+    or, unchecked, only made int64 if it holds class indices."""
+    if validate_args:
+        return check_inputs(out_seq, target)
+    return target if target.is_floating_point() else target.long()
 
 
-def _check_target(out_seq: Tensor, target: Tensor) -> Tensor:
-    """Shape and dtype checks of ``target`` against a validated ``out_seq``; returns int64."""
-    if not isinstance(target, Tensor):
-        raise TypeError(f"expected target to be a torch.Tensor of class indices [N], got {type(target).__name__}")
-    batch = out_seq.shape[1]
-    if target.ndim == 2 and target.is_floating_point():  # soft targets [N, C]
-        if tuple(target.shape) != (batch, out_seq.shape[2]):
-            raise ValueError(
-                f"expected soft targets of shape [N, C] = [{batch}, {out_seq.shape[2]}] to match out_seq "
-                f"[T, N, C] = {_fmt_shape(out_seq.shape)}, got {_fmt_shape(target.shape)}"
-            )
-        return target
-    if target.ndim != 1 or target.shape[0] != batch:
-        raise ValueError(
-            f"expected target of shape [N] = [{batch}] to match out_seq [T, N, C] = "
-            f"{_fmt_shape(out_seq.shape)}, got {_fmt_shape(target.shape)}"
-        )
-    if target.dtype not in _INTEGER_DTYPES:
-        raise TypeError(
-            f"expected an integer target of class indices (int64) [N], or floating soft targets [N, C], "
-            f"got dtype {target.dtype} with shape {_fmt_shape(target.shape)}"
-        )
-    return target.long()
-
-
-def _check_values(out_seq: Tensor, target: Tensor) -> None:
-    """Raise on non-finite ``out_seq`` or targets outside [0, C). On the CPU at once (one read of two flags);
-    on a GPU the flags stay on the device until the next deferred check (:mod:`bsnn_lightning.engine.checks`),
-    so a training step does not wait for the device."""
-    classes = out_seq.shape[2]
-    if target.is_floating_point():  # soft targets: rows of probabilities
-        soft = target.detach()
-        bad_rows = (
-            ~torch.isfinite(soft).all(dim=1) | (soft < 0).any(dim=1) | ((soft.sum(dim=1) - 1).abs() > 1e-3)
-        ).any()
-        flags = torch.stack([~torch.isfinite(out_seq.detach()).all(), bad_rows])
-    else:
-        flags = torch.stack(
-            [
-                ~torch.isfinite(out_seq.detach()).all(),
-                ((target < 0) | (target >= classes)).any(),
-            ]
-        )
-    if checks.resolve("auto", out_seq.device) == "defer":
-        checks.defer("the loss's out_seq (NaN or Inf) or its targets (outside [0, C) or not probabilities)", flags.any())
-        return
-    non_finite, out_of_range = flags.tolist()
-    if non_finite:
-        count = int((~torch.isfinite(out_seq.detach())).sum())
-        raise ValueError(f"expected a finite out_seq, got {count} non-finite value(s) (nan or inf)")
-    if out_of_range and target.is_floating_point():
-        sums = target.detach().sum(dim=1)
-        raise ValueError(
-            "expected soft targets with rows of finite, non-negative probabilities summing to 1, "
-            f"got row sums in [{float(sums.min())}, {float(sums.max())}] and minimum {float(target.min())}"
-        )
-    if out_of_range:
-        raise ValueError(
-            f"expected target class indices in [0, C) = [0, {classes}), "
-            f"got values in [{int(target.min())}, {int(target.max())}]"
-        )
+def _validate_args_repr(validate_args: bool, separator: str = "") -> str:
+    """What a Module's repr adds for ``validate_args``: nothing for the default."""
+    return "" if validate_args else f"{separator}validate_args=False"
 
 
 def _check_epsilon(epsilon: float) -> None:
-    _check_real("epsilon", epsilon)
+    check_real("epsilon", epsilon)
     if not 0.0 <= epsilon < 1.0:
         raise ValueError(f"expected epsilon in [0, 1), got {epsilon}")
 
 
 def _check_lam(lam: float) -> None:
-    _check_real("lam", lam)
+    check_real("lam", lam)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"expected lam in [0, 1], got {lam}")
 
 
 def _check_phi(phi: float) -> None:
-    _check_real("phi", phi)
+    check_real("phi", phi)
     if not math.isfinite(phi):
         raise ValueError(f"expected a finite phi, got {phi}")
-
-
-def _check_real(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"expected {name} to be a real number, got {type(value).__name__}")

@@ -43,6 +43,11 @@ class MemoryOptimization(L.Callback):
             neurons of every ``nn.Sequential`` that holds a neuron).
         example_input: one batch as the module's forward takes it, for memopt's probe; None: the module's
             ``example_input_array``.
+
+    >>> MemoryOptimization(budget="fast")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected budget 'speed', 'balanced' or 'memory', got 'fast'
     """
 
     def __init__(
@@ -113,7 +118,12 @@ class MemoryOptimization(L.Callback):
 
 def neuron_block_types(model: nn.Module) -> tuple[type, ...]:
     """The types of the children of every ``nn.Sequential`` in ``model`` that holds a spiking neuron (this
-    package's, a converted one, or a library's): the layers between neurons, and the neurons."""
+    package's, a converted one, or a library's): the layers between neurons, and the neurons.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> [t.__name__ for t in neuron_block_types(nn.Sequential(nn.Linear(4, 3), LIFNeuron()))]
+    ['Linear', 'LIFNeuron']
+    """
     types: list[type] = []
     for module in model.modules():
         if isinstance(module, nn.Sequential) and any(_is_neuron(child) for child in module):

@@ -19,21 +19,26 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from bsnn_lightning.losses import _check_target, _check_values
-from bsnn_lightning.readouts import _check_out_seq, _fmt_shape
+from bsnn_lightning.validation import (
+    check_out_seq,
+    check_target,
+    check_values,
+    format_shape,
+)
 
 __all__ = ["MODES", "PerStepAccuracy", "per_step_accuracy"]
 
 MODES = ("instant", "cumulative")
 
 
-def per_step_accuracy(out_seq: Tensor, target: Tensor, mode: str = "instant") -> Tensor:
+def per_step_accuracy(out_seq: Tensor, target: Tensor, mode: str = "instant", *, validate_args: bool = True) -> Tensor:
     """Accuracy of the prediction at every time step of one batch.
 
     Args:
         out_seq: finite real outputs [T, N, C] (T >= 1, N >= 1); integer spike counts are fine.
         target: integer class indices [N] in [0, C).
         mode: ``"instant"`` (argmax O_t) or ``"cumulative"`` (argmax of mean_{s<=t} O_s).
+        validate_args: check the arguments (False skips the checks, for a hot loop).
 
     Returns:
         float tensor [T].
@@ -47,10 +52,10 @@ def per_step_accuracy(out_seq: Tensor, target: Tensor, mode: str = "instant") ->
         >>> per_step_accuracy(out_seq, target, mode="cumulative")  # means at t=1: (.5, 1.5), (.5, .25)
         tensor([0.0000, 0.5000])
     """
-    correct = _correct_per_step(out_seq, target, mode)
+    correct = _correct_per_step(out_seq, target, mode, validate_args)
     batch = out_seq.shape[1]
     if batch == 0:
-        raise ValueError(f"expected a non-empty batch (N >= 1), got out_seq of shape {_fmt_shape(out_seq.shape)}")
+        raise ValueError(f"expected a non-empty batch (N >= 1), got out_seq of shape {format_shape(out_seq.shape)}")
     return correct.float() / batch
 
 
@@ -69,6 +74,7 @@ class PerStepAccuracy(Metric):
     Args:
         mode: ``"instant"`` or ``"cumulative"``.
         num_steps: T, if known up front (optional).
+        validate_args: check each update's arguments (False skips the checks, for a hot loop).
         kwargs: passed to :class:`torchmetrics.Metric`.
 
     Example:
@@ -89,7 +95,9 @@ class PerStepAccuracy(Metric):
     correct: Tensor
     total: Tensor
 
-    def __init__(self, mode: str = "instant", num_steps: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, mode: str = "instant", num_steps: int | None = None, validate_args: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         _check_mode(mode)
         if num_steps is not None and (
@@ -98,12 +106,13 @@ class PerStepAccuracy(Metric):
             raise ValueError(f"expected num_steps to be None or an int >= 1, got {num_steps!r}")
         self.mode = mode
         self.num_steps = num_steps
+        self.validate_args = validate_args
         self.add_state("correct", default=torch.zeros(num_steps or 0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, out_seq: Tensor, target: Tensor) -> None:
         """Add the per-step correct counts of one batch ([T, N, C] outputs, [N] targets)."""
-        correct = _correct_per_step(out_seq, target, self.mode)
+        correct = _correct_per_step(out_seq, target, self.mode, self.validate_args)
         self._check_steps(correct.numel())
         if self.correct.numel() == 0:  # first update since construction / reset: fix T
             self.correct = self.correct.new_zeros(correct.numel())
@@ -149,12 +158,14 @@ class PerStepAccuracy(Metric):
 # --------------------------------------------------------------------------- helpers
 
 
-def _correct_per_step(out_seq: Tensor, target: Tensor, mode: str) -> Tensor:
-    """Validated inputs -> number of correct predictions at each time step, int64 [T]."""
-    _check_mode(mode)
-    _check_out_seq(out_seq, floating=False)
-    target = _check_target(out_seq, target)
-    _check_values(out_seq, target)
+def _correct_per_step(out_seq: Tensor, target: Tensor, mode: str, validate_args: bool) -> Tensor:
+    """Inputs, checked unless ``validate_args`` is False -> number of correct predictions at each time step,
+    int64 [T]."""
+    _check_mode(mode)  # a host-side check of a string: kept, so that no mode is silently read as another
+    if validate_args:
+        check_out_seq(out_seq, floating=False)
+        target = check_target(out_seq, target)
+        check_values(out_seq, target)
     out_seq = out_seq.detach()
     if mode == "cumulative":
         steps = out_seq.shape[0]

@@ -21,14 +21,22 @@ surrogate.
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, fields, replace
+import typing
+from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .engine import CoupledBifurcation, DiagonalBifurcation, Dynamics, Surrogate, multistep
+from .engine import (
+    CoupledBifurcation,
+    DiagonalBifurcation,
+    Dynamics,
+    Surrogate,
+    multistep,
+)
 from .engine.api import MultistepOutput
 from .engine.checks import MODES as CHECK_MODES
 from .user_warnings import warn_user
@@ -48,32 +56,61 @@ ADDED_PARAMETERS = ("imp", "eigenvalues", "basis")
 BOUNDS_KEY = "eigenvalue_bounds"
 
 
+def _setting(default, help: str):
+    """A field of :class:`MethodSettings`: its default and the help that ``convert``, ``ConvertNeurons`` and the
+    command line show for it."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class MethodSettings:
     """What a neuron runs: its dynamics, IMP, bifurcation options, backend and (for neurons of a library
-    without step modes) step mode. Checked when made; :meth:`updated` makes a changed copy."""
+    without step modes) step mode. The one place these settings and their defaults are declared: ``convert``,
+    ``ConvertNeurons`` and the neurons take their keywords, defaults and help from these fields (see
+    :func:`settings_keywords`). Checked when made; :meth:`updated` makes a changed copy.
 
-    dynamics: str = "lif"  #: "lif" (the neuron's own equations) or "bifurcation"
-    imp: str | None = None  #: None, or "neuron", "channel", "layer"
-    imp_init: tuple[float, float] = (0.4, 0.6)
-    structure: str = "diagonal"
-    granularity: str = "channel"
-    eigen_init: tuple[float, float] = (-0.8, 0.0)
-    bounds: tuple[float, float] = (-1.0, 0.2)
-    backend: str = "auto"
-    #: the precision of the membrane: "native" keeps it where the neuron's own code would (the input's dtype,
-    #: promoted with the dtypes of its tensor parameters: float32 for this package's and snnTorch's neurons,
-    #: the input's 16-bit dtype for SpikingJelly's LIF and IF under mixed precision), so converted neurons
-    #: compute what the library computes; "float32" always keeps it in float32 (at least), a departure from
-    #: a library that keeps it in 16 bits, traded for precision and the fused float32 Triton kernels
-    state_dtype: str = "native"
-    #: the engine's NaN/Inf check of the state and parameters after every call: "auto" (immediate on the CPU,
-    #: deferred on the device elsewhere: no host synchronisation in a training step), "sync", "defer" or "off"
-    #: (see :mod:`bsnn_lightning.engine.checks`)
-    check_finite: str = "auto"
-    #: "s" (one step per call) or "m" (a sequence per call) for neurons whose library has no step mode of
-    #: its own (this package's and snnTorch's); None where the library keeps it (SpikingJelly)
-    step_mode: str | None = None
+    >>> settings = MethodSettings(dynamics="bifurcation")
+    >>> settings.bounds, settings.updated(imp="channel").describe()
+    ((-1.0, 0.2), 'dynamics=bifurcation, structure=diagonal, granularity=channel, bounds=(-1.0, 0.2), imp=channel, backend=auto')
+    """
+
+    dynamics: str = _setting("lif", '"lif" (the neuron\'s own LIF equations) or "bifurcation" (BSNN dynamics)')
+    imp: str | None = _setting(
+        None, 'a learnable initial membrane potential "neuron", "channel" or "layer" wide, or none'
+    )
+    imp_init: tuple[float, float] = _setting(
+        (0.4, 0.6), "the range (low, high) a new IMP is drawn from, times the threshold; a learned IMP keeps its values"
+    )
+    structure: str = _setting(
+        "diagonal", 'bifurcation dynamics: "diagonal" (one eigenvalue per mode) or "coupled" (across channels)'
+    )
+    granularity: str = _setting("channel", 'bifurcation dynamics: eigenvalues per "channel" or per "neuron"')
+    eigen_init: tuple[float, float] = _setting(
+        (-0.8, 0.0), "bifurcation dynamics: the range (low, high) new eigenvalues are spread evenly over"
+    )
+    bounds: tuple[float, float] = _setting(
+        (-1.0, 0.2), "bifurcation dynamics: the range (lo, hi) the eigenvalues are clamped to, -1 <= lo < hi"
+    )
+    backend: str = _setting("auto", 'who runs the neuron loop: "torch" (the reference engine), "triton" or "auto"')
+    state_dtype: str = _setting(
+        "native",
+        'the precision of the membrane: "native" keeps it where the neuron\'s own code would (the input\'s dtype '
+        "promoted with its tensor parameters': float32 for this package's and snnTorch's neurons, the input's "
+        "16-bit dtype for SpikingJelly's LIF and IF under mixed precision), so converted neurons compute what the "
+        'library computes; "float32" always keeps it in float32 (at least), a departure from a library that keeps '
+        "it in 16 bits, traded for precision and the fused float32 Triton kernels",
+    )
+    check_finite: str = _setting(
+        "auto",
+        'the engine\'s NaN/Inf check of the state and parameters after every call: "auto" (immediate on the CPU, '
+        'deferred on the device elsewhere: no host synchronisation in a training step), "sync", "defer" or "off" '
+        "(see bsnn_lightning.engine.checks)",
+    )
+    step_mode: str | None = _setting(
+        None,
+        '"s" (one step per call) or "m" (a sequence [T, N, ...] per call); for neurons whose library has no step '
+        "mode of its own (this package's and snnTorch's) it is a setting, for SpikingJelly's the library's own",
+    )
 
     def __post_init__(self) -> None:
         for name in ("imp_init", "eigen_init", "bounds"):
@@ -137,8 +174,73 @@ class MethodSettings:
         return ", ".join(parts)
 
 
+def settings_keywords(
+    notes: dict[str, str] | None = None,
+    *,
+    names: tuple[str, ...] | None = None,
+    defaults: dict | None = None,
+    keep_var_keyword: bool = False,
+):
+    """Declare the settings once: a decorator for ``function(..., **changes)`` that shows one keyword-only
+    parameter per field of :class:`MethodSettings` (those in ``names``, else all) in the signature where
+    ``**changes`` was, and adds an ``Args:`` line per field to the docstring: the field's help plus
+    ``notes[name]`` if any. ``help()``, ``inspect.signature`` and jsonargparse (so the ``bsnn`` command's
+    LightningCLI) see every setting; the function still receives the ones given in ``**changes``.
+
+    Without ``defaults`` every parameter defaults to None, which leaves that setting as it is (``convert``);
+    with ``defaults`` (a dict, possibly empty) each defaults to the field's own default unless ``defaults``
+    names another (what the function itself must then apply). ``keep_var_keyword`` keeps ``**changes`` after
+    them for keywords that the function hands on.
+
+    >>> @settings_keywords(names=("dynamics", "imp"))
+    ... def show(label, **changes):
+    ...     return label, changes
+    >>> inspect.signature(show)
+    <Signature (label, *, dynamics: str | None = None, imp: str | None = None)>
+    >>> show("a", imp="channel")
+    ('a', {'imp': 'channel'})
+    """
+    notes = notes or {}
+    hints = typing.get_type_hints(MethodSettings)
+    chosen = [f for f in fields(MethodSettings) if names is None or f.name in names]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+
+    def decorate(function):
+        signature = inspect.signature(function)
+        parameters = list(signature.parameters.values())
+        var_keyword = [p for p in parameters if p.kind is inspect.Parameter.VAR_KEYWORD]
+        if not var_keyword:
+            raise TypeError(f"settings_keywords expected a function taking **changes, got {function.__qualname__}")
+        taken = {p.name for p in parameters}
+        if defaults is None:
+            settings = [inspect.Parameter(f.name, keyword, default=None, annotation=hints[f.name] | None) for f in chosen]
+        else:
+            settings = [
+                inspect.Parameter(f.name, keyword, default=defaults.get(f.name, f.default), annotation=hints[f.name])
+                for f in chosen
+            ]
+        settings = [p for p in settings if p.name not in taken]
+        leading = [p for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        var_positional = [p for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL]
+        trailing = [p for p in parameters if p.kind is keyword]
+        rest = var_keyword if keep_var_keyword else []
+        function.__signature__ = signature.replace(parameters=leading + var_positional + settings + trailing + rest)
+        lines = [f"        {f.name}: {f.metadata['help']}{notes.get(f.name, '')}." for f in chosen]
+        which = "None leaves one as it is" if defaults is None else "defaults from there"
+        intro = f"Settings (fields of :class:`~bsnn_lightning.neuron_params.MethodSettings`; {which})."
+        doc = (function.__doc__ or "").rstrip()
+        function.__doc__ = doc + f"\n\n    {intro}\n\n    Args:\n" + "\n".join(lines) + "\n"
+        return function
+
+    return decorate
+
+
 class Recording(NamedTuple):
-    """What a monitored neuron kept of its last forward call (see :func:`bsnn_lightning.set_monitoring`)."""
+    """What a monitored neuron kept of its last forward call (see :func:`bsnn_lightning.set_monitoring`).
+
+    >>> Recording(spikes=torch.zeros(4, 2, 3), membrane=None, threshold=1.0, sequence=True).sequence
+    True
+    """
 
     spikes: torch.Tensor  #: the call's output, detached: [T, N, ...] for a sequence, [N, ...] for one step
     membrane: torch.Tensor | None  #: [T, N, ...] state after every step (engine neurons, when asked), else None
@@ -151,7 +253,13 @@ DERIVED_ATTRIBUTES = ("_bsnn_cache", "_bsnn_state_cache", "_bsnn_surrogate_of", 
 
 
 def record(module: nn.Module, recording: Recording) -> None:
-    """Keep ``recording`` on ``module`` for monitors (the one place every kind of neuron records)."""
+    """Keep ``recording`` on ``module`` for monitors (the one place every kind of neuron records).
+
+    >>> module = nn.Identity()
+    >>> record(module, Recording(torch.ones(2, 3), None, 1.0, sequence=False))
+    >>> module.bsnn_recording.spikes.shape
+    torch.Size([2, 3])
+    """
     module.__dict__["bsnn_recording"] = recording
 
 
@@ -166,6 +274,11 @@ class MethodNeuron:
     - ``_bsnn_surrogate()`` -> :class:`~bsnn_lightning.engine.Surrogate`.
 
     and calls :meth:`bsnn_setup` once (after ``nn.Module.__init__``), then :meth:`bsnn_run` in its forward.
+
+    >>> from bsnn_lightning import LIFNeuron
+    >>> neuron = LIFNeuron(imp="channel", shape=(3, 5))  # a MethodNeuron: the IMP is its parameter
+    >>> isinstance(neuron, MethodNeuron), tuple(neuron.imp.shape), neuron.bsnn_needs_shape()
+    (True, (3,), False)
     """
 
     bsnn_settings: MethodSettings
@@ -466,7 +579,11 @@ class MethodNeuron:
 
 
 def granular_shape(mode: str, sample_shape: tuple[int, ...] | None, owner: str = "neuron") -> tuple[int, ...]:
-    """The shape of a parameter that is per ``"layer"`` (``()``), per ``"channel"`` or per ``"neuron"``."""
+    """The shape of a parameter that is per ``"layer"`` (``()``), per ``"channel"`` or per ``"neuron"``.
+
+    >>> granular_shape("layer", (4, 8, 8)), granular_shape("channel", (4, 8, 8)), granular_shape("neuron", (4, 8))
+    ((), (4,), (4, 8))
+    """
     if mode == "layer":
         return ()
     if sample_shape is None:
@@ -479,13 +596,24 @@ def granular_shape(mode: str, sample_shape: tuple[int, ...] | None, owner: str =
 
 
 def initial_imp(shape: tuple[int, ...], imp_init: tuple[float, float], threshold: float, device=None) -> torch.Tensor:
-    """U(low, high) x threshold."""
+    """U(low, high) x threshold.
+
+    >>> imp = initial_imp((1000,), (0.4, 0.6), threshold=2.0)
+    >>> bool(((imp >= 0.8) & (imp <= 1.2)).all())
+    True
+    """
     low, high = imp_init
     return (torch.empty(shape).uniform_(low, high) * float(threshold)).to(device)
 
 
 def initial_eigenvalues(shape: tuple[int, ...], eigen_init: tuple[float, float], device=None) -> torch.Tensor:
-    """Evenly spread over ``eigen_init`` (the midpoint for a single value), in random order."""
+    """Evenly spread over ``eigen_init`` (the midpoint for a single value), in random order.
+
+    >>> sorted(initial_eigenvalues((5,), (-0.8, 0.0)).tolist()) == torch.linspace(-0.8, 0.0, 5).tolist()
+    True
+    >>> initial_eigenvalues((1,), (-0.8, 0.0))
+    tensor([-0.4000])
+    """
     count = math.prod(shape)
     low, high = eigen_init
     spread = torch.linspace(low, high, count) if count > 1 else torch.tensor([(low + high) / 2])
@@ -493,13 +621,23 @@ def initial_eigenvalues(shape: tuple[int, ...], eigen_init: tuple[float, float],
 
 
 def coupling_matrix(basis: torch.Tensor, eigenvalues: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
-    """``Q diag(1 + clamp(lambda)) Q^T`` with ``Q = matrix_exp(S - S^T)``: explicit eigenvalues, orthogonal Q."""
+    """``Q diag(1 + clamp(lambda)) Q^T`` with ``Q = matrix_exp(S - S^T)``: explicit eigenvalues, orthogonal Q.
+
+    >>> basis, eigenvalues = torch.randn(3, 3), torch.tensor([-0.5, 0.0, 0.9])
+    >>> matrix = coupling_matrix(basis, eigenvalues, bounds=(-1.0, 0.2))  # 0.9 is clamped to 0.2
+    >>> torch.allclose(torch.linalg.eigvalsh(matrix), torch.tensor([0.5, 1.0, 1.2]), atol=1e-5)
+    True
+    """
     q = torch.linalg.matrix_exp(basis - basis.transpose(0, 1))
     return q @ torch.diag(1 + eigenvalues.clamp(*bounds)) @ q.transpose(0, 1)
 
 
 def mode_of(shape: tuple[int, ...]) -> str:
-    """The IMP mode a stored IMP tensor of this shape was made with."""
+    """The IMP mode a stored IMP tensor of this shape was made with.
+
+    >>> mode_of(()), mode_of((4,)), mode_of((4, 8, 8))
+    ('layer', 'channel', 'neuron')
+    """
     return "layer" if shape == () else ("channel" if len(shape) == 1 else "neuron")
 
 
@@ -578,4 +716,5 @@ __all__ = [
     "initial_imp",
     "mode_of",
     "record",
+    "settings_keywords",
 ]

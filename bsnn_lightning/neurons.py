@@ -33,16 +33,37 @@ import torch
 from torch import nn
 
 from .engine import Dynamics, SpikingJellyLIF, Surrogate, checks
-from .neuron_params import STEP_MODES, MethodNeuron, MethodSettings
+from .neuron_params import (
+    BIFURCATION_OPTIONS,
+    STEP_MODES,
+    MethodNeuron,
+    MethodSettings,
+    settings_keywords,
+)
+
+#: the settings every neuron of this package takes (the bifurcation options are BifurcationNeuron's own)
+NEURON_SETTINGS = ("imp", "imp_init", "backend", "state_dtype", "check_finite", "step_mode")
+#: where a neuron's default differs from MethodSettings': a neuron of this package takes whole sequences
+NEURON_DEFAULTS = {"step_mode": "m"}
 
 
 class EngineNeuron(MethodNeuron, nn.Module):
     """What every neuron of this package shares: threshold, reset, surrogate, state, step mode; the methods'
-    parameters come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`."""
+    parameters come from :class:`~bsnn_lightning.neuron_params.MethodNeuron`, and the settings' keywords and
+    defaults from :class:`~bsnn_lightning.neuron_params.MethodSettings`.
+
+    >>> neuron = LIFNeuron(step_mode="s")  # one step [N, ...] per call, the state kept until reset_state()
+    >>> [neuron(torch.full((1, 1), 1.5)).item() for _ in range(3)]
+    [0.0, 1.0, 0.0]
+    >>> neuron.reset_state()
+    >>> neuron.v is None
+    True
+    """
 
     #: the dynamics a neuron class runs ("lif" or "bifurcation")
     own_dynamics = "lif"
 
+    @settings_keywords(names=NEURON_SETTINGS, defaults=NEURON_DEFAULTS)
     def __init__(
         self,
         *,
@@ -51,12 +72,8 @@ class EngineNeuron(MethodNeuron, nn.Module):
         v_reset: float | None = 0.0,
         detach_reset: bool = False,
         surrogate: str | Surrogate = "atan",
-        imp: str | None = None,
-        imp_init: tuple[float, float] = (0.4, 0.6),
-        backend: str = "auto",
-        step_mode: str = "m",
         shape: tuple[int, ...] | None = None,
-        **options,
+        **settings,
     ) -> None:
         super().__init__()
         if not (math.isfinite(threshold) and threshold > 0):
@@ -66,8 +83,13 @@ class EngineNeuron(MethodNeuron, nn.Module):
                 f"expected v_reset < threshold ({threshold}) or None (soft reset), got {v_reset}: a hard reset to a "
                 "potential at or above the threshold fires again at every step"
             )
-        if step_mode not in STEP_MODES:
-            raise ValueError(f"expected step_mode to be one of {list(STEP_MODES)}, got {step_mode!r}")
+        settings = {**NEURON_DEFAULTS, **settings}
+        if settings["step_mode"] not in STEP_MODES:
+            raise ValueError(f"expected step_mode to be one of {list(STEP_MODES)}, got {settings['step_mode']!r}")
+        own = NEURON_SETTINGS + (BIFURCATION_OPTIONS if self.own_dynamics == "bifurcation" else ())
+        unknown = sorted(set(settings) - set(own))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected settings {unknown}; expected some of {list(own)}")
         threshold_t = torch.tensor(float(threshold))
         if learn_threshold:
             self.threshold = nn.Parameter(threshold_t)
@@ -77,10 +99,7 @@ class EngineNeuron(MethodNeuron, nn.Module):
         self.detach_reset = detach_reset
         self.surrogate = Surrogate.parse(surrogate)
         self.v: torch.Tensor | None = None  # state; not a buffer, so never saved or broadcast
-        settings = MethodSettings(
-            dynamics=self.own_dynamics, imp=imp, imp_init=imp_init, backend=backend, step_mode=step_mode, **options
-        )
-        self.bsnn_setup(settings, None if shape is None else tuple(shape))
+        self.bsnn_setup(MethodSettings(dynamics=self.own_dynamics, **settings), None if shape is None else tuple(shape))
 
     # --- the engine call ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,19 +264,9 @@ class BifurcationNeuron(EngineNeuron):
 
     own_dynamics = "bifurcation"
 
-    def __init__(
-        self,
-        *,
-        structure: str = "diagonal",
-        granularity: str = "channel",
-        eigen_init: tuple[float, float] = (-0.8, 0.0),
-        bounds: tuple[float, float] = (-1.0, 0.2),
-        v_reset: float | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(
-            v_reset=v_reset, structure=structure, granularity=granularity, eigen_init=eigen_init, bounds=bounds, **kwargs
-        )
+    @settings_keywords(names=BIFURCATION_OPTIONS, defaults={}, keep_var_keyword=True)
+    def __init__(self, *, v_reset: float | None = None, **kwargs) -> None:
+        super().__init__(v_reset=v_reset, **kwargs)
 
     def _bsnn_lif(self, sample_shape):
         raise ValueError(f"{type(self).__name__} has no LIF dynamics (its time constant is not defined)")

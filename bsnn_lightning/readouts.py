@@ -8,16 +8,16 @@ Three rules, each as a function and as an :class:`torch.nn.Module`:
   NeurIPS 2024: static tasks read (and train) on the last time step only, ``O_T`` -> [N, C].
 * ``"per_step"`` -- :func:`per_step`, the whole sequence [T, N, C] unchanged (validated).
 
-:func:`get_readout` builds a readout Module by name. The shape checks here are shared with
-:mod:`bsnn_lightning.losses` and :mod:`bsnn_lightning.metrics`.
+:func:`get_readout` builds a readout Module by name. The shape check
+(:func:`bsnn_lightning.validation.check_out_seq`) is shared with :mod:`bsnn_lightning.losses` and
+:mod:`bsnn_lightning.metrics`; ``validate_args=False`` skips it in a hot loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
 from torch import Tensor, nn
+
+from bsnn_lightning.validation import check_out_seq
 
 __all__ = [
     "READOUTS",
@@ -31,89 +31,133 @@ __all__ = [
 ]
 
 
-def mean_over_time(out_seq: Tensor) -> Tensor:
+def mean_over_time(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
     """Rate readout: the mean of the outputs over time.
 
     ``R[n, c] = (1 / T) * sum_t O[t, n, c]``
 
     Args:
         out_seq: floating-point outputs of shape [T, N, C], T >= 1.
+        validate_args: check ``out_seq`` (False skips the check).
 
     Returns:
         Tensor of shape [N, C].
 
     Example:
+        >>> import torch
         >>> out_seq = torch.tensor([[[1.0, 3.0]], [[3.0, -1.0]]])  # T=2, N=1, C=2
         >>> mean_over_time(out_seq)
         tensor([[2., 1.]])
     """
-    _check_out_seq(out_seq)
+    if validate_args:
+        check_out_seq(out_seq)
     return out_seq.mean(dim=0)
 
 
-def last_time_step(out_seq: Tensor) -> Tensor:
+def last_time_step(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
     """LTS readout (Shen et al., NeurIPS 2024): the output at the last time step only.
 
     ``R[n, c] = O[T-1, n, c]`` (0-based), so earlier time steps get no gradient.
 
     Args:
         out_seq: floating-point outputs of shape [T, N, C], T >= 1.
+        validate_args: check ``out_seq`` (False skips the check).
 
     Returns:
         Tensor of shape [N, C].
 
     Example:
+        >>> import torch
         >>> out_seq = torch.tensor([[[1.0, 3.0]], [[3.0, -1.0]]])  # T=2, N=1, C=2
         >>> last_time_step(out_seq)
         tensor([[ 3., -1.]])
     """
-    _check_out_seq(out_seq)
+    if validate_args:
+        check_out_seq(out_seq)
     return out_seq[-1]
 
 
-def per_step(out_seq: Tensor) -> Tensor:
+def per_step(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
     """Per-step readout: the validated sequence itself, ``R[t, n, c] = O[t, n, c]``.
 
     Args:
         out_seq: floating-point outputs of shape [T, N, C], T >= 1.
+        validate_args: check ``out_seq`` (False skips the check).
 
     Returns:
         ``out_seq`` unchanged (the same tensor object), shape [T, N, C].
 
     Example:
+        >>> import torch
         >>> out_seq = torch.zeros(4, 2, 3)
         >>> per_step(out_seq) is out_seq
         True
     """
-    _check_out_seq(out_seq)
+    if validate_args:
+        check_out_seq(out_seq)
     return out_seq
 
 
 class MeanOverTime(nn.Module):
-    """Module form of :func:`mean_over_time`: [T, N, C] -> [N, C]."""
+    """Module form of :func:`mean_over_time`: [T, N, C] -> [N, C].
+
+    >>> import torch
+    >>> MeanOverTime()(torch.ones(3, 2, 4)).shape
+    torch.Size([2, 4])
+    """
 
     name = "mean"
 
+    def __init__(self, validate_args: bool = True) -> None:
+        super().__init__()
+        self.validate_args = validate_args
+
     def forward(self, out_seq: Tensor) -> Tensor:
-        return mean_over_time(out_seq)
+        return mean_over_time(out_seq, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return "" if self.validate_args else "validate_args=False"
 
 
 class LastTimeStep(nn.Module):
-    """Module form of :func:`last_time_step` (LTS readout): [T, N, C] -> [N, C]."""
+    """Module form of :func:`last_time_step` (LTS readout): [T, N, C] -> [N, C].
+
+    >>> import torch
+    >>> LastTimeStep()(torch.arange(6.0).view(3, 1, 2))
+    tensor([[4., 5.]])
+    """
 
     name = "lts"
 
+    def __init__(self, validate_args: bool = True) -> None:
+        super().__init__()
+        self.validate_args = validate_args
+
     def forward(self, out_seq: Tensor) -> Tensor:
-        return last_time_step(out_seq)
+        return last_time_step(out_seq, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return "" if self.validate_args else "validate_args=False"
 
 
 class PerStep(nn.Module):
-    """Module form of :func:`per_step`: [T, N, C] -> [T, N, C] (identity, validated)."""
+    """Module form of :func:`per_step`: [T, N, C] -> [T, N, C] (identity, validated).
+
+    >>> PerStep(validate_args=False)
+    PerStep(validate_args=False)
+    """
 
     name = "per_step"
 
+    def __init__(self, validate_args: bool = True) -> None:
+        super().__init__()
+        self.validate_args = validate_args
+
     def forward(self, out_seq: Tensor) -> Tensor:
-        return per_step(out_seq)
+        return per_step(out_seq, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return "" if self.validate_args else "validate_args=False"
 
 
 READOUTS: dict[str, type[nn.Module]] = {
@@ -123,7 +167,7 @@ READOUTS: dict[str, type[nn.Module]] = {
 }
 
 
-def get_readout(name: str) -> nn.Module:
+def get_readout(name: str, validate_args: bool = True) -> nn.Module:
     """Build the readout Module registered under ``name`` ("mean", "lts" or "per_step").
 
     Example:
@@ -139,36 +183,4 @@ def get_readout(name: str) -> nn.Module:
     if name not in READOUTS:
         known = ", ".join(repr(k) for k in READOUTS)
         raise ValueError(f"unknown readout {name!r}; known readouts: {known}")
-    return READOUTS[name]()
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _fmt_shape(shape: Sequence[int]) -> str:
-    """``torch.Size([32, 10])`` -> ``"[32, 10]"``."""
-    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
-
-
-def _check_out_seq(out_seq: Tensor, *, floating: bool = True) -> None:
-    """Raise unless ``out_seq`` is a [T, N, C] tensor with T >= 1 and C >= 1.
-
-    With ``floating=True`` the dtype must be floating point; otherwise any real dtype but
-    ``bool`` is accepted (e.g. spike counts). N = 0 is allowed here; the callers that need a
-    non-empty batch check it themselves.
-    """
-    if not isinstance(out_seq, Tensor):
-        raise TypeError(f"expected out_seq to be a torch.Tensor of shape [T, N, C], got {type(out_seq).__name__}")
-    if out_seq.ndim != 3:
-        raise ValueError(f"expected out_seq of shape [T, N, C], got {_fmt_shape(out_seq.shape)}")
-    if out_seq.shape[0] == 0:
-        raise ValueError(
-            f"expected out_seq with at least one time step (T >= 1), got shape {_fmt_shape(out_seq.shape)}"
-        )
-    if out_seq.shape[2] == 0:
-        raise ValueError(f"expected out_seq with at least one class (C >= 1), got shape {_fmt_shape(out_seq.shape)}")
-    dtype = out_seq.dtype
-    if floating and not dtype.is_floating_point:
-        raise TypeError(f"expected a floating-point out_seq, got dtype {dtype}")
-    if dtype == torch.bool or dtype.is_complex:
-        raise TypeError(f"expected a real-valued (non-bool) out_seq, got dtype {dtype}")
+    return READOUTS[name](validate_args=validate_args)

@@ -27,7 +27,13 @@ def _package_dirs() -> tuple[str, ...]:
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` (as seen by the caller of this function's caller) of the first frame outside the
-    internal packages; the outermost frame if every frame is internal."""
+    internal packages; the outermost frame if every frame is internal.
+
+    >>> def internal_helper():  # called from a doctest, which lies outside the internal packages
+    ...     return user_stacklevel()
+    >>> internal_helper()
+    1
+    """
     internal = _package_dirs()
     frame = sys._getframe(2)  # the caller of warn_user (level 1 for warnings.warn called there)
     level = 1
@@ -43,5 +49,12 @@ def user_stacklevel() -> int:
 
 
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` attributed to the user's code (the first frame outside the internal packages)."""
+    """``warnings.warn`` attributed to the user's code (the first frame outside the internal packages).
+
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_user("the IMP was made at the first forward")
+    >>> caught[0].message.args[0], caught[0].category.__name__
+    ('the IMP was made at the first forward', 'UserWarning')
+    """
     warnings.warn(message, category, stacklevel=user_stacklevel() + 1)

@@ -9,7 +9,7 @@ import bsnn_lightning
 #: layer name -> the top-level modules or subpackages of bsnn_lightning in it, lowest layer first
 #: ("bsnn_lightning" is the package's own __init__, the public facade)
 LAYERS = {
-    "foundations": ("engine", "atomic", "user_warnings"),
+    "foundations": ("engine", "atomic", "user_warnings", "validation"),
     "neuron parameters": ("neuron_params",),
     "neurons": ("neurons",),
     "adapters": ("adapters",),

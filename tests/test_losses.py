@@ -220,9 +220,9 @@ def test_registry():
 def test_registry_errors():
     with pytest.raises(ValueError, match=r"unknown loss 'mse'; known losses: 'ce', 'rate_ce', 'lts', 'tet'"):
         get_loss("mse")
-    with pytest.raises(TypeError, match=r"loss 'ce' \(RateCrossEntropy\) accepts no arguments"):
+    with pytest.raises(TypeError, match=r"loss 'ce' \(RateCrossEntropy\) accepts validate_args;"):
         get_loss("ce", lam=0.1)
-    with pytest.raises(TypeError, match=r"loss 'tet' \(TETLoss\) accepts lam, phi"):
+    with pytest.raises(TypeError, match=r"loss 'tet' \(TETLoss\) accepts lam, phi, validate_args;"):
         get_loss("tet", epsilon=0.1)
     with pytest.raises(ValueError, match=r"expected lam in \[0, 1\], got 2"):
         get_loss("tet", lam=2)

@@ -56,7 +56,7 @@ EXAMPLE = (torch.rand(16, 4, 2, 8, 8) < 0.3).float()
 @pytest.mark.parametrize("dynamics, options, imp", CASES)
 def test_memopt_trains_a_converted_model_to_the_same_parameters(tmp_path, dynamics, options, imp):
     def convert():
-        return ConvertNeurons(dynamics=dynamics, imp=imp, backend="torch", options=options, example_input=EXAMPLE)
+        return ConvertNeurons(dynamics=dynamics, imp=imp, backend="torch", example_input=EXAMPLE, **options)
 
     plain, optimized = classifier(), classifier()
     expected = fit(tmp_path, plain, [convert(), ResetStates()])

@@ -51,10 +51,10 @@ def _net():
 
 @pytest.mark.parametrize("dynamics, imp", [(None, "neuron"), (None, "channel")])
 def test_a_model_converts_on_the_meta_device_with_the_shapes_of_a_cpu_conversion(dynamics, imp):
-    on_cpu = bl.convert(_net(), dynamics, imp, example_input=torch.rand(4, 2, 6))
+    on_cpu = bl.convert(_net(), dynamics, imp=imp, example_input=torch.rand(4, 2, 6))
     with torch.device("meta"):
         model = _net()
-    bl.convert(model, dynamics, imp, example_input=torch.empty(4, 2, 6, device="meta"))
+    bl.convert(model, dynamics, imp=imp, example_input=torch.empty(4, 2, 6, device="meta"))
     assert _shapes(model) == _shapes(on_cpu) and all(p.is_meta for p in model.parameters())
     bl.reset_states(model)
     out = model(torch.empty(4, 2, 6, device="meta"))

@@ -24,7 +24,11 @@ from ..neuron_params import MethodNeuron, MethodSettings, Recording, record
 @dataclass(frozen=True)
 class Plan:
     """What ``convert`` will do to one neuron: run it on the engine with ``settings``, or (``settings`` None)
-    give a library neuron its own class back."""
+    give a library neuron its own class back.
+
+    >>> Plan(None).native, Plan(MethodSettings()).native
+    (True, False)
+    """
 
     settings: MethodSettings | None
 
@@ -34,7 +38,15 @@ class Plan:
 
 
 class Adapter:
-    """The contract one library's adapter fulfils."""
+    """The contract one library's adapter fulfils.
+
+    >>> import bsnn_lightning as bl
+    >>> neuron = bl.LIFNeuron()
+    >>> adapter = adapter_for(neuron)
+    >>> plan = adapter.plan(neuron, adapter.settings_of(neuron).updated(imp="layer"))  # checks, changes nothing
+    >>> neuron.imp is None, adapter.apply(neuron, plan) is neuron, neuron.imp.shape
+    (True, True, torch.Size([]))
+    """
 
     #: a short name for messages, e.g. "snntorch"
     name: str = ""
@@ -128,11 +140,28 @@ _ADAPTERS: list[Adapter] = []
 
 
 def register_adapter(adapter: Adapter) -> None:
+    """Make ``convert`` and the model-wide helpers know one more library's neurons (see :class:`Adapter`).
+
+    >>> class Tagged(Adapter):  # a toy library whose neurons carry a flag
+    ...     name = "tagged"
+    ...     def owns(self, module):
+    ...         return getattr(module, "tagged_neuron", False)
+    >>> register_adapter(Tagged())
+    >>> registered_adapters()[-1]
+    'tagged'
+    >>> _ADAPTERS.pop().name  # (the example takes it back out)
+    'tagged'
+    """
     _ADAPTERS.append(adapter)
 
 
 def adapter_for(module: nn.Module) -> Adapter | None:
-    """The adapter that owns ``module``, or None if it is not a neuron of any registered library."""
+    """The adapter that owns ``module``, or None if it is not a neuron of any registered library.
+
+    >>> import bsnn_lightning as bl
+    >>> adapter_for(bl.LIFNeuron()).name, adapter_for(nn.ReLU())
+    ('bsnn', None)
+    """
     for adapter in _ADAPTERS:
         if adapter.owns(module):
             return adapter
@@ -140,7 +169,15 @@ def adapter_for(module: nn.Module) -> Adapter | None:
 
 
 def reset_module(module: nn.Module) -> None:
-    """Reset ``module``'s own state if it is a neuron or another stateful module of a registered library."""
+    """Reset ``module``'s own state if it is a neuron or another stateful module of a registered library.
+
+    >>> import torch, bsnn_lightning as bl
+    >>> neuron = bl.LIFNeuron()
+    >>> _ = neuron(torch.rand(2, 1, 3))
+    >>> reset_module(neuron)
+    >>> neuron.v is None
+    True
+    """
     adapter = adapter_for(module)
     if adapter is not None:
         adapter.reset(module)
@@ -151,6 +188,11 @@ def reset_module(module: nn.Module) -> None:
 
 
 def registered_adapters() -> list[str]:
+    """The names of the registered adapters, in the order ``convert`` asks them.
+
+    >>> registered_adapters()[:3]
+    ['bsnn', 'snntorch', 'spikingjelly']
+    """
     return [a.name for a in _ADAPTERS]
 
 

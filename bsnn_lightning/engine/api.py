@@ -13,6 +13,14 @@ from .dynamics import Dynamics
 
 
 class MultistepOutput(NamedTuple):
+    """What :func:`multistep` returns.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> out = multistep(torch.full((3, 2, 4), 0.6), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="torch")
+    >>> tuple(out.spikes.shape), tuple(out.v.shape), out.v_seq is None
+    ((3, 2, 4), (2, 4), True)
+    """
+
     spikes: torch.Tensor  #: [T, N, ...], the input's dtype
     v: torch.Tensor  #: [N, ...], the state after the last step
     v_seq: torch.Tensor | None  #: [T, N, ...], the state after every step, when asked for

@@ -46,7 +46,11 @@ _OWNER: contextvars.ContextVar = contextvars.ContextVar("bsnn_lightning_check_ow
 
 
 def resolve(mode: "str | bool", device: torch.device) -> str:
-    """The mode a check on ``device`` runs in (``True`` is ``"sync"``, ``False`` is ``"off"``)."""
+    """The mode a check on ``device`` runs in (``True`` is ``"sync"``, ``False`` is ``"off"``).
+
+    >>> resolve("auto", torch.device("cpu")), resolve("auto", torch.device("cuda")), resolve(False, torch.device("cpu"))
+    ('sync', 'defer', 'off')
+    """
     if mode is True:
         return "sync"
     if mode is False:
@@ -62,7 +66,13 @@ def non_finite(*tensors: torch.Tensor) -> torch.Tensor:
     """A 0-d bool tensor on the tensors' device: True if any of them holds a NaN or an Inf (no host read).
 
     One min/max reduction per tensor: NaN propagates through both, +-Inf shows in one of them, and, unlike a
-    sum, finite values cannot overflow into a false alarm."""
+    sum, finite values cannot overflow into a false alarm.
+
+    >>> non_finite(torch.ones(3), torch.tensor([1.0, float("inf")]))
+    tensor(True)
+    >>> non_finite(torch.full((2,), 3e38), torch.empty(0))  # large but finite; an empty tensor has no value
+    tensor(False)
+    """
     flags = []
     for tensor in tensors:
         if tensor.numel():
@@ -96,19 +106,40 @@ def owned_by(owner):
 
 def enter(owner) -> contextvars.Token:
     """Start :func:`owned_by` ``owner`` without a ``with`` block (for hooks that start and end a step);
-    end it with :func:`leave`."""
+    end it with :func:`leave`.
+
+    >>> from torch import nn
+    >>> model = nn.Linear(1, 1)
+    >>> token = enter(model)  # a step begins
+    >>> defer("the step's loss", torch.tensor(False))
+    >>> leave(token)  # and ends
+    >>> pending(model)
+    1
+    >>> raise_deferred(model)  # the flag was False: nothing to raise
+    """
     weakref.ref(owner)  # refuse, here and not at the first check, an owner that cannot be weakly held
     return _OWNER.set(owner)
 
 
 def leave(token: contextvars.Token) -> None:
-    """End what :func:`enter` began."""
+    """End what :func:`enter` began.
+
+    >>> from torch import nn
+    >>> token = enter(nn.Linear(1, 1))
+    >>> leave(token)
+    """
     _OWNER.reset(token)
 
 
 def defer(what: str, bad: torch.Tensor) -> None:
     """Remember (on the device) whether ``bad`` was True, under ``what`` and the current owner (see
-    :func:`owned_by`), until :func:`raise_deferred`."""
+    :func:`owned_by`), until :func:`raise_deferred`.
+
+    >>> defer("layer 1", torch.tensor(False)); defer("layer 1", torch.tensor(False))
+    >>> pending()  # one flag per (what, device), or-ed over the calls
+    1
+    >>> clear()
+    """
     owner = _OWNER.get()
     flags = _UNOWNED if owner is None else _DEFERRED.setdefault(owner, {})
     key = (what, bad.device)
@@ -118,7 +149,16 @@ def defer(what: str, bad: torch.Tensor) -> None:
 
 def raise_deferred(owner=None) -> None:
     """Read ``owner``'s deferred flags (every flag when ``owner`` is None; one host sync per device),
-    forget them, and raise if any was set."""
+    forget them, and raise if any was set.
+
+    >>> defer("layer 1", torch.tensor(True))
+    >>> raise_deferred()
+    Traceback (most recent call last):
+    ...
+    ValueError: non-finite values (NaN or Inf) were found since the last check in: layer 1. The checks were deferred to avoid stalling the device; run with check_finite='sync' to stop at the first one with a diagnosis
+    >>> pending()  # read and forgotten
+    0
+    """
     # a flag on the meta device (a model traced there for its shapes) holds no value to read: it is dropped
     pending = [(key, flag) for key, flag in _take(owner) if flag.device.type != "meta"]
     if not pending:
@@ -137,19 +177,37 @@ def raise_deferred(owner=None) -> None:
 
 def raise_deferred_every(step: int, every: int, owner=None) -> None:
     """:func:`raise_deferred` (``owner``'s flags) on every ``every``-th step (a training loop's logging
-    interval)."""
+    interval).
+
+    >>> defer("layer 1", torch.tensor(False))
+    >>> raise_deferred_every(step=3, every=50); pending()  # not a logging step: left unread
+    1
+    >>> raise_deferred_every(step=50, every=50); pending()
+    0
+    """
     if every and step % every == 0:
         raise_deferred(owner)
 
 
 def clear(owner=None) -> None:
     """Forget ``owner``'s deferred flags unread (every flag when ``owner`` is None): what an interrupted
-    run left behind, at the start of the next fit."""
+    run left behind, at the start of the next fit.
+
+    >>> defer("layer 1", torch.tensor(True))
+    >>> clear(); pending()
+    0
+    """
     _take(owner)
 
 
 def pending(owner=None) -> int:
-    """How many deferred flags of ``owner`` (of anyone when ``owner`` is None) wait to be read."""
+    """How many deferred flags of ``owner`` (of anyone when ``owner`` is None) wait to be read.
+
+    >>> defer("layer 1", torch.tensor(False)); defer("layer 2", torch.tensor(False))
+    >>> pending()
+    2
+    >>> clear()
+    """
     if owner is None:
         return len(_UNOWNED) + sum(len(flags) for flags in _DEFERRED.values())
     return len(_DEFERRED.get(owner, {}))

@@ -43,7 +43,11 @@ _STATE_DTYPES = (None, torch.float32, torch.float64, torch.float16, torch.bfloat
 
 @dataclass(frozen=True)
 class Dynamics:
-    """Base of every dynamics: subclasses define the three step functions and their backward."""
+    """Base of every dynamics: subclasses define the three step functions and their backward.
+
+    >>> DiagonalBifurcation.param_names, CoupledBifurcation.matrix_params
+    (('eigenvalues', 'threshold'), ('coupling',))
+    """
 
     surrogate: Surrogate = field(default_factory=Surrogate)
     #: replace the Heaviside step by the surrogate's primitive in the forward pass: a smooth relaxation
@@ -187,6 +191,11 @@ class SpikingJellyLIF(_FireThenReset):
     decay_input=False: ``h_t = v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``
     then ``s_t = H(h_t - threshold)`` (spike when equal) and the hard or soft reset of
     :class:`_FireThenReset`; a soft reset charges towards 0. Parameters: ``tau``, ``threshold``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"tau": 2.0, "threshold": 1.0}
+    >>> multistep(torch.full((4, 1, 1), 1.5), SpikingJellyLIF(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
@@ -285,6 +294,11 @@ class SnnTorchLeaky(_SnnTorchCharge):
 
     The charge and spike of :class:`_SnnTorchCharge` (reset mechanism "subtract", "zero" or "none"); the
     reset is already inside the next step's charge, so the state carried is ``u_t = h_t``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> multistep(torch.full((4, 1, 1), 0.6), SnnTorchLeaky(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     def reset(self, h, s, p, v_prev=None):
@@ -314,6 +328,11 @@ class SnnTorchLeakyImmediate(_SnnTorchCharge):
     ``u_t`` needs ``r_t``, hence ``u_{t-1}``, besides ``h_t``: the reference backend saves the states.
     With no reset there is nothing immediate, and the dynamics is :class:`SnnTorchLeaky`'s "none".
     Parameters: ``beta``, ``threshold``, ``graded``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> multistep(torch.full((4, 1, 1), 0.6), SnnTorchLeakyImmediate(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     reset_mechanism: Literal["subtract", "zero"] = "subtract"
@@ -411,6 +430,11 @@ class SnnTorchSynapticZero(_SnnTorchZeroCharged):
     (The synaptic current ``syn_t = clamp(alpha, 0, 1) syn_{t-1} + I_t`` does not depend on spikes; the
     converted neuron filters it before the engine runs the membrane. With reset "subtract" or "none" the
     membrane is :class:`SnnTorchLeaky`'s on ``syn_t``.) Parameters: ``beta``, ``threshold``, ``graded``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> multistep(torch.full((4, 1, 1), 0.6), SnnTorchSynapticZero(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 0.0]
     """
 
     def reset(self, h, s, p, v_prev=None):
@@ -433,6 +457,11 @@ class SnnTorchSynapticZeroImmediate(_SnnTorchZeroCharged):
 
     ``u_t`` needs ``r_t``, hence ``u_{t-1}``, besides ``h_t``: the reference backend saves the states.
     Parameters: ``beta``, ``threshold``, ``graded``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> multistep(torch.full((4, 1, 1), 0.6), SnnTorchSynapticZeroImmediate(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     state_from_charge: ClassVar[bool] = False
@@ -466,6 +495,12 @@ class SpikingJellyPLIF(SpikingJellyLIF):
         decay_input=False: h_t = v_{t-1} - (v_{t-1} - v_reset) * q + x_t
 
     Parameters: ``q`` (pass ``torch.sigmoid(w)``; the gradient reaches ``w`` through autograd), ``threshold``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> x = torch.full((4, 1, 1), 1.5)
+    >>> plif = multistep(x, SpikingJellyPLIF(), {"q": 0.5, "threshold": 1.0}, backend="torch").spikes
+    >>> torch.equal(plif, multistep(x, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="torch").spikes)  # q = 1/tau
+    True
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("q", "threshold")
@@ -499,7 +534,13 @@ class SpikingJelly014LIF(SpikingJellyLIF):
     ``h_t = v_{t-1} * (1 - 1/tau) + x_t`` (SpikingJelly 2.0 charges ``v_{t-1} - (v_{t-1} - v_reset) / tau + x_t``),
     then fire and reset as :class:`SpikingJellyLIF`; ``decay_input`` is not read. The SpikingJelly adapter picks
     it for the nodes that charge so.
-    Parameters: ``tau``, ``threshold``."""
+    Parameters: ``tau``, ``threshold``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"tau": 2.0, "threshold": 1.0}
+    >>> multistep(torch.full((4, 1, 1), 0.6), SpikingJelly014LIF(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 0.0, 1.0, 0.0]
+    """
 
     def decay(self, p):
         """The factor ``1 - 1/tau`` that multiplies the membrane (the triton backend computes it with this
@@ -522,7 +563,13 @@ class SpikingJelly014LIF(SpikingJellyLIF):
 class SpikingJelly014PLIF(SpikingJellyPLIF):
     """SpikingJelly 0.0.0.0.14's PLIF charge with ``decay_input=False`` and a reset towards 0:
     ``h_t = v_{t-1} * (1 - q) + x_t`` with ``q = sigmoid(w)``, then fire and reset as :class:`SpikingJellyPLIF`;
-    ``decay_input`` is not read. Parameters: ``q``, ``threshold``."""
+    ``decay_input`` is not read. Parameters: ``q``, ``threshold``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"q": 0.5, "threshold": 1.0}  # for x = 0.6: h = 0.6, 0.9, 1.05 (fires), 0.6
+    >>> multistep(torch.full((4, 1, 1), 0.6), SpikingJelly014PLIF(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 0.0, 1.0, 0.0]
+    """
 
     def decay(self, p):
         """The factor ``1 - q`` that multiplies the membrane (the triton backend computes it with this method
@@ -544,6 +591,11 @@ class SpikingJellyIF(_FireThenReset):
     """SpikingJelly's ``IFNode``: ``h_t = v_{t-1} + x_t``, then fire and reset as :class:`SpikingJellyLIF`.
 
     Parameters: ``threshold``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"threshold": 1.0}  # for x = 0.6: h = v + x = 0.6, 1.2 (fires, resets to 0), 0.6, 1.2
+    >>> multistep(torch.full((4, 1, 1), 0.6), SpikingJellyIF(), params, backend="torch").spikes.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
@@ -575,6 +627,11 @@ class Bifurcation(_FireThenReset):
     forward pass (no gradient outside them, like snnTorch's clamp of beta); for the coupled structure the
     neuron module builds ``A`` from clamped eigenvalues and passes the matrix as the parameter ``coupling``.
     Fire and reset as :class:`_FireThenReset`. See ``docs/methods.md``.
+
+    >>> Bifurcation()
+    Traceback (most recent call last):
+    ...
+    TypeError: Bifurcation is a base class; construct DiagonalBifurcation or CoupledBifurcation
     """
 
     v_reset: float | None = None
@@ -590,6 +647,11 @@ class DiagonalBifurcation(Bifurcation):
     """``h_t = (1 + clamp(lambda, lo, hi)) * v_{t-1} + x_t``, then fire and reset as :class:`Bifurcation`.
 
     Parameters: ``eigenvalues`` (per layer, channel or neuron), ``threshold``; ``bounds = (lo, hi)``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"eigenvalues": torch.tensor([0.0, -0.5]), "threshold": 1.0}  # conservative, then leaky
+    >>> multistep(torch.full((4, 1, 2), 0.6), DiagonalBifurcation(), params, backend="torch").spikes[:, 0].T.tolist()
+    [[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]]
     """
 
     bounds: tuple[float, float] = (-1.0, 0.2)
@@ -620,6 +682,11 @@ class CoupledBifurcation(Bifurcation):
     """``h_t = A v_{t-1} + x_t`` with ``A`` a ``[C, C]`` matrix mixing channels, then fire and reset as
     :class:`Bifurcation`. The module that owns the eigenvalues builds ``A`` from clamped ones, so no bounds
     are applied here. Parameters: ``coupling`` (``A``), ``threshold``.
+
+    >>> from bsnn_lightning.engine import multistep
+    >>> params = {"coupling": torch.eye(2), "threshold": 1.0}  # Q diag(1 + lambda) Q^T with lambda = 0: h = v + x
+    >>> multistep(torch.full((4, 1, 2), 0.6), CoupledBifurcation(), params, backend="torch").spikes[:, 0].T.tolist()
+    [[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]]
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("coupling", "threshold")

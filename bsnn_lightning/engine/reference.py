@@ -27,7 +27,14 @@ def run_reference(
     params: dict[str, "float | torch.Tensor"],
     return_v_seq: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x = torch.tensor([[[1.5]], [[0.0]], [[2.5]]])  # [T, N, 1]
+    >>> spikes, v, v_seq = run_reference(x, torch.zeros(1, 1), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, True)
+    >>> spikes.flatten().tolist(), v_seq.flatten().tolist()  # h = 0.75, 0.375, 1.4375 -> fires, resets to 0
+    ([0.0, 0.0, 1.0], [0.75, 0.375, 0.0])
+    """
     if torch.compiler.is_compiling() or dynamics.autograd:
         return _run_autograd(x, v0, dynamics, params, return_v_seq)
     names = tuple(params)

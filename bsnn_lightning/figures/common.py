@@ -18,7 +18,10 @@ METHOD_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564
 
 
 def require_matplotlib(purpose: str) -> None:
-    """Fail early, before any training, when matplotlib is missing."""
+    """Fail early, before any training, when matplotlib is missing.
+
+    >>> require_matplotlib("the spike figures")  # installed: nothing to say
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError as error:
@@ -26,7 +29,12 @@ def require_matplotlib(purpose: str) -> None:
 
 
 def new_figure(pixels: tuple[int, int], ncols: int = 1, nrows: int = 1, **subplot_kw):
-    """A Figure of ``pixels`` (width, height) with an ``nrows x ncols`` grid of axes (a 2-D array)."""
+    """A Figure of ``pixels`` (width, height) with an ``nrows x ncols`` grid of axes (a 2-D array).
+
+    >>> fig, axes = new_figure((320, 240), ncols=2)
+    >>> axes.shape
+    (1, 2)
+    """
     from matplotlib.figure import Figure
 
     width, height = pixels
@@ -36,7 +44,11 @@ def new_figure(pixels: tuple[int, int], ncols: int = 1, nrows: int = 1, **subplo
 
 
 def png_bytes(fig) -> bytes:
-    """The figure as PNG bytes, at its declared size (no cropping)."""
+    """The figure as PNG bytes, at its declared size (no cropping).
+
+    >>> png_bytes(new_figure((64, 48))[0])[1:4]  # the PNG signature
+    b'PNG'
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -46,7 +58,12 @@ def png_bytes(fig) -> bytes:
 
 
 def rgb_array(fig) -> np.ndarray:
-    """The figure as an ``[H, W, 3]`` uint8 array (for loggers that take images)."""
+    """The figure as an ``[H, W, 3]`` uint8 array (for loggers that take images).
+
+    >>> image = rgb_array(new_figure((320, 240))[0])
+    >>> image.shape, image.dtype
+    ((240, 320, 3), dtype('uint8'))
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
@@ -55,14 +72,26 @@ def rgb_array(fig) -> np.ndarray:
 
 
 def save_png(fig, path: str | os.PathLike) -> Path:
-    """Write the figure as a PNG atomically (temporary file in the same folder, then rename)."""
+    """Write the figure as a PNG atomically (temporary file in the same folder, then rename).
+
+    >>> import tempfile
+    >>> path = save_png(new_figure((64, 48))[0], Path(tempfile.mkdtemp()) / "figure.png")
+    >>> path.read_bytes()[1:4]
+    b'PNG'
+    """
     path = Path(path)
     write_atomically(path, png_bytes(fig))
     return path
 
 
 def draw_regions(ax, lo: float, hi: float) -> None:
-    """Shade the dissipative (< 0) and diffusive (> 0) regions and mark the conservative line (= 0)."""
+    """Shade the dissipative (< 0) and diffusive (> 0) regions and mark the conservative line (= 0).
+
+    >>> fig, axes = new_figure((320, 240))
+    >>> draw_regions(axes[0, 0], -1.0, 0.2)
+    >>> [patch.get_label() for patch in axes[0, 0].patches], len(axes[0, 0].lines)
+    (['dissipative', 'diffusive'], 1)
+    """
     if lo < 0:
         ax.axvspan(lo, min(0.0, hi), color=REGION_COLOURS["dissipative"], zorder=0, label="dissipative")
     if hi > 0:
