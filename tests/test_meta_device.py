@@ -83,11 +83,11 @@ def test_own_lif_neurons_become_bifurcation_neurons_on_the_meta_device(learn_thr
     def net():
         return nn.Sequential(nn.Linear(6, 8), bl.LIFNeuron(threshold=2.0, v_reset=1.5, learn_threshold=learn_threshold))
 
-    on_cpu = bl.convert(net(), "bifurcation", "channel", example_input=torch.rand(4, 2, 6))
+    on_cpu = bl.convert(net(), "bifurcation", imp="channel", example_input=torch.rand(4, 2, 6))
     assert float(on_cpu[1].threshold) == 2.0
     with torch.device("meta"):
         model = net()
-    bl.convert(model, "bifurcation", "channel", example_input=torch.empty(4, 2, 6, device="meta"))
+    bl.convert(model, "bifurcation", imp="channel", example_input=torch.empty(4, 2, 6, device="meta"))
     assert type(model[1]).__name__ == "BifurcationNeuron" and model[1].threshold.is_meta
     assert _shapes(model) == _shapes(on_cpu) and all(p.is_meta for p in model.parameters())
     assert model(torch.empty(4, 2, 6, device="meta")).shape == (4, 2, 8)
