@@ -421,7 +421,7 @@ def _check_configs() -> list[dict]:
         SpikingJellyPLIF,
     )
 
-    def heavy(label, dynamics, params, dtype, steps, sample=(3, 4, 8), batch=2, train=True):
+    def heavy(label, dynamics, params, dtype, steps, sample=(3, 4, 8), batch=2, train=True, plain=False):
         shape = (steps, batch, *sample)
         made = {}
         for name, kind in params.items():
@@ -430,6 +430,9 @@ def _check_configs() -> list[dict]:
                 continue
             layout = {"layer": (), "channel": (sample[0],) + (1,) * (len(sample) - 1), "neuron": sample}[kind]
             made[name] = torch.full(layout, 0.75)
+        if plain:  # a recipe's call: a per-neuron initial state (the IMP) with its gradient, no v_seq, spikes' gradient
+            return dict(label=label, dynamics=dynamics, params=made, dtype=dtype, shape=shape, train=train, v_seq=False,
+                        v0=torch.zeros(sample), grads=(True, False, False), needs=(True, True, False, False, False))
         return dict(label=label, dynamics=dynamics, params=made, dtype=dtype, shape=shape, train=train, v_seq=True,
                     v0=torch.zeros(shape[1:]), grads=(True, True, True),
                     needs=(True, True, *(isinstance(made.get(n), torch.Tensor) for n in _p_names(dynamics))))
@@ -448,16 +451,21 @@ def _check_configs() -> list[dict]:
         # 16-bit states (issue 18): SpikingJelly's membrane under AMP, float tau and threshold as it passes them
         heavy("check LIF sigmoid bf16-state all T40", SpikingJellyLIF(state_dtype=torch.bfloat16),
               {"tau": 2.7, "threshold": 1.0}, torch.bfloat16, 40),
-        heavy("check LIF soft nodecay atan fp16-state all T17",
-              SpikingJellyLIF(v_reset=None, decay_input=False, surrogate="atan", state_dtype=torch.float16),
-              {"tau": 2.7, "threshold": 1.0}, torch.float16, 17),
+        heavy("check LIF soft detach sigmoid fp16-state IMP T16 (CIFAR10-DVS recipe)",
+              SpikingJellyLIF(v_reset=None, detach_reset=True, state_dtype=torch.float16),
+              {"tau": 2.0, "threshold": 1.0}, torch.float16, 16, sample=(64, 8, 8), plain=True),
+        heavy("check LIF soft nodecay atan fp16-state T17", SpikingJellyLIF(v_reset=None, decay_input=False,
+              surrogate="atan", state_dtype=torch.float16), {"tau": 2.7, "threshold": 1.0}, torch.float16, 17, plain=True),
         heavy("check PLIF hard fp16-state all T40", SpikingJellyPLIF(state_dtype=torch.float16),
               {"q": "layer", "threshold": 1.0}, torch.float16, 40),
         heavy("check IF soft bf16-state all T17", SpikingJellyIF(v_reset=None, state_dtype=torch.bfloat16),
               {"threshold": 1.0}, torch.bfloat16, 17, sample=(5, 7), batch=3),
-        heavy("check Leaky none sigmoid fp16-state all T40",
+        heavy("check Leaky none sigmoid bf16-state all T40",
+              SnnTorchLeaky(reset_mechanism="none", surrogate="sigmoid", state_dtype=torch.bfloat16),
+              {"beta": "layer", "threshold": "layer", "graded": "layer"}, torch.bfloat16, 40),
+        heavy("check Leaky none sigmoid fp16-state T40",
               SnnTorchLeaky(reset_mechanism="none", surrogate="sigmoid", state_dtype=torch.float16),
-              {"beta": "layer", "threshold": "layer", "graded": "layer"}, torch.float16, 40),
+              {"beta": "layer", "threshold": "layer", "graded": "layer"}, torch.float16, 40, plain=True),
         # the coupled kernels, staged, with every option at once: 16, 32 and 64 channels (the report's hidden layer)
         *[c for c in _coupled_configs(channels=(16, 32, 64)) if "all" in c["label"]],
     ]
