@@ -52,7 +52,6 @@ from triton.runtime.interpreter import InterpretedFunction
 
 from .triton_kernels import (
     DIAGONAL_BIFURCATION,
-    ROUND_FP32,
     _backward_step,
     _fire,
     _load_value,
@@ -140,7 +139,7 @@ def _forward_in_registers(
         x_next = tl.load(x_ptr + (t + 1) * stride + m, mask=_mask_if(mask, t + 1 < T), other=0.0)
         h = _mix_registers(at_ptr, v, channel, C) + x_t  # A v: column j of A is row j of A^T
         s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
-        v = _reset(h, s, v, threshold, 1.0, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET, ROUND_FP32, False)
+        v = _reset(h, s, v, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
         offset = t * stride + m
         tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=mask)
         if STORE_V_SEQ:
@@ -234,7 +233,7 @@ def _forward_staged(
             threshold = _load_value(th_ptr, m, mask, TH_MODE, SAMPLE, INNER, C)
             h = _mix_staged(at_ptr, read, channel, base, inside, INNER, C, ROWS) + x_t
             s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
-            v = _reset(h, s, 0.0, threshold, 1.0, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET, ROUND_FP32, False)
+            v = _reset(h, s, 0.0, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
             tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=mask)
             if STORE_V_SEQ:
                 tl.store(v_seq_ptr + offset, v, mask=mask)
@@ -379,7 +378,7 @@ def _state_before(h_prev, t, threshold, v_reset, v0_ptr, m, mask, V0_MODE: tl.co
     """``v_{t-1}``: the fire and reset of ``h_{t-1}`` (``v_{t-2}`` is not needed), or at t = 0 the initial state,
     read there rather than kept in registers through the loop."""
     s_prev = _fire(h_prev, threshold, 1.0, DIAGONAL_BIFURCATION)
-    v_prev = _reset(h_prev, s_prev, 0.0, threshold, 1.0, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET, ROUND_FP32, False)
+    v_prev = _reset(h_prev, s_prev, 0.0, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
     return tl.where(t > 0, v_prev, _load_value(v0_ptr, m, _mask_if(mask, t == 0), V0_MODE, SAMPLE, INNER, C))
 
 
