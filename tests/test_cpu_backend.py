@@ -73,7 +73,19 @@ def _check(dynamics, params, x, v0, needs=("x", "v0"), return_v_seq=True):
     ref_out, ref_grads = _run("torch", dynamics, params, x, v0, needs, return_v_seq)
     kept = 3 if return_v_seq else 2  # (spikes, v, v_seq), v_seq None when not asked for
     assert out.v_seq is None and ref_out.v_seq is None or return_v_seq
-    assert_matches_reference(out[:kept], ref_out[:kept], grads, ref_grads)
+    if dynamics.state_dtype in (torch.float16, torch.bfloat16):
+        # a float32 parameter's gradient is a sum of 16-bit terms: the reference adds them in 16 bits, one step
+        # at a time (each add off by up to half an ulp), the compiled loop accumulates in float32; both agree to
+        # the 16-bit rounding of that sum, an ulp per step
+        assert_matches_reference(out[:kept], ref_out[:kept], {}, {})
+        per_step = torch.finfo(dynamics.state_dtype).eps * x.shape[0]
+        for name, ref in ref_grads.items():
+            assert grads[name].dtype == ref.dtype and grads[name].shape == ref.shape, name
+            scale = float(ref.abs().max()) + 1.0
+            tol = max(1e-2, per_step) if name not in ("x", "v0") else 1e-2
+            torch.testing.assert_close(grads[name].float(), ref.float(), rtol=tol, atol=tol * scale, msg=name)
+    else:
+        assert_matches_reference(out[:kept], ref_out[:kept], grads, ref_grads)
     _assert_bitwise(out, ref_out)
 
 
@@ -126,6 +138,7 @@ def test_registered_and_picked_by_auto_for_large_cpu_inputs(auto_picks_cpu):
     [
         (torch.zeros(2, 2, 3, 4), CoupledBifurcation(), "mixes channels"),
         (torch.zeros(2, 2, 3), SpikingJellyLIF(relaxed=True), "relaxed"),
+        (torch.zeros(2, 2, 3), SpikingJelly014LIF(state_dtype=torch.bfloat16), "last bit"),
         (torch.zeros(2, 2, 3, device="meta"), SpikingJellyLIF(), "CPU tensors"),
     ],
 )
@@ -235,7 +248,7 @@ def test_one_step_float_parameters_full_state(dynamics, params):
 @pytest.mark.parametrize("state_dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize(
     "dynamics, params",
-    [DYNAMICS[0], DYNAMICS[3], DYNAMICS[6], DYNAMICS[9], DYNAMICS[12]],
+    [DYNAMICS[0], DYNAMICS[6], DYNAMICS[9], DYNAMICS[12]],
     ids=lambda d: type(d).__name__ if not isinstance(d, dict) else "",
 )
 def test_16_bit_states_match_reference(dynamics, params, state_dtype):
