@@ -63,3 +63,27 @@ def test_unobserved_hides_operations_from_both_kinds_of_mode():
         x @ x
         assert flops.get_total_flops() == 2 * counted
     assert torch.equal(y, torch.full((4, 4), 4.0))  # and the hidden block computed
+
+
+def test_the_cpu_backends_compiler_settings_exist_and_are_read():
+    """The fused CPU backend's private inductor and fx entry points: each option name is one inductor knows (it
+    refuses unknown ones), the size-symbol patch applies and restores, and the compiler lookup answers."""
+    from torch._inductor import config
+    from torch.fx.experimental import _config as fx_config
+
+    assert set(torch_modes.EXACT_INDUCTOR_OPTIONS) <= set(config.get_config_copy())
+    assert config.get_config_copy()["cpp.enable_floating_point_contract_flag"] in ("off", False, "fast", "on", True)
+    before = fx_config.use_duck_shape
+    with torch_modes.distinct_sizes():
+        assert fx_config.use_duck_shape is False
+    assert fx_config.use_duck_shape == before
+    problem = torch_modes.cpp_compiler_problem()
+    assert problem is None or problem.startswith("inductor found no C++ compiler")
+
+
+def test_a_dispatch_mode_is_seen_by_the_cpu_backends_query():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    assert not torch_modes.dispatch_observed()
+    with FlopCounterMode(display=False):
+        assert torch_modes.dispatch_observed()

@@ -36,10 +36,10 @@ from dataclasses import replace
 from typing import Callable
 
 import torch
-from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..user_warnings import warn_user
 from .backends import register_backend
+from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
 from .dynamics import Dynamics, SpikingJelly014LIF, SpikingJelly014PLIF
 from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape, run_reference
 from .surrogates import FUNCTION_PREFIX
@@ -86,7 +86,7 @@ def run(
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
     if torch.compiler.is_compiling():  # inside a user's compiled model: its compiler fuses the plain loop
         return _run_autograd(x, v0, dynamics, params, return_v_seq)
-    if is_in_torch_dispatch_mode(include_infra_modes=False):
+    if dispatch_observed():
         # a dispatch mode that sees every operation (a FLOP counter, as Lightning's model summary runs; a
         # debugging mode) cannot be compiled through: the reference runs the call, with the same results
         return run_reference(x, v0, dynamics, params, return_v_seq)
@@ -221,7 +221,10 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
             fn = _COMPILED.get(spec)
             if fn is None:
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
-                fn = _distinct_sizes(torch.compile(loop, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS))
+                # exactness: every 16-bit operation rounded as eager PyTorch rounds it, no fused multiply-add
+                # (inductor's default, restated so that a changed default cannot make the loop inexact silently)
+                options = EXACT_INDUCTOR_OPTIONS
+                fn = _distinct_sizes(torch.compile(loop, dynamic=True, fullgraph=True, options=options))
                 _COMPILED[spec] = fn
     return fn
 
@@ -229,18 +232,11 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
 def _distinct_sizes(compiled: Callable) -> Callable:
     """Compile with a symbol of its own for every size: by default dynamo gives equal sizes one symbol (a
     batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again."""
-    from torch.fx.experimental import _config as fx_config
-
     def call(*args):
-        with fx_config.patch(use_duck_shape=False):
+        with distinct_sizes():
             return compiled(*args)
 
     return call
-
-
-#: exactness: every 16-bit operation rounded as eager PyTorch rounds it; no fused multiply-add (inductor's
-#: default, restated so that a changed default cannot make the loop inexact silently)
-_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "off"}
 
 
 def _own_code(fn: types.FunctionType, name: str) -> types.FunctionType:
@@ -268,24 +264,10 @@ def _compiler_missing() -> str | None:
     if not _COMPILER:
         with _LOCK:
             if not _COMPILER:
-                _COMPILER.append(_find_compiler())
+                _COMPILER.append(cpp_compiler_problem())
                 if _COMPILER[0] is not None:
                     warn_user(f"the fused CPU backend 'cpu' is off: {_COMPILER[0]}; 'auto' runs the reference loop")
     return _COMPILER[0]
-
-
-def _find_compiler() -> str | None:
-    from torch._inductor import config, cpp_builder
-
-    try:
-        cpp_builder.get_cpp_compiler()
-    except Exception as error:  # inductor raises InvalidCxxCompiler (or an OSError from the search)
-        searched = [c for c in config.cpp.cxx if c is not None] if isinstance(config.cpp.cxx, (list, tuple)) else [config.cpp.cxx]
-        return (
-            f"inductor found no C++ compiler (searched {searched}; set CXX to a g++ or clang++): "
-            f"{type(error).__name__}"
-        )
-    return None
 
 
 def auto_min_elements() -> int:

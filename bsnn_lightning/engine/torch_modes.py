@@ -18,6 +18,13 @@ query, ``torch.utils`` no dispatch-mode one). The private entry points used, and
 - ``torch.utils._python_dispatch._disable_current_modes()`` and ``torch._C.DisableTorchFunction()``: run a
   block with every dispatch mode popped and ``__torch_function__`` handling off.
 
+The fused CPU backend (:mod:`.cpu_backend`) compiles with inductor and needs three more, for which there is no
+public API either: ``torch.fx.experimental._config.patch(use_duck_shape=False)`` (a symbol of its own for every
+size, :func:`distinct_sizes`), ``torch._inductor.cpp_builder.get_cpp_compiler()`` and
+``torch._inductor.config.cpp.cxx`` (whether inductor finds a C++ compiler, :func:`cpp_compiler_problem`), and
+the inductor option names of :data:`EXACT_INDUCTOR_OPTIONS`, which ``torch.compile(options=...)`` takes but
+does not document as stable.
+
 ``tests/test_torch_modes.py`` checks each of these behaviours against real modes; :data:`CHECKED_ON` names the
 torch releases it passed on, and a test fails on any other release until it has been checked there.
 """
@@ -50,3 +57,36 @@ def unobserved():
     """Run a block out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter)."""
     with _python_dispatch._disable_current_modes(), torch._C.DisableTorchFunction():
         yield
+
+
+#: inductor options under which compiled float arithmetic rounds as eager PyTorch's: no contraction of a
+#: multiply and an add into an FMA, and every 16-bit intermediate rounded as eager code rounds it
+EXACT_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "off"}
+
+
+def dispatch_observed() -> bool:
+    """True while a user's dispatch mode (a FLOP counter, a debugging mode) sees every operation; PyTorch's own
+    infrastructure modes (fake tensors, functionalization) do not count."""
+    return _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False)
+
+
+@contextlib.contextmanager
+def distinct_sizes():
+    """Trace with a symbol of its own for every size (dynamo's default gives equal sizes one symbol)."""
+    from torch.fx.experimental import _config as fx_config
+
+    with fx_config.patch(use_duck_shape=False):
+        yield
+
+
+def cpp_compiler_problem() -> str | None:
+    """None if inductor finds a C++ compiler, else what it searched and why it failed."""
+    from torch._inductor import config, cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as error:  # inductor raises InvalidCxxCompiler (or an OSError from the search)
+        cxx = config.cpp.cxx
+        searched = [c for c in cxx if c is not None] if isinstance(cxx, (list, tuple)) else [cxx]
+        return f"inductor found no C++ compiler (searched {searched}; set CXX to a g++ or clang++): {type(error).__name__}"
+    return None
