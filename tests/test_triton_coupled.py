@@ -231,6 +231,18 @@ def test_any_layer_matches_the_reference(channels, spatial, batch, steps, v_rese
     _compare(dynamics, x, coupling, threshold, v0, key=("property", seed))
 
 
+def _interpreter_keeps_signed_zeros() -> bool:
+    """Triton 3.8's interpreter (the newest-torch CI environment's) turns some ``-0.0`` results into ``+0.0``
+    where compiled code and 3.9's interpreter keep them; compiled, the test runs on any release."""
+    import os
+
+    import triton
+
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    return not interpreted or tuple(int(p) for p in triton.__version__.split(".")[:2]) >= (3, 9)
+
+
+@pytest.mark.skipif(not _interpreter_keeps_signed_zeros(), reason="Triton < 3.9's interpreter loses signs of zeros")
 @pytest.mark.parametrize("channels", [3, 9])
 def test_signed_zeros_are_the_reference_s(channels):
     """Bit for bit includes the sign of a zero: with a negative ``A``, a zero state and inputs of ``-0.0``, every
