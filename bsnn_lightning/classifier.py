@@ -11,7 +11,15 @@ from torch import nn
 
 from . import losses as losses_mod
 from . import readouts as readouts_mod
-from .convert import PARAMETER_KINDS, check_optimized, decay_param_groups, firing_rates, reset_states, set_monitoring
+from .convert import (
+    PARAMETER_KINDS,
+    check_optimized,
+    decay_param_groups,
+    firing_rates,
+    materialize,
+    reset_states,
+    set_monitoring,
+)
 from .engine import checks
 from .metrics import PerStepAccuracy
 
@@ -153,6 +161,14 @@ class SpikingClassifier(L.LightningModule):
         self._example_input_array = value
 
     # --- steps -------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # a neuron's shaped parameters (IMP, eigenvalues) must exist before the optimizers are built (after this
+        # hook), or they would never train: a neuron that still waits for its input shape (no ConvertNeurons
+        # example batch) gets it from one dry forward of the datamodule's example batch
+        example = self.example_input_array
+        if example is not None:
+            materialize(self.net, self.to_time_major(example.to(self.device)))
+
     def on_fit_start(self):
         checks.clear(self)  # what an interrupted fit of this model left unread is not this fit's
 

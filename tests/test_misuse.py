@@ -284,6 +284,26 @@ def test_parameters_made_at_the_first_forward_are_refused_after_the_first_step(t
             _trainer(tmp_path, [ConvertNeurons(), _ConvertAtTrainStart()]).fit(Plain(), _frames())
 
 
+class _FramesModule(L.LightningDataModule):
+    """Batches of [N, T, 4] sequences, with the ``input_shape`` the package's DataModules give."""
+
+    input_shape = (3, 4)
+
+    def train_dataloader(self):
+        return _frames()
+
+
+def test_a_classifier_with_a_datamodule_creates_shaped_parameters_before_its_optimizers(tmp_path):
+    """The intervals recipe's case: bifurcation neurons with no ConvertNeurons example batch. The datamodule's
+    ``input_shape`` gives SpikingClassifier a dry forward at setup, so the eigenvalues exist, and train, before the
+    optimizer is built (they used to be created by the first forward after it, and never trained)."""
+    model = _classifier(bl.BifurcationNeuron())
+    _trainer(tmp_path).fit(model, datamodule=_FramesModule())
+    eigenvalues = model.net[1].eigenvalues
+    held = {id(p) for group in model.trainer.optimizers[0].param_groups for p in group["params"]}
+    assert id(eigenvalues) in held and eigenvalues.grad is not None
+
+
 def test_not_optimized_kinds_are_left_out_on_purpose(tmp_path):
     model = bl.SpikingClassifier(
         nn.Sequential(TimeDistributed(nn.Linear(4, 3)), bl.LIFNeuron(imp="layer"), TimeDistributed(nn.Linear(3, 2))),

@@ -62,8 +62,7 @@ def built(name: str):
     example = torch.zeros(1, *cli.datamodule.input_shape)
     for callback in cli.trainer.callbacks:
         if isinstance(callback, ConvertNeurons):
-            convert(cli.model, callback.dynamics, callback.imp, callback.backend, step_mode=callback.step_mode,
-                    example_input=example, **callback.options)  # fmt: skip
+            convert(cli.model, example_input=example, **callback.changes)
     return cli, example
 
 
