@@ -361,11 +361,15 @@ def _recipe_net(context: Context, path: Path, backend: str):
     model = model.to(context.device)  # the converter's dry run then runs on the device
     converters = [c for c in cli.trainer.callbacks if isinstance(c, ConvertNeurons)]
     for converter in converters:
-        converter.backend = backend
+        converter.changes["backend"] = backend  # what the recipe converts with, on this backend
         converter.setup(cli.trainer, model, "fit")
     if not converters:  # the network's own neurons: their backend set as a converter would
         for _, neuron, _ in spiking_neurons(model):
             neuron.bsnn_settings = neuron.bsnn_settings.updated(backend=backend)
+    settings = [getattr(neuron, "bsnn_settings", None) for _, neuron, _ in spiking_neurons(model)]
+    running = sorted({"native" if s is None else s.backend for s in settings})
+    if running != [backend]:  # a row labelled with one backend must time that backend
+        raise RuntimeError(f"{path.name}: expected every neuron on backend {backend!r}, got {running}")
     gen = torch.Generator().manual_seed(0)
     frames = (torch.rand((batch, *shape), generator=gen) < 0.1).float().to(context.device)
     labels = torch.randint(0, model.hparams.get("num_classes", 10), (batch,), generator=gen).to(context.device)
