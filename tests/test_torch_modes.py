@@ -87,3 +87,17 @@ def test_a_dispatch_mode_is_seen_by_the_cpu_backends_query():
     assert not torch_modes.dispatch_observed()
     with FlopCounterMode(display=False):
         assert torch_modes.dispatch_observed()
+
+
+def test_a_missing_compiler_is_named(monkeypatch, tmp_path):
+    from torch._inductor import config
+
+    missing = str(tmp_path / "missing" / "g++")
+    try:  # torch 2.13 reads CXX once, into this setting; 2.14 has none and reads CXX at the lookup
+        config.cpp.cxx
+        monkeypatch.setattr(config.cpp, "cxx", (None, missing))
+    except AttributeError:
+        pass
+    monkeypatch.setenv("CXX", missing)
+    problem = torch_modes.cpp_compiler_problem()
+    assert problem is not None and problem.startswith(f"inductor found no C++ compiler (searched ['{missing}']")

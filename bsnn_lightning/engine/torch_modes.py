@@ -32,6 +32,7 @@ torch releases it passed on, and a test fails on any other release until it has 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from torch.overrides import _get_current_function_mode_stack
@@ -86,7 +87,13 @@ def cpp_compiler_problem() -> str | None:
     try:
         cpp_builder.get_cpp_compiler()
     except Exception as error:  # inductor raises InvalidCxxCompiler (or an OSError from the search)
-        cxx = config.cpp.cxx
+        # torch 2.13 names its candidates in config.cpp.cxx; 2.14 has no such setting: name CXX, or g++
+        try:
+            cxx = config.cpp.cxx
+        except AttributeError:
+            cxx = None
+        if cxx is None:
+            cxx = [os.environ.get("CXX", "g++")]
         searched = [c for c in cxx if c is not None] if isinstance(cxx, (list, tuple)) else [cxx]
         return f"inductor found no C++ compiler (searched {searched}; set CXX to a g++ or clang++): {type(error).__name__}"
     return None
