@@ -1,6 +1,6 @@
 """The Triton kernels against the reference backend, on fresh random inputs for every configuration.
 
-Without a GPU the kernels run through Triton's interpreter (``tests/conftest.py`` sets TRITON_INTERPRET);
+Without a GPU the kernels run through Triton's interpreter (the root ``conftest.py`` sets TRITON_INTERPRET);
 with one, compiled. Every output buffer the backend allocates is filled with NaN first, so an element a
 kernel forgets to write shows up. Spikes and states must equal the reference's exactly (same arithmetic,
 in the same order); gradients agree to rounding (the sigmoid surrogate's exp is a libm call on both sides).
