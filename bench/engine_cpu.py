@@ -26,6 +26,7 @@ rotated) so that drift and other processes hit all of them alike.
     python bench/engine_cpu.py                # full run, a few minutes on 2 cores; writes the JSON below
     python bench/engine_cpu.py --quick        # one small shape, a few repeats (smoke run; writes nothing)
     python bench/engine_cpu.py --threads 1    # torch.set_num_threads(1)
+    python bench/engine_cpu.py --system-malloc  # without the cpu backend's malloc settings (engine/host_memory.py)
 
 Prints a table and writes it as JSON to ``bench/results/engine_cpu.json`` (``--out`` elsewhere).
 """
@@ -44,7 +45,7 @@ from typing import Callable
 
 import torch
 
-from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF, multistep
+from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF, host_memory, multistep
 from common import cpu_model, loadavg, version, write_json_atomic  # noqa: E402  (bench/common.py)
 
 #: [T, N, ...] input shapes: a conv layer (N * neurons = 524k per step) at three sequence lengths, then a
@@ -74,6 +75,8 @@ PAIRS = (("ours[snnTorch]", "snnTorch"), ("ours[SJ]", "SpikingJelly"))
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.system_malloc:  # before the cpu backend's first call, which would keep freed memory otherwise
+        os.environ[host_memory.MODE_VARIABLE] = "system"
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     shapes, repeats, warmup = (
@@ -105,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             print(_format_row(rows[-1], header=len(rows) == 1), flush=True)
 
     meta["loadavg_end"] = loadavg()
+    meta["host_memory"] = host_memory.state()
     met = [r for r in rows if max(r["ours/snnTorch"], r["ours/SpikingJelly"]) <= TARGET_RATIO]
     near = [r for r in rows if r["ours/floor"] <= TARGET_FLOOR]
     print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in meta['loadavg_end'] or [])}")
+    print(f"host memory: {meta['host_memory']}")
     print(f"target ours/theirs <= {TARGET_RATIO}: {len(met)} of {len(rows)} rows meet it")
     print(f"target ours/floor <= {TARGET_FLOOR}: {len(near)} of {len(rows)} rows meet it")
     if out is not None:
@@ -341,6 +346,11 @@ def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small shape and a few repeats (smoke run)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N) before timing")
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave malloc's settings as they are (BSNN_CPU_MALLOC=system): every call's outputs are fresh mappings",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help=f"write the JSON here (default: {RESULTS.name} for a full run, nothing for --quick)"
     )

@@ -6,7 +6,10 @@ graph, and ``torch.compile`` (inductor's C++ code generator) fuses it into one v
 loop over the neurons that keeps the state in a register across the steps. The forward reads ``x`` and
 writes the spikes and the charged potentials ``h`` (what the backward needs, as the reference saves); the
 backward reads the spikes' gradient and ``h`` and writes ``x``'s gradient: about 24 bytes per
-neuron-step in float32, against several whole-tensor passes per step for an eager loop.
+neuron-step in float32, against several whole-tensor passes per step for an eager loop. Those output tensors
+are fresh at every call, so on its first call the backend keeps freed host memory for reuse
+(:mod:`.host_memory`: glibc's mmap and trim thresholds, unless ``BSNN_CPU_MALLOC=system``); otherwise each
+call's outputs are new mappings whose pages the kernel faults in and zeroes, which cost more than the loop.
 
 What it computes is the reference's own step functions (``Dynamics.charge``, ``fire``, ``reset`` and
 ``backward_step``), traced, so the arithmetic is the same operations in the same order. Inductor is
@@ -38,6 +41,7 @@ from typing import Callable
 import torch
 
 from ..user_warnings import warn_user
+from . import host_memory
 from .backends import register_backend
 from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
 from .dynamics import Dynamics, SpikingJelly014LIF, SpikingJelly014PLIF
@@ -92,6 +96,7 @@ def run(
         return run_reference(x, v0, dynamics, params, return_v_seq)
     if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
         dynamics = replace(dynamics, autograd=False)
+    host_memory.apply_default()  # fresh output tensors reuse freed memory instead of faulting in new pages
     names = tuple(params)
     values = [params[n] for n in names]
     keep = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values))
