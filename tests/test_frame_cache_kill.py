@@ -13,7 +13,7 @@ import pytest
 
 from bsnn_lightning.data import events_to_frames
 from bsnn_lightning.data.formats import read_atis_bin
-from bsnn_lightning.data.frame_cache import build_frame_cache, cache_folder, load_frames
+from bsnn_lightning.data.cache import build_frame_cache, cache_folder, load_frames
 from bsnn_lightning.data.synthetic import atis_bytes, random_events
 
 SCRIPT = Path(__file__).parent / "scripts" / "frame_cache_build.py"

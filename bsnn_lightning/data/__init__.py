@@ -13,22 +13,16 @@ from .augment import (
     random_shift,
 )
 from .datamodules import DigitEventsDataModule, IntervalEventsDataModule
+from .cache import CACHE_ENV_VAR, default_cache_dir
 from .digits import (
-    CACHE_ENV_VAR,
     N_DIGITS,
     DigitEvents,
-    SaccadeConfig,
-    default_cache_dir,
     digit_events_cache_path,
     digit_rng,
     digit_static_images,
     digits_train_test_split,
-    dvs_events_from_frames,
     load_digit_events,
     load_digit_images,
-    saccade_offsets,
-    simulate_saccade_events,
-    static_image,
 )
 from .dvs import (
     CIFAR10DVSDataModule,
@@ -48,6 +42,7 @@ from .formats import (
     read_gesture_labels,
 )
 from .mixing import MixupCutmix
+from .sim import SaccadeConfig, dvs_events_from_frames, saccade_offsets, simulate_saccade_events, static_image
 from .tonic_datasets import TonicDataModule
 
 __all__ = [

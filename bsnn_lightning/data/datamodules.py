@@ -9,7 +9,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from .digits import (
     N_DIGITS,
-    SaccadeConfig,
     digit_static_images,
     digits_train_test_split,
     load_digit_events,
@@ -17,6 +16,7 @@ from .digits import (
 )
 from .events import SPLIT_BY, events_to_frames
 from .intervals import IntervalConfig, load_interval_events
+from .sim import SaccadeConfig
 from .loading import check_choice, check_int, make_loader
 
 __all__ = ["DigitEventsDataModule", "IntervalEventsDataModule"]

@@ -12,7 +12,7 @@ All four work the same way (``docs/datasets.md`` has the details):
     3. lists the recordings, assigns train/test (the dataset's own split, or the split file
        shipped in the package for CIFAR10-DVS and N-Caltech101), checks the counts;
     4. bins every sample into frames with :func:`~bsnn_lightning.data.events.events_to_frames` and
-       caches them on disk (:mod:`~bsnn_lightning.data.frame_cache`), with a progress bar.
+       caches them on disk (:mod:`~bsnn_lightning.data.cache`), with a progress bar.
 
 ``setup`` only reads: the listing and the cache's manifest. It raises if ``prepare_data`` has not
 completed, and writes nothing, so every DDP process can run it on shared storage.
@@ -42,7 +42,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from .archives import EXTRACTED_MARKER, ArchiveSpec, extract_archive, fetch_archives
 from .augment import Compose, FrameTransform, check_transforms
-from .digits import default_cache_dir
 from .events import SPLIT_BY
 from .formats import (
     AEDAT2_COORDINATES,
@@ -51,7 +50,7 @@ from .formats import (
     read_atis_bin,
     read_gesture_labels,
 )
-from .frame_cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, load_frames, read_manifest
+from .cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, default_cache_dir, load_frames, read_manifest
 from .loading import check_choice, check_int, default_num_workers, make_loader
 from .mixing import MixupCutmix
 from .splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, read_split_file, shipped_split

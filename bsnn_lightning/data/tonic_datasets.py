@@ -4,7 +4,7 @@
 ``tonic.datasets.NMNIST(save_to, train=True)`` and ``train=False``, or a user's own ``tonic.Dataset``) and
 serves them as the DVS DataModules serve theirs: every sample's events binned once into ``[T, 2, H, W]``
 frames by the package's one events-to-frames path (:func:`~bsnn_lightning.data.events.events_to_frames`),
-cached on disk (:mod:`~bsnn_lightning.data.frame_cache`), then augmented per sample and mixed per batch
+cached on disk (:mod:`~bsnn_lightning.data.cache`), then augmented per sample and mixed per batch
 like the others. Nothing of the dataset is rewritten: the cache reads ``dataset[i]`` once per sample.
 
 What the datasets must give: ``dataset[i] == (events, target)`` with ``events`` a Tonic event array (a
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .dvs import DVSDataModule
-from .frame_cache import SampleSpec, SourceFile
+from .cache import SampleSpec, SourceFile
 
 __all__ = ["TonicDataModule"]
 
