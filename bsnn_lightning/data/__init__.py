@@ -3,15 +3,6 @@ event-interval task, the four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Calte
 their augmentations (per-sample transforms, batch mixing)."""
 
 from .archives import ArchiveError, ArchiveSpec, DatasetNotFoundError, UnsafeArchiveError
-from .augment import (
-    Compose,
-    FrameTransform,
-    RandomFlip,
-    RandomRoll,
-    RandomTranslate,
-    random_flip,
-    random_shift,
-)
 from .datamodules import DigitEventsDataModule, IntervalEventsDataModule
 from .cache import CACHE_ENV_VAR, default_cache_dir
 from .digits import (
@@ -41,9 +32,18 @@ from .formats import (
     read_atis_bin,
     read_gesture_labels,
 )
-from .mixing import MixupCutmix
 from .sim import SaccadeConfig, dvs_events_from_frames, saccade_offsets, simulate_saccade_events, static_image
 from .tonic_datasets import TonicDataModule
+from .transforms import (
+    Compose,
+    FrameTransform,
+    MixupCutmix,
+    RandomFlip,
+    RandomRoll,
+    RandomTranslate,
+    random_flip,
+    random_shift,
+)
 
 __all__ = [
     "CACHE_ENV_VAR",

@@ -24,7 +24,7 @@ makes it float32 on the device, so a Lightning model always sees float32; a loop
 the loaders should call ``x.float()``. ``val``, ``test`` and ``predict`` loaders all serve the test split: the DVS
 literature reports test accuracy and keeps no validation set. Training samples go through the
 transforms given as ``augment`` (e.g. ``[RandomFlip(0.5), RandomRoll(5)]``,
-:mod:`~bsnn_lightning.data.augment`); with ``mix`` (:class:`~bsnn_lightning.data.mixing.MixupCutmix`),
+:mod:`~bsnn_lightning.data.transforms`); with ``mix`` (:class:`~bsnn_lightning.data.transforms.MixupCutmix`),
 training batches are mixed on the device after transfer and ``y`` becomes soft targets
 ``[N, num_classes]``.
 """
@@ -41,7 +41,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .archives import EXTRACTED_MARKER, ArchiveSpec, extract_archive, fetch_archives
-from .augment import Compose, FrameTransform, check_transforms
 from .events import SPLIT_BY
 from .formats import (
     AEDAT2_COORDINATES,
@@ -52,7 +51,7 @@ from .formats import (
 )
 from .cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, default_cache_dir, load_frames, read_manifest
 from .loading import check_choice, check_int, default_num_workers, make_loader
-from .mixing import MixupCutmix
+from .transforms import Compose, FrameTransform, MixupCutmix, check_transforms
 from .splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, read_split_file, shipped_split
 
 __all__ = [
@@ -106,10 +105,10 @@ class DVSDataModule(L.LightningDataModule):
             :func:`default_num_workers`.
         cache_dir: root of the frame caches; default ``<cache>/frames``.
         augment: transforms of each training sample, applied in this order in the DataLoader
-            workers (:mod:`~bsnn_lightning.data.augment`: ``RandomFlip``, ``RandomRoll``,
+            workers (:mod:`~bsnn_lightning.data.transforms`: ``RandomFlip``, ``RandomRoll``,
             ``RandomTranslate``, or your own ``FrameTransform``); None or ``[]`` for none.
         mix: mixing of training batches on the device
-            (:class:`~bsnn_lightning.data.mixing.MixupCutmix`), or None for none.
+            (:class:`~bsnn_lightning.data.transforms.MixupCutmix`), or None for none.
         download: try to download missing archives (where a link works).
         urls: download links by archive name, replacing the built-in ones.
         checksums: expected MD5 by archive name, replacing the published ones (``None`` skips).
