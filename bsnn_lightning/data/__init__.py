@@ -15,7 +15,7 @@ from .digits import (
     load_digit_events,
     load_digit_images,
 )
-from .dvs import (
+from .datasets import (
     CIFAR10DVSDataModule,
     DatasetIncompleteError,
     DVS128GestureDataModule,

@@ -29,6 +29,7 @@ from pathlib import Path
 __all__ = [
     "CIFAR10DVS_CLASSES",
     "NCALTECH101_COUNTS",
+    "SHIPPED",
     "SPLIT_FILES",
     "cifar10dvs_names",
     "expected_splits",
@@ -66,6 +67,9 @@ NCALTECH101_COUNTS = {
 }  # fmt: skip
 """Recordings per class of N-Caltech101 (``Caltech101/<class>/image_0001.bin`` ..): Caltech101's
 images without its ``Faces`` class, 101 classes including ``BACKGROUND_Google``, 8,709 in all."""
+
+SHIPPED = "the split file shipped with bsnn-lightning"
+"""How an error names the shipped split."""
 
 SPLIT_FILES = {"cifar10dvs": "cifar10dvs.txt", "ncaltech101": "ncaltech101.txt"}
 

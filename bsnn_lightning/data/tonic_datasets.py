@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dvs import DVSDataModule
+from .datasets.base import DVSDataModule
 from .cache import SampleSpec, SourceFile
 
 __all__ = ["TonicDataModule"]
