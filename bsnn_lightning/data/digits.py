@@ -192,7 +192,8 @@ def digit_events_cache_path(
     config = config or SaccadeConfig()
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     parts = [f"digit-events-v{_CACHE_FORMAT_VERSION}"]
-    for field in dataclasses.fields(config):
+    # the scene's own fields, then the pixel model's keyword-only ones: the order cache folders are named in
+    for field in sorted(dataclasses.fields(config), key=lambda field: field.kw_only):
         value = getattr(config, field.name)
         text = "x".join(str(v) for v in value) if isinstance(value, tuple) else repr(value)
         parts.append(f"{field.name}-{text}")

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .events import EVENT_DTYPE
-from .sim import assemble_events, check_pixel_parameters, check_sensor_size, is_int, pixel_model_steps
+from .sim import PixelSettings, assemble_events, check_scene_config, is_int, pixel_model_steps
 
 __all__ = [
     "IntervalConfig",
@@ -62,7 +62,7 @@ _CHUNK = 256  # recordings run through the pixel model together
 
 
 @dataclass(frozen=True)
-class IntervalConfig:
+class IntervalConfig(PixelSettings):
     """Every parameter of the event-interval recordings (see the module docstring).
 
     Attributes:
@@ -88,16 +88,9 @@ class IntervalConfig:
     flash_us: int = 5_000
     delays: tuple[int, ...] = (2, 4, 6, 8)
     noise_events: float = 0.0
-    step_us: int = 1_000
-    contrast_threshold: float = 0.2
-    eps: float = 0.2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sensor_size", check_sensor_size(self.sensor_size))
-        for name in ("square", "slots", "slot_us", "flash_us", "step_us"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                raise ValueError(f"expected {name} to be an int >= 1, got {value!r}")
+        check_scene_config(self, ("square", "slots", "slot_us", "flash_us", "step_us"))
         if not is_int(self.position_jitter) or self.position_jitter < 0:
             raise ValueError(f"expected position_jitter to be an int >= 0, got {self.position_jitter!r}")
         room = min(self.sensor_size) - self.square
@@ -123,10 +116,7 @@ class IntervalConfig:
         object.__setattr__(self, "delays", tuple(int(d) for d in delays))
         if not (np.isfinite(self.noise_events) and self.noise_events >= 0):
             raise ValueError(f"expected noise_events >= 0, got {self.noise_events!r}")
-        c, eps = check_pixel_parameters(self.contrast_threshold, self.eps)
         object.__setattr__(self, "noise_events", float(self.noise_events))
-        object.__setattr__(self, "contrast_threshold", c)
-        object.__setattr__(self, "eps", eps)
 
     @property
     def num_classes(self) -> int:

@@ -32,6 +32,7 @@ training batches are mixed on the device after transfer and ``y`` becomes soft t
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from ..archives import EXTRACTED_MARKER, ArchiveSpec, extract_archive, fetch_arc
 from ..cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder, default_cache_dir, load_frames, read_manifest
 from ..events import SPLIT_BY
 from ..loading import TestSplitLoaders, check_choice, check_int, default_num_workers
+from ..splits import SHIPPED, read_split_file, shipped_split
 from ..transforms import Compose, FrameTransform, MixupCutmix, check_transforms
 
 __all__ = ["DVSDataModule", "DatasetIncompleteError", "assign_split", "recording_files", "relative_name"]
@@ -87,6 +89,11 @@ class DVSDataModule(TestSplitLoaders, L.LightningDataModule):
     sensor_size: tuple[int, int] = (128, 128)
     num_classes = 2
     expected_counts: dict[str, int] = {}
+    read_events = None
+    """The dataset's reader, ``read(path, **options) -> events`` (set as ``staticmethod(reader)``)."""
+    shipped_split_name: str | None = None
+    """The split file shipped for the dataset (a key of :data:`bsnn_lightning.data.splits.SPLIT_FILES`), if any."""
+    split_file: str | None = None
 
     def __init__(
         self,
@@ -209,7 +216,23 @@ class DVSDataModule(TestSplitLoaders, L.LightningDataModule):
         raise NotImplementedError
 
     def _reader(self):
-        raise NotImplementedError
+        """``path -> events`` for the cache builder: :attr:`read_events` with :meth:`_reader_options` (a
+        ``functools.partial`` of a module-level function, which worker processes can unpickle)."""
+        if self.read_events is None:
+            raise NotImplementedError(f"{type(self).__name__} must set read_events or define _reader()")
+        return functools.partial(self.read_events, **self._reader_options())
+
+    def _reader_options(self) -> dict:
+        return {"sensor_size": self.sensor_size}
+
+    def _split(self) -> tuple[dict[str, str], str]:
+        """Every recording's part, ``{"<class>/<file>": "train" | "test"}``, and what the split is (for errors):
+        ``split_file`` when one was given, else the split shipped as :attr:`shipped_split_name`."""
+        if self.split_file:
+            return read_split_file(self.split_file), self.split_file
+        if self.shipped_split_name is None:
+            raise NotImplementedError(f"{self.name} has no shipped split; give split_file")
+        return shipped_split(self.shipped_split_name), SHIPPED
 
     def _cache_variant(self) -> str:
         return ""

@@ -8,13 +8,11 @@ split file of your own; :class:`CIFAR10DVSReleasedSplit` the split a paper's rel
 
 from __future__ import annotations
 
-import functools
-
 from ..archives import ArchiveSpec
 from ..cache import SourceFile
 from ..formats import AEDAT2_COORDINATES, read_aedat2_dvs128
 from ..released_splits import imp_cifar10dvs, imp_legacy_cifar10dvs, split_counts, tet_2024_cifar10dvs, tet_cifar10dvs
-from ..splits import CIFAR10DVS_CLASSES, SHIPPED, read_split_file, shipped_split
+from ..splits import CIFAR10DVS_CLASSES
 from .base import DVSDataModule, assign_split, recording_files
 
 __all__ = ["CIFAR10DVSDataModule", "CIFAR10DVSReleasedSplit"]
@@ -61,6 +59,8 @@ class CIFAR10DVSDataModule(DVSDataModule):
     num_classes = 10
     classes = CIFAR10DVS_CLASSES
     expected_counts = {"train": 9000, "test": 1000}
+    read_events = staticmethod(read_aedat2_dvs128)
+    shipped_split_name = "cifar10dvs"
 
     def __init__(self, coordinates: str = "spikingjelly", split_file: str | None = None, **kwargs) -> None:
         if coordinates not in AEDAT2_COORDINATES:
@@ -69,17 +69,11 @@ class CIFAR10DVSDataModule(DVSDataModule):
         self.coordinates = coordinates
         self.split_file = split_file
 
-    def _reader(self):
-        return functools.partial(read_aedat2_dvs128, coordinates=self.coordinates)
+    def _reader_options(self) -> dict:
+        return {"coordinates": self.coordinates}
 
     def _cache_variant(self) -> str:
         return f"coords-{self.coordinates}"
-
-    def _split(self) -> tuple[dict[str, str], str]:
-        """Every recording's part, ``{"<class>/<file>": "train" | "test"}``, and what the split is (for errors)."""
-        if self.split_file:
-            return read_split_file(self.split_file), self.split_file
-        return shipped_split("cifar10dvs"), SHIPPED
 
     def _list_sources(self) -> list[SourceFile]:
         split, where = self._split()

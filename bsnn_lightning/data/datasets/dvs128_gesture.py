@@ -3,8 +3,6 @@ trial lists). The frames, cache and augmentation are :class:`~bsnn_lightning.dat
 
 from __future__ import annotations
 
-import functools
-
 from pathlib import Path
 
 from ..archives import ArchiveSpec
@@ -37,9 +35,7 @@ class DVS128GestureDataModule(DVSDataModule):
     sensor_size = (128, 128)
     num_classes = 11
     expected_counts = {"train": 1176, "test": 288}
-
-    def _reader(self):
-        return functools.partial(read_aedat31_polarity, sensor_size=self.sensor_size)
+    read_events = staticmethod(read_aedat31_polarity)
 
     def _list_sources(self) -> list[SourceFile]:
         folder = self._extracted(self.archives[0])

@@ -8,13 +8,11 @@ a split file of your own; :class:`NCaltech101ReleasedSplit` the split the IMP pa
 
 from __future__ import annotations
 
-import functools
-
 from ..archives import ArchiveSpec
 from ..cache import SourceFile
 from ..formats import read_atis_bin
 from ..released_splits import imp_ncaltech101, split_counts
-from ..splits import NCALTECH101_COUNTS, SHIPPED, read_split_file, shipped_split
+from ..splits import NCALTECH101_COUNTS
 from .base import DVSDataModule, DatasetIncompleteError, assign_split, recording_files
 
 __all__ = ["NCaltech101DataModule", "NCaltech101ReleasedSplit"]
@@ -44,19 +42,12 @@ class NCaltech101DataModule(DVSDataModule):
     num_classes = 101
     classes = tuple(sorted(NCALTECH101_COUNTS))
     expected_counts = {"train": 7886, "test": 823}
+    read_events = staticmethod(read_atis_bin)
+    shipped_split_name = "ncaltech101"
 
     def __init__(self, split_file: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.split_file = split_file
-
-    def _reader(self):
-        return functools.partial(read_atis_bin, sensor_size=self.sensor_size)
-
-    def _split(self) -> tuple[dict[str, str], str]:
-        """Every recording's part, ``{"<class>/<file>": "train" | "test"}``, and what the split is (for errors)."""
-        if self.split_file:
-            return read_split_file(self.split_file), self.split_file
-        return shipped_split("ncaltech101"), SHIPPED
 
     def _list_sources(self) -> list[SourceFile]:
         split, where = self._split()

@@ -4,8 +4,6 @@ own train and test archives). The frames, cache and augmentation are
 
 from __future__ import annotations
 
-import functools
-
 from ..archives import ArchiveSpec
 from ..cache import SampleSpec, SourceFile
 from ..formats import read_atis_bin
@@ -34,9 +32,7 @@ class NMNISTDataModule(DVSDataModule):
     sensor_size = (34, 34)
     num_classes = 10
     expected_counts = {"train": 60000, "test": 10000}
-
-    def _reader(self):
-        return functools.partial(read_atis_bin, sensor_size=self.sensor_size)
+    read_events = staticmethod(read_atis_bin)
 
     def _list_sources(self) -> list[SourceFile]:
         sources = []

@@ -9,38 +9,8 @@ The embedded digits (:mod:`~bsnn_lightning.data.digits`) and event intervals
 (:mod:`~bsnn_lightning.data.intervals`) are built from these; nothing here reads or writes files.
 """
 
-from .pixel import (
-    as_generator,
-    assemble_events,
-    check_pixel_parameters,
-    check_sensor_size,
-    dvs_events_from_frames,
-    is_int,
-    pixel_model_steps,
-)
-from .saccades import (
-    SaccadeConfig,
-    check_intensity_range,
-    render_centred,
-    saccade_offsets,
-    simulate_saccade_events,
-    simulate_saccades,
-    static_image,
-)
+from . import pixel, saccades
+from .pixel import *  # noqa: F403
+from .saccades import *  # noqa: F403
 
-__all__ = [
-    "SaccadeConfig",
-    "as_generator",
-    "assemble_events",
-    "check_intensity_range",
-    "check_pixel_parameters",
-    "check_sensor_size",
-    "dvs_events_from_frames",
-    "is_int",
-    "pixel_model_steps",
-    "render_centred",
-    "saccade_offsets",
-    "simulate_saccade_events",
-    "simulate_saccades",
-    "static_image",
-]
+__all__ = [*pixel.__all__, *saccades.__all__]

@@ -31,20 +31,38 @@ many recordings at once (frames ``[N, H, W]`` per sample, one Generator per reco
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..events import EVENT_DTYPE
 
 __all__ = [
+    "PixelSettings",
     "as_generator",
     "assemble_events",
     "check_pixel_parameters",
+    "check_scene_config",
     "check_sensor_size",
     "dvs_events_from_frames",
     "is_int",
     "pixel_model_steps",
 ]
+
+@dataclass(frozen=True, kw_only=True)
+class PixelSettings:
+    """The pixel model's parameters, the keyword-only fields every scene config ends with.
+
+    Attributes:
+        step_us: sampling period of the pixel model, µs.
+        contrast_threshold: ``C``, log-intensity change per event (natural-log units).
+        eps: ``ε`` in ``log(I + ε)``, dark current / screen black level, relative to white = 1.
+    """
+
+    step_us: int = 1_000
+    contrast_threshold: float = 0.2
+    eps: float = 0.2
+
 
 Steps = Iterator[tuple[int, tuple[np.ndarray, ...], np.ndarray]]
 """What :func:`pixel_model_steps` yields: ``(k, (n_idx, y, x), signed counts n_k)`` for each sample that fired."""
@@ -171,6 +189,21 @@ def check_pixel_parameters(contrast_threshold: float, eps: float) -> tuple[float
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"expected {name} > 0, got {value!r}")
     return float(contrast_threshold), float(eps)
+
+
+def check_scene_config(config, positive_ints: tuple[str, ...]) -> None:
+    """What every frozen scene config (sensor, timing, pixel model) checks in ``__post_init__``, stored back in
+    canonical form so that equal settings give one cache key: ``sensor_size`` as two ints >= 1, each field of
+    ``positive_ints`` an int >= 1 (a plain ``int``), ``contrast_threshold`` and ``eps`` finite and > 0 (floats)."""
+    object.__setattr__(config, "sensor_size", check_sensor_size(config.sensor_size))
+    for name in positive_ints:
+        value = getattr(config, name)
+        if not is_int(value) or value < 1:
+            raise ValueError(f"expected {name} to be an int >= 1, got {value!r}")
+        object.__setattr__(config, name, int(value))
+    c, eps = check_pixel_parameters(config.contrast_threshold, config.eps)
+    object.__setattr__(config, "contrast_threshold", c)
+    object.__setattr__(config, "eps", eps)
 
 
 def is_int(value) -> bool:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pixel import as_generator, assemble_events, check_pixel_parameters, check_sensor_size, pixel_model_steps
+from .pixel import PixelSettings, as_generator, assemble_events, check_scene_config, pixel_model_steps
 
 __all__ = [
     "SaccadeConfig",
@@ -56,7 +56,7 @@ _CHUNK = 64  # images simulated together (see simulate_saccades)
 
 
 @dataclass(frozen=True)
-class SaccadeConfig:
+class SaccadeConfig(PixelSettings):
     """Every parameter of the saccade simulation (all of them key the on-disk cache).
 
     Attributes:
@@ -73,16 +73,9 @@ class SaccadeConfig:
     upsample: int = 3
     saccade_amplitude: float = 4.0
     saccade_us: int = 100_000
-    step_us: int = 1_000
-    contrast_threshold: float = 0.2
-    eps: float = 0.2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sensor_size", check_sensor_size(self.sensor_size))
-        for name in ("upsample", "saccade_us", "step_us"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"expected {name} to be an int >= 1, got {value!r}")
+        check_scene_config(self, ("upsample", "saccade_us", "step_us"))
         if self.saccade_us % self.step_us:
             raise ValueError(
                 f"expected step_us to divide saccade_us, got saccade_us = {self.saccade_us}, "
@@ -90,10 +83,7 @@ class SaccadeConfig:
             )
         if not (np.isfinite(self.saccade_amplitude) and self.saccade_amplitude >= 0):
             raise ValueError(f"expected saccade_amplitude >= 0 (pixels), got {self.saccade_amplitude!r}")
-        c, eps = check_pixel_parameters(self.contrast_threshold, self.eps)  # as floats: 4 and 4.0, one cache key
-        object.__setattr__(self, "saccade_amplitude", float(self.saccade_amplitude))
-        object.__setattr__(self, "contrast_threshold", c)
-        object.__setattr__(self, "eps", eps)
+        object.__setattr__(self, "saccade_amplitude", float(self.saccade_amplitude))  # 4 and 4.0: one cache key
 
     @property
     def steps_per_saccade(self) -> int:

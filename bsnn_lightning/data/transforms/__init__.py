@@ -15,39 +15,10 @@ their former module names ``bsnn_lightning.data.augment``, ``bsnn_lightning.data
 ``bsnn_lightning.data.mixing``, which recipes and saved checkpoints name.
 """
 
-from .base import Compose, FrameTransform, Identity, RandomChoice, check_transforms
+from . import base, mixing, spatial
+from .base import *  # noqa: F403
 from .functional import SHIFT_MODES, random_flip, random_shift, translate
-from .mixing import CUTMIX_ON, PARTNERS, MixupCutmix
-from .spatial import (
-    RandomAxisShift,
-    RandomErase,
-    RandomFlip,
-    RandomRoll,
-    RandomRotate,
-    RandomShear,
-    RandomTranslate,
-    SpikFormerDVSAugment,
-)
+from .mixing import *  # noqa: F403
+from .spatial import *  # noqa: F403
 
-__all__ = [
-    "CUTMIX_ON",
-    "PARTNERS",
-    "SHIFT_MODES",
-    "Compose",
-    "FrameTransform",
-    "Identity",
-    "MixupCutmix",
-    "RandomAxisShift",
-    "RandomChoice",
-    "RandomErase",
-    "RandomFlip",
-    "RandomRoll",
-    "RandomRotate",
-    "RandomShear",
-    "RandomTranslate",
-    "SpikFormerDVSAugment",
-    "check_transforms",
-    "random_flip",
-    "random_shift",
-    "translate",
-]
+__all__ = [*base.__all__, *mixing.__all__, *spatial.__all__, "SHIFT_MODES", "random_flip", "random_shift", "translate"]
