@@ -35,6 +35,17 @@ REPORT_LAYERS = {
     "report facade": ("report",),
 }
 REPORT_RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(REPORT_LAYERS.items()) for part in parts}
+#: inside the data package too (Tonic's split: readers and formats, then caches, simulation and transforms, then the
+#: datasets, then the DataModules); the compatibility modules re-export moved modules under their former names
+DATA_LAYERS = {
+    "data basics": ("events", "formats", "archives", "loading", "splits", "released_splits"),
+    "data building blocks": ("cache", "sim", "transforms"),
+    "datasets": ("digits", "intervals", "datasets"),
+    "data modules": ("datamodules", "tonic_datasets"),
+    "data compatibility": ("augment", "spatial_augment", "mixing", "dvs", "released_datamodules"),
+    "data facade": ("data",),
+}
+DATA_RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(DATA_LAYERS.items()) for part in parts}
 PACKAGE = Path(bsnn_lightning.__file__).parent
 
 
@@ -114,12 +125,34 @@ def upward_report_imports(module: str, source: str, is_package: bool = False, fi
     return found
 
 
+def data_part(module: str) -> str:
+    """``bsnn_lightning.data.sim.pixel`` -> ``sim``; the data package's __init__ -> ``data``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else parts[1]
+
+
+def upward_data_imports(module: str, source: str, is_package: bool = False, filename: str = "<source>") -> list[str]:
+    """One line per import, in a module of the data package, of a data module in a higher data layer."""
+    rank, layer = DATA_RANK[data_part(module)]
+    found = []
+    for target, line in package_imports(module, source, is_package, filename):
+        if top_part(target) != "data":
+            continue
+        target_rank, target_layer = DATA_RANK[data_part(target)]
+        if target_rank > rank:
+            found.append(f"{module} ({layer}) imports {target} ({target_layer}) at line {line}")
+    return found
+
+
 def test_every_module_has_a_layer():
     unplaced = sorted(name for name in MODULES if top_part(name) not in RANK)
     assert not unplaced, f"add these modules to a layer in LAYERS: {unplaced}"
     report = [name for name in MODULES if top_part(name) == "report"]
     unplaced = sorted(name for name in report if report_part(name) not in REPORT_RANK)
     assert not unplaced, f"add these modules to a layer in REPORT_LAYERS: {unplaced}"
+    data = [name for name in MODULES if top_part(name) == "data"]
+    unplaced = sorted(name for name in data if data_part(name) not in DATA_RANK)
+    assert not unplaced, f"add these modules to a layer in DATA_LAYERS: {unplaced}"
 
 
 def test_the_report_package_is_layered_too():
@@ -133,6 +166,21 @@ def test_the_report_package_is_layered_too():
         "bsnn_lightning.report.experiments.loss (report experiments) imports bsnn_lightning.report.runner (report command) at line 1"
     ]
     assert upward_report_imports("bsnn_lightning.report.runner", "from .experiments import EXPERIMENTS\n") == []
+
+
+def test_the_data_package_is_layered_too():
+    found = []
+    for module, (path, is_package) in MODULES.items():
+        if top_part(module) == "data":
+            found += upward_data_imports(module, path.read_text(encoding="utf-8"), is_package, str(path))
+    assert not found, "imports from a higher layer of the data package:\n" + "\n".join(found)
+    # the check itself: the simulator importing a dataset is refused, a dataset importing the simulator is not
+    assert upward_data_imports("bsnn_lightning.data.sim.pixel", "from ..digits import N_DIGITS\n") == [
+        "bsnn_lightning.data.sim.pixel (data building blocks) imports bsnn_lightning.data.digits (datasets) at line 1"
+    ]
+    assert upward_data_imports("bsnn_lightning.data.digits", "from .sim import SaccadeConfig\n") == []
+    # a compatibility module may not be imported inside the package: everything below it uses the new homes
+    assert upward_data_imports("bsnn_lightning.data.datasets.base", "from ..augment import Compose\n") != []
 
 
 def test_no_module_imports_from_a_higher_layer():
