@@ -1,6 +1,10 @@
 """Datasets: the event format, the shared events-to-frames path, the embedded digits set, the embedded
 event-interval task, the four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules, and
-their augmentations (per-sample transforms, batch mixing)."""
+their augmentations (per-sample transforms, batch mixing).
+
+Laid out after Tonic's: readers in :mod:`~bsnn_lightning.data.formats`, the caches in :mod:`~bsnn_lightning.data.cache`,
+the DVS simulator in :mod:`~bsnn_lightning.data.sim`, the augmentations in :mod:`~bsnn_lightning.data.transforms`,
+one module per DVS dataset in :mod:`~bsnn_lightning.data.datasets` (``docs/datasets.md``, "The package's layout")."""
 
 from .archives import ArchiveError, ArchiveSpec, DatasetNotFoundError, UnsafeArchiveError
 from .datamodules import DigitEventsDataModule, IntervalEventsDataModule

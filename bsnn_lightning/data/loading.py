@@ -2,8 +2,9 @@
 DataLoaders they serve.
 
 :class:`~bsnn_lightning.data.DigitEventsDataModule` and the DVS DataModules
-(:mod:`bsnn_lightning.data.dvs`) build their loaders here, so that both serve batches the same way
-(shuffled training set, persistent workers when there are workers, pinned memory when CUDA is there).
+(:mod:`bsnn_lightning.data.datasets`) build their loaders here (:class:`TestSplitLoaders`), so that all serve
+batches the same way (shuffled training set, persistent workers when there are workers, pinned memory when CUDA
+is there).
 
 The training set's order in each epoch is drawn from the run's seed and the epoch's number alone
 (:class:`EpochShuffle`), so a run resumed from a checkpoint (``--ckpt_path last``) sees the same batches

@@ -39,7 +39,7 @@ class TonicDataModule(DVSDataModule):
         name: the cache's name for this data (one folder per name and parameters).
         fingerprint: for datasets without a file list (``dataset.data`` of existing files): a string that
             changes whenever the data does; it keys the frame cache.
-        **kwargs: as :class:`~bsnn_lightning.data.dvs.DVSDataModule` (``time_steps``, ``split_by``, ``resize``,
+        **kwargs: as :class:`~bsnn_lightning.data.datasets.base.DVSDataModule` (``time_steps``, ``split_by``, ``resize``,
             ``batch_size``, ``num_workers``, ``cache_dir``, ``augment``, ``mix``, ``progress``); ``root``,
             ``download``, ``urls``, ``checksums`` and ``allow_partial`` do not apply (Tonic fetches its data).
     """
