@@ -5,10 +5,10 @@ What it does, in one run:
 
 1. writes a synthetic CIFAR10-DVS of realistic size (``--per-class`` train + test recordings in each
    of the ten class archives, ``--events`` events per recording over 1.3 s on the 128 x 128 sensor;
-   real CIFAR10-DVS recordings are of that order) with :mod:`bsnn_lightning.data.synthetic`;
+   real CIFAR10-DVS recordings are of that order) with the tests' ``tests/archive_writers.py``;
 2. runs ``prepare_data`` -- extraction, AEDAT 2.0 parsing, binning, cache writing -- and times it;
 3. iterates the training DataLoader from the cache with the **default number of workers**
-   (:func:`bsnn_lightning.data.dvs.default_num_workers`) for ``--epochs`` epochs after one warm-up
+   (:func:`bsnn_lightning.data.loading.default_num_workers`) for ``--epochs`` epochs after one warm-up
    epoch, with the recipes' per-sample augmentation on, and reports samples/s and frames/s
    (frames = samples x T), for two settings:
 
@@ -33,6 +33,7 @@ import datetime
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,9 +41,11 @@ from pathlib import Path
 import torch
 
 from bsnn_lightning.data import CIFAR10DVSDataModule, RandomFlip, RandomRoll
-from bsnn_lightning.data.dvs import default_num_workers
-from bsnn_lightning.data.synthetic import write_synthetic_dataset
+from bsnn_lightning.data.loading import default_num_workers
 from common import write_json_atomic  # bench/common.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from archive_writers import write_synthetic_dataset  # noqa: E402  (tests/archive_writers.py: test data writers)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 

@@ -26,7 +26,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 from lightning.pytorch.cli import LightningCLI
 
 from .data.archives import ArchiveError, DatasetNotFoundError
-from .data.dvs import DatasetIncompleteError
+from .data.datasets import DatasetIncompleteError
 
 OTHER_COMMANDS = (
     "Other commands: bsnn report OUT_DIR [--task digits|intervals|both] [--quick] measures the BSNN and IMP "

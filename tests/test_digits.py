@@ -1,5 +1,6 @@
 """The DVS pixel model, the saccade simulator, the digit cache and split, and the DataModule."""
 
+import json
 import math
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ from bsnn_lightning.data import (
     simulate_saccade_events,
     static_image,
 )
+from bsnn_lightning.data.cache import write_event_cache
 
 STEP_US = 1000
 
@@ -299,6 +301,26 @@ def test_cache_file_with_other_parameters_is_detected(tmp_path):
     other.write_bytes(good.path.read_bytes())  # a seed-0 file where seed 1 belongs
     with pytest.raises(RuntimeError, match="expected metadata"):
         load_digit_events(seed=1, cache_dir=tmp_path, limit=3, build=False)
+
+
+def test_cache_folders_keep_their_names_and_an_older_format_is_rebuilt(tmp_path):
+    # the folder a default cache has always had (caches written before data/ was reorganised are found again) ...
+    assert digit_events_cache_path(0, tmp_path).parent.name == (
+        "digit-events-v1_sensor_size-34x34_upsample-3_saccade_amplitude-4.0_saccade_us-100000_step_us-1000_"
+        "contrast_threshold-0.2_eps-0.2_seed-0"
+    )
+    # ... and a file of another format version at that place is refused, never read as this one
+    good = load_digit_events(seed=0, cache_dir=tmp_path, limit=3)
+    with np.load(good.path) as stored:
+        metadata = json.loads(str(stored["metadata"]))
+        events = np.split(stored["events"], stored["offsets"][1:-1])
+        labels = stored["labels"]
+    write_event_cache(good.path, events, labels, {**metadata, "format_version": 0})
+    with pytest.raises(RuntimeError, match="expected metadata .*'format_version': 1.*got .*'format_version': 0"):
+        load_digit_events(seed=0, cache_dir=tmp_path, limit=3, build=False)
+    with pytest.warns(RuntimeWarning, match="rebuilding unreadable digit-events cache"):
+        load_digit_events(seed=0, cache_dir=tmp_path, limit=3)
+    assert len(load_digit_events(seed=0, cache_dir=tmp_path, limit=3, build=False).events) == 3
 
 
 def test_cache_location_keys_every_parameter_and_honours_env(tmp_path, monkeypatch):

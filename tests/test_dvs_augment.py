@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bsnn_lightning import SpikingClassifier, losses
-from bsnn_lightning.data.augment import (
+from bsnn_lightning.data.transforms import (
     Compose,
     FrameTransform,
     RandomFlip,
@@ -16,8 +16,8 @@ from bsnn_lightning.data.augment import (
     random_shift,
     translate,
 )
-from bsnn_lightning.data import mixing
-from bsnn_lightning.data.mixing import MixupCutmix, cutmix_box, paste_box
+from bsnn_lightning.data.transforms import mixing
+from bsnn_lightning.data.transforms.mixing import MixupCutmix, cutmix_box, paste_box
 
 
 def frames(seed=0, shape=(3, 2, 6, 8)):

@@ -41,7 +41,7 @@ from bsnn_lightning.data.splits import (
     shipped_split,
     write_split_file,
 )
-from bsnn_lightning.data.synthetic import atis_bytes, random_events, write_synthetic_dataset
+from archive_writers import atis_bytes, random_events, write_synthetic_dataset  # tests/archive_writers.py
 
 from test_dvs_formats import SAMPLES, manifest_stats, needs_samples
 

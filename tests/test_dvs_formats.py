@@ -23,7 +23,7 @@ from bsnn_lightning.data.formats import (
     read_atis_bin,
     read_gesture_labels,
 )
-from bsnn_lightning.data.synthetic import (
+from archive_writers import (  # tests/archive_writers.py
     aedat2_dvs128_bytes,
     aedat31_polarity_bytes,
     atis_bytes,

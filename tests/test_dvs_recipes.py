@@ -19,7 +19,7 @@ from bsnn_lightning import BifurcationNeuron, EngineNeuron, LIFNeuron, SpikingCl
 from bsnn_lightning.cli import BsnnCLI, build_cli
 from bsnn_lightning.convert import spiking_neurons
 from bsnn_lightning.data import CIFAR10DVSDataModule, MixupCutmix, RandomFlip, RandomRoll
-from bsnn_lightning.data.synthetic import write_synthetic_dataset
+from archive_writers import write_synthetic_dataset  # tests/archive_writers.py
 
 from test_models import assert_same_neuron
 

@@ -13,8 +13,8 @@ import pytest
 
 from bsnn_lightning.data import events_to_frames
 from bsnn_lightning.data.formats import read_atis_bin
-from bsnn_lightning.data.frame_cache import build_frame_cache, cache_folder, load_frames
-from bsnn_lightning.data.synthetic import atis_bytes, random_events
+from bsnn_lightning.data.cache import build_frame_cache, cache_folder, load_frames
+from archive_writers import atis_bytes, random_events  # tests/archive_writers.py
 
 SCRIPT = Path(__file__).parent / "scripts" / "frame_cache_build.py"
 sys.path.insert(0, str(SCRIPT.parent))

@@ -4,6 +4,8 @@ and inside functions alike (a function-level import is still a dependency, just 
 import ast
 from pathlib import Path
 
+import pytest
+
 import bsnn_lightning
 
 #: layer name -> the top-level modules or subpackages of bsnn_lightning in it, lowest layer first
@@ -35,6 +37,17 @@ REPORT_LAYERS = {
     "report facade": ("report",),
 }
 REPORT_RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(REPORT_LAYERS.items()) for part in parts}
+#: inside the data package too (Tonic's split: readers and formats, then caches, simulation and transforms, then the
+#: datasets, then the DataModules); the compatibility modules re-export moved modules under their former names
+DATA_LAYERS = {
+    "data basics": ("events", "formats", "archives", "loading", "splits", "released_splits"),
+    "data building blocks": ("cache", "sim", "transforms"),
+    "datasets": ("digits", "intervals", "datasets"),
+    "data modules": ("datamodules", "tonic_datasets"),
+    "data compatibility": ("augment", "spatial_augment", "mixing", "dvs", "released_datamodules"),
+    "data facade": ("data",),
+}
+DATA_RANK = {part: (rank, layer) for rank, (layer, parts) in enumerate(DATA_LAYERS.items()) for part in parts}
 PACKAGE = Path(bsnn_lightning.__file__).parent
 
 
@@ -95,23 +108,38 @@ def upward_imports(module: str, source: str, is_package: bool = False, filename:
     return found
 
 
-def report_part(module: str) -> str:
-    """``bsnn_lightning.report.experiments.loss`` -> ``experiments``; the report's __init__ -> ``report``."""
+def inner_part(module: str) -> str:
+    """The part of a subpackage a module is in: ``bsnn_lightning.report.experiments.loss`` -> ``experiments``,
+    ``bsnn_lightning.data.sim.pixel`` -> ``sim``; the subpackage's __init__ -> its own name (``report``)."""
     parts = module.split(".")
     return parts[2] if len(parts) > 2 else parts[1]
 
 
-def upward_report_imports(module: str, source: str, is_package: bool = False, filename: str = "<source>") -> list[str]:
-    """One line per import, in a module of the report package, of a report module in a higher report layer."""
-    rank, layer = REPORT_RANK[report_part(module)]
+report_part = data_part = inner_part
+
+
+def upward_inner_imports(
+    package: str, ranks: dict, module: str, source: str, is_package: bool = False, filename: str = "<source>"
+) -> list[str]:
+    """One line per import, in a module of the subpackage ``package``, of one of its modules in a higher layer of
+    ``ranks`` (its REPORT_RANK or DATA_RANK)."""
+    rank, layer = ranks[inner_part(module)]
     found = []
     for target, line in package_imports(module, source, is_package, filename):
-        if top_part(target) != "report":
+        if top_part(target) != package:
             continue
-        target_rank, target_layer = REPORT_RANK[report_part(target)]
+        target_rank, target_layer = ranks[inner_part(target)]
         if target_rank > rank:
             found.append(f"{module} ({layer}) imports {target} ({target_layer}) at line {line}")
     return found
+
+
+def upward_report_imports(module: str, source: str, is_package: bool = False, filename: str = "<source>") -> list[str]:
+    return upward_inner_imports("report", REPORT_RANK, module, source, is_package, filename)
+
+
+def upward_data_imports(module: str, source: str, is_package: bool = False, filename: str = "<source>") -> list[str]:
+    return upward_inner_imports("data", DATA_RANK, module, source, is_package, filename)
 
 
 def test_every_module_has_a_layer():
@@ -120,19 +148,34 @@ def test_every_module_has_a_layer():
     report = [name for name in MODULES if top_part(name) == "report"]
     unplaced = sorted(name for name in report if report_part(name) not in REPORT_RANK)
     assert not unplaced, f"add these modules to a layer in REPORT_LAYERS: {unplaced}"
+    data = [name for name in MODULES if top_part(name) == "data"]
+    unplaced = sorted(name for name in data if data_part(name) not in DATA_RANK)
+    assert not unplaced, f"add these modules to a layer in DATA_LAYERS: {unplaced}"
 
 
-def test_the_report_package_is_layered_too():
+@pytest.mark.parametrize("package", ["report", "data"])
+def test_the_report_and_data_packages_are_layered_too(package):
+    upward = {"report": upward_report_imports, "data": upward_data_imports}[package]
     found = []
     for module, (path, is_package) in MODULES.items():
-        if top_part(module) == "report":
-            found += upward_report_imports(module, path.read_text(encoding="utf-8"), is_package, str(path))
-    assert not found, "imports from a higher layer of the report package:\n" + "\n".join(found)
-    # the check itself: an experiment importing the runner is refused, the runner importing an experiment is not
+        if top_part(module) == package:
+            found += upward(module, path.read_text(encoding="utf-8"), is_package, str(path))
+    assert not found, f"imports from a higher layer of the {package} package:\n" + "\n".join(found)
+
+
+def test_the_inner_checks_refuse_an_upward_import_and_pass_a_downward_one():
+    # an experiment importing the runner is refused, the runner importing an experiment is not
     assert upward_report_imports("bsnn_lightning.report.experiments.loss", "from ..runner import figure_files\n") == [
         "bsnn_lightning.report.experiments.loss (report experiments) imports bsnn_lightning.report.runner (report command) at line 1"
     ]
     assert upward_report_imports("bsnn_lightning.report.runner", "from .experiments import EXPERIMENTS\n") == []
+    # the simulator importing a dataset is refused, a dataset importing the simulator is not
+    assert upward_data_imports("bsnn_lightning.data.sim.pixel", "from ..digits import N_DIGITS\n") == [
+        "bsnn_lightning.data.sim.pixel (data building blocks) imports bsnn_lightning.data.digits (datasets) at line 1"
+    ]
+    assert upward_data_imports("bsnn_lightning.data.digits", "from .sim import SaccadeConfig\n") == []
+    # a compatibility module may not be imported inside the data package: everything below it uses the new homes
+    assert upward_data_imports("bsnn_lightning.data.datasets.base", "from ..augment import Compose\n") != []
 
 
 def test_no_module_imports_from_a_higher_layer():

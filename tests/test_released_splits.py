@@ -16,7 +16,7 @@ from bsnn_lightning.data.released_splits import (
     write,
 )
 from bsnn_lightning.data.splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, read_split_file
-from bsnn_lightning.data.synthetic import write_synthetic_dataset
+from archive_writers import write_synthetic_dataset  # tests/archive_writers.py
 
 
 def per_class(split, part):

@@ -1,5 +1,5 @@
-"""Whole-pixel warps and erasing (data/geometry.py), the transforms built on them (data/spatial_augment.py) and
-the RandomChoice / Identity combinators (data/augment.py)."""
+"""Whole-pixel warps and erasing (data/transforms/functional.py), the transforms built on them
+(data/transforms/spatial.py) and the RandomChoice / Identity combinators (data/transforms/base.py)."""
 
 import math
 import re
@@ -7,11 +7,12 @@ import re
 import pytest
 import torch
 
-from bsnn_lightning.data.augment import Identity, RandomChoice, RandomFlip, translate
-from bsnn_lightning.data.geometry import erase_box, random_erase_box, rotate, shear, warp_nearest
-from bsnn_lightning.data.spatial_augment import (
+from bsnn_lightning.data.transforms.base import Identity, RandomChoice
+from bsnn_lightning.data.transforms.functional import erase_box, random_erase_box, rotate, shear, translate, warp_nearest
+from bsnn_lightning.data.transforms.spatial import (
     RandomAxisShift,
     RandomErase,
+    RandomFlip,
     RandomRotate,
     RandomShear,
     SpikFormerDVSAugment,
@@ -132,7 +133,7 @@ def test_spatial_transforms_refuse_bad_settings(make, message):
 
 
 def test_transforms_compose_with_the_existing_ones_in_a_datamodule_list():
-    from bsnn_lightning.data.augment import Compose
+    from bsnn_lightning.data.transforms import Compose
 
     torch.manual_seed(0)
     pipeline = Compose([RandomFlip(0.5), SpikFormerDVSAugment()])

@@ -12,7 +12,7 @@ import torch
 
 import bsnn_lightning as bl
 from bsnn_lightning.data import MixupCutmix
-from bsnn_lightning.data.augment import RandomFlip
+from bsnn_lightning.data.transforms import RandomFlip
 from bsnn_lightning.data.events import events_to_frames
 from bsnn_lightning.data.formats import read_atis_bin
 from bsnn_lightning.data.tonic_datasets import TonicDataModule

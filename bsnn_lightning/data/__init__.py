@@ -1,36 +1,25 @@
 """Datasets: the event format, the shared events-to-frames path, the embedded digits set, the embedded
 event-interval task, the four DVS datasets (CIFAR10-DVS, DVS128 Gesture, N-Caltech101, N-MNIST) as LightningDataModules, and
-their augmentations (per-sample transforms, batch mixing)."""
+their augmentations (per-sample transforms, batch mixing).
+
+Laid out after Tonic's: readers in :mod:`~bsnn_lightning.data.formats`, the caches in :mod:`~bsnn_lightning.data.cache`,
+the DVS simulator in :mod:`~bsnn_lightning.data.sim`, the augmentations in :mod:`~bsnn_lightning.data.transforms`,
+one module per DVS dataset in :mod:`~bsnn_lightning.data.datasets` (``docs/datasets.md``, "The package's layout")."""
 
 from .archives import ArchiveError, ArchiveSpec, DatasetNotFoundError, UnsafeArchiveError
-from .augment import (
-    Compose,
-    FrameTransform,
-    RandomFlip,
-    RandomRoll,
-    RandomTranslate,
-    random_flip,
-    random_shift,
-)
 from .datamodules import DigitEventsDataModule, IntervalEventsDataModule
+from .cache import CACHE_ENV_VAR, default_cache_dir
 from .digits import (
-    CACHE_ENV_VAR,
     N_DIGITS,
     DigitEvents,
-    SaccadeConfig,
-    default_cache_dir,
     digit_events_cache_path,
     digit_rng,
     digit_static_images,
     digits_train_test_split,
-    dvs_events_from_frames,
     load_digit_events,
     load_digit_images,
-    saccade_offsets,
-    simulate_saccade_events,
-    static_image,
 )
-from .dvs import (
+from .datasets import (
     CIFAR10DVSDataModule,
     DatasetIncompleteError,
     DVS128GestureDataModule,
@@ -47,8 +36,18 @@ from .formats import (
     read_atis_bin,
     read_gesture_labels,
 )
-from .mixing import MixupCutmix
+from .sim import SaccadeConfig, dvs_events_from_frames, saccade_offsets, simulate_saccade_events, static_image
 from .tonic_datasets import TonicDataModule
+from .transforms import (
+    Compose,
+    FrameTransform,
+    MixupCutmix,
+    RandomFlip,
+    RandomRoll,
+    RandomTranslate,
+    random_flip,
+    random_shift,
+)
 
 __all__ = [
     "CACHE_ENV_VAR",

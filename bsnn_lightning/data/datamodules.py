@@ -5,11 +5,10 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .digits import (
     N_DIGITS,
-    SaccadeConfig,
     digit_static_images,
     digits_train_test_split,
     load_digit_events,
@@ -17,14 +16,15 @@ from .digits import (
 )
 from .events import SPLIT_BY, events_to_frames
 from .intervals import IntervalConfig, load_interval_events
-from .loading import check_choice, check_int, make_loader
+from .sim import SaccadeConfig
+from .loading import TestSplitLoaders, check_choice, check_int
 
 __all__ = ["DigitEventsDataModule", "IntervalEventsDataModule"]
 
 VARIANTS = ("events", "static")
 
 
-class DigitEventsDataModule(L.LightningDataModule):
+class DigitEventsDataModule(TestSplitLoaders, L.LightningDataModule):
     """sklearn's 1,797 8x8 digits as simulated N-MNIST-style DVS recordings (no download).
 
     See :mod:`bsnn_lightning.data.digits` for the simulation (34 x 34 sensor, three 100 ms
@@ -136,25 +136,21 @@ class DigitEventsDataModule(L.LightningDataModule):
         self.train_indices, self.test_indices = digits_train_test_split(labels)
         self._x, self._y = x, torch.from_numpy(labels.astype(np.int64))
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_indices, shuffle=True)
+    @property
+    def train_set(self) -> "_FloatSamples | None":
+        """The training split's samples (None before :meth:`setup`)."""
+        return self._samples(self.train_indices)
 
-    def val_dataloader(self) -> DataLoader:
-        """The test split (see the class docstring)."""
-        return self._loader(self.test_indices, shuffle=False)
+    @property
+    def test_set(self) -> "_FloatSamples | None":
+        """The test split's samples (None before :meth:`setup`); validation uses them too."""
+        return self._samples(self.test_indices)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_indices, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_indices, shuffle=False)
-
-    def _loader(self, indices: np.ndarray | None, shuffle: bool) -> DataLoader:
-        samples = None if indices is None or self._x is None else _FloatSamples(self._x, self._y, indices)
-        return make_loader(samples, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=shuffle)
+    def _samples(self, indices: np.ndarray | None) -> "_FloatSamples | None":
+        return None if indices is None or self._x is None else _FloatSamples(self._x, self._y, indices)
 
 
-class IntervalEventsDataModule(L.LightningDataModule):
+class IntervalEventsDataModule(TestSplitLoaders, L.LightningDataModule):
     """The event-interval task (no download): a square flashes twice, the class is the gap between flashes.
 
     See :mod:`bsnn_lightning.data.intervals` for the recordings (16 x 16 sensor, 16 slots of 10 ms, delays of
@@ -219,18 +215,18 @@ class IntervalEventsDataModule(L.LightningDataModule):
         width, height = self.config.sensor_size
         self.num_classes = self.config.num_classes
         self.input_shape = (time_steps, 2, height, width)
-        self._train: _FloatSamples | None = None
-        self._test: _FloatSamples | None = None
+        self.train_set: _FloatSamples | None = None
+        self.test_set: _FloatSamples | None = None
 
     def prepare_data(self) -> None:
         """Nothing to do: the recordings are generated in :meth:`setup`, identically on every process."""
 
     def setup(self, stage: str | None = None) -> None:
         """Generate both splits and bin them into frames (once; later calls keep them)."""
-        if self._train is not None:
+        if self.train_set is not None:
             return
-        self._train = self._split("train", self.n_train)
-        self._test = self._split("test", self.n_test)
+        self.train_set = self._split("train", self.n_train)
+        self.test_set = self._split("test", self.n_test)
 
     def _split(self, split: str, n: int) -> "_FloatSamples":
         events, labels, _, _ = load_interval_events(n, split, self.seed, self.config)
@@ -241,18 +237,6 @@ class IntervalEventsDataModule(L.LightningDataModule):
         x = torch.from_numpy(_compact_counts(frames))
         return _FloatSamples(x, torch.from_numpy(labels), np.arange(n))
 
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self._train, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """The test split (see the class docstring)."""
-        return make_loader(self._test, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self._test, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return make_loader(self._test, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False)
 
 
 class _FloatSamples(Dataset):

@@ -14,7 +14,7 @@ place, and the class is the interval between the two flashes:
    the first flash tells nothing about the class, and with the default ``delays = (2, 4, 6, 8)`` slots
    (20 to 80 ms) there are four classes.
 3. **Events.** The scene is sampled every ``step_us`` µs (1 ms) and run through the DVS pixel model of
-   the digits (:func:`~bsnn_lightning.data.digits.dvs_events_from_frames`: log intensity, contrast
+   the digits (:mod:`~bsnn_lightning.data.sim.pixel`: log intensity, contrast
    threshold ``C = 0.2``, ``eps = 0.2``; the same jittered timestamps), so each flash gives every pixel of
    the square 8 ON events as it lights and 8 OFF events as it goes dark: 512 events per recording.
 4. **Noise.** Optionally ``noise_events`` background events on average (Poisson count), uniform over
@@ -43,8 +43,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .digits import _assemble_events, _dvs_steps
 from .events import EVENT_DTYPE
+from .sim import PixelSettings, assemble_events, check_scene_config, is_int, pixel_model_steps
 
 __all__ = [
     "IntervalConfig",
@@ -62,7 +62,7 @@ _CHUNK = 256  # recordings run through the pixel model together
 
 
 @dataclass(frozen=True)
-class IntervalConfig:
+class IntervalConfig(PixelSettings):
     """Every parameter of the event-interval recordings (see the module docstring).
 
     Attributes:
@@ -88,24 +88,10 @@ class IntervalConfig:
     flash_us: int = 5_000
     delays: tuple[int, ...] = (2, 4, 6, 8)
     noise_events: float = 0.0
-    step_us: int = 1_000
-    contrast_threshold: float = 0.2
-    eps: float = 0.2
 
     def __post_init__(self) -> None:
-        size = self.sensor_size
-        if not (
-            isinstance(size, (tuple, list))
-            and len(size) == 2
-            and all(_is_int(s) and s >= 1 for s in size)
-        ):
-            raise ValueError(f"expected sensor_size = (width, height) as two positive ints, got {size!r}")
-        object.__setattr__(self, "sensor_size", (int(size[0]), int(size[1])))
-        for name in ("square", "slots", "slot_us", "flash_us", "step_us"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"expected {name} to be an int >= 1, got {value!r}")
-        if not _is_int(self.position_jitter) or self.position_jitter < 0:
+        check_scene_config(self, ("square", "slots", "slot_us", "flash_us", "step_us"))
+        if not is_int(self.position_jitter) or self.position_jitter < 0:
             raise ValueError(f"expected position_jitter to be an int >= 0, got {self.position_jitter!r}")
         room = min(self.sensor_size) - self.square
         if room < 0 or 2 * self.position_jitter > room:
@@ -121,7 +107,7 @@ class IntervalConfig:
         if self.flash_us >= self.slot_us:
             raise ValueError(f"expected flash_us < slot_us, got flash_us = {self.flash_us}, slot_us = {self.slot_us}")
         delays = self.delays
-        if not (isinstance(delays, (tuple, list)) and len(delays) >= 2 and all(_is_int(d) and d >= 1 for d in delays)):
+        if not (isinstance(delays, (tuple, list)) and len(delays) >= 2 and all(is_int(d) and d >= 1 for d in delays)):
             raise ValueError(f"expected delays as two or more ints >= 1 (slots), got {delays!r}")
         if len(set(delays)) != len(delays):
             raise ValueError(f"expected distinct delays (one per class), got {delays!r}")
@@ -130,12 +116,7 @@ class IntervalConfig:
         object.__setattr__(self, "delays", tuple(int(d) for d in delays))
         if not (np.isfinite(self.noise_events) and self.noise_events >= 0):
             raise ValueError(f"expected noise_events >= 0, got {self.noise_events!r}")
-        for name in ("contrast_threshold", "eps"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"expected {name} > 0, got {value!r}")
-        for name in ("noise_events", "contrast_threshold", "eps"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "noise_events", float(self.noise_events))
 
     @property
     def num_classes(self) -> int:
@@ -178,11 +159,11 @@ def load_interval_events(
     Labels are balanced, ``i % len(delays)``, so every class has ``n // len(delays)`` or one more.
     """
     config = config or IntervalConfig()
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"expected n to be an int >= 1, got {n!r}")
     if split not in SPLITS:
         raise ValueError(f"expected split in {SPLITS}, got {split!r}")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"expected seed to be an int >= 0, got {seed!r}")
     labels = np.arange(n, dtype=np.int64) % config.num_classes
     rngs = [interval_rng(seed, split, i) for i in range(n)]
@@ -219,8 +200,8 @@ def simulate_interval_events(
     for lo in range(0, len(labels), _CHUNK):
         hi = min(lo + _CHUNK, len(labels))
         frames = _flash_frames(starts[lo:hi], position[lo:hi], config)
-        steps = _dvs_steps(frames, config.contrast_threshold, config.eps)
-        flashes += _assemble_events(steps, hi - lo, config.step_us, rngs[lo:hi])
+        steps = pixel_model_steps(frames, config.contrast_threshold, config.eps)
+        flashes += assemble_events(steps, hi - lo, config.step_us, rngs[lo:hi])
     events = [_merge_by_time(f, z) for f, z in zip(flashes, noise)]
     return events, first_slot, position
 
@@ -259,6 +240,3 @@ def _noise_events(rng: np.random.Generator, config: IntervalConfig) -> np.ndarra
     noise["p"] = rng.integers(0, 2, count)
     return noise
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -2,8 +2,9 @@
 DataLoaders they serve.
 
 :class:`~bsnn_lightning.data.DigitEventsDataModule` and the DVS DataModules
-(:mod:`bsnn_lightning.data.dvs`) build their loaders here, so that both serve batches the same way
-(shuffled training set, persistent workers when there are workers, pinned memory when CUDA is there).
+(:mod:`bsnn_lightning.data.datasets`) build their loaders here (:class:`TestSplitLoaders`), so that all serve
+batches the same way (shuffled training set, persistent workers when there are workers, pinned memory when CUDA
+is there).
 
 The training set's order in each epoch is drawn from the run's seed and the epoch's number alone
 (:class:`EpochShuffle`), so a run resumed from a checkpoint (``--ckpt_path last``) sees the same batches
@@ -18,7 +19,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-__all__ = ["EpochShuffle", "check_choice", "check_int", "check_probability", "default_num_workers", "make_loader"]
+__all__ = [
+    "EpochShuffle",
+    "TestSplitLoaders",
+    "check_choice",
+    "check_int",
+    "check_probability",
+    "default_num_workers",
+    "make_loader",
+]
 
 
 def default_num_workers() -> int:
@@ -42,6 +51,35 @@ def make_loader(dataset: Dataset | None, *, batch_size: int, num_workers: int, s
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )
+
+
+class TestSplitLoaders:
+    """The four loaders of a DataModule with a training set and a test set, mixed in before
+    ``LightningDataModule``: training batches shuffled (:class:`EpochShuffle`), and **validation, test and
+    prediction all served from the test split**, as the DVS literature reports test accuracy and keeps no
+    validation set. The DataModule sets ``train_set``, ``test_set`` (None until ``setup()``), ``batch_size`` and
+    ``num_workers``."""
+
+    train_set: Dataset | None
+    test_set: Dataset | None
+    batch_size: int
+    num_workers: int
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """The test split (see the class docstring)."""
+        return self._loader(self.test_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        return make_loader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=shuffle)
 
 
 class EpochShuffle(RandomSampler):

@@ -42,10 +42,16 @@ __all__ = [
     "imp_ncaltech101",
     "listdir_listing",
     "read_listing",
+    "split_counts",
     "tet_2024_cifar10dvs",
     "tet_cifar10dvs",
     "write",
 ]
+
+
+def split_counts(split: dict[str, str]) -> dict[str, int]:
+    """``{"train": n_train, "test": n_test}`` of a split: what a complete dataset must give under it."""
+    return {part: sum(v == part for v in split.values()) for part in ("train", "test")}
 
 
 def _by_index(cls: str, index: int) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 __all__ = [
     "CIFAR10DVS_CLASSES",
     "NCALTECH101_COUNTS",
+    "SHIPPED",
     "SPLIT_FILES",
     "cifar10dvs_names",
     "expected_splits",
@@ -45,27 +46,20 @@ CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "f
 """CIFAR10-DVS classes; each archive ``<class>.zip`` holds ``cifar10_<class>_<i>.aedat``, i = 0..999."""
 CIFAR10DVS_PER_CLASS = 1000
 
-NCALTECH101_COUNTS = {
-    "BACKGROUND_Google": 467, "Faces_easy": 435, "Leopards": 200, "Motorbikes": 798, "accordion": 55,
-    "airplanes": 800, "anchor": 42, "ant": 42, "barrel": 47, "bass": 54, "beaver": 46, "binocular": 33,
-    "bonsai": 128, "brain": 98, "brontosaurus": 43, "buddha": 85, "butterfly": 91, "camera": 50,
-    "cannon": 43, "car_side": 123, "ceiling_fan": 47, "cellphone": 59, "chair": 62, "chandelier": 107,
-    "cougar_body": 47, "cougar_face": 69, "crab": 73, "crayfish": 70, "crocodile": 50,
-    "crocodile_head": 51, "cup": 57, "dalmatian": 67, "dollar_bill": 52, "dolphin": 65, "dragonfly": 68,
-    "electric_guitar": 75, "elephant": 64, "emu": 53, "euphonium": 64, "ewer": 85, "ferry": 67,
-    "flamingo": 67, "flamingo_head": 45, "garfield": 34, "gerenuk": 34, "gramophone": 51,
-    "grand_piano": 99, "hawksbill": 100, "headphone": 42, "hedgehog": 54, "helicopter": 88, "ibis": 80,
-    "inline_skate": 31, "joshua_tree": 64, "kangaroo": 86, "ketch": 114, "lamp": 61, "laptop": 81,
-    "llama": 78, "lobster": 41, "lotus": 66, "mandolin": 43, "mayfly": 40, "menorah": 87, "metronome": 32,
-    "minaret": 76, "nautilus": 55, "octopus": 35, "okapi": 39, "pagoda": 47, "panda": 38, "pigeon": 45,
-    "pizza": 53, "platypus": 34, "pyramid": 57, "revolver": 82, "rhino": 59, "rooster": 49,
-    "saxophone": 40, "schooner": 63, "scissors": 39, "scorpion": 84, "sea_horse": 57, "snoopy": 35,
-    "soccer_ball": 64, "stapler": 45, "starfish": 86, "stegosaurus": 59, "stop_sign": 64,
-    "strawberry": 35, "sunflower": 85, "tick": 49, "trilobite": 86, "umbrella": 75, "watch": 239,
-    "water_lilly": 37, "wheelchair": 59, "wild_cat": 34, "windsor_chair": 56, "wrench": 39, "yin_yang": 60,
-}  # fmt: skip
+def _read_counts(filename: str) -> dict[str, int]:
+    """``{class: recordings}`` from a ``<class>\t<count>`` file shipped in ``split_files/``."""
+    text = resources.files(__package__).joinpath("split_files", filename).read_text("utf-8")
+    rows = (line.split("\t") for line in text.splitlines() if line and not line.startswith("#"))
+    return {cls: int(count) for cls, count in rows}
+
+
+NCALTECH101_COUNTS = _read_counts("ncaltech101_counts.txt")
 """Recordings per class of N-Caltech101 (``Caltech101/<class>/image_0001.bin`` ..): Caltech101's
-images without its ``Faces`` class, 101 classes including ``BACKGROUND_Google``, 8,709 in all."""
+images without its ``Faces`` class, 101 classes including ``BACKGROUND_Google``, 8,709 in all
+(``split_files/ncaltech101_counts.txt``)."""
+
+SHIPPED = "the split file shipped with bsnn-lightning"
+"""How an error names the shipped split."""
 
 SPLIT_FILES = {"cifar10dvs": "cifar10dvs.txt", "ncaltech101": "ncaltech101.txt"}
 

@@ -4,7 +4,7 @@
 ``tonic.datasets.NMNIST(save_to, train=True)`` and ``train=False``, or a user's own ``tonic.Dataset``) and
 serves them as the DVS DataModules serve theirs: every sample's events binned once into ``[T, 2, H, W]``
 frames by the package's one events-to-frames path (:func:`~bsnn_lightning.data.events.events_to_frames`),
-cached on disk (:mod:`~bsnn_lightning.data.frame_cache`), then augmented per sample and mixed per batch
+cached on disk (:mod:`~bsnn_lightning.data.cache`), then augmented per sample and mixed per batch
 like the others. Nothing of the dataset is rewritten: the cache reads ``dataset[i]`` once per sample.
 
 What the datasets must give: ``dataset[i] == (events, target)`` with ``events`` a Tonic event array (a
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dvs import DVSDataModule
-from .frame_cache import SampleSpec, SourceFile
+from .datasets.base import DVSDataModule
+from .cache import SampleSpec, SourceFile
 
 __all__ = ["TonicDataModule"]
 
@@ -39,7 +39,7 @@ class TonicDataModule(DVSDataModule):
         name: the cache's name for this data (one folder per name and parameters).
         fingerprint: for datasets without a file list (``dataset.data`` of existing files): a string that
             changes whenever the data does; it keys the frame cache.
-        **kwargs: as :class:`~bsnn_lightning.data.dvs.DVSDataModule` (``time_steps``, ``split_by``, ``resize``,
+        **kwargs: as :class:`~bsnn_lightning.data.datasets.base.DVSDataModule` (``time_steps``, ``split_by``, ``resize``,
             ``batch_size``, ``num_workers``, ``cache_dir``, ``augment``, ``mix``, ``progress``); ``root``,
             ``download``, ``urls``, ``checksums`` and ``allow_partial`` do not apply (Tonic fetches its data).
     """

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bsnn_lightning.data.formats import read_atis_bin
-from bsnn_lightning.data.frame_cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder
+from bsnn_lightning.data.cache import FrameSpec, SampleSpec, SourceFile, build_frame_cache, cache_folder
 
 SPEC = FrameSpec(sensor_size=(34, 34), time_steps=4, split_by="number", resize=None)
 SECONDS_PER_FILE = 0.3

@@ -1,4 +1,20 @@
-"""The on-disk cache of event frames: built once (``prepare_data``), then only read (``setup``).
+"""The package's on-disk caches: where they live, the cache of simulated event recordings, and the cache of
+event frames. Every file of both is written atomically (:func:`bsnn_lightning.atomic.atomic_open`: a temporary
+name in the same folder, fsynced, then ``os.replace``-d), and every read checks the parameters recorded inside
+against the ones asked for: a cache of an older format or of other parameters is named and rebuilt, never
+read as if it were the one asked for.
+
+Where: ``cache_dir`` when a caller gives one, else :func:`default_cache_dir`, ``$BSNN_LIGHTNING_CACHE`` or
+``~/.cache/bsnn-lightning``.
+
+**Event recordings** (:func:`write_event_cache`, :func:`read_event_cache`; the embedded digits): one ``.npz``
+per set, holding every recording's events concatenated (``events``, :data:`~bsnn_lightning.data.events.EVENT_DTYPE`),
+the ``offsets`` where each recording starts, the ``labels``, and a JSON ``metadata`` record of the parameters
+(its ``format_version`` included). A file that cannot be read, or whose arrays or metadata do not match, raises
+:class:`CorruptCacheError`, which the caller reports and rebuilds from.
+
+**Event frames** (:func:`build_frame_cache`, :func:`read_manifest`, :func:`load_frames`; the DVS datasets):
+built once (``prepare_data``), then only read (``setup``).
 
 Every sample's frames are :func:`~bsnn_lightning.data.events.events_to_frames` of its events --
 the one events-to-frames path of the project -- stored as one ``.npy`` file per sample:
@@ -39,29 +55,99 @@ import signal
 import threading
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..atomic import write_atomically
-from .events import events_to_frames
+from ..atomic import atomic_open, write_atomically
+from .events import EVENT_DTYPE, events_to_frames
 from .formats import EventFileError
 
 __all__ = [
+    "CACHE_ENV_VAR",
     "CACHE_FORMAT_VERSION",
+    "CorruptCacheError",
     "FrameSpec",
     "SampleSpec",
     "SourceFile",
     "build_frame_cache",
     "cache_folder",
+    "default_cache_dir",
     "load_frames",
+    "read_event_cache",
     "read_manifest",
+    "write_event_cache",
 ]
 
+CACHE_ENV_VAR = "BSNN_LIGHTNING_CACHE"
+"""Environment variable that overrides the default cache folder ``~/.cache/bsnn-lightning``."""
+
 CACHE_FORMAT_VERSION = 1
-"""Bump whenever the stored frames for given parameters would change."""
+"""Version of the frame cache's layout; bump whenever the stored frames for given parameters would change."""
+
+
+def default_cache_dir() -> Path:
+    """``$BSNN_LIGHTNING_CACHE`` if set and non-empty, else ``~/.cache/bsnn-lightning``."""
+    env = os.environ.get(CACHE_ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "bsnn-lightning"
+
+
+# --------------------------------------------------------------------------------------------
+# Event recordings: one .npz per set
+# --------------------------------------------------------------------------------------------
+
+
+class CorruptCacheError(Exception):
+    """A cache file that cannot be read, or that holds other parameters than the ones asked for."""
+
+
+def write_event_cache(path: Path, events: list[np.ndarray], labels: np.ndarray, metadata: dict) -> None:
+    """Write the recordings ``events`` (one :data:`EVENT_DTYPE` array each), their ``labels`` and the JSON-able
+    ``metadata`` to ``path``, atomically."""
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
+    with atomic_open(path) as f:
+        np.savez(
+            f,
+            events=np.concatenate(events) if events else np.zeros(0, EVENT_DTYPE),
+            offsets=offsets,
+            labels=labels,
+            metadata=np.array(json.dumps(metadata)),
+        )
+
+
+def read_event_cache(path: Path, metadata: dict, labels: np.ndarray) -> list[np.ndarray]:
+    """The recordings stored at ``path``, checked against the ``metadata`` and ``labels`` expected.
+
+    Raises:
+        CorruptCacheError: naming what is wrong (unreadable zip or array, other metadata -- an older format
+            version included --, events of another dtype, inconsistent offsets, other labels).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = json.loads(str(data["metadata"]))
+            events = data["events"]
+            offsets = data["offsets"]
+            stored_labels = data["labels"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise CorruptCacheError(f"{type(err).__name__}: {err}") from err
+    if stored != metadata:
+        raise CorruptCacheError(f"expected metadata {metadata}, got {stored}")
+    if events.dtype != EVENT_DTYPE or events.ndim != 1:
+        raise CorruptCacheError(f"expected 1-D events of dtype {EVENT_DTYPE}, got {events.dtype} {events.shape}")
+    n = len(labels)
+    if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != len(events) or np.any(np.diff(offsets) < 0):
+        raise CorruptCacheError(f"expected {n + 1} non-decreasing offsets from 0 to {len(events)}")
+    if not np.array_equal(stored_labels, labels):
+        raise CorruptCacheError("expected the stored labels to equal the labels asked for")
+    return np.split(events, offsets[1:-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Event frames: one folder per dataset and parameters
+# --------------------------------------------------------------------------------------------
 
 MANIFEST = "manifest.json"
 

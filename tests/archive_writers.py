@@ -1,4 +1,5 @@
-"""Write event files and whole dataset archives in the four datasets' real layouts.
+"""Write event files and whole dataset archives in the four datasets' real layouts (test data, not part of the
+package: imported by name, ``from archive_writers import ...``, by the tests and by ``bench/data.py``).
 
 For tests, benchmarks and dry runs where the real archives are not at hand: the files are
 byte-for-byte in the documented formats (:mod:`bsnn_lightning.data.formats` reads them back), the
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .events import EVENT_DTYPE
-from .formats import ATIS_OVERFLOW_Y
-from .splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, shipped_split
+from bsnn_lightning.data.events import EVENT_DTYPE
+from bsnn_lightning.data.formats import ATIS_OVERFLOW_Y
+from bsnn_lightning.data.splits import CIFAR10DVS_CLASSES, NCALTECH101_COUNTS, shipped_split
 
 __all__ = [
     "aedat2_dvs128_bytes",
@@ -104,7 +105,7 @@ def aedat2_dvs128_bytes(events: np.ndarray, coordinates: str = "spikingjelly") -
         b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
         b"# Timestamps tick is 1 us\r\n"
         b"# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n"
-        b"# written by bsnn_lightning.data.synthetic\r\n"
+        b"# written by bsnn-lightning's tests/archive_writers.py\r\n"
     )
     return header + records.tobytes()
 

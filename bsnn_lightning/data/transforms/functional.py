@@ -1,4 +1,10 @@
-"""Geometric operations on event frames ``[..., H, W]``: nearest-neighbour affine warps and box erasing.
+"""The operations the transforms apply, as functions of event frames ``[..., H, W]``: flips, shifts,
+nearest-neighbour affine warps and box erasing (the random draws of flips and shifts included).
+
+* :func:`random_flip` -- mirror the width axis with probability ``p``;
+* :func:`random_shift` -- move by ``(dy, dx)``, each uniform in ``[-max_shift, max_shift]``, wrapping round
+  (``"roll"``, ``torch.roll``, TET's choice) or dropping what leaves the frame (``"translate"``);
+* :func:`translate` -- move by a given ``(dy, dx)``, zero where nothing lands.
 
 Every operation moves or blanks whole pixels of every time step and polarity alike, so a sample stays one
 coherent scene and counts stay counts (no interpolation between pixels). Coordinates follow torchvision's
@@ -20,7 +26,57 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["erase_box", "random_erase_box", "rotate", "shear", "warp_nearest"]
+__all__ = [
+    "SHIFT_MODES",
+    "erase_box",
+    "random_erase_box",
+    "random_flip",
+    "random_shift",
+    "rotate",
+    "shear",
+    "translate",
+    "warp_nearest",
+]
+
+SHIFT_MODES = ("roll", "translate")
+"""How :func:`random_shift` treats what leaves the frame: wrapped round, or dropped."""
+
+
+def random_flip(frames: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
+    """``frames[..., H, W]`` mirrored along W with probability ``p`` (else returned as is)."""
+    if torch.rand((), generator=generator).item() < p:
+        return frames.flip(-1)
+    return frames
+
+
+def random_shift(
+    frames: Tensor, max_shift: int, mode: str = "roll", generator: torch.Generator | None = None
+) -> Tensor:
+    """``frames[..., H, W]`` moved by ``dy, dx`` drawn uniformly from ``[-max_shift, max_shift]``.
+
+    ``"roll"``: content leaving one edge comes back at the other. ``"translate"``: it is dropped,
+    and the uncovered border is zero.
+    """
+    if mode not in SHIFT_MODES:
+        raise ValueError(f"expected mode in {SHIFT_MODES}, got {mode!r}")
+    if max_shift == 0:
+        return frames
+    dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=generator))
+    if mode == "roll":
+        return torch.roll(frames, shifts=(dy, dx), dims=(-2, -1))
+    return translate(frames, dy, dx)
+
+
+def translate(frames: Tensor, dy: int, dx: int) -> Tensor:
+    """``out[..., y, x] = frames[..., y - dy, x - dx]`` where that exists, else 0."""
+    height, width = frames.shape[-2:]
+    out = torch.zeros_like(frames)
+    if abs(dy) >= height or abs(dx) >= width:
+        return out
+    src_y, dst_y = slice(max(0, -dy), height - max(0, dy)), slice(max(0, dy), height - max(0, -dy))
+    src_x, dst_x = slice(max(0, -dx), width - max(0, dx)), slice(max(0, dx), width - max(0, -dx))
+    out[..., dst_y, dst_x] = frames[..., src_y, src_x]
+    return out
 
 
 def warp_nearest(frames: Tensor, matrix, shift=(0.0, 0.0)) -> Tensor:
