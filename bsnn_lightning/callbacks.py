@@ -38,7 +38,42 @@ from .neuron_params import Recording, settings_keywords
 from .user_warnings import warn_user
 
 
-class ConvertNeurons(L.Callback):
+class _AroundEveryBatch(L.Callback):
+    """A callback that does something before and after every train, validation, test and predict batch:
+    :meth:`_before_batch` and :meth:`_after_batch`, each given the LightningModule."""
+
+    def _before_batch(self, pl_module) -> None:
+        raise NotImplementedError
+
+    def _after_batch(self, pl_module) -> None:
+        raise NotImplementedError
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._before_batch(pl_module)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._before_batch(pl_module)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._before_batch(pl_module)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._before_batch(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._after_batch(pl_module)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._after_batch(pl_module)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._after_batch(pl_module)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._after_batch(pl_module)
+
+
+class ConvertNeurons(_AroundEveryBatch):
     """Run :func:`bsnn_lightning.convert` on the LightningModule at ``setup``.
 
     Lightning calls ``setup`` before it builds optimizers and wraps the model for DDP, so new parameters
@@ -100,11 +135,8 @@ class ConvertNeurons(L.Callback):
         check_optimized(pl_module, trainer.optimizers, getattr(pl_module, "not_optimized", ()))
         self._checked_after_first_step = False
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._own(pl_module)
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self._disown()
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         checks.raise_deferred_every(trainer.global_step, trainer.log_every_n_steps, pl_module)
         if not getattr(self, "_checked_after_first_step", True):  # parameters a neuron's first forward created
             self._checked_after_first_step = True
@@ -113,36 +145,21 @@ class ConvertNeurons(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         checks.raise_deferred(pl_module)
 
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self._own(pl_module)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._disown()
-
     def on_validation_epoch_end(self, trainer, pl_module):
         checks.raise_deferred(pl_module)
-
-    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self._own(pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._disown()
 
     def on_test_epoch_end(self, trainer, pl_module):
         checks.raise_deferred(pl_module)
 
-    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self._own(pl_module)
-
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._disown()
-
     def on_exception(self, trainer, pl_module, exception):
         self._disown()
 
-    def _own(self, pl_module) -> None:
+    def _before_batch(self, pl_module) -> None:  # the batch's deferred checks belong to pl_module
         self._disown()
         self._owner_token = checks.enter(pl_module)
+
+    def _after_batch(self, pl_module) -> None:
+        self._disown()
 
     def _disown(self) -> None:
         token, self._owner_token = getattr(self, "_owner_token", None), None
@@ -150,7 +167,7 @@ class ConvertNeurons(L.Callback):
             checks.leave(token)
 
 
-class ResetStates(L.Callback):
+class ResetStates(_AroundEveryBatch):
     """Reset every neuron's state before and after every train/validation/test/predict batch.
 
     Before: no state can leak from one batch into the next (a smaller last batch would otherwise meet the
@@ -164,32 +181,11 @@ class ResetStates(L.Callback):
     True
     """
 
-    def _reset(self, pl_module):
+    def _before_batch(self, pl_module) -> None:
         reset_states(pl_module)
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._reset(pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self._reset(pl_module)
-
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self._reset(pl_module)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._reset(pl_module)
-
-    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self._reset(pl_module)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._reset(pl_module)
-
-    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        self._reset(pl_module)
-
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._reset(pl_module)
+    def _after_batch(self, pl_module) -> None:
+        reset_states(pl_module)
 
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -177,7 +178,30 @@ def label_smoothed_tet(
     return _tet_objective(out_seq, target, lam=lam, phi=phi, epsilon=epsilon)
 
 
-class RateCrossEntropy(nn.Module):
+class _LossModule(nn.Module):
+    """The Module form of a loss function: ``forward`` calls the class's ``function`` with the Module's
+    :meth:`_settings` and ``validate_args``; the repr shows the settings."""
+
+    readout: str
+    function: Callable[..., Tensor]
+
+    def __init__(self, validate_args: bool = True) -> None:
+        super().__init__()
+        self.validate_args = validate_args
+
+    def _settings(self) -> dict[str, float]:
+        """The function's keyword arguments besides ``validate_args`` (none by default)."""
+        return {}
+
+    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
+        return self.function(out_seq, target, **self._settings(), validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        shown = [f"{name}={value}" for name, value in self._settings().items()]
+        return ", ".join(shown if self.validate_args else [*shown, "validate_args=False"])
+
+
+class RateCrossEntropy(_LossModule):
     """Module form of :func:`rate_cross_entropy`; predicts with the ``"mean"`` readout.
 
     >>> import torch
@@ -186,19 +210,10 @@ class RateCrossEntropy(nn.Module):
     """
 
     readout = "mean"
-
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
-
-    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return rate_cross_entropy(out_seq, target, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return _validate_args_repr(self.validate_args)
+    function = staticmethod(rate_cross_entropy)
 
 
-class LTSCrossEntropy(nn.Module):
+class LTSCrossEntropy(_LossModule):
     """Module form of :func:`lts_cross_entropy`; predicts with the ``"lts"`` readout.
 
     >>> import torch
@@ -208,19 +223,10 @@ class LTSCrossEntropy(nn.Module):
     """
 
     readout = "lts"
-
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
-
-    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return lts_cross_entropy(out_seq, target, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return _validate_args_repr(self.validate_args)
+    function = staticmethod(lts_cross_entropy)
 
 
-class RateMSE(nn.Module):
+class RateMSE(_LossModule):
     """Module form of :func:`rate_mse`; predicts with the ``"mean"`` readout.
 
     >>> import torch
@@ -229,19 +235,10 @@ class RateMSE(nn.Module):
     """
 
     readout = "mean"
-
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
-
-    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return rate_mse(out_seq, target, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return _validate_args_repr(self.validate_args)
+    function = staticmethod(rate_mse)
 
 
-class TETLoss(nn.Module):
+class TETLoss(_LossModule):
     """Module form of :func:`tet`; predicts with the ``"mean"`` readout.
 
     Example:
@@ -250,23 +247,20 @@ class TETLoss(nn.Module):
     """
 
     readout = "mean"
+    function = staticmethod(tet)
 
     def __init__(self, lam: float = 1e-3, phi: float = 1.0, validate_args: bool = True) -> None:
-        super().__init__()
         _check_lam(lam)
         _check_phi(phi)
+        super().__init__(validate_args)
         self.lam = lam
         self.phi = phi
-        self.validate_args = validate_args
 
-    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return tet(out_seq, target, lam=self.lam, phi=self.phi, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return f"lam={self.lam}, phi={self.phi}" + _validate_args_repr(self.validate_args, ", ")
+    def _settings(self) -> dict[str, float]:
+        return {"lam": self.lam, "phi": self.phi}
 
 
-class LabelSmoothedTETLoss(nn.Module):
+class LabelSmoothedTETLoss(_LossModule):
     """Module form of :func:`label_smoothed_tet`; predicts with the ``"mean"`` readout.
 
     Example:
@@ -275,24 +269,19 @@ class LabelSmoothedTETLoss(nn.Module):
     """
 
     readout = "mean"
+    function = staticmethod(label_smoothed_tet)
 
     def __init__(self, epsilon: float = 0.01, lam: float = 0.0, phi: float = 1.0, validate_args: bool = True) -> None:
-        super().__init__()
         _check_epsilon(epsilon)
         _check_lam(lam)
         _check_phi(phi)
+        super().__init__(validate_args)
         self.epsilon = epsilon
         self.lam = lam
         self.phi = phi
-        self.validate_args = validate_args
 
-    def forward(self, out_seq: Tensor, target: Tensor) -> Tensor:
-        return label_smoothed_tet(
-            out_seq, target, epsilon=self.epsilon, lam=self.lam, phi=self.phi, validate_args=self.validate_args
-        )
-
-    def extra_repr(self) -> str:
-        return f"epsilon={self.epsilon}, lam={self.lam}, phi={self.phi}" + _validate_args_repr(self.validate_args, ", ")
+    def _settings(self) -> dict[str, float]:
+        return {"epsilon": self.epsilon, "lam": self.lam, "phi": self.phi}
 
 
 LOSSES: dict[str, type[nn.Module]] = {
@@ -358,11 +347,6 @@ def _prepared(out_seq: Tensor, target: Tensor, validate_args: bool) -> Tensor:
     if validate_args:
         return check_inputs(out_seq, target)
     return target if target.is_floating_point() else target.long()
-
-
-def _validate_args_repr(validate_args: bool, separator: str = "") -> str:
-    """What a Module's repr adds for ``validate_args``: nothing for the default."""
-    return "" if validate_args else f"{separator}validate_args=False"
 
 
 def _check_epsilon(epsilon: float) -> None:

@@ -27,6 +27,7 @@ A neuron module here adds only its own quantities (threshold, tau, reset, surrog
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -45,6 +46,20 @@ from .neuron_params import (
 NEURON_SETTINGS = ("imp", "imp_init", "backend", "state_dtype", "check_finite", "step_mode")
 #: where a neuron's default differs from MethodSettings': a neuron of this package takes whole sequences
 NEURON_DEFAULTS = {"step_mode": "m"}
+
+
+def _setting_attribute(name: str) -> property:
+    """Field ``name`` of a neuron's ``bsnn_settings`` as a module attribute: reading gives the field, setting
+    replaces the settings by :meth:`~bsnn_lightning.neuron_params.MethodSettings.updated` (which checks the
+    value); the field's help is its doc."""
+
+    def get(self):
+        return getattr(self.bsnn_settings, name)
+
+    def set_(self, value) -> None:
+        self.bsnn_settings = self.bsnn_settings.updated(**{name: value})
+
+    return property(get, set_, doc=next(f.metadata["help"] for f in dataclasses.fields(MethodSettings) if f.name == name))
 
 
 class EngineNeuron(MethodNeuron, nn.Module):
@@ -168,21 +183,8 @@ class EngineNeuron(MethodNeuron, nn.Module):
         return self.surrogate
 
     # --- settings as module attributes -------------------------------------------------------------------
-    @property
-    def backend(self) -> str:
-        return self.bsnn_settings.backend
-
-    @backend.setter
-    def backend(self, value: str) -> None:
-        self.bsnn_settings = self.bsnn_settings.updated(backend=value)
-
-    @property
-    def step_mode(self) -> str:
-        return self.bsnn_settings.step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        self.bsnn_settings = self.bsnn_settings.updated(step_mode=value)
+    backend = _setting_attribute("backend")
+    step_mode = _setting_attribute("step_mode")
 
     @property
     def sample_shape(self) -> tuple[int, ...] | None:

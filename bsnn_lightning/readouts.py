@@ -15,6 +15,8 @@ Three rules, each as a function and as an :class:`torch.nn.Module`:
 
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import Tensor, nn
 
 from bsnn_lightning.validation import check_out_seq
@@ -32,16 +34,13 @@ __all__ = [
 
 
 def mean_over_time(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
-    """Rate readout: the mean of the outputs over time.
+    """Rate readout: the mean of the outputs over time, [T, N, C] -> [N, C].
 
     ``R[n, c] = (1 / T) * sum_t O[t, n, c]``
 
     Args:
         out_seq: floating-point outputs of shape [T, N, C], T >= 1.
         validate_args: check ``out_seq`` (False skips the check).
-
-    Returns:
-        Tensor of shape [N, C].
 
     Example:
         >>> import torch
@@ -55,7 +54,7 @@ def mean_over_time(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
 
 
 def last_time_step(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
-    """LTS readout (Shen et al., NeurIPS 2024): the output at the last time step only.
+    """LTS readout (Shen et al., NeurIPS 2024): the output at the last time step only, [T, N, C] -> [N, C].
 
     ``R[n, c] = O[T-1, n, c]`` (0-based), so earlier time steps get no gradient.
 
@@ -63,14 +62,15 @@ def last_time_step(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
         out_seq: floating-point outputs of shape [T, N, C], T >= 1.
         validate_args: check ``out_seq`` (False skips the check).
 
-    Returns:
-        Tensor of shape [N, C].
-
     Example:
         >>> import torch
-        >>> out_seq = torch.tensor([[[1.0, 3.0]], [[3.0, -1.0]]])  # T=2, N=1, C=2
-        >>> last_time_step(out_seq)
-        tensor([[ 3., -1.]])
+        >>> out_seq = torch.tensor([[[1.0, 3.0]], [[3.0, -1.0]]], requires_grad=True)  # T=2, N=1, C=2
+        >>> readout = last_time_step(out_seq)
+        >>> readout
+        tensor([[ 3., -1.]], grad_fn=<SelectBackward0>)
+        >>> readout.sum().backward()
+        >>> out_seq.grad[0]  # the earlier step gets no gradient
+        tensor([[0., 0.]])
     """
     if validate_args:
         check_out_seq(out_seq)
@@ -98,7 +98,25 @@ def per_step(out_seq: Tensor, *, validate_args: bool = True) -> Tensor:
     return out_seq
 
 
-class MeanOverTime(nn.Module):
+class _ReadoutModule(nn.Module):
+    """The Module form of a readout function: ``forward`` applies the class's ``function`` with the
+    Module's ``validate_args``."""
+
+    name: str
+    function: Callable[..., Tensor]
+
+    def __init__(self, validate_args: bool = True) -> None:
+        super().__init__()
+        self.validate_args = validate_args
+
+    def forward(self, out_seq: Tensor) -> Tensor:
+        return self.function(out_seq, validate_args=self.validate_args)
+
+    def extra_repr(self) -> str:
+        return "" if self.validate_args else "validate_args=False"
+
+
+class MeanOverTime(_ReadoutModule):
     """Module form of :func:`mean_over_time`: [T, N, C] -> [N, C].
 
     >>> import torch
@@ -107,19 +125,10 @@ class MeanOverTime(nn.Module):
     """
 
     name = "mean"
-
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
-
-    def forward(self, out_seq: Tensor) -> Tensor:
-        return mean_over_time(out_seq, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return "" if self.validate_args else "validate_args=False"
+    function = staticmethod(mean_over_time)
 
 
-class LastTimeStep(nn.Module):
+class LastTimeStep(_ReadoutModule):
     """Module form of :func:`last_time_step` (LTS readout): [T, N, C] -> [N, C].
 
     >>> import torch
@@ -128,19 +137,10 @@ class LastTimeStep(nn.Module):
     """
 
     name = "lts"
-
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
-
-    def forward(self, out_seq: Tensor) -> Tensor:
-        return last_time_step(out_seq, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return "" if self.validate_args else "validate_args=False"
+    function = staticmethod(last_time_step)
 
 
-class PerStep(nn.Module):
+class PerStep(_ReadoutModule):
     """Module form of :func:`per_step`: [T, N, C] -> [T, N, C] (identity, validated).
 
     >>> PerStep(validate_args=False)
@@ -148,16 +148,7 @@ class PerStep(nn.Module):
     """
 
     name = "per_step"
-
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
-
-    def forward(self, out_seq: Tensor) -> Tensor:
-        return per_step(out_seq, validate_args=self.validate_args)
-
-    def extra_repr(self) -> str:
-        return "" if self.validate_args else "validate_args=False"
+    function = staticmethod(per_step)
 
 
 READOUTS: dict[str, type[nn.Module]] = {

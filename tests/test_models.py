@@ -162,6 +162,8 @@ def test_input_pool_builds_the_reports_network():
         (lambda: SpikingConvNet(input_pool=2.0), ValueError, "expected input_pool to be an int >= 1 (1 = no input pooling), got 2.0"),
         (lambda: SpikingConvNet(input_size=(8, 8), channels=(4, 4), input_pool=4), ValueError, "input_size (8, 8) is too small for an input pooling of 4 and 2 pooling blocks"),
         (lambda: SpikingVGG(cfg="vgg12"), ValueError, "expected cfg in ['vgg11', 'vgg13', 'vgg16'] or a tuple, got 'vgg12'"),
+        (lambda: DVSGestureNet(input_size=(128, 112)), ValueError, "expected input_size divisible by 32 (five 2 x 2 poolings), got (128, 112)"),
+        (lambda: VGGSNN(input_size=[40, 48]), ValueError, "expected input_size divisible by 16 (four 2 x 2 down-samplings), got (40, 48)"),
     ],
 )
 def test_bad_arguments_are_refused(make, error, message):

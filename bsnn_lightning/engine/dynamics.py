@@ -236,7 +236,8 @@ class _SnnTorchCharge(Dynamics):
         none:     h_t = clamp(beta, 0, 1) * u_{t-1} + x_t
         s_t = graded * H(h_t - threshold)              (spike only when strictly above)
 
-    Parameters: ``beta``, ``threshold``, ``graded`` (the graded spike factor).
+    With the delayed reset alone (:meth:`reset`) the state carried is ``u_t = h_t``. Parameters: ``beta``,
+    ``threshold``, ``graded`` (the graded spike factor).
     """
 
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("atan", 2.0))
@@ -266,6 +267,11 @@ class _SnnTorchCharge(Dynamics):
 
     def fire(self, h, p):
         return self._above(h, p["threshold"], strict=True) * p["graded"]
+
+    def reset(self, h, s, p, v_prev=None):
+        """The delayed reset only (snnTorch's default, ``reset_delay=True``): it is already inside the next
+        step's charge, so the state carried is ``u_t = h_t``. The immediate-reset dynamics override this."""
+        return h
 
     def _charge_backward(self, gs, gh, z, sg, u_prev, r, p, needs) -> tuple[torch.Tensor, ParamGrads]:
         """Given dL/dh_t: dL/du_{t-1} and the gradients of beta, graded and threshold through the charge
@@ -300,9 +306,6 @@ class SnnTorchLeaky(_SnnTorchCharge):
     >>> multistep(torch.full((4, 1, 1), 0.6), SnnTorchLeaky(), params, backend="torch").spikes.flatten().tolist()
     [0.0, 1.0, 0.0, 1.0]
     """
-
-    def reset(self, h, s, p, v_prev=None):
-        return h  # u_t = h_t
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         threshold, graded = p["threshold"], p["graded"]
@@ -436,9 +439,6 @@ class SnnTorchSynapticZero(_SnnTorchZeroCharged):
     >>> multistep(torch.full((4, 1, 1), 0.6), SnnTorchSynapticZero(), params, backend="torch").spikes.flatten().tolist()
     [0.0, 1.0, 0.0, 0.0]
     """
-
-    def reset(self, h, s, p, v_prev=None):
-        return h  # u_t = h_t
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         z = h - p["threshold"]

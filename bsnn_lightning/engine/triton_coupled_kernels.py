@@ -138,14 +138,9 @@ def _forward_in_registers(
         # the next step's input before this step's stores (which would hold back any later load)
         x_next = tl.load(x_ptr + (t + 1) * stride + m, mask=_mask_if(mask, t + 1 < T), other=0.0)
         h = _mix_registers(at_ptr, v, channel, C) + x_t  # A v: column j of A is row j of A^T
-        s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
-        v = _reset(h, s, v, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
-        offset = t * stride + m
-        tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=mask)
-        if STORE_V_SEQ:
-            tl.store(v_seq_ptr + offset, v, mask=mask)
-        if SAVE_H:
-            tl.store(h_seq_ptr + offset, h, mask=mask)
+        v = _fire_reset_and_store(
+            h, threshold, v_reset, spikes_ptr, v_seq_ptr, h_seq_ptr, t * stride + m, mask, RESET, STORE_V_SEQ, SAVE_H
+        )
     tl.store(v_final_ptr + m, v, mask=mask)
 
 
@@ -232,13 +227,9 @@ def _forward_staged(
             x_t = tl.load(x_ptr + offset, mask=mask, other=0.0).to(tl.float32)
             threshold = _load_value(th_ptr, m, mask, TH_MODE, SAMPLE, INNER, C)
             h = _mix_staged(at_ptr, read, channel, base, inside, INNER, C, ROWS) + x_t
-            s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
-            v = _reset(h, s, 0.0, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
-            tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=mask)
-            if STORE_V_SEQ:
-                tl.store(v_seq_ptr + offset, v, mask=mask)
-            if SAVE_H:
-                tl.store(h_seq_ptr + offset, h, mask=mask)
+            v = _fire_reset_and_store(
+                h, threshold, v_reset, spikes_ptr, v_seq_ptr, h_seq_ptr, offset, mask, RESET, STORE_V_SEQ, SAVE_H
+            )
             tl.store(write + m, v, mask=mask)
         tl.debug_barrier()  # every v_t written before any is read, every v_{t-1} read before it is overwritten
     for k in range(0, C_PAD // ROWS):
@@ -370,6 +361,22 @@ def _pick(tile, rows, k):
 def _chunk(base, inside, channel, C: tl.constexpr, INNER):
     """The neurons of a ``[ROWS, BLOCK]`` tile (channels ``channel`` of the program's positions) and its mask."""
     return base[None, :] + channel * INNER, (channel < C) & inside[None, :]
+
+
+@triton.jit
+def _fire_reset_and_store(h, threshold, v_reset, spikes_ptr, v_seq_ptr, h_seq_ptr, offset, mask,
+                          RESET: tl.constexpr, STORE_V_SEQ: tl.constexpr, SAVE_H: tl.constexpr):  # fmt: skip
+    """The rest of a forward step once ``h_t`` is charged: fire and reset as the diagonal dynamics with
+    ``1 + lambda = 1`` (whose reset does not read ``v_{t-1}``), then write the spikes (x's dtype), ``v_t`` to
+    ``v_seq`` when asked and ``h_t`` for the backward; returns ``v_t``."""
+    s = _fire(h, threshold, 1.0, DIAGONAL_BIFURCATION)
+    v = _reset(h, s, 0.0, threshold, 1.0, v_reset, DIAGONAL_BIFURCATION, RESET)
+    tl.store(spikes_ptr + offset, s.to(spikes_ptr.dtype.element_ty), mask=mask)
+    if STORE_V_SEQ:
+        tl.store(v_seq_ptr + offset, v, mask=mask)
+    if SAVE_H:
+        tl.store(h_seq_ptr + offset, h, mask=mask)
+    return v
 
 
 @triton.jit

@@ -66,27 +66,23 @@ def tau_sweep(
 
 def per_step_accuracy(curves: Mapping[str, Sequence[Sequence[float]]], title: str = "Per-time-step accuracy, static digits (mean ± std over seeds)"):
     """Accuracy of the output at each time step, per method: ``curves[method][seed][t]``."""
-    fig, axes = new_figure(FIGURE_PIXELS["imp_per_step"])
-    ax = axes[0, 0]
-    steps = _mean_std_curves(ax, curves)
-    ax.set_xticks(steps)
-    ax.set_xlabel("time step t")
-    ax.set_ylabel("test accuracy of output O_t (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
+    return _curves_figure("imp_per_step", curves, "time step t", "test accuracy of output O_t (%)", title)
 
 
 def readout_convergence(curves: Mapping[str, Sequence[Sequence[float]]], title: str = "LTS vs mean-over-time readout, static digits"):
     """Test accuracy after each epoch, per readout: ``curves[readout][seed][epoch]``."""
-    fig, axes = new_figure(FIGURE_PIXELS["readout_convergence"])
+    return _curves_figure("readout_convergence", curves, "epoch", "test accuracy (%)", title)
+
+
+def _curves_figure(kind: str, curves: Mapping[str, Sequence[Sequence[float]]], xlabel: str, ylabel: str, title: str):
+    """A figure of :data:`FIGURE_PIXELS` ``[kind]`` with one mean ± std curve per key of ``curves``
+    (:func:`_mean_std_curves`), a tick at every x and the legend at the lower right."""
+    fig, axes = new_figure(FIGURE_PIXELS[kind])
     ax = axes[0, 0]
-    epochs = _mean_std_curves(ax, curves)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_xticks(_mean_std_curves(ax, curves))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks(epochs)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..neurons import LIFNeuron
-from .layers import TimeDistributed, check_frames
+from .layers import TimeDistributed, check_frames, halvable_size
 from .neuron_factory import NeuronFactory, neuron_maker
 
 __all__ = ["DVSGestureNet", "SequenceDropout", "VotingLayer", "spikingjelly_lif"]
@@ -89,9 +89,7 @@ class DVSGestureNet(nn.Module):
         neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
-        height, width = input_size
-        if height % 32 or width % 32:
-            raise ValueError(f"expected input_size divisible by 32 (five 2 x 2 poolings), got {tuple(input_size)}")
+        height, width = halvable_size(input_size, 5, "five 2 x 2 poolings")
         make_neuron = neuron_maker(neuron, spikingjelly_lif)
         layers: list[nn.Module] = []
         previous = 2

@@ -62,6 +62,16 @@ def check_frames(x: torch.Tensor) -> None:
         raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
 
 
+def halvable_size(input_size: tuple[int, int], halvings: int, layers: str) -> tuple[int, int]:
+    """``(H, W)`` of ``input_size``, checked to be divisible by ``2 ** halvings`` so that ``layers`` (named in the
+    error, e.g. "five 2 x 2 poolings") halve it exactly."""
+    height, width = input_size
+    factor = 2**halvings
+    if height % factor or width % factor:
+        raise ValueError(f"expected input_size divisible by {factor} ({layers}), got {tuple(input_size)}")
+    return height, width
+
+
 def pooled_features(
     in_channels: int, channels: tuple[int, ...], input_size: tuple[int, int], input_pool: int = 1
 ) -> int:

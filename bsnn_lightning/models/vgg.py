@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..neurons import LIFNeuron
-from .layers import TimeDistributed, TimeScaledBatchNorm2d, check_frames
+from .layers import TimeDistributed, TimeScaledBatchNorm2d, check_frames, halvable_size
 from .neuron_factory import NeuronFactory, fit_neuron, neuron_maker, soft_reset_lif
 
 __all__ = ["VGG_CONFIGS", "SpikingVGG", "VGGSNN", "tet_lif"]
@@ -131,9 +131,7 @@ class VGGSNN(nn.Module):
         neuron: NeuronFactory | None = None,
     ) -> None:
         super().__init__()
-        height, width = input_size
-        if height % 16 or width % 16:
-            raise ValueError(f"expected input_size divisible by 16 (four 2 x 2 down-samplings), got {tuple(input_size)}")
+        height, width = halvable_size(input_size, 4, "four 2 x 2 down-samplings")
         if downsample not in ("avg", "stride"):
             raise ValueError(f"expected downsample 'avg' or 'stride', got {downsample!r}")
         if norm not in ("bn", "time_scaled"):

@@ -25,7 +25,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import lightning
 import numpy as np
@@ -119,11 +119,10 @@ def run_report(
     if len({s.mode for s in listed}) != 1:
         raise ValueError(f"expected one mode for all tasks, got {[s.mode for s in listed]}")
     check_writable(out_dir, tasks)
-    started = time.perf_counter(), time.process_time()
-    load_start = _load_average()
+    started = RunStart.now()
     with _quiet_and_single_threaded(listed[0].threads), RunPool(listed, jobs) as run:
         results = run_experiments(tasks, run, log)
-    return write_report(out_dir, results, tasks, jobs=jobs, command=command, started=started, load_start=load_start, log=log)
+    return write_report(out_dir, results, tasks, jobs=jobs, command=command, started=started, log=log)
 
 
 def check_writable(out_dir: str | os.PathLike, tasks: Sequence[str]) -> None:
@@ -181,16 +180,15 @@ def write_report(
     tasks: dict[str, Settings],
     jobs: int = 1,
     command: list[str] | None = None,
-    started: tuple[float, float] | None = None,
-    load_start=None,
+    started: RunStart | None = None,
     log=print,
 ) -> dict:
     """Write ``report.json``, ``report.md`` and the figures of :func:`run_experiments`' ``results`` into
-    ``out_dir``; returns the JSON dict. ``started``: ``(perf_counter, process_time)`` when the run began."""
-    started = started or (time.perf_counter(), time.process_time())
+    ``out_dir``; returns the JSON dict. ``started``: when the runs began (default: now)."""
+    started = started or RunStart.now()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = assemble_report(results, tasks, jobs=jobs, command=command, started=started, load_start=load_start)
+    report = assemble_report(results, tasks, jobs=jobs, command=command, started=started)
     figures = _write_figures(out / "figures", results, tasks, report["interval_samples"])
     report["figures"] = {name: {"file": f"figures/{name}", "pixels": list(report_figures.FIGURE_PIXELS[kind])} for name, kind in figures.items()}
     report["meta"].update(_elapsed_since(started, results, tasks, jobs))  # the figures included
@@ -205,11 +203,11 @@ def assemble_report(
     tasks: dict[str, Settings],
     jobs: int = 1,
     command: list[str] | None = None,
-    started: tuple[float, float] | None = None,
-    load_start=None,
+    started: RunStart | None = None,
 ) -> dict:
-    """The report's JSON dict (without its figures) from :func:`run_experiments`' ``results``."""
-    started = started or (time.perf_counter(), time.process_time())
+    """The report's JSON dict (without its figures) from :func:`run_experiments`' ``results``; ``started``: when
+    the runs began (default: now)."""
+    started = started or RunStart.now()
     listed = list(tasks.values())
     return {
         "meta": {
@@ -219,7 +217,7 @@ def assemble_report(
             "tasks": list(tasks),
             "versions": _versions(),
             "machine": {"torch_threads": listed[0].threads, "jobs": jobs, "os_cpus": os.cpu_count(), "platform": platform.platform(),
-                        "load_average_start": load_start, "load_average_end": _load_average()},
+                        "load_average_start": started.load_average, "load_average_end": _load_average()},
             **_elapsed_since(started, results, tasks, jobs),
         },
         "settings": {task: {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(s).items() if k != "cache_dir"} for task, s in tasks.items()},
@@ -229,11 +227,24 @@ def assemble_report(
     }
 
 
-def _elapsed_since(started: tuple[float, float], results: dict, tasks: dict, jobs: int) -> dict:
+class RunStart(NamedTuple):
+    """What the report records of the moment the runs began: the wall-clock and CPU clocks
+    (``time.perf_counter``, ``time.process_time``) and the load average (None where the OS has none)."""
+
+    wall: float
+    cpu: float
+    load_average: list[float] | None
+
+    @classmethod
+    def now(cls) -> RunStart:
+        return cls(time.perf_counter(), time.process_time(), _load_average())
+
+
+def _elapsed_since(started: RunStart, results: dict, tasks: dict, jobs: int) -> dict:
     """Wall-clock since ``started``; CPU time of this process since then, plus the training runs' own when
     they ran in worker processes."""
     workers = sum(results[t]["cpu_s"] for t in tasks) if jobs > 1 else 0
-    return {"wall_s": round(time.perf_counter() - started[0], 1), "cpu_s": round(time.process_time() - started[1] + workers, 1)}
+    return {"wall_s": round(time.perf_counter() - started.wall, 1), "cpu_s": round(time.process_time() - started.cpu + workers, 1)}
 
 
 
