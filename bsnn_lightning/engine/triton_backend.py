@@ -26,8 +26,10 @@ instead (``p0_from``: SpikingJelly 0.0.0.0.14's decay factor), how its reset and
 branches in the kernels' ``_charge``, ``_fire``, ``_reset`` and ``_backward_step``.
 
 Triton is optional and imported on the first call that needs it. On CPU tensors the kernels run only
-through Triton's interpreter (``TRITON_INTERPRET=1`` set before this package's kernels are first used),
-which is how the test suite checks them without a GPU; ``"auto"`` never picks this backend off CUDA.
+through Triton's interpreter (``TRITON_INTERPRET=1`` in the environment; :mod:`.triton_mode` has the rule
+and when it is fixed), which is how the test suite checks them without a GPU; ``"auto"`` never picks this
+backend off CUDA. Every launch is a :class:`LaunchPlan` (:func:`launch_plan`, :func:`backward_launch_plan`):
+the custom ops build one and launch it, ``bench/kernels_static.py`` compiles the same plans for a GPU.
 The backward saves nothing but x and, for T > 16, a checkpoint of the state every 16 steps: it recomputes
 the membrane from x (see ``docs/kernels.md`` for the memory traffic this buys).
 """
@@ -233,7 +235,8 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
     if x.device.type == "cpu" and not _interpreted(kernels):
         return (
             "x is on the CPU; Triton kernels run on CUDA GPUs, or on the CPU through Triton's interpreter "
-            "(set TRITON_INTERPRET=1 before bsnn_lightning's Triton kernels are first used)"
+            "(set TRITON_INTERPRET=1 in the environment before Triton is first imported: see "
+            "bsnn_lightning.engine.triton_mode)"
         )
     return None
 

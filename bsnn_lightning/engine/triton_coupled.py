@@ -8,7 +8,8 @@ interpreter switch, the output buffers) are that module's. A thread owns a posit
 ``C`` channels, ``ROWS`` at a time; up to :data:`CHANNEL_ROWS` channels the state stays in the thread's
 registers, past that it is staged through a scratch buffer in global memory (two time steps of x's layout,
 fp32), so the registers a thread needs no longer grow with ``C``. Compiled for sm_90 and sm_80 with the
-ptxas of the triton wheel (``bench/kernels_static.py --set coupled``), no variant spills or uses local or
+ptxas of the triton wheel (``bench/kernels_static.py --set coupled``, through :func:`launch_plan` and
+:func:`backward_launch_plan`, the plans the custom ops launch), no variant spills or uses local or
 shared memory up to 64 channels (``docs/kernels.md`` has the registers).
 """
 
