@@ -54,6 +54,11 @@ def gather(args) -> list[Launch]:
     """The launches of ``args.set`` (filtered by ``--only``), through the launch plans under the stand-in driver."""
     from bsnn_lightning.engine import triton_backend
 
+    if not hasattr(triton_backend, "launch_plan"):
+        raise RuntimeError(
+            f"bsnn_lightning at {triton_backend.__file__} has no triton_backend.launch_plan (it predates the launch "
+            "plans this tool compiles); run that checkout's own bench/kernels_static.py"
+        )
     recorder = Recorder(args.arch[0])
     configs = SETS[args.set]()
     if args.only:
