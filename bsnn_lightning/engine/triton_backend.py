@@ -369,7 +369,14 @@ def launch_plan(
     """The forward kernel's launch for a call of :func:`run` (x, v0 and the parameters as ``engine.multistep``
     hands them over; ``save``: write the state checkpoints a backward needs), without launching it.
 
-    The coupled bifurcation has a kernel family of its own: :func:`.triton_coupled.launch_plan`."""
+    The coupled bifurcation has a kernel family of its own: :func:`.triton_coupled.launch_plan`. An empty batch
+    plans no launch (and needs no Triton); its outputs are spikes, v_final, v_seq and the checkpoints:
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> plan = launch_plan(torch.zeros(3, 0, 4), torch.zeros(()), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
+    >>> plan.kernel_name, [tuple(t.shape) for t in plan.launch()]
+    (None, [(3, 0, 4), (0, 4), (0,), (0,)])
+    """
     config, (p0, p1, p2) = _call(x, dynamics, params)
     return _forward_plan(x, v0, p0, p1, p2, config, return_v_seq, save)
 
