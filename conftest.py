@@ -1,14 +1,15 @@
 """Shared test setup (for the tests, for the docstring examples in the package, run as doctests, and for the
 code blocks of README.md and docs/*.md, run by Sybil: see the end of this file).
 
-Without a CUDA GPU, Triton kernels run through Triton's interpreter on the CPU. Triton reads
-``TRITON_INTERPRET`` when a kernel is defined, so it is set here, before any test module imports the
-package's kernels (``import torch`` and ``torch.cuda.is_available()`` do not import triton;
-``import lightning`` does, which is why this happens at the top of the conftest). With a GPU the same
-tests run the compiled kernels.
+Without a CUDA GPU, Triton kernels run through Triton's interpreter on the CPU; with one the same tests run the
+compiled kernels. The package's rule decides (``bsnn_lightning/engine/triton_mode.py``, ``"auto"``), applied
+here before anything imports Triton: Triton fixes the mode when it is first imported (``import torch`` and
+``torch.cuda.is_available()`` do not import it; ``import lightning`` and ``import bsnn_lightning`` do), so the
+rule's file is loaded on its own, without importing the package.
 """
 
 import functools
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -16,8 +17,17 @@ from pathlib import Path
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+def _choose_triton_mode() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bsnn_triton_mode", Path(__file__).resolve().parent / "bsnn_lightning" / "engine" / "triton_mode.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.choose_triton_mode("auto")
+
+
+_choose_triton_mode()
 # "auto" leaves CPU calls to the reference here: the fused CPU backend compiles (seconds per shape class), which a
 # test that only trains a small model should not pay; tests/test_cpu_backend.py runs it by name, and turns auto's
 # pick back on where it tests it

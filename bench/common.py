@@ -1,4 +1,7 @@
-"""What every benchmark here shares: the machine's description and an atomic JSON write."""
+"""What every benchmark here shares: the Triton mode, the machine's description and an atomic JSON write.
+
+Nothing here imports the package at module level (``import bsnn_lightning`` imports Triton, which fixes the
+Triton mode): a benchmark imports this first and calls :func:`choose_triton_mode` before anything else."""
 
 from __future__ import annotations
 
@@ -7,7 +10,20 @@ import os
 import platform
 from pathlib import Path
 
-from bsnn_lightning.atomic import write_atomically
+#: the checkout these benchmarks belong to
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def choose_triton_mode(mode: str = "auto") -> bool:
+    """The package's Triton-mode rule (``bsnn_lightning/engine/triton_mode.py``, loaded from its file without
+    importing the package, which imports Triton) applied to this process: ``"auto"``, ``"interpret"`` or
+    ``"compile"``; returns whether the kernels will be interpreted. Call it before anything imports Triton."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bsnn_triton_mode", ROOT / "bsnn_lightning/engine/triton_mode.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.choose_triton_mode(mode)
 
 
 def version(package: str) -> str | None:
@@ -41,4 +57,6 @@ def cpu_model() -> str:
 
 def write_json_atomic(data: dict, path: Path) -> None:
     """Write ``data`` as JSON to ``path`` atomically (``bsnn_lightning.atomic``)."""
+    from bsnn_lightning.atomic import write_atomically
+
     write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())

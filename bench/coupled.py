@@ -27,7 +27,6 @@ what a coupled layer ran on before) and triton/diagonal (the price of coupling).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -41,7 +40,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-smoke", action="store_true", help="exercise the script on the CPU; measures nothing")
     args = parser.parse_args(argv)
     if args.cpu_smoke:
-        os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is first imported
+        from common import choose_triton_mode  # bench/common.py (this script's folder is on sys.path)
+
+        choose_triton_mode("interpret")  # before triton is first imported
     import torch
 
     if not args.cpu_smoke and not torch.cuda.is_available():

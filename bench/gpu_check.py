@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,9 @@ def main(argv=None) -> int:
     parser.add_argument("--long", action="store_true", help="also the long parts (tuning, coupled, compile, slow tests)")
     args = parser.parse_args(argv)
     if args.dry_run:
-        os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is first imported
+        from common import choose_triton_mode  # bench/common.py
+
+        choose_triton_mode("interpret")  # before triton is first imported
     import torch
 
     if not args.dry_run and not torch.cuda.is_available():
@@ -119,9 +120,9 @@ TRITON_TESTS = ["tests/test_triton_kernels.py", "tests/test_triton_backend.py", 
 
 
 def triton_tests(context: Context, marker: str = "not slow") -> dict:
-    env = dict(os.environ)
-    if not context.dry_run:
-        env.pop("TRITON_INTERPRET", None)  # compiled kernels, not the interpreter
+    from bsnn_lightning.engine.triton_mode import environment_for
+
+    env = environment_for("interpret" if context.dry_run else "compile")  # on a GPU: compiled kernels
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", marker, *TRITON_TESTS]
     if context.dry_run:
         command += ["-k", "empty_batch"]  # one, to prove the command line

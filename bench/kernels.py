@@ -49,7 +49,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from common import version, write_json_atomic  # noqa: E402  (bench/common.py)
+from common import choose_triton_mode, version, write_json_atomic  # noqa: E402  (bench/common.py)
 
 # Read by SpikingJelly when it is imported: its LIF then runs its Triton kernels on CUDA.
 os.environ.setdefault("SJ_LIF_CUDA_IMPLEMENTATION", "triton")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.cpu_smoke:
-        os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are first imported
+        choose_triton_mode("interpret")  # bench/common.py: before the kernels are first imported
     settings = CPU_SMOKE if args.cpu_smoke else (QUICK if args.quick else FULL)
     device = torch.device("cpu" if args.cpu_smoke else "cuda")
     clock = _Clock(device)

@@ -33,20 +33,19 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import os
 import sys
 import time
 from pathlib import Path
 
-if "TRITON_INTERPRET" not in os.environ:
-    os.environ["TRITON_INTERPRET"] = "0" if os.environ.get("CUDA_VISIBLE_DEVICES") else "1"
+from common import choose_triton_mode, cpu_model, loadavg, version, write_json_atomic  # bench/common.py
 
-import torch
+choose_triton_mode("auto")  # before anything imports Triton: the interpreter without a GPU (or TRITON_INTERPRET's word)
 
-import bsnn_lightning as bl
-from bsnn_lightning.memory import neuron_block_types
-from bsnn_lightning.models import StagedVGG
-from common import cpu_model, loadavg, version, write_json_atomic  # bench/common.py
+import torch  # noqa: E402
+
+import bsnn_lightning as bl  # noqa: E402
+from bsnn_lightning.memory import neuron_block_types  # noqa: E402
+from bsnn_lightning.models import StagedVGG  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
 

@@ -26,8 +26,10 @@ instead (``p0_from``: SpikingJelly 0.0.0.0.14's decay factor), how its reset and
 branches in the kernels' ``_charge``, ``_fire``, ``_reset`` and ``_backward_step``.
 
 Triton is optional and imported on the first call that needs it. On CPU tensors the kernels run only
-through Triton's interpreter (``TRITON_INTERPRET=1`` set before this package's kernels are first used),
-which is how the test suite checks them without a GPU; ``"auto"`` never picks this backend off CUDA.
+through Triton's interpreter (``TRITON_INTERPRET=1`` in the environment; :mod:`.triton_mode` has the rule
+and when it is fixed), which is how the test suite checks them without a GPU; ``"auto"`` never picks this
+backend off CUDA. Every launch is a :class:`LaunchPlan` (:func:`launch_plan`, :func:`backward_launch_plan`):
+the custom ops build one and launch it, ``bench/kernels_static.py`` compiles the same plans for a GPU.
 The backward saves nothing but x and, for T > 16, a checkpoint of the state every 16 steps: it recomputes
 the membrane from x (see ``docs/kernels.md`` for the memory traffic this buys).
 """
@@ -40,7 +42,7 @@ import functools
 import inspect
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
@@ -50,19 +52,8 @@ from torch import Tensor
 from . import surrogates
 from . import triton_codes as codes
 from .backends import register_backend
-from .dynamics import (
-    DiagonalBifurcation,
-    Dynamics,
-    SnnTorchLeaky,
-    SnnTorchLeakyImmediate,
-    SnnTorchSynapticZero,
-    SnnTorchSynapticZeroImmediate,
-    SpikingJelly014LIF,
-    SpikingJelly014PLIF,
-    SpikingJellyIF,
-    SpikingJellyLIF,
-    SpikingJellyPLIF,
-)
+from . import dynamics as dyn
+from .dynamics import Dynamics
 from .reference import _as_compute, _sum_to_shape
 
 #: the backward recomputes the membrane from a state checkpoint every this many steps, keeping that many
@@ -173,16 +164,16 @@ def _diagonal_bifurcation(dynamics) -> dict:
 
 #: the one table of what the kernels fuse, keyed by the exact dynamics class
 _FUSED: dict[type, _Fused] = {
-    SpikingJellyLIF: _Fused(codes.LIF, "tau", _spikingjelly_lif),
-    SpikingJellyPLIF: _Fused(codes.PLIF, "q", _spikingjelly_lif),
-    SpikingJellyIF: _Fused(codes.IF, None, _fire_then_reset),
-    SnnTorchLeaky: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_leaky, p2="graded"),
-    SnnTorchLeakyImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_leaky, p2="graded"),
-    SnnTorchSynapticZero: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_zero_charged, p2="graded"),
-    SnnTorchSynapticZeroImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_zero_charged, p2="graded"),
-    SpikingJelly014LIF: _Fused(codes.PRODUCT_DECAY, "tau", _fire_then_reset, p0_from=SpikingJelly014LIF.decay),
-    SpikingJelly014PLIF: _Fused(codes.PRODUCT_DECAY, "q", _fire_then_reset, p0_from=SpikingJelly014PLIF.decay),
-    DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
+    dyn.SpikingJellyLIF: _Fused(codes.LIF, "tau", _spikingjelly_lif),
+    dyn.SpikingJellyPLIF: _Fused(codes.PLIF, "q", _spikingjelly_lif),
+    dyn.SpikingJellyIF: _Fused(codes.IF, None, _fire_then_reset),
+    dyn.SnnTorchLeaky: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_leaky, p2="graded"),
+    dyn.SnnTorchLeakyImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_leaky, p2="graded"),
+    dyn.SnnTorchSynapticZero: _Fused(codes.SNNTORCH_LEAKY, "beta", _snntorch_zero_charged, p2="graded"),
+    dyn.SnnTorchSynapticZeroImmediate: _Fused(codes.SNNTORCH_IMMEDIATE, "beta", _snntorch_zero_charged, p2="graded"),
+    dyn.SpikingJelly014LIF: _Fused(codes.PRODUCT_DECAY, "tau", _fire_then_reset, p0_from=dyn.SpikingJelly014LIF.decay),
+    dyn.SpikingJelly014PLIF: _Fused(codes.PRODUCT_DECAY, "q", _fire_then_reset, p0_from=dyn.SpikingJelly014PLIF.decay),
+    dyn.DiagonalBifurcation: _Fused(codes.DIAGONAL_BIFURCATION, "eigenvalues", _diagonal_bifurcation),
     # CoupledBifurcation: added by .triton_coupled, its own kernel family
 }
 
@@ -244,7 +235,8 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
     if x.device.type == "cpu" and not _interpreted(kernels):
         return (
             "x is on the CPU; Triton kernels run on CUDA GPUs, or on the CPU through Triton's interpreter "
-            "(set TRITON_INTERPRET=1 before bsnn_lightning's Triton kernels are first used)"
+            "(set TRITON_INTERPRET=1 in the environment before Triton is first imported: see "
+            "bsnn_lightning.engine.triton_mode)"
         )
     return None
 
@@ -256,10 +248,7 @@ def run(
     family = _FUSED[type(dynamics)].run
     if family is not None:  # a kernel family of its own
         return family(x, v0, dynamics, params, return_v_seq)
-    config = _Config.of(dynamics).for_call(dynamics, x, params)
-    if config.state != codes.ROUND_FP32:
-        _check_16_bit_params(dynamics, params, x)
-    p0, p1, p2 = _operands(dynamics, params, x)
+    config, (p0, p1, p2) = _call(x, dynamics, params)
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, v0, p0, p1, p2)
     )
@@ -335,6 +324,89 @@ def _as_tensor(value: "float | Tensor", x: Tensor) -> Tensor:
     return torch.full((), value, dtype=torch.float32, device=x.device)
 
 
+# --- the launch plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """One kernel launch, fully decided: the kernel, its grid, its arguments (tensors and runtime scalars, in the
+    kernel's order), its compile-time constants and warps, and the output buffers the launch fills. The custom
+    ops launch nothing else (:meth:`launch`); ``bench/kernels_static.py`` compiles exactly these for a GPU.
+    ``kernel`` is None when there is nothing to launch (an empty batch): :meth:`launch` returns the outputs."""
+
+    kernel: object  #: the ``@triton.jit`` function (an interpreted one under Triton's interpreter)
+    grid: tuple[int, ...]
+    args: tuple = ()
+    constexprs: dict = field(default_factory=dict)  #: name -> value, passed by keyword
+    num_warps: int = NUM_WARPS
+    device: torch.device | None = None
+    interpreted: bool = False
+    outputs: tuple = ()
+
+    @classmethod
+    def nothing(cls, outputs: tuple) -> "LaunchPlan":
+        return cls(None, (0,), outputs=outputs)
+
+    @property
+    def kernel_name(self) -> str | None:
+        return None if self.kernel is None else self.kernel.fn.__name__
+
+    def launch(self) -> tuple:
+        """Launch on the outputs' device (Triton launches on the current one) and return the outputs."""
+        if self.kernel is not None:
+            on_device = self.device is not None and self.device.type == "cuda" and not self.interpreted
+            with torch.cuda.device(self.device) if on_device else contextlib.nullcontext():
+                self.kernel[self.grid](
+                    *self.args, **self.constexprs, num_warps=self.num_warps, enable_fp_fusion=False
+                )
+        return self.outputs
+
+
+def launch_plan(
+    x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], *, return_v_seq: bool = False,
+    save: bool = False,
+) -> LaunchPlan:  # fmt: skip
+    """The forward kernel's launch for a call of :func:`run` (x, v0 and the parameters as ``engine.multistep``
+    hands them over; ``save``: write the state checkpoints a backward needs), without launching it.
+
+    The coupled bifurcation has a kernel family of its own: :func:`.triton_coupled.launch_plan`. An empty batch
+    plans no launch (and needs no Triton); its outputs are spikes, v_final, v_seq and the checkpoints:
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> plan = launch_plan(torch.zeros(3, 0, 4), torch.zeros(()), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0})
+    >>> plan.kernel_name, [tuple(t.shape) for t in plan.launch()]
+    (None, [(3, 0, 4), (0, 4), (0,), (0,)])
+    """
+    config, (p0, p1, p2) = _call(x, dynamics, params)
+    return _forward_plan(x, v0, p0, p1, p2, config, return_v_seq, save)
+
+
+def backward_launch_plan(
+    x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], *, checkpoints: Tensor,
+    grad_spikes: Tensor | None = None, grad_v_final: Tensor | None = None, grad_v_seq: Tensor | None = None,
+    needs: tuple[bool, bool, bool, bool, bool] = (True, False, False, False, False),
+) -> LaunchPlan:  # fmt: skip
+    """The backward kernel's launch for the same call: ``checkpoints`` the forward's (its plan's
+    ``outputs[3]``), the gradients arriving at (spikes, v_final, v_seq), ``needs`` the flags of the gradients
+    wanted for (x, v0, p0, the threshold, p2)."""
+    config, (p0, p1, p2) = _call(x, dynamics, params)
+    grads = (grad_spikes, grad_v_final, grad_v_seq)
+    return _backward_plan(grads, x, v0, p0, p1, p2, checkpoints, config, tuple(needs))
+
+
+def _call(x: Tensor, dynamics: Dynamics, params: dict) -> tuple[_Config, tuple]:
+    """The static choices and the (p0, p1, p2) operands of a call, checked: what :func:`run` hands the ops."""
+    if _FUSED[type(dynamics)].run is not None:
+        raise TypeError(
+            f"{type(dynamics).__name__} runs on a kernel family of its own; its launches are planned there "
+            "(triton_coupled.launch_plan)"
+        )
+    config = _Config.of(dynamics).for_call(dynamics, x, params)
+    if config.state != codes.ROUND_FP32:
+        _check_16_bit_params(dynamics, params, x)
+    return config, _operands(dynamics, params, x)
+
+
 # --- the custom ops -----------------------------------------------------------------------------------
 
 
@@ -350,15 +422,26 @@ def _forward_impl(
 
     p0 is tau, beta, the eigenvalues, q or a decay factor (None for IF), p1 the threshold, p2 the graded factor
     (snnTorch)."""
+    config = _Config(kind, reset, surrogate, sg_a, sg_b, decay_input, detach_reset, v_reset, lo, hi, state,
+                     spike_round, cuda_rule, p0_scalar, p2_scalar)  # fmt: skip
+    return _forward_plan(x, v0, p0, p1, p2, config, return_v_seq, save).launch()
+
+
+def _forward_plan(
+    x: Tensor, v0: Tensor, p0: Optional[Tensor], p1: Tensor, p2: Optional[Tensor], config: _Config,
+    return_v_seq: bool, save: bool,
+) -> LaunchPlan:  # fmt: skip
+    """The forward kernel's launch, its output buffers allocated (:func:`_forward_impl` launches it)."""
     steps, state_shape = x.shape[0], x.shape[1:]
-    state_dtype = _STATE_DTYPES[state]
+    state_dtype = _STATE_DTYPES[config.state]
     spikes = _empty(x.shape, x.dtype, x.device)
     v_final = _empty(state_shape, state_dtype, x.device)
     v_seq = _empty(x.shape if return_v_seq else (0,), state_dtype, x.device)
     ckpt = _empty(_checkpoint_shape(x.shape, save), state_dtype, x.device)
+    outputs = (spikes, v_final, v_seq, ckpt)
     layout = _Layout.of(x)
     if layout.neurons == 0:
-        return spikes, v_final, v_seq, ckpt
+        return LaunchPlan.nothing(outputs)
     kernels = _kernels()
     x, v0, p1 = x.contiguous(), v0.contiguous(), p1.contiguous()
     p0 = p1 if p0 is None else p0.contiguous()  # unused by IF: any pointer will do
@@ -368,21 +451,26 @@ def _forward_impl(
     vec = _forward_vec(layout.neurons)
     block = _interpreter_block(layout.neurons) if interpreted else vec * 32 * launch["NUM_WARPS"]
     chunk = min(_next_power_of_2(steps), launch["FORWARD_CHUNK"])
-    with _on_device(x, interpreted):
-        kernels.multistep_forward_kernel[(_cdiv(layout.neurons, block),)](
+    c = config
+    return LaunchPlan(
+        kernels.multistep_forward_kernel, (_cdiv(layout.neurons, block),),
+        args=(
             x, v0, p0, p1, p2,
             spikes, v_final, v_seq if return_v_seq else v_final, ckpt if ckpt.numel() else v_final,
             steps, layout.neurons, layout.sample, layout.inner, layout.channels,
-            v_reset, lo, hi,
-            KIND=kind, RESET=reset, DECAY_INPUT=decay_input,
+            c.v_reset, c.lo, c.hi,
+        ),
+        constexprs=dict(
+            KIND=c.kind, RESET=c.reset, DECAY_INPUT=c.decay_input,
             V0_MODE=_mode(v0, x, allow_full=True), P0_MODE=_mode(p0, x), P1_MODE=_mode(p1, x),
             P2_MODE=_mode(p2, x),
             STORE_V_SEQ=return_v_seq, SAVE_CKPT=ckpt.numel() > 0, CKPT_EVERY=CHECKPOINT_EVERY,
-            STATE=state, SPIKE_ROUND=spike_round, CUDA_RULE=cuda_rule, P0_SCALAR=p0_scalar, P2_SCALAR=p2_scalar,
+            STATE=c.state, SPIKE_ROUND=c.spike_round, CUDA_RULE=c.cuda_rule, P0_SCALAR=c.p0_scalar,
+            P2_SCALAR=c.p2_scalar,
             CHUNK=chunk, BLOCK=block, VEC=vec, WIDE=_wide(x), RAGGED=steps % chunk != 0,
-            num_warps=launch["NUM_WARPS"], enable_fp_fusion=False,
-        )  # fmt: skip
-    return spikes, v_final, v_seq, ckpt
+        ),
+        num_warps=launch["NUM_WARPS"], device=x.device, interpreted=interpreted, outputs=outputs,
+    )  # fmt: skip
 
 
 def _forward_fake(x, v0, p0, p1, p2, *config_and_flags):
@@ -408,13 +496,26 @@ def _backward_impl(
     """Backward: grad_x, then per-neuron (time-summed, not batch-reduced) gradients of v0, p0, p1, p2 in fp32.
 
     Each output is empty when its ``need_*`` flag is off."""
+    config = _Config(kind, reset, surrogate, sg_a, sg_b, decay_input, detach_reset, v_reset, lo, hi, state,
+                     spike_round, cuda_rule, p0_scalar, p2_scalar)  # fmt: skip
+    grads, needs = (grad_spikes, grad_v_final, grad_v_seq), (need_x, need_v0, need_p0, need_p1, need_p2)
+    return _backward_plan(grads, x, v0, p0, p1, p2, ckpt, config, needs).launch()
+
+
+def _backward_plan(
+    grads: tuple, x: Tensor, v0: Tensor, p0: Optional[Tensor], p1: Tensor, p2: Optional[Tensor], ckpt: Tensor,
+    config: _Config, needs: tuple,
+) -> LaunchPlan:  # fmt: skip
+    """The backward kernel's launch, its output buffers allocated (:func:`_backward_impl` launches it); ``grads``
+    are the gradients of (spikes, v_final, v_seq), ``needs`` the flags of (x, v0, p0, p1, p2)."""
+    need_x, need_v0, need_p0, need_p1, need_p2 = needs
     steps, state_shape = x.shape[0], x.shape[1:]
     grad_x = _empty(x.shape if need_x else (0,), x.dtype, x.device)
-    needs = (need_v0, need_p0, need_p1, need_p2)
-    per_neuron = [_empty(state_shape if need else (0,), torch.float32, x.device) for need in needs]
+    per_neuron = [_empty(state_shape if need else (0,), torch.float32, x.device) for need in needs[1:]]
+    outputs = (grad_x, *per_neuron)
     layout = _Layout.of(x)
     if layout.neurons == 0:
-        return (grad_x, *per_neuron)
+        return LaunchPlan.nothing(outputs)
     if steps > CHECKPOINT_EVERY and ckpt.numel() == 0:
         raise RuntimeError(
             f"the backward of {steps} steps needs the forward's state checkpoints, which it was asked not to "
@@ -424,30 +525,35 @@ def _backward_impl(
     x, v0, p1 = x.contiguous(), v0.contiguous(), p1.contiguous()
     p0 = p1 if p0 is None else p0.contiguous()
     p2 = p1 if p2 is None else p2.contiguous()
-    grads = [g.contiguous() if g is not None else None for g in (grad_spikes, grad_v_final, grad_v_seq)]
+    grads = [g.contiguous() if g is not None else None for g in grads]
     interpreted = _interpreted(kernels)
     launch = _launch(x, interpreted)
     chunk = min(_next_power_of_2(steps), CHECKPOINT_EVERY)
     block = _interpreter_block(layout.neurons) if interpreted else launch["BACKWARD_BLOCK"]
     dummy = v0
-    with _on_device(x, interpreted):
-        kernels.multistep_backward_kernel[(_cdiv(layout.neurons, block),)](
+    c = config
+    return LaunchPlan(
+        kernels.multistep_backward_kernel, (_cdiv(layout.neurons, block),),
+        args=(
             x, v0, p0, p1, p2, ckpt if ckpt.numel() else dummy,
             *[g if g is not None else dummy for g in grads],
             grad_x if need_x else dummy, *[g if g.numel() else dummy for g in per_neuron],
             steps, layout.neurons, layout.sample, layout.inner, layout.channels,
-            v_reset, lo, hi, sg_a, sg_b,
-            KIND=kind, RESET=reset, DECAY_INPUT=decay_input, DETACH_RESET=detach_reset, SURROGATE=surrogate,
+            c.v_reset, c.lo, c.hi, c.sg_a, c.sg_b,
+        ),
+        constexprs=dict(
+            KIND=c.kind, RESET=c.reset, DECAY_INPUT=c.decay_input, DETACH_RESET=c.detach_reset,
+            SURROGATE=c.surrogate,
             V0_MODE=_mode(v0, x, allow_full=True), P0_MODE=_mode(p0, x), P1_MODE=_mode(p1, x),
             P2_MODE=_mode(p2, x),
             HAS_GS=grads[0] is not None, HAS_GV_FINAL=grads[1] is not None,
             HAS_GV_SEQ=grads[2] is not None and grads[2].numel() > 0,
             NEED_X=need_x, NEED_V0=need_v0, NEED_P0=need_p0, NEED_P1=need_p1, NEED_P2=need_p2,
-            STATE=state, CUDA_RULE=cuda_rule, P0_SCALAR=p0_scalar, P2_SCALAR=p2_scalar,
+            STATE=c.state, CUDA_RULE=c.cuda_rule, P0_SCALAR=c.p0_scalar, P2_SCALAR=c.p2_scalar,
             CHUNK=chunk, BLOCK=block, WIDE=_wide(x), RAGGED=steps % chunk != 0,
-            num_warps=launch["NUM_WARPS"], enable_fp_fusion=False,
-        )  # fmt: skip
-    return (grad_x, *per_neuron)
+        ),
+        num_warps=launch["NUM_WARPS"], device=x.device, interpreted=interpreted, outputs=outputs,
+    )  # fmt: skip
 
 
 def _backward_fake(grad_spikes, grad_v_final, grad_v_seq, x, v0, p0, p1, p2, ckpt, *config_and_needs):
@@ -614,11 +720,6 @@ def _next_power_of_2(n: int) -> int:
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def _on_device(x: Tensor, interpreted: bool):
-    """Launch on x's GPU (Triton launches on the current device); nothing to do under the interpreter."""
-    return torch.cuda.device(x.device) if x.is_cuda and not interpreted else contextlib.nullcontext()
 
 
 def _kernels():

@@ -8,7 +8,8 @@ interpreter switch, the output buffers) are that module's. A thread owns a posit
 ``C`` channels, ``ROWS`` at a time; up to :data:`CHANNEL_ROWS` channels the state stays in the thread's
 registers, past that it is staged through a scratch buffer in global memory (two time steps of x's layout,
 fp32), so the registers a thread needs no longer grow with ``C``. Compiled for sm_90 and sm_80 with the
-ptxas of the triton wheel (``bench/kernels_static.py --set coupled``), no variant spills or uses local or
+ptxas of the triton wheel (``bench/kernels_static.py --set coupled``, through :func:`launch_plan` and
+:func:`backward_launch_plan`, the plans the custom ops launch), no variant spills or uses local or
 shared memory up to 64 channels (``docs/kernels.md`` has the registers).
 """
 
@@ -85,37 +86,74 @@ class _Shape:
         return base._empty((2, self.positions // self.inner, self.channels, self.inner), torch.float32, device)
 
 
+def launch_plan(
+    x: Tensor, v0: Tensor, dynamics: CoupledBifurcation, params: dict, *, return_v_seq: bool = False,
+    save: bool = False,
+) -> base.LaunchPlan:  # fmt: skip
+    """The forward kernel's launch for a coupled call of :func:`run` (``save``: keep the charged potentials a
+    backward needs), without launching it (:class:`.triton_backend.LaunchPlan`)."""
+    threshold = base._as_tensor(params["threshold"], x)
+    return _forward_plan(x, v0, params["coupling"], threshold, *_config(dynamics), return_v_seq, save)
+
+
+def backward_launch_plan(
+    x: Tensor, v0: Tensor, dynamics: CoupledBifurcation, params: dict, *, h_seq: Tensor,
+    grad_spikes: Tensor | None = None, grad_v_final: Tensor | None = None, grad_v_seq: Tensor | None = None,
+    needs: tuple[bool, bool, bool, bool] = (True, False, False, False),
+) -> base.LaunchPlan:  # fmt: skip
+    """The backward kernel's launch for the same call: ``h_seq`` the forward's charged potentials (its plan's
+    ``outputs[3]``), ``needs`` the flags of the gradients wanted for (x, v0, the coupling, the threshold). The
+    coupling's gradient is a matrix product after the launch, over the buffers ``outputs[3:]``."""
+    threshold = base._as_tensor(params["threshold"], x)
+    grads = (grad_spikes, grad_v_final, grad_v_seq)
+    return _backward_plan(grads, x, h_seq, v0, params["coupling"], threshold, *_config(dynamics), *needs)
+
+
 def _forward_impl(
     x: Tensor, v0: Tensor, coupling: Tensor, threshold: Tensor,
     reset: int, surrogate: int, sg_a: float, sg_b: float, detach_reset: bool, v_reset: float,
     return_v_seq: bool, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """Forward: (spikes in x's dtype, v_final fp32, v_seq fp32 or empty, h_seq fp32 when ``save`` or empty)."""
+    return _forward_plan(
+        x, v0, coupling, threshold, reset, surrogate, sg_a, sg_b, detach_reset, v_reset, return_v_seq, save
+    ).launch()
+
+
+def _forward_plan(
+    x: Tensor, v0: Tensor, coupling: Tensor, threshold: Tensor,
+    reset: int, surrogate: int, sg_a: float, sg_b: float, detach_reset: bool, v_reset: float,
+    return_v_seq: bool, save: bool,
+) -> base.LaunchPlan:  # fmt: skip
     spikes = base._empty(x.shape, x.dtype, x.device)
     v_final = base._empty(x.shape[1:], torch.float32, x.device)
     v_seq = base._empty(x.shape if return_v_seq else (0,), torch.float32, x.device)
     h_seq = base._empty(x.shape if save else (0,), torch.float32, x.device)
+    outputs = (spikes, v_final, v_seq, h_seq)
     shape = _Shape(x)
     if x.numel() == 0:
-        return spikes, v_final, v_seq, h_seq
+        return base.LaunchPlan.nothing(outputs)
     kernels = _kernels()
     x, v0, coupling, threshold = x.contiguous(), v0.contiguous(), coupling.contiguous(), threshold.contiguous()
     interpreted = base._interpreted(base._kernels())
     block, warps = shape.launch(interpreted)
     scratch = shape.scratch(x.device)
-    with base._on_device(x, interpreted):
-        kernels.coupled_forward_kernel[(base._cdiv(shape.positions, block),)](
+    return base.LaunchPlan(
+        kernels.coupled_forward_kernel, (base._cdiv(shape.positions, block),),
+        args=(
             x, v0, coupling.t().contiguous(), threshold,
             spikes, v_final, v_seq if return_v_seq else v_final, h_seq if save else v_final,
             scratch if scratch is not None else v_final,
             shape.steps, shape.positions, shape.sample, shape.inner,
             v_reset,
+        ),
+        constexprs=dict(
             C=shape.channels, C_PAD=shape.c_pad, ROWS=shape.rows, RESET=reset,
             V0_MODE=base._mode(v0, x, allow_full=True), TH_MODE=base._mode(threshold, x),
             STORE_V_SEQ=return_v_seq, SAVE_H=save, BLOCK=block, WIDE=_wide(x, scratch),
-            num_warps=warps, enable_fp_fusion=False,
-        )  # fmt: skip
-    return spikes, v_final, v_seq, h_seq
+        ),
+        num_warps=warps, device=x.device, interpreted=interpreted, outputs=outputs,
+    )  # fmt: skip
 
 
 def _forward_fake(x, v0, coupling, threshold, *config_and_flags):
@@ -138,13 +176,41 @@ def _backward_impl(
     coupling ([C, C], fp32) and the per-neuron time-summed gradient of the threshold (fp32); each empty when
     its ``need_*`` flag is off. ``x`` gives the shape and dtype only (a forward that saves ``h_seq`` does not
     read it again)."""
+    grads = (grad_spikes, grad_v_final, grad_v_seq)
+    plan = _backward_plan(grads, x, h_seq, v0, coupling, threshold, reset, surrogate, sg_a, sg_b, detach_reset,
+                          v_reset, need_x, need_v0, need_coupling, need_threshold)  # fmt: skip
+    grad_x, grad_v0, grad_threshold, grad_h, v_prev = plan.launch()
+    if x.numel() == 0:
+        grad_coupling = torch.zeros(coupling.shape if need_coupling else (0,), dtype=torch.float32, device=x.device)
+    elif need_coupling:
+        # dL/dA_ij = sum over time, batch and pixels of gh_i v_j, read in place (no transposed copies): one
+        # matrix product over [T N, C] for 1-d samples, else a batched one over [T N] of [C, INNER] x [INNER, C]
+        shape = _Shape(x)
+        gh = (grad_h if grad_h.numel() else grad_x).reshape(-1, shape.channels, shape.inner)
+        vp = v_prev.reshape(-1, shape.channels, shape.inner)
+        if shape.inner == 1:
+            grad_coupling = gh[:, :, 0].transpose(0, 1) @ vp[:, :, 0]
+        else:
+            grad_coupling = torch.bmm(gh, vp.transpose(1, 2)).sum(0)
+    else:
+        grad_coupling = torch.empty(0, dtype=torch.float32, device=x.device)
+    return grad_x, grad_v0, grad_coupling, grad_threshold
+
+
+def _backward_plan(
+    grads: tuple, x: Tensor, h_seq: Tensor, v0: Tensor, coupling: Tensor, threshold: Tensor,
+    reset: int, surrogate: int, sg_a: float, sg_b: float, detach_reset: bool, v_reset: float,
+    need_x: bool, need_v0: bool, need_coupling: bool, need_threshold: bool,
+) -> base.LaunchPlan:  # fmt: skip
+    """The backward launch; its outputs are (grad_x, grad_v0, grad_threshold, grad_h, v_prev): the last two the
+    buffers the coupling's gradient is computed from (grad_h empty when grad_x, in fp32, holds dL/dh)."""
     grad_x = base._empty(x.shape if need_x else (0,), x.dtype, x.device)
     grad_v0 = base._empty(x.shape[1:] if need_v0 else (0,), torch.float32, x.device)
     grad_threshold = base._empty(x.shape[1:] if need_threshold else (0,), torch.float32, x.device)
     shape = _Shape(x)
     if x.numel() == 0:
-        grad_coupling = torch.zeros(coupling.shape if need_coupling else (0,), dtype=torch.float32, device=x.device)
-        return grad_x, grad_v0, grad_coupling, grad_threshold
+        empty = torch.empty(0, dtype=torch.float32, device=x.device)
+        return base.LaunchPlan.nothing((grad_x, grad_v0, grad_threshold, empty, empty))
     if h_seq.shape != x.shape:
         raise RuntimeError(
             "the coupled backward needs the charged potentials the forward saves when a gradient is wanted "
@@ -156,13 +222,14 @@ def _backward_impl(
     v_prev = base._empty(x.shape if need_coupling else (0,), torch.float32, x.device)
     kernels = _kernels()
     v0, coupling, threshold = v0.contiguous(), coupling.contiguous(), threshold.contiguous()
-    grads = [g.contiguous() if g is not None else None for g in (grad_spikes, grad_v_final, grad_v_seq)]
+    grads = [g.contiguous() if g is not None else None for g in grads]
     interpreted = base._interpreted(base._kernels())
     block, warps = shape.launch(interpreted)
     scratch = shape.scratch(x.device)
     dummy = h_seq
-    with base._on_device(x, interpreted):
-        kernels.coupled_backward_kernel[(base._cdiv(shape.positions, block),)](
+    return base.LaunchPlan(
+        kernels.coupled_backward_kernel, (base._cdiv(shape.positions, block),),
+        args=(
             h_seq, v0, coupling, threshold,
             *[g if g is not None else dummy for g in grads],
             grad_x if need_x else dummy, grad_h if grad_h.numel() else dummy, v_prev if need_coupling else dummy,
@@ -170,6 +237,8 @@ def _backward_impl(
             scratch if scratch is not None else dummy,
             shape.steps, shape.positions, shape.sample, shape.inner,
             v_reset, sg_a, sg_b,
+        ),
+        constexprs=dict(
             C=shape.channels, C_PAD=shape.c_pad, ROWS=shape.rows,
             RESET=reset, DETACH_RESET=detach_reset, SURROGATE=surrogate,
             V0_MODE=base._mode(v0, x, allow_full=True), TH_MODE=base._mode(threshold, x),
@@ -178,20 +247,10 @@ def _backward_impl(
             NEED_X=need_x, STORE_GH=grad_h.numel() > 0, STORE_V_PREV=need_coupling,
             NEED_V0=need_v0, NEED_TH=need_threshold,
             BLOCK=block, WIDE=_wide(x, scratch),
-            num_warps=warps, enable_fp_fusion=False,
-        )  # fmt: skip
-    if need_coupling:
-        # dL/dA_ij = sum over time, batch and pixels of gh_i v_j, read in place (no transposed copies): one
-        # matrix product over [T N, C] for 1-d samples, else a batched one over [T N] of [C, INNER] x [INNER, C]
-        gh = (grad_x if reuse_grad_x else grad_h).reshape(-1, shape.channels, shape.inner)
-        vp = v_prev.reshape(-1, shape.channels, shape.inner)
-        if shape.inner == 1:
-            grad_coupling = gh[:, :, 0].transpose(0, 1) @ vp[:, :, 0]
-        else:
-            grad_coupling = torch.bmm(gh, vp.transpose(1, 2)).sum(0)
-    else:
-        grad_coupling = torch.empty(0, dtype=torch.float32, device=x.device)
-    return grad_x, grad_v0, grad_coupling, grad_threshold
+        ),
+        num_warps=warps, device=x.device, interpreted=interpreted,
+        outputs=(grad_x, grad_v0, grad_threshold, grad_h, v_prev),
+    )  # fmt: skip
 
 
 def _backward_fake(grad_spikes, grad_v_final, grad_v_seq, x, h_seq, v0, coupling, threshold, *config_and_needs):

@@ -199,7 +199,9 @@ def _run(library, backend, work, files, python, extra, report, dynamics="lif") -
     env["BSNN_SUITE_DYNAMICS"] = dynamics
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), str(ROOT), env.get("PYTHONPATH", "")) if p)
     if backend == "triton":
-        env["TRITON_INTERPRET"] = "1"  # before triton is first imported: the kernels run on the CPU
+        from bsnn_lightning.engine.triton_mode import environment_for
+
+        env = environment_for("interpret", env)  # the child's Triton mode: the kernels run on the CPU
     command = [python, "-m", "pytest", "-p", "library_suites", "-p", "no:cacheprovider", "-q", "-rN", "--continue-on-collection-errors",
                "--rootdir", str(work), "-c", str(work / "pytest.ini"), *files, *extra]
     print(f"\n=== {library}, {backend}: {' '.join(command[1:])}", flush=True)
