@@ -96,9 +96,7 @@ def _fast_case(n=3, c=4, length=5, seed=0):
     """snnTorch Leaky with a per-channel beta and a per-neuron initial state, both learnable: the shared
     variant of the fast tests (same dynamics, steps, dtypes and ranks, so no recompilation)."""
     gen = torch.Generator().manual_seed(seed)
-    # 2 * STRETCH + 1 steps: the loop is cut into stretches twice in each direction (the state, the carried
-    # gradient and beta's running sum handed across)
-    x = torch.randn(2 * cpu_backend.STRETCH + 1, n, c, length, generator=gen) + 0.6
+    x = torch.randn(3, n, c, length, generator=gen) + 0.6
     params = {"beta": torch.rand(c, generator=gen) * 0.5 + 0.5, "threshold": 1.0, "graded": 1.0}
     v0 = torch.rand(c, length, generator=gen)
     return SnnTorchLeaky(), params, x, v0
