@@ -48,10 +48,6 @@ from .dynamics import Dynamics, SpikingJelly014LIF, SpikingJelly014PLIF
 from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape, run_reference
 from .surrogates import FUNCTION_PREFIX
 
-#: steps per stretch of the compiled loop (see :func:`_stretch_boundary`): the state is handed from one stretch to the
-#: next through memory (one [N, ...] tensor, a few percent of a stretch's traffic) so that each stretch's loop
-#: body is short enough for the CPU to overlap several groups of neurons' dependency chains
-STRETCH = 4
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
 #: per call (its guards, the launch of the parallel region) outweighs what fusing saves
 AUTO_MIN_ELEMENTS = 1 << 16
@@ -172,8 +168,6 @@ def _forward_loop(dynamics: Dynamics, names, steps: int, compute: torch.dtype, k
         v = v0.to(compute).expand(x.shape[1:])
         spikes, charged, states = [], [], []
         for t in range(steps):
-            if t and t % STRETCH == 0:
-                (v,) = _stretch_boundary([v.contiguous()])
             h = dynamics.charge(x[t].to(compute), v, p)
             s = dynamics.fire(h, p)
             v = dynamics.reset(h, s, p, v)
@@ -203,10 +197,6 @@ def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs
         grad_x = [None] * steps
         sums: dict[str, torch.Tensor] = {}
         for t in range(steps - 1, -1, -1):
-            if t != steps - 1 and (steps - 1 - t) % STRETCH == 0:
-                names_now = tuple(sums)
-                carry, *partial = _stretch_boundary([carry.contiguous(), *(sums[n].contiguous() for n in names_now)])
-                sums = dict(zip(names_now, partial))
             gv = carry + grad_v_seq[t].to(compute) if return_v_seq else carry
             v_prev = _previous_state(dynamics, charged, history, v0_full, t, p)
             gx, carry, grads = dynamics.backward_step(grad_spikes[t].to(compute), gv, charged[t], v_prev, p, needs_set)
@@ -220,29 +210,6 @@ def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs
         return tuple(out)
 
     return backward
-
-
-@torch.library.custom_op("bsnn::cpu_stretch_boundary", mutates_args=())
-def _stretch_boundary(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Copies of the carried tensors (the state, or the backward's carried gradient and its running parameter
-    sums), as an operation inductor cannot fuse through.
-
-    Inductor fuses a layer's whole unrolled time loop into one loop over the neurons whose body holds every
-    step. Each step's arithmetic depends on the step before (a chain of 10 to 20 operations through the state,
-    a division among them for SpikingJelly's LIF), and with all T steps in one body the CPU's out-of-order window
-    holds about one group of neurons at a time: the loop runs at the chain's latency. Cut every
-    :data:`STRETCH` steps by this opaque copy, the loop becomes one short loop per stretch, and the CPU overlaps
-    the chains of consecutive groups of neurons (measured on the 2-core EPYC of issue 23, one thread,
-    [16, 32, 64, 16, 16] SpikingJelly LIF forward: 12.2 ms as one loop, 8.8 ms in stretches of 4). The values
-    are copied unchanged, and each stretch's arithmetic is the same operations in the same order, so the
-    results are bit for bit those of one loop (the parameter sums go on in the same order, carried across).
-    """
-    return [t.clone() for t in tensors]
-
-
-@_stretch_boundary.register_fake
-def _(tensors):
-    return [torch.empty_like(t) for t in tensors]
 
 
 # --- the cache of compiled variants -----------------------------------------------------------------------
