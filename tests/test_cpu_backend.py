@@ -138,7 +138,6 @@ def test_registered_and_picked_by_auto_for_large_cpu_inputs(auto_picks_cpu):
     [
         (torch.zeros(2, 2, 3, 4), CoupledBifurcation(), "mixes channels"),
         (torch.zeros(2, 2, 3), SpikingJellyLIF(relaxed=True), "relaxed"),
-        (torch.zeros(2, 2, 3), SpikingJelly014LIF(state_dtype=torch.bfloat16), "last bit"),
         (torch.zeros(2, 2, 3, device="meta"), SpikingJellyLIF(), "CPU tensors"),
     ],
 )
@@ -248,12 +247,14 @@ def test_one_step_float_parameters_full_state(dynamics, params):
 @pytest.mark.parametrize("state_dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize(
     "dynamics, params",
-    [DYNAMICS[0], DYNAMICS[6], DYNAMICS[9], DYNAMICS[12]],
+    [DYNAMICS[0], DYNAMICS[3], DYNAMICS[4], DYNAMICS[6], DYNAMICS[9], DYNAMICS[12]],
     ids=lambda d: type(d).__name__ if not isinstance(d, dict) else "",
 )
 def test_16_bit_states_match_reference(dynamics, params, state_dtype):
     """Every operation rounded to the 16-bit state as eager PyTorch rounds it (a float32 0-d parameter
-    enters each product at float32 precision, as in the reference)."""
+    enters each product at float32 precision, as in the reference; SpikingJelly 0.0.0.0.14's product-form
+    decay ``v * (1 - 1/tau)`` included, which inductor rounded differently until the product was written out:
+    engine/dynamics.py ``_times_cpu_scalar``)."""
     gen = torch.Generator().manual_seed(4)
     x = (torch.randn(6, 3, 4, 5, generator=gen) * 0.8 + 0.5).to(state_dtype)
     dynamics = replace(dynamics, state_dtype=state_dtype)

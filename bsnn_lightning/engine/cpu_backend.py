@@ -44,15 +44,13 @@ from ..user_warnings import warn_user
 from . import host_memory
 from .backends import register_backend
 from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
-from .dynamics import Dynamics, SpikingJelly014LIF, SpikingJelly014PLIF
+from .dynamics import Dynamics
 from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape, run_reference
 from .surrogates import FUNCTION_PREFIX
 
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
 #: per call (its guards, the launch of the parallel region) outweighs what fusing saves
 AUTO_MIN_ELEMENTS = 1 << 16
-#: dynamics whose 16-bit state the compiled loop does not round as eager PyTorch does (tests/test_cpu_backend.py)
-_PRODUCT_FORM = (SpikingJelly014LIF, SpikingJelly014PLIF)
 #: the environment variable that keeps "auto" off this backend ("off"; by name it still runs): for short runs,
 #: where compiling costs more than the fused loop saves, and for test suites
 AUTO_SWITCH = "BSNN_CPU_AUTO"
@@ -69,12 +67,6 @@ def supports(x: torch.Tensor, dynamics: Dynamics) -> str | None:
         )
     if dynamics.relaxed:
         return "relaxed dynamics (smooth spikes for gradcheck) run on the reference"
-    if isinstance(dynamics, _PRODUCT_FORM) and dynamics.state_dtype in (torch.float16, torch.bfloat16):
-        return (
-            f"{type(dynamics).__name__}'s decay factor multiplies a {dynamics.state_dtype} membrane; compiled, the "
-            "state differs from eager PyTorch's in the last bit at some elements (found by the tests; "
-            "the reference runs it)"
-        )
     if dynamics.surrogate.name.startswith(FUNCTION_PREFIX):
         return "a library's own surrogate function is taken by autograd at every step, which only the reference does"
     return _compiler_missing()
