@@ -43,7 +43,13 @@ SHIFT_MODES = ("roll", "translate")
 
 
 def random_flip(frames: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
-    """``frames[..., H, W]`` mirrored along W with probability ``p`` (else returned as is)."""
+    """``frames[..., H, W]`` mirrored along W with probability ``p`` (else returned as is).
+
+    Example:
+        >>> import torch
+        >>> random_flip(torch.tensor([[1.0, 2.0, 3.0]]), p=1.0).tolist()
+        [[3.0, 2.0, 1.0]]
+    """
     if torch.rand((), generator=generator).item() < p:
         return frames.flip(-1)
     return frames
@@ -56,6 +62,16 @@ def random_shift(
 
     ``"roll"``: content leaving one edge comes back at the other. ``"translate"``: it is dropped,
     and the uncovered border is zero.
+
+    Example:
+        >>> import torch
+        >>> frames = torch.arange(9.0).reshape(1, 3, 3)
+        >>> random_shift(frames, 1, "translate", generator=torch.Generator().manual_seed(0)).tolist()
+        [[[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [4.0, 5.0, 0.0]]]
+        >>> random_shift(frames, 1, "wrap")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected mode in ('roll', 'translate'), got 'wrap'
     """
     if mode not in SHIFT_MODES:
         raise ValueError(f"expected mode in {SHIFT_MODES}, got {mode!r}")
@@ -68,7 +84,13 @@ def random_shift(
 
 
 def translate(frames: Tensor, dy: int, dx: int) -> Tensor:
-    """``out[..., y, x] = frames[..., y - dy, x - dx]`` where that exists, else 0."""
+    """``out[..., y, x] = frames[..., y - dy, x - dx]`` where that exists, else 0.
+
+    Example:
+        >>> import torch
+        >>> translate(torch.arange(9.0).reshape(1, 3, 3), dy=1, dx=0).tolist()  # one row down
+        [[[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]
+    """
     height, width = frames.shape[-2:]
     out = torch.zeros_like(frames)
     if abs(dy) >= height or abs(dx) >= width:
