@@ -56,6 +56,15 @@ class ArchiveSpec:
         page: where a person can get it (the dataset's page).
         url: a direct download link that still works, or None (download by hand only).
         aliases: other names the same archive is known under (e.g. what Tonic saves it as).
+
+    Example:
+        >>> spec = ArchiveSpec("recordings.zip", md5=None, page="https://example.org/dataset")
+        >>> spec.kind, spec.stem, spec.url
+        ('.zip', 'recordings', None)
+        >>> ArchiveSpec("recordings.rar", md5=None, page="https://example.org/dataset").kind
+        Traceback (most recent call last):
+            ...
+        ValueError: expected an archive name ending in ('.zip', '.tar.gz'), got 'recordings.rar'
     """
 
     filename: str
@@ -77,15 +86,61 @@ class ArchiveSpec:
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """An archive is not in the dataset folder and could not be downloaded."""
+    """An archive is not in the dataset folder and could not be downloaded.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> spec = ArchiveSpec("recordings.zip", md5=None, page="https://example.org/dataset")  # no download link
+        >>> try:
+        ...     fetch_archives("Toy", Path(tmp.name), [spec], download=False, progress=False)
+        ... except DatasetNotFoundError as err:  # a FileNotFoundError; the message says where to get it
+        ...     for line in str(err).splitlines()[1:3]:
+        ...         print(line)
+          - recordings.zip: not found (no direct download link exists)
+              get it by hand from https://example.org/dataset
+        >>> tmp.cleanup()
+    """
 
 
 class ArchiveError(RuntimeError):
-    """A file under an archive's name is not that archive (empty, HTML, wrong checksum, unreadable)."""
+    """A file under an archive's name is not that archive (empty, HTML, wrong checksum, unreadable).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> _ = (Path(tmp.name) / "recordings.zip").write_text("<html>Sign in</html>")  # a failed download saved
+        >>> spec = ArchiveSpec("recordings.zip", md5=None, page="https://example.org/dataset")
+        >>> try:
+        ...     fetch_archives("Toy", Path(tmp.name), [spec], download=False, progress=False)
+        ... except ArchiveError as err:
+        ...     print(str(err).split(": ", 1)[1].split(",")[0])
+        it is an HTML page (what a broken download link
+        >>> tmp.cleanup()
+    """
 
 
 class UnsafeArchiveError(ArchiveError):
-    """An archive member would be written outside the target folder (or is a link or device)."""
+    """An archive member would be written outside the target folder (or is a link or device).
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> archive = Path(tmp.name) / "evil.zip"
+        >>> with zipfile.ZipFile(archive, "w") as zf:
+        ...     zf.writestr("../escape.txt", "x")
+        >>> try:
+        ...     extract_archive(archive, Path(tmp.name) / "out", progress=False)
+        ... except UnsafeArchiveError as err:  # an ArchiveError; nothing was extracted
+        ...     print(str(err).split(" of archive")[0])
+        refusing to extract member '../escape.txt'
+        >>> sorted(p.name for p in Path(tmp.name).iterdir())
+        ['evil.zip']
+        >>> tmp.cleanup()
+    """
 
 
 def fetch_archives(

@@ -90,7 +90,19 @@ CACHE_FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """``$BSNN_LIGHTNING_CACHE`` if set and non-empty, else ``~/.cache/bsnn-lightning``."""
+    """``$BSNN_LIGHTNING_CACHE`` if set and non-empty, else ``~/.cache/bsnn-lightning``.
+
+    Example:
+        >>> import os
+        >>> from pathlib import Path
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"BSNN_LIGHTNING_CACHE": "/data/cache"}):
+        ...     default_cache_dir().as_posix()
+        '/data/cache'
+        >>> with mock.patch.dict(os.environ, {"BSNN_LIGHTNING_CACHE": ""}):
+        ...     default_cache_dir() == Path.home() / ".cache" / "bsnn-lightning"
+        True
+    """
     env = os.environ.get(CACHE_ENV_VAR)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "bsnn-lightning"
 
