@@ -52,7 +52,27 @@ __all__ = ["DVSDataModule", "DatasetIncompleteError", "assign_split", "recording
 
 
 class DatasetIncompleteError(RuntimeError):
-    """The extracted dataset does not hold the recordings its split and published counts expect."""
+    """The extracted dataset does not hold the recordings its split and published counts expect.
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data import NMNISTDataModule
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> root = Path(tmp.name) / "n-mnist"
+        >>> root.mkdir()
+        >>> for name in ("Train", "Test"):  # one recording in each archive, where N-MNIST has 60,000 and 10,000
+        ...     with zipfile.ZipFile(root / f"{name}.zip", "w") as zf:
+        ...         zf.writestr(f"{name}/7/00001.bin", bytes([3, 5, 0x80, 0, 100]))
+        >>> unchecked = {"Train.zip": None, "Test.zip": None}  # not the published archives: skip their MD5
+        >>> dm = NMNISTDataModule(root=root, download=False, progress=False, checksums=unchecked)
+        >>> try:
+        ...     dm.prepare_data()
+        ... except DatasetIncompleteError as err:
+        ...     print(str(err).split(" under ")[0])
+        N-MNIST: found 1 train / 1 test samples
+        >>> tmp.cleanup()
+    """
 
 
 class DVSDataModule(TestSplitLoaders, L.LightningDataModule):
@@ -81,6 +101,24 @@ class DVSDataModule(TestSplitLoaders, L.LightningDataModule):
         checksums: expected MD5 by archive name, replacing the published ones (``None`` skips).
         allow_partial: use whatever recordings are there instead of requiring the full dataset.
         progress: show progress bars while downloading, extracting and building the cache.
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data import DatasetNotFoundError, DVS128GestureDataModule
+        >>> from bsnn_lightning.data.transforms import MixupCutmix, RandomFlip, RandomRoll
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> dm = DVS128GestureDataModule(root=tmp.name, time_steps=16, resize=(64, 64), download=False, progress=False,
+        ...                              augment=[RandomFlip(0.5), RandomRoll(4)], mix=MixupCutmix())
+        >>> dm.input_shape, dm.num_classes
+        ((16, 2, 64, 64), 11)
+        >>> dm.augment
+        Compose([RandomFlip(p=0.5), RandomRoll(max_shift=4)])
+        >>> try:  # the archive is not in root, and download=False
+        ...     dm.prepare_data()
+        ... except DatasetNotFoundError as err:
+        ...     print(str(err).splitlines()[1])
+          - DvsGesture.tar.gz: not found (no direct download link exists)
+        >>> tmp.cleanup()
     """
 
     name = "DVS"
