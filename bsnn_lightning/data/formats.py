@@ -81,7 +81,13 @@ class EventFileError(ValueError):
 
 
 class GestureWindow(NamedTuple):
-    """One row of a DVS128 Gesture labels file: a gesture and its time window on the events' clock."""
+    """One row of a DVS128 Gesture labels file: a gesture and its time window on the events' clock.
+
+    Example:
+        >>> window = GestureWindow(label=0, start_us=1000, end_us=2000)
+        >>> window.end_us - window.start_us  # the window's length in µs; t == end_us is outside it
+        1000
+    """
 
     label: int
     """Class index 0..10 (the file's class 1..11 minus one)."""
