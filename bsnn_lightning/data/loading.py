@@ -49,7 +49,8 @@ def make_loader(dataset: Dataset | None, *, batch_size: int, num_workers: int, s
 
     Example:
         >>> import torch
-        >>> loader = make_loader(torch.utils.data.TensorDataset(torch.arange(5)), batch_size=2, num_workers=0, shuffle=False)
+        >>> dataset = torch.utils.data.TensorDataset(torch.arange(5))
+        >>> loader = make_loader(dataset, batch_size=2, num_workers=0, shuffle=False)
         >>> [batch.tolist() for (batch,) in loader]
         [[0, 1], [2, 3], [4]]
         >>> make_loader(None, batch_size=2, num_workers=0, shuffle=False)
