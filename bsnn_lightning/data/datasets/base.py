@@ -358,7 +358,19 @@ class _FrameFiles(Dataset):
 
 
 def recording_files(folder: Path, suffix: str) -> list[Path]:
-    """Files ending in ``suffix`` under ``folder``, sorted, without macOS metadata (``._*``, ``__MACOSX``)."""
+    """Files ending in ``suffix`` under ``folder``, sorted, without macOS metadata (``._*``, ``__MACOSX``).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("7/00002.bin", "7/00001.bin", "7/._00001.bin", "__MACOSX/7/00001.bin"):
+        ...     (Path(tmp.name) / name).parent.mkdir(parents=True, exist_ok=True)
+        ...     _ = (Path(tmp.name) / name).write_bytes(b"")
+        >>> [relative_name(p, Path(tmp.name)) for p in recording_files(Path(tmp.name), ".bin")]
+        ['7/00001.bin', '7/00002.bin']
+        >>> tmp.cleanup()
+    """
     return sorted(
         p
         for p in folder.rglob(f"*{suffix}")
@@ -367,7 +379,15 @@ def recording_files(folder: Path, suffix: str) -> list[Path]:
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` (posix), or whole when it is outside."""
+    """``path`` relative to ``root`` (posix), or whole when it is outside.
+
+    Example:
+        >>> from pathlib import Path
+        >>> relative_name(Path("/data/n-mnist/Train/7/00001.bin"), Path("/data/n-mnist"))
+        'Train/7/00001.bin'
+        >>> relative_name(Path("/elsewhere/00001.bin"), Path("/data/n-mnist"))
+        '/elsewhere/00001.bin'
+    """
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -376,7 +396,21 @@ def relative_name(path: Path, root: Path) -> str:
 
 def assign_split(name: str, root: Path, found, split: dict[str, str], where: str) -> list[SourceFile]:
     """One source per ``(key, path, label)`` of ``found``, its split from ``split`` (which ``where`` names in the
-    error): a recording the split does not name is an error, never silently assigned."""
+    error): a recording the split does not name is an error, never silently assigned.
+
+    Example:
+        >>> from pathlib import Path
+        >>> root = Path("/data/toy")
+        >>> found = [("cat/a.aedat", root / "cat/a.aedat", 3)]
+        >>> sources = assign_split("Toy", root, found, {"cat/a.aedat": "test"}, "my split")
+        >>> [source.samples[0].split for source in sources]
+        ['test']
+        >>> try:
+        ...     assign_split("Toy", root, found, {"cat/b.aedat": "test"}, "my split")
+        ... except DatasetIncompleteError as err:
+        ...     print(str(err).split(";")[0])
+        Toy: recording /data/toy/cat/a.aedat ('cat/a.aedat') is not in my split
+    """
     sources = []
     for key, path, label in found:
         if key not in split:
