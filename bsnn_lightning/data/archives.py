@@ -56,6 +56,15 @@ class ArchiveSpec:
         page: where a person can get it (the dataset's page).
         url: a direct download link that still works, or None (download by hand only).
         aliases: other names the same archive is known under (e.g. what Tonic saves it as).
+
+    Example:
+        >>> spec = ArchiveSpec("recordings.zip", md5=None, page="https://example.org/dataset")
+        >>> spec.kind, spec.stem, spec.url
+        ('.zip', 'recordings', None)
+        >>> ArchiveSpec("recordings.rar", md5=None, page="https://example.org/dataset").kind
+        Traceback (most recent call last):
+            ...
+        ValueError: expected an archive name ending in ('.zip', '.tar.gz'), got 'recordings.rar'
     """
 
     filename: str
@@ -77,15 +86,61 @@ class ArchiveSpec:
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """An archive is not in the dataset folder and could not be downloaded."""
+    """An archive is not in the dataset folder and could not be downloaded.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> spec = ArchiveSpec("recordings.zip", md5=None, page="https://example.org/dataset")  # no download link
+        >>> try:
+        ...     fetch_archives("Toy", Path(tmp.name), [spec], download=False, progress=False)
+        ... except DatasetNotFoundError as err:  # a FileNotFoundError; the message says where to get it
+        ...     for line in str(err).splitlines()[1:3]:
+        ...         print(line)
+          - recordings.zip: not found (no direct download link exists)
+              get it by hand from https://example.org/dataset
+        >>> tmp.cleanup()
+    """
 
 
 class ArchiveError(RuntimeError):
-    """A file under an archive's name is not that archive (empty, HTML, wrong checksum, unreadable)."""
+    """A file under an archive's name is not that archive (empty, HTML, wrong checksum, unreadable).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> _ = (Path(tmp.name) / "recordings.zip").write_text("<html>Sign in</html>")  # a failed download saved
+        >>> spec = ArchiveSpec("recordings.zip", md5=None, page="https://example.org/dataset")
+        >>> try:
+        ...     fetch_archives("Toy", Path(tmp.name), [spec], download=False, progress=False)
+        ... except ArchiveError as err:
+        ...     print(str(err).split(": ", 1)[1].split(",")[0])
+        it is an HTML page (what a broken download link
+        >>> tmp.cleanup()
+    """
 
 
 class UnsafeArchiveError(ArchiveError):
-    """An archive member would be written outside the target folder (or is a link or device)."""
+    """An archive member would be written outside the target folder (or is a link or device).
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> archive = Path(tmp.name) / "evil.zip"
+        >>> with zipfile.ZipFile(archive, "w") as zf:
+        ...     zf.writestr("../escape.txt", "x")
+        >>> try:
+        ...     extract_archive(archive, Path(tmp.name) / "out", progress=False)
+        ... except UnsafeArchiveError as err:  # an ArchiveError; nothing was extracted
+        ...     print(str(err).split(" of archive")[0])
+        refusing to extract member '../escape.txt'
+        >>> sorted(p.name for p in Path(tmp.name).iterdir())
+        ['evil.zip']
+        >>> tmp.cleanup()
+    """
 
 
 def fetch_archives(
@@ -114,6 +169,25 @@ def fetch_archives(
         DatasetNotFoundError: some archives are missing and could not be downloaded; the message
             lists, for each, why, where to get it by hand and the exact path to put it at.
         ArchiveError: a file is present under an archive's name but is not the archive.
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> root = Path(tmp.name)
+        >>> with zipfile.ZipFile(root / "recordings.zip", "w") as zf:  # the archive, put in root by hand
+        ...     zf.writestr("recordings/cat/a.aedat", b"#!AER-DAT2.0\\r\\n")
+        >>> md5 = file_md5(root / "recordings.zip")
+        >>> spec = ArchiveSpec("recordings.zip", md5=md5, page="https://example.org/dataset")
+        >>> fetch_archives("Toy", root, [spec], download=False, progress=False)["recordings.zip"].name
+        'recordings.zip'
+        >>> wrong = ArchiveSpec("recordings.zip", md5="0" * 32, page="https://example.org/dataset")
+        >>> try:
+        ...     fetch_archives("Toy", root, [wrong], download=False, progress=False)
+        ... except ArchiveError as err:
+        ...     print(str(err).splitlines()[0].split("expected ")[1])
+        00000000000000000000000000000000 (incomplete download, or another version).
+        >>> tmp.cleanup()
     """
     urls = dict(urls or {})
     checksums = dict(checksums or {})
@@ -155,6 +229,20 @@ def extract_archive(archive: Path, dest: Path, md5: str | None = None, progress:
         UnsafeArchiveError: a member with an absolute path, a ``..`` component, a link, or a
             device file; the message names the member and the archive. Nothing is extracted then.
         ArchiveError: the archive cannot be read (corrupt, truncated).
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> archive = Path(tmp.name) / "recordings.zip"
+        >>> with zipfile.ZipFile(archive, "w") as zf:
+        ...     zf.writestr("recordings/cat/a.aedat", b"#!AER-DAT2.0\\r\\n")
+        >>> dest = extract_archive(archive, Path(tmp.name) / "extracted" / "recordings", progress=False)
+        >>> sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.*"))  # the member, and the marker written last
+        ['.bsnn-extracted.json', 'recordings/cat/a.aedat']
+        >>> extract_archive(archive, dest, progress=False) == dest  # complete already: kept as it is
+        True
+        >>> tmp.cleanup()
     """
     if (dest / EXTRACTED_MARKER).is_file():
         return dest
@@ -182,7 +270,18 @@ def extract_archive(archive: Path, dest: Path, md5: str | None = None, progress:
 
 
 def file_md5(path: Path, progress: bool = False) -> str:
-    """Hex MD5 of a file, read in 1 MiB chunks."""
+    """Hex MD5 of a file, read in 1 MiB chunks.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "hello.txt"
+        >>> _ = path.write_bytes(b"hello")
+        >>> file_md5(path)
+        '5d41402abc4b2a76b9719d911017c592'
+        >>> tmp.cleanup()
+    """
     digest = hashlib.md5()
     with open(path, "rb") as f, _bar(progress, path.stat().st_size, f"md5 {path.name}") as bar:
         while chunk := f.read(_CHUNK):

@@ -90,7 +90,19 @@ CACHE_FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """``$BSNN_LIGHTNING_CACHE`` if set and non-empty, else ``~/.cache/bsnn-lightning``."""
+    """``$BSNN_LIGHTNING_CACHE`` if set and non-empty, else ``~/.cache/bsnn-lightning``.
+
+    Example:
+        >>> import os
+        >>> from pathlib import Path
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"BSNN_LIGHTNING_CACHE": "/data/cache"}):
+        ...     default_cache_dir().as_posix()
+        '/data/cache'
+        >>> with mock.patch.dict(os.environ, {"BSNN_LIGHTNING_CACHE": ""}):
+        ...     default_cache_dir() == Path.home() / ".cache" / "bsnn-lightning"
+        True
+    """
     env = os.environ.get(CACHE_ENV_VAR)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "bsnn-lightning"
 
@@ -101,12 +113,40 @@ def default_cache_dir() -> Path:
 
 
 class CorruptCacheError(Exception):
-    """A cache file that cannot be read, or that holds other parameters than the ones asked for."""
+    """A cache file that cannot be read, or that holds other parameters than the ones asked for.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "set.npz"
+        >>> write_event_cache(path, [np.zeros(0, EVENT_DTYPE)], np.array([3]), {"seed": 0})
+        >>> read_event_cache(path, {"seed": 1}, np.array([3]))
+        Traceback (most recent call last):
+            ...
+        bsnn_lightning.data.cache.CorruptCacheError: expected metadata {'seed': 1}, got {'seed': 0}
+        >>> tmp.cleanup()
+    """
 
 
 def write_event_cache(path: Path, events: list[np.ndarray], labels: np.ndarray, metadata: dict) -> None:
     """Write the recordings ``events`` (one :data:`EVENT_DTYPE` array each), their ``labels`` and the JSON-able
-    ``metadata`` to ``path``, atomically."""
+    ``metadata`` to ``path``, atomically.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data.events import events_from_arrays
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "set.npz"
+        >>> events = [events_from_arrays([0, 5], [1, 2], [0, 0], [1, 0]), events_from_arrays([3], [0], [1], [1])]
+        >>> write_event_cache(path, events, np.array([0, 1]), {"seed": 0})
+        >>> [e.tolist() for e in read_event_cache(path, {"seed": 0}, np.array([0, 1]))]
+        [[(0, 1, 0, 1), (5, 2, 0, 0)], [(3, 0, 1, 1)]]
+        >>> tmp.cleanup()
+    """
     offsets = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
     with atomic_open(path) as f:
         np.savez(
@@ -124,6 +164,23 @@ def read_event_cache(path: Path, metadata: dict, labels: np.ndarray) -> list[np.
     Raises:
         CorruptCacheError: naming what is wrong (unreadable zip or array, other metadata -- an older format
             version included --, events of another dtype, inconsistent offsets, other labels).
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data.events import events_from_arrays
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "set.npz"
+        >>> write_event_cache(path, [events_from_arrays([0], [1], [2], [1])], np.array([4]), {"seed": 0})
+        >>> [e.tolist() for e in read_event_cache(path, {"seed": 0}, np.array([4]))]
+        [[(0, 1, 2, 1)]]
+        >>> try:
+        ...     read_event_cache(path, {"seed": 0}, np.array([5]))  # other labels than the file's
+        ... except CorruptCacheError as err:
+        ...     print(err)
+        expected the stored labels to equal the labels asked for
+        >>> tmp.cleanup()
     """
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -154,7 +211,14 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """How events become frames (all of it keys the cache)."""
+    """How events become frames (all of it keys the cache).
+
+    Example:
+        >>> FrameSpec(sensor_size=(34, 34), time_steps=2, split_by="number", resize=None).shape  # (T, 2, H, W)
+        (2, 2, 34, 34)
+        >>> FrameSpec(sensor_size=(240, 180), time_steps=10, split_by="number", resize=(128, 128)).shape
+        (10, 2, 128, 128)
+    """
 
     sensor_size: tuple[int, int]
     """``(width, height)`` of the sensor, as :func:`events_to_frames` takes it."""
@@ -171,7 +235,12 @@ class FrameSpec:
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """One sample: a whole recording, or the window ``[start, end)`` µs of one (DVS128 Gesture)."""
+    """One sample: a whole recording, or the window ``[start, end)`` µs of one (DVS128 Gesture).
+
+    Example:
+        >>> SampleSpec("user01_led/3", label=2, split="train", window=(1_000, 2_000))  # a DVS128 Gesture window
+        SampleSpec(key='user01_led/3', label=2, split='train', window=(1000, 2000))
+    """
 
     key: str
     label: int
@@ -181,7 +250,14 @@ class SampleSpec:
 
 @dataclass(frozen=True)
 class SourceFile:
-    """An event file and the samples cut from it."""
+    """An event file and the samples cut from it.
+
+    Example:
+        >>> from pathlib import Path
+        >>> source = SourceFile(Path("data/7/00001.bin"), "7/00001.bin", (SampleSpec("7/00001.bin", 7, "train"),))
+        >>> source.relative, len(source.samples)
+        ('7/00001.bin', 1)
+    """
 
     path: Path
     relative: str
@@ -193,7 +269,24 @@ Reader = Callable[[Path], np.ndarray]
 
 
 def cache_folder(cache_root: Path, dataset: str, spec: FrameSpec, sources: list[SourceFile], variant: str = "") -> tuple[Path, dict]:
-    """The cache folder for these parameters and sources, and the parameters recorded in it."""
+    """The cache folder for these parameters and sources, and the parameters recorded in it.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data.formats import read_atis_bin
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "00001.bin"
+        >>> _ = path.write_bytes(bytes([3, 5, 0x80, 0, 100, 4, 6, 0, 0, 200]))  # two ATIS events
+        >>> spec = FrameSpec(sensor_size=(34, 34), time_steps=2, split_by="number", resize=None)
+        >>> sources = [SourceFile(path, "7/00001.bin", (SampleSpec("7/00001.bin", label=7, split="train"),))]
+        >>> folder, params = cache_folder(Path(tmp.name) / "frames", "toy", spec, sources)
+        >>> folder.name.rsplit("_", 1)[0]  # then a hash of the parameters and the source list
+        'toy-v1_T2_number_native'
+        >>> params["time_steps"], params["split_by"], params["resize"]
+        (2, 'number', None)
+        >>> tmp.cleanup()
+    """
     size = "native" if spec.resize is None else f"{spec.resize[0]}x{spec.resize[1]}"
     params = {
         "format_version": CACHE_FORMAT_VERSION,
@@ -238,6 +331,24 @@ def build_frame_cache(
         workers: processes that read and bin files in parallel (0 = this process).
         progress: show a progress bar (one step per source file).
         description: the progress bar's label.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data.formats import read_atis_bin
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "00001.bin"
+        >>> _ = path.write_bytes(bytes([3, 5, 0x80, 0, 100, 4, 6, 0, 0, 200]))  # two ATIS events
+        >>> spec = FrameSpec(sensor_size=(34, 34), time_steps=2, split_by="number", resize=None)
+        >>> sources = [SourceFile(path, "7/00001.bin", (SampleSpec("7/00001.bin", label=7, split="train"),))]
+        >>> folder, params = cache_folder(Path(tmp.name) / "frames", "toy", spec, sources)
+        >>> manifest = build_frame_cache(folder, params, sources, read_atis_bin, spec, progress=False)
+        >>> manifest["shape"], manifest["samples"][0]["file"], manifest["samples"][0]["dtype"]
+        ([2, 2, 34, 34], '000000.npy', 'uint8')
+        >>> again = build_frame_cache(folder, params, sources, read_atis_bin, spec, progress=False)  # read, not rebuilt
+        >>> again == manifest
+        True
+        >>> tmp.cleanup()
     """
     try:
         return read_manifest(folder, params)
@@ -294,6 +405,26 @@ def read_manifest(folder: Path, params: dict) -> dict:
     Raises:
         FileNotFoundError: no manifest (never built, or interrupted), naming what to run.
         RuntimeError: a manifest for other parameters, unreadable, or naming missing sample files.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data.formats import read_atis_bin
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "00001.bin"
+        >>> _ = path.write_bytes(bytes([3, 5, 0x80, 0, 100, 4, 6, 0, 0, 200]))  # two ATIS events
+        >>> spec = FrameSpec(sensor_size=(34, 34), time_steps=2, split_by="number", resize=None)
+        >>> sources = [SourceFile(path, "7/00001.bin", (SampleSpec("7/00001.bin", label=7, split="train"),))]
+        >>> folder, params = cache_folder(Path(tmp.name) / "frames", "toy", spec, sources)
+        >>> try:
+        ...     read_manifest(folder, params)
+        ... except FileNotFoundError as err:  # not built yet
+        ...     print(str(err).split("; ")[1])
+        run the DataModule's prepare_data() first (Lightning's Trainer does)
+        >>> manifest = build_frame_cache(folder, params, sources, read_atis_bin, spec, progress=False)
+        >>> read_manifest(folder, params) == manifest
+        True
+        >>> tmp.cleanup()
     """
     path = folder / MANIFEST
     if not path.is_file():
@@ -325,7 +456,29 @@ def read_manifest(folder: Path, params: dict) -> dict:
 
 def load_frames(path: "str | Path") -> np.ndarray:
     """One sample's stored frames; a file that numpy cannot read raises a ``RuntimeError`` that names it
-    and says how to rebuild it."""
+    and says how to rebuild it.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data.formats import read_atis_bin
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "00001.bin"
+        >>> _ = path.write_bytes(bytes([3, 5, 0x80, 0, 100, 4, 6, 0, 0, 200]))  # two ATIS events
+        >>> spec = FrameSpec(sensor_size=(34, 34), time_steps=2, split_by="number", resize=None)
+        >>> sources = [SourceFile(path, "7/00001.bin", (SampleSpec("7/00001.bin", label=7, split="train"),))]
+        >>> folder, params = cache_folder(Path(tmp.name) / "frames", "toy", spec, sources)
+        >>> manifest = build_frame_cache(folder, params, sources, read_atis_bin, spec, progress=False)
+        >>> frames = load_frames(folder / "frames" / manifest["samples"][0]["file"])
+        >>> frames.shape, frames.dtype, int(frames.sum())  # [T, 2, H, W] counts: the two events
+        ((2, 2, 34, 34), dtype('uint8'), 2)
+        >>> try:
+        ...     load_frames(path)  # not a .npy file
+        ... except RuntimeError as err:
+        ...     print(str(err).split(" (")[0].startswith("unreadable frame-cache file"))
+        True
+        >>> tmp.cleanup()
+    """
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:

@@ -64,6 +64,20 @@ class DigitEventsDataModule(TestSplitLoaders, L.LightningDataModule):
         num_classes: 10.
         input_shape: per-sample shape, ``(time_steps, 2, 34, 34)`` or ``(1, 34, 34)``.
         time_steps: as given.
+
+    Example:
+        >>> dm = DigitEventsDataModule(variant="static", time_steps=4, batch_size=8, limit=40)
+        >>> dm.prepare_data()  # the static images need no simulation nor cache
+        >>> dm.setup()
+        >>> dm.num_classes, dm.input_shape, len(dm.train_set), len(dm.test_set)
+        (10, (1, 34, 34), 30, 10)
+        >>> x, y = next(iter(dm.test_dataloader()))
+        >>> x.shape, x.dtype, y.dtype
+        (torch.Size([8, 1, 34, 34]), torch.float32, torch.int64)
+        >>> DigitEventsDataModule(limit=5000)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected limit <= 1797 (the number of digits), got 5000
     """
 
     def __init__(
@@ -181,6 +195,19 @@ class IntervalEventsDataModule(TestSplitLoaders, L.LightningDataModule):
         num_classes: ``len(delays)``.
         input_shape: per-sample shape, ``(time_steps, 2, 16, 16)``.
         time_steps: as given.
+
+    Example:
+        >>> dm = IntervalEventsDataModule(time_steps=8, n_train=8, n_test=4, batch_size=4)
+        >>> dm.setup()  # generates the recordings, nothing to download or cache
+        >>> dm.num_classes, dm.input_shape, len(dm.train_set), len(dm.test_set)
+        (4, (8, 2, 16, 16), 8, 4)
+        >>> x, y = next(iter(dm.test_dataloader()))
+        >>> x.shape, x.dtype, y.tolist()
+        (torch.Size([4, 8, 2, 16, 16]), torch.float32, [0, 1, 2, 3])
+        >>> IntervalEventsDataModule(delays=(2, 20))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected every delay < slots = 16, got delays (2, 20)
     """
 
     def __init__(

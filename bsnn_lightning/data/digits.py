@@ -55,7 +55,17 @@ N_DIGITS = 1797
 
 
 class DigitEvents(NamedTuple):
-    """Result of :func:`load_digit_events`."""
+    """Result of :func:`load_digit_events`.
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data.sim import SaccadeConfig
+        >>> config = SaccadeConfig(sensor_size=(12, 12), upsample=1, saccade_us=10_000)  # small and short
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     events, labels, path = load_digit_events(cache_dir=root, limit=2, config=config)
+        >>> len(events), labels.tolist(), path.name
+        (2, [0, 1], 'digits_2.npz')
+    """
 
     events: list[np.ndarray]
     """One :data:`EVENT_DTYPE` array per digit, sorted by ``t``."""
@@ -98,6 +108,20 @@ def load_digit_events(
         config: simulation parameters, default :class:`~bsnn_lightning.data.sim.SaccadeConfig()`.
         build: if ``False``, only read: raise ``FileNotFoundError`` when there is no cache and
             ``RuntimeError`` when it is unreadable (what ``LightningDataModule.setup`` uses).
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data.sim import SaccadeConfig
+        >>> config = SaccadeConfig(sensor_size=(12, 12), upsample=1, saccade_us=10_000)  # small and short
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     digits = load_digit_events(seed=0, cache_dir=root, limit=2, config=config)  # simulated, cached
+        ...     again = load_digit_events(seed=0, cache_dir=root, limit=2, config=config, build=False)  # read back
+        >>> [len(e) for e in digits.events], digits.labels.tolist()
+        ([1846, 1388], [0, 1])
+        >>> digits.events[0][:2].tolist()  # (t, x, y, p)
+        [(2, 5, 6, 0), (5, 1, 10, 0)]
+        >>> all((a == b).all() for a, b in zip(digits.events, again.events))
+        True
     """
     config = config or SaccadeConfig()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -127,7 +151,13 @@ def load_digit_events(
 
 
 def load_digit_images(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's digits as intensities ``[N, 8, 8]`` float64 in [0, 1] (``v / 16``) and int64 labels."""
+    """sklearn's digits as intensities ``[N, 8, 8]`` float64 in [0, 1] (``v / 16``) and int64 labels.
+
+    Example:
+        >>> images, labels = load_digit_images(limit=3)
+        >>> images.shape, images.dtype, float(images.min()), float(images.max()), labels.tolist()
+        ((3, 8, 8), dtype('float64'), 0.0, 1.0, [0, 1, 2])
+    """
     from sklearn.datasets import load_digits
 
     if limit is not None and (
@@ -143,7 +173,13 @@ def load_digit_images(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]
 def digit_static_images(
     limit: int | None = None, config: SaccadeConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The static variant: ``([N, 1, H, W] float32, labels int64)``, see :func:`~bsnn_lightning.data.sim.static_image`."""
+    """The static variant: ``([N, 1, H, W] float32, labels int64)``, see :func:`~bsnn_lightning.data.sim.static_image`.
+
+    Example:
+        >>> images, labels = digit_static_images(limit=2)  # on N-MNIST's 34 x 34 sensor
+        >>> images.shape, images.dtype, labels.tolist()
+        ((2, 1, 34, 34), dtype('float32'), [0, 1])
+    """
     images, labels = load_digit_images(limit)
     return render_centred(images, config or SaccadeConfig())[:, None].astype(np.float32), labels
 
@@ -160,6 +196,12 @@ def digits_train_test_split(
 
     Returns:
         ``(train_indices, test_indices)``, sorted int64 arrays, disjoint, covering all samples.
+
+    Example:
+        >>> import numpy as np
+        >>> train, test = digits_train_test_split(np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1]), test_fraction=0.2)
+        >>> train.tolist(), test.tolist()  # one of each class's five goes to test
+        ([0, 1, 3, 4, 5, 6, 7, 8], [2, 9])
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:
@@ -177,7 +219,14 @@ def digits_train_test_split(
 
 
 def digit_rng(seed: int, index: int) -> np.random.Generator:
-    """The Generator that jitters digit ``index`` under simulation ``seed``."""
+    """The Generator that jitters digit ``index`` under simulation ``seed``.
+
+    Example:
+        >>> digit_rng(0, 5).integers(100, size=3).tolist()  # the same numbers on every call
+        [69, 38, 83]
+        >>> digit_rng(0, 5).integers(100, size=3).tolist()
+        [69, 38, 83]
+    """
     return np.random.default_rng([seed, index])
 
 
@@ -188,7 +237,17 @@ def digit_events_cache_path(
     limit: int | None = None,
     config: SaccadeConfig | None = None,
 ) -> Path:
-    """Where :func:`load_digit_events` keeps the events for these parameters."""
+    """Where :func:`load_digit_events` keeps the events for these parameters.
+
+    Example:
+        >>> from bsnn_lightning.data.sim import SaccadeConfig
+        >>> config = SaccadeConfig(sensor_size=(12, 12), upsample=1, saccade_us=10_000)
+        >>> path = digit_events_cache_path(seed=0, cache_dir="cache", limit=2, config=config)
+        >>> path.name
+        'digits_2.npz'
+        >>> print(path.parent.name)  # every parameter spelled out
+        digit-events-v1_sensor_size-12x12_upsample-1_saccade_amplitude-4.0_saccade_us-10000_step_us-1000_contrast_threshold-0.2_eps-0.2_seed-0
+    """
     config = config or SaccadeConfig()
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     parts = [f"digit-events-v{_CACHE_FORMAT_VERSION}"]

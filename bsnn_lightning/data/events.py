@@ -84,6 +84,21 @@ def events_to_frames(
             polarities other than 0/1, ``T < 1``, unknown ``split_by``, bad sizes, or unsorted
             timestamps with ``split_by="number"``; the message names what was expected and what
             was given.
+
+    Example:
+        >>> events = events_from_arrays(t=[0, 10, 20, 30], x=[0, 1, 1, 2], y=[0, 0, 1, 1], p=[1, 0, 1, 1])
+        >>> frames = events_to_frames(events, sensor_size=(3, 2), time_steps=2)  # (width, height)
+        >>> frames.shape, frames.dtype
+        ((2, 2, 2, 3), dtype('float32'))
+        >>> frames[1, 1]  # bin 1 (t = 20, 30), ON events, rows y = 0, 1
+        array([[0., 0., 0.],
+               [0., 1., 1.]], dtype=float32)
+        >>> events_to_frames(events, sensor_size=(3, 2), time_steps=2, split_by="number", resize=(1, 1)).ravel()
+        array([1., 1., 0., 2.], dtype=float32)
+        >>> events_to_frames(events, sensor_size=(2, 2), time_steps=2)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected events with x in [0, 2), got max x = 2
     """
     width, height = _check_size(sensor_size, "sensor_size", "(width, height)")
     n_bins = _check_time_steps(time_steps)
@@ -114,6 +129,15 @@ def events_from_arrays(t, x, y, p) -> np.ndarray:
 
     Values must fit the field types exactly (``t`` int64, ``x``/``y`` int16, ``p`` in {0, 1});
     anything that would change on conversion raises instead of being wrapped or truncated.
+
+    Example:
+        >>> events = events_from_arrays(t=[0, 10], x=[3, 4], y=[5, 6], p=[1, 0])
+        >>> events.dtype.names, events.tolist()
+        (('t', 'x', 'y', 'p'), [(0, 3, 5, 1), (10, 4, 6, 0)])
+        >>> events_from_arrays(t=[0], x=[40000], y=[0], p=[1])  # x is int16
+        Traceback (most recent call last):
+            ...
+        ValueError: expected x values representable as int16, got range [40000, 40000]
     """
     columns = {name: np.asarray(values) for name, values in zip(_FIELDS, (t, x, y, p))}
     lengths = {name: col.shape for name, col in columns.items()}

@@ -60,7 +60,15 @@ _AEDAT31_END_HEADER = b"#!END-HEADER\r\n"
 
 
 class EventFileError(ValueError):
-    """An event file that cannot be read as its format says; ``path`` and ``offset`` locate it."""
+    """An event file that cannot be read as its format says; ``path`` and ``offset`` locate it.
+
+    Example:
+        >>> err = EventFileError("00001.bin", 20, "truncated ATIS .bin file")
+        >>> isinstance(err, ValueError), err.offset, err.problem
+        (True, 20, 'truncated ATIS .bin file')
+        >>> print(err)
+        00001.bin: at byte offset 20: truncated ATIS .bin file
+    """
 
     def __init__(self, path: str | os.PathLike, offset: int, problem: str) -> None:
         self.path = Path(path)
@@ -73,7 +81,13 @@ class EventFileError(ValueError):
 
 
 class GestureWindow(NamedTuple):
-    """One row of a DVS128 Gesture labels file: a gesture and its time window on the events' clock."""
+    """One row of a DVS128 Gesture labels file: a gesture and its time window on the events' clock.
+
+    Example:
+        >>> window = GestureWindow(label=0, start_us=1000, end_us=2000)
+        >>> window.end_us - window.start_us  # the window's length in µs; t == end_us is outside it
+        1000
+    """
 
     label: int
     """Class index 0..10 (the file's class 1..11 minus one)."""
@@ -104,6 +118,23 @@ def read_atis_bin(path: str | os.PathLike, sensor_size: tuple[int, int] | None =
     Raises:
         EventFileError: the size is not a whole number of 5-byte events (truncated file), or an
             event lies outside ``sensor_size``; the message gives the byte offset of that event.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "00001.bin"
+        >>> # two 5-byte events: ON at (x=3, y=5), t=100, and OFF at (x=4, y=6), t=200
+        >>> _ = path.write_bytes(bytes([3, 5, 0x80, 0, 100, 4, 6, 0, 0, 200]))
+        >>> read_atis_bin(path, sensor_size=(34, 34)).tolist()  # (t, x, y, p)
+        [(100, 3, 5, 1), (200, 4, 6, 0)]
+        >>> _ = path.write_bytes(bytes([3, 5, 0x80, 0]))  # cut short
+        >>> try:
+        ...     read_atis_bin(path)
+        ... except EventFileError as err:
+        ...     print(err.offset, err.problem)
+        0 truncated ATIS .bin file: 4 bytes is not a whole number of 5-byte events; the last event has only 4 of its 5 bytes
+        >>> tmp.cleanup()
     """
     path = Path(path)
     raw = np.fromfile(path, dtype=np.uint8)
@@ -154,6 +185,20 @@ def read_aedat2_dvs128(path: str | os.PathLike, coordinates: str = "spikingjelly
     Raises:
         EventFileError: no ``#!AER-DAT2.0`` first line, a header line without its newline, a body
             that is not a whole number of 8-byte events, or a negative timestamp.
+
+    Example:
+        >>> import struct, tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "cat_0.aedat"
+        >>> address = (2 << 8) | (1 << 1)  # raw_y = 2, raw_x = 1, raw polarity 0 (ON)
+        >>> events = struct.pack(">Ii", address, 10) + struct.pack(">Ii", address | 1, 20)  # (address, t)
+        >>> _ = path.write_bytes(b"#!AER-DAT2.0\\r\\n" + events)
+        >>> read_aedat2_dvs128(path).tolist()  # (t, x, y, p): x = 127 - raw_y, y = 127 - raw_x
+        [(10, 125, 126, 1), (20, 125, 126, 0)]
+        >>> read_aedat2_dvs128(path, coordinates="upright").tolist()  # the transpose
+        [(10, 126, 125, 1), (20, 126, 125, 0)]
+        >>> tmp.cleanup()
     """
     if coordinates not in AEDAT2_COORDINATES:
         raise ValueError(f"expected coordinates in {AEDAT2_COORDINATES}, got {coordinates!r}")
@@ -213,6 +258,26 @@ def read_aedat31_polarity(path: str | os.PathLike, sensor_size: tuple[int, int] 
         EventFileError: a missing ``#!AER-DAT3.1`` / ``#!END-HEADER``, a packet header or body cut
             short (truncated file), a polarity packet whose eventSize is not 8 or whose eventNumber
             exceeds its eventCapacity, or an event outside ``sensor_size``.
+
+    Example:
+        >>> import struct, tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "user01_led.aedat"
+        >>> header = b"#!AER-DAT3.1\\r\\n#!END-HEADER\\r\\n"
+        >>> packet = struct.pack("<HHIIIIII", 1, 0, 8, 4, 0, 2, 2, 2)  # polarity packet of 2 events of 8 bytes
+        >>> on = struct.pack("<Ii", 1 | 1 << 1 | 5 << 2 | 3 << 17, 1000)  # valid, ON, y = 5, x = 3, t = 1000
+        >>> off = struct.pack("<Ii", 1 | 6 << 2 | 4 << 17, 1500)  # valid, OFF, y = 6, x = 4, t = 1500
+        >>> _ = path.write_bytes(header + packet + on + off)
+        >>> read_aedat31_polarity(path).tolist()  # (t, x, y, p)
+        [(1000, 3, 5, 1), (1500, 4, 6, 0)]
+        >>> _ = path.write_bytes(header + packet + on)  # the second event is missing
+        >>> try:
+        ...     read_aedat31_polarity(path)
+        ... except EventFileError as err:
+        ...     print(err.offset, err.problem)
+        28 truncated packet: its header declares 2 events of 8 bytes, but only 8 bytes follow
+        >>> tmp.cleanup()
     """
     path = Path(path)
     data = path.read_bytes()
@@ -276,6 +341,22 @@ def read_gesture_labels(path: str | os.PathLike, num_classes: int = 11) -> list[
         EventFileError: a wrong header, a row that is not three integers, a class outside
             ``1..num_classes`` or a window with ``end <= start``; the message names the line and
             its byte offset.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "user01_led_labels.csv"
+        >>> _ = path.write_text("class,startTime_usec,endTime_usec\\n1,1000,2000\\n11,2500,4000\\n")
+        >>> read_gesture_labels(path)  # classes 1..11 become 0..10
+        [GestureWindow(label=0, start_us=1000, end_us=2000), GestureWindow(label=10, start_us=2500, end_us=4000)]
+        >>> _ = path.write_text("class,startTime_usec,endTime_usec\\n12,1000,2000\\n")
+        >>> try:
+        ...     read_gesture_labels(path)
+        ... except EventFileError as err:
+        ...     print(err.problem)
+        line 2: expected a class in 1..11, got 12
+        >>> tmp.cleanup()
     """
     path = Path(path)
     text = path.read_bytes()

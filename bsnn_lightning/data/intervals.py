@@ -78,6 +78,16 @@ class IntervalConfig(PixelSettings):
         step_us: sampling period of the DVS pixel model, µs; divides ``slot_us`` and ``flash_us``.
         contrast_threshold: ``C`` of the pixel model (natural-log units).
         eps: ``eps`` of the pixel model, ``log(I + eps)``.
+
+    Example:
+        >>> config = IntervalConfig(sensor_size=(8, 8), square=2, position_jitter=1, slots=4, delays=(1, 2),
+        ...                         slot_us=2000, flash_us=1000)
+        >>> config.num_classes, config.duration_us, config.first_slots
+        (2, 8000, 2)
+        >>> IntervalConfig(delays=(2, 2))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected distinct delays (one per class), got (2, 2)
     """
 
     sensor_size: tuple[int, int] = (16, 16)
@@ -134,7 +144,15 @@ class IntervalConfig(PixelSettings):
 
 
 class IntervalEvents(NamedTuple):
-    """Result of :func:`load_interval_events`: the recordings and how each was drawn."""
+    """Result of :func:`load_interval_events`: the recordings and how each was drawn.
+
+    Example:
+        >>> config = IntervalConfig(sensor_size=(8, 8), square=2, position_jitter=1, slots=4, delays=(1, 2),
+        ...                         slot_us=2000, flash_us=1000)
+        >>> events, labels, first_slot, position = load_interval_events(4, config=config)
+        >>> len(events), labels.tolist(), first_slot.tolist(), position.tolist()
+        (4, [0, 1, 0, 1], [1, 1, 0, 1], [[3, 3], [3, 2], [3, 3], [4, 4]])
+    """
 
     events: list[np.ndarray]
     """One :data:`EVENT_DTYPE` array per recording, sorted by ``t``."""
@@ -147,7 +165,12 @@ class IntervalEvents(NamedTuple):
 
 
 def interval_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    """The Generator that draws recording ``index`` of ``split`` ("train" or "test") under ``seed``."""
+    """The Generator that draws recording ``index`` of ``split`` ("train" or "test") under ``seed``.
+
+    Example:
+        >>> interval_rng(0, "train", 0).integers(100, size=3).tolist()  # the same numbers on every call
+        [85, 63, 51]
+    """
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
@@ -157,6 +180,19 @@ def load_interval_events(
     """``n`` recordings of ``split``, recording ``i`` drawn by :func:`interval_rng` ``(seed, split, i)``.
 
     Labels are balanced, ``i % len(delays)``, so every class has ``n // len(delays)`` or one more.
+
+    Example:
+        >>> config = IntervalConfig(sensor_size=(8, 8), square=2, position_jitter=1, slots=4, delays=(1, 2),
+        ...                         slot_us=2000, flash_us=1000)
+        >>> recordings = load_interval_events(4, "train", seed=0, config=config)
+        >>> recordings.labels.tolist(), [len(e) for e in recordings.events]
+        ([0, 1, 0, 1], [128, 128, 128, 128])
+        >>> recordings.events[0][:2].tolist()  # (t, x, y, p): the first flash lights up in slot 1
+        [(2002, 3, 4, 1), (2016, 3, 3, 1)]
+        >>> load_interval_events(2, "val")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected split in ('train', 'test'), got 'val'
     """
     config = config or IntervalConfig()
     if not is_int(n) or n < 1:
@@ -181,6 +217,19 @@ def simulate_interval_events(
 
     Returns:
         ``(events, first_slot, position)`` as in :class:`IntervalEvents`.
+
+    Example:
+        >>> import numpy as np
+        >>> config = IntervalConfig(sensor_size=(8, 8), square=2, position_jitter=1, slots=4, delays=(1, 2),
+        ...                         slot_us=2000, flash_us=1000)
+        >>> rngs = [interval_rng(0, "test", i) for i in range(2)]
+        >>> events, first_slot, position = simulate_interval_events(np.array([0, 1]), rngs, config)
+        >>> [len(e) for e in events], first_slot.tolist(), position.tolist()
+        ([128, 128], [1, 1], [[4, 4], [4, 4]])
+        >>> simulate_interval_events(np.array([5]), rngs[:1], config)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected labels in [0, 2), got range [5, 5]
     """
     config = config or IntervalConfig()
     labels = np.asarray(labels)

@@ -31,7 +31,12 @@ __all__ = [
 
 
 def default_num_workers() -> int:
-    """DataLoader (and cache-building) workers when none are given: ``min(4, usable CPUs)``."""
+    """DataLoader (and cache-building) workers when none are given: ``min(4, usable CPUs)``.
+
+    Example:
+        >>> 1 <= default_num_workers() <= 4
+        True
+    """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -40,7 +45,19 @@ def default_num_workers() -> int:
 
 
 def make_loader(dataset: Dataset | None, *, batch_size: int, num_workers: int, shuffle: bool) -> DataLoader:
-    """A DataLoader over ``dataset``; ``None`` (``setup()`` has not run) is an error that says so."""
+    """A DataLoader over ``dataset``; ``None`` (``setup()`` has not run) is an error that says so.
+
+    Example:
+        >>> import torch
+        >>> dataset = torch.utils.data.TensorDataset(torch.arange(5))
+        >>> loader = make_loader(dataset, batch_size=2, num_workers=0, shuffle=False)
+        >>> [batch.tolist() for (batch,) in loader]
+        [[0, 1], [2, 3], [4]]
+        >>> make_loader(None, batch_size=2, num_workers=0, shuffle=False)
+        Traceback (most recent call last):
+            ...
+        RuntimeError: expected setup() to have run before asking for a dataloader, it has not
+    """
     if dataset is None:
         raise RuntimeError("expected setup() to have run before asking for a dataloader, it has not")
     return DataLoader(
@@ -58,7 +75,20 @@ class TestSplitLoaders:
     ``LightningDataModule``: training batches shuffled (:class:`EpochShuffle`), and **validation, test and
     prediction all served from the test split**, as the DVS literature reports test accuracy and keeps no
     validation set. The DataModule sets ``train_set``, ``test_set`` (None until ``setup()``), ``batch_size`` and
-    ``num_workers``."""
+    ``num_workers``.
+
+    Example:
+        >>> import torch
+        >>> class Tiny(TestSplitLoaders):
+        ...     def __init__(self):
+        ...         self.train_set = torch.utils.data.TensorDataset(torch.arange(6))
+        ...         self.test_set = torch.utils.data.TensorDataset(torch.arange(10, 13))
+        ...         self.batch_size, self.num_workers = 3, 0
+        >>> [batch.tolist() for (batch,) in Tiny().val_dataloader()]  # validation serves the test split
+        [[10, 11, 12]]
+        >>> sorted(int(i) for (batch,) in Tiny().train_dataloader() for i in batch)  # every training sample, shuffled
+        [0, 1, 2, 3, 4, 5]
+    """
 
     train_set: Dataset | None
     test_set: Dataset | None
@@ -111,7 +141,19 @@ class EpochShuffle(RandomSampler):
 
 
 def check_int(name: str, value, minimum: int | None = None) -> None:
-    """``value`` is an int (not a bool) and, when ``minimum`` is given, at least ``minimum``."""
+    """``value`` is an int (not a bool) and, when ``minimum`` is given, at least ``minimum``.
+
+    Example:
+        >>> check_int("batch_size", 8, 1)  # fine: returns None
+        >>> check_int("batch_size", 0, 1)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected batch_size >= 1, got 0
+        >>> check_int("batch_size", True)
+        Traceback (most recent call last):
+            ...
+        TypeError: expected batch_size to be an int, got True
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected {name} to be an int, got {value!r}")
     if minimum is not None and value < minimum:
@@ -119,13 +161,28 @@ def check_int(name: str, value, minimum: int | None = None) -> None:
 
 
 def check_choice(name: str, value, choices: tuple) -> None:
-    """``value`` is one of ``choices``."""
+    """``value`` is one of ``choices``.
+
+    Example:
+        >>> check_choice("split_by", "count", ("time", "number"))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected split_by in ('time', 'number'), got 'count'
+    """
     if value not in choices:
         raise ValueError(f"expected {name} in {choices}, got {value!r}")
 
 
 def check_probability(name: str, value) -> None:
-    """``value`` is a real number (not a bool) in ``[0, 1]``."""
+    """``value`` is a real number (not a bool) in ``[0, 1]``.
+
+    Example:
+        >>> check_probability("p", 0.5)  # fine: returns None
+        >>> check_probability("p", 1.5)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected p in [0, 1], got 1.5
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected {name} to be a number in [0, 1], got {value!r}")
     if not 0.0 <= value <= 1.0:

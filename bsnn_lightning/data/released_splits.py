@@ -50,7 +50,12 @@ __all__ = [
 
 
 def split_counts(split: dict[str, str]) -> dict[str, int]:
-    """``{"train": n_train, "test": n_test}`` of a split: what a complete dataset must give under it."""
+    """``{"train": n_train, "test": n_test}`` of a split: what a complete dataset must give under it.
+
+    Example:
+        >>> split_counts({"cat/a.aedat": "train", "cat/b.aedat": "train", "cat/c.aedat": "test"})
+        {'train': 2, 'test': 1}
+    """
     return {part: sum(v == part for v in split.values()) for part in ("train", "test")}
 
 
@@ -59,7 +64,12 @@ def _by_index(cls: str, index: int) -> str:
 
 
 def imp_cifar10dvs() -> dict[str, str]:
-    """The IMP code's 128 x 128 CIFAR10-DVS split (see the module docstring): 9,000 / 1,000."""
+    """The IMP code's 128 x 128 CIFAR10-DVS split (see the module docstring): 9,000 / 1,000.
+
+    Example:
+        >>> split_counts(imp_cifar10dvs())
+        {'train': 9000, 'test': 1000}
+    """
     names = cifar10dvs_names()
     split = {}
     for j, cls in enumerate(CIFAR10DVS_CLASSES):
@@ -72,23 +82,47 @@ def imp_cifar10dvs() -> dict[str, str]:
 
 
 def imp_legacy_cifar10dvs() -> dict[str, str]:
-    """The IMP code's 48 x 48 CIFAR10-DVS split: recordings 0..99 of each class test, 100..999 train."""
+    """The IMP code's 48 x 48 CIFAR10-DVS split: recordings 0..99 of each class test, 100..999 train.
+
+    Example:
+        >>> split = imp_legacy_cifar10dvs()
+        >>> split["airplane/cifar10_airplane_99.aedat"], split["airplane/cifar10_airplane_100.aedat"]
+        ('test', 'train')
+    """
     return {_by_index(cls, i): "test" if i < 100 else "train" for cls in CIFAR10DVS_CLASSES for i in range(1000)}
 
 
 def tet_cifar10dvs() -> dict[str, str]:
-    """TET's CIFAR10-DVS split at f9bde41 (2022-02-09): recordings 0..699 of each class train, 700..999 test."""
+    """TET's CIFAR10-DVS split at f9bde41 (2022-02-09): recordings 0..699 of each class train, 700..999 test.
+
+    Example:
+        >>> split = tet_cifar10dvs()
+        >>> split_counts(split), split["cat/cifar10_cat_699.aedat"], split["cat/cifar10_cat_700.aedat"]
+        ({'train': 7000, 'test': 3000}, 'train', 'test')
+    """
     return {_by_index(cls, i): "train" if i < 700 else "test" for cls in CIFAR10DVS_CLASSES for i in range(1000)}
 
 
 def tet_2024_cifar10dvs() -> dict[str, str]:
-    """TET's CIFAR10-DVS split since 643be1c (2024-08-16): recordings 0..899 of each class train, 900..999 test."""
+    """TET's CIFAR10-DVS split since 643be1c (2024-08-16): recordings 0..899 of each class train, 900..999 test.
+
+    Example:
+        >>> split = tet_2024_cifar10dvs()
+        >>> split_counts(split), split["cat/cifar10_cat_899.aedat"], split["cat/cifar10_cat_900.aedat"]
+        ({'train': 9000, 'test': 1000}, 'train', 'test')
+    """
     return {_by_index(cls, i): "train" if i < 900 else "test" for cls in CIFAR10DVS_CLASSES for i in range(1000)}
 
 
 def imp_ncaltech101(listing: str | os.PathLike | None = None) -> dict[str, str]:
     """The IMP code's N-Caltech101 split rule (see the module docstring): on names sorted as strings, or on
-    the order of a ``listing`` file (:func:`read_listing`), the released run's ``os.listdir`` order."""
+    the order of a ``listing`` file (:func:`read_listing`), the released run's ``os.listdir`` order.
+
+    Example:
+        >>> split = imp_ncaltech101()  # names sorted as strings
+        >>> split_counts(split)
+        {'train': 7795, 'test': 914}
+    """
     expected = ncaltech101_names()
     order = {cls: sorted(names) for cls, names in expected.items()} if listing is None else read_listing(listing, expected)
     split = {}
@@ -105,7 +139,24 @@ def read_listing(path: str | os.PathLike, expected: dict[str, list[str]] | None 
     """Each class's file names in the order a listing file gives them: one ``<class>/<file>`` per line
     (blank lines and lines starting with ``#`` skipped). Names of SpikingJelly's frame files (``.npz``, what
     the released code listed) stand for the recordings of the same stem (``.bin``). The listing must name
-    every recording of ``expected`` (default: the documented N-Caltech101 names) once, and nothing else."""
+    every recording of ``expected`` (default: the documented N-Caltech101 names) once, and nothing else.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "listing.txt"
+        >>> _ = path.write_text("# the run's order\\ncat/b.npz\\ncat/a.bin\\n")  # .npz frames stand for .bin recordings
+        >>> read_listing(path, expected={"cat": ["a.bin", "b.bin"]})
+        {'cat': ['b.bin', 'a.bin']}
+        >>> _ = path.write_text("cat/b.npz\\n")
+        >>> try:
+        ...     read_listing(path, expected={"cat": ["a.bin", "b.bin"]})
+        ... except ValueError as err:
+        ...     print(str(err).split(": ", 1)[1])
+        class 'cat': expected its 2 recordings once each, missing ['a.bin'], unknown [], repeated []
+        >>> tmp.cleanup()
+    """
     expected = ncaltech101_names() if expected is None else expected
     path = Path(path)
     order: dict[str, list[str]] = {}
@@ -139,7 +190,19 @@ def listdir_listing(folder: str | os.PathLike) -> list[str]:
     """``<class>/<file>`` lines in the order the released code sees them: the class folders of ``folder``
     sorted, each one's files in ``os.listdir`` order. Run it on the folder the code read (SpikingJelly's
     frames folder, e.g. ``.../frames_number_16_split_by_number``) on the file system that held it then; the
-    order is that file system's and may differ on any other."""
+    order is that file system's and may differ on any other.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for cls, name in (("b", "y.npz"), ("a", "x.npz")):
+        ...     (Path(tmp.name) / cls).mkdir()
+        ...     _ = (Path(tmp.name) / cls / name).write_bytes(b"")
+        >>> listdir_listing(tmp.name)  # classes sorted; files in os.listdir order
+        ['a/x.npz', 'b/y.npz']
+        >>> tmp.cleanup()
+    """
     folder = Path(folder)
     classes = sorted(entry for entry in os.listdir(folder) if (folder / entry).is_dir())
     return [f"{cls}/{name}" for cls in classes for name in os.listdir(folder / cls)]
@@ -156,7 +219,16 @@ RELEASED_SPLITS = {
 
 
 def write(folder: str | os.PathLike) -> list[Path]:
-    """Write every split of :data:`RELEASED_SPLITS` into ``folder``; returns the paths."""
+    """Write every split of :data:`RELEASED_SPLITS` into ``folder``; returns the paths.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> [path.name for path in write(tmp.name)]  # doctest: +NORMALIZE_WHITESPACE
+        ['cifar10dvs_imp.txt', 'cifar10dvs_imp_legacy.txt', 'cifar10dvs_tet.txt', 'cifar10dvs_tet_2024.txt',
+         'ncaltech101_imp.txt']
+        >>> tmp.cleanup()
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -70,17 +70,35 @@ _HEADERS = {
 
 
 def cifar10dvs_names() -> dict[str, list[str]]:
-    """The documented CIFAR10-DVS file names, by class."""
+    """The documented CIFAR10-DVS file names, by class.
+
+    Example:
+        >>> names = cifar10dvs_names()
+        >>> len(names), len(names["airplane"]), names["airplane"][:2]
+        (10, 1000, ['cifar10_airplane_0.aedat', 'cifar10_airplane_1.aedat'])
+    """
     return {c: [f"cifar10_{c}_{i}.aedat" for i in range(CIFAR10DVS_PER_CLASS)] for c in CIFAR10DVS_CLASSES}
 
 
 def ncaltech101_names() -> dict[str, list[str]]:
-    """The documented N-Caltech101 file names, by class (``image_0001.bin`` .. ``image_<n>.bin``)."""
+    """The documented N-Caltech101 file names, by class (``image_0001.bin`` .. ``image_<n>.bin``).
+
+    Example:
+        >>> names = ncaltech101_names()
+        >>> len(names), len(names["Faces_easy"]), names["Faces_easy"][0]
+        (101, 435, 'image_0001.bin')
+    """
     return {c: [f"image_{i:04d}.bin" for i in range(1, n + 1)] for c, n in NCALTECH101_COUNTS.items()}
 
 
 def ninety_ten_split(names_by_class: dict[str, list[str]]) -> dict[str, str]:
-    """``{"<class>/<name>": "train" | "test"}`` by the rule of the module docstring."""
+    """``{"<class>/<name>": "train" | "test"}`` by the rule of the module docstring.
+
+    Example:
+        >>> split = ninety_ten_split({"cat": [f"cat_{i}.aedat" for i in range(12)]})  # ceil(0.9 * 12) = 11 train
+        >>> [name for name, part in split.items() if part == "test"]  # the last in string order, not cat_11
+        ['cat/cat_9.aedat']
+    """
     split = {}
     for cls in sorted(names_by_class):
         names = sorted(names_by_class[cls])
@@ -91,7 +109,17 @@ def ninety_ten_split(names_by_class: dict[str, list[str]]) -> dict[str, str]:
 
 
 def shipped_split(dataset: str) -> dict[str, str]:
-    """The split file shipped for ``dataset`` ("cifar10dvs" or "ncaltech101"), as a dict."""
+    """The split file shipped for ``dataset`` ("cifar10dvs" or "ncaltech101"), as a dict.
+
+    Example:
+        >>> split = shipped_split("cifar10dvs")
+        >>> len(split), split["airplane/cifar10_airplane_909.aedat"], split["airplane/cifar10_airplane_900.aedat"]
+        (10000, 'test', 'train')
+        >>> shipped_split("nmnist")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected a dataset with a shipped split ('cifar10dvs', 'ncaltech101'), got 'nmnist'
+    """
     if dataset not in SPLIT_FILES:
         raise ValueError(f"expected a dataset with a shipped split {tuple(SPLIT_FILES)}, got {dataset!r}")
     text = resources.files(__package__).joinpath("split_files", SPLIT_FILES[dataset]).read_text("utf-8")
@@ -99,13 +127,43 @@ def shipped_split(dataset: str) -> dict[str, str]:
 
 
 def read_split_file(path: str | os.PathLike) -> dict[str, str]:
-    """Read a split file in the format of the module docstring (e.g. a user's own split)."""
+    """Read a split file in the format of the module docstring (e.g. a user's own split).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "my_split.txt"
+        >>> _ = path.write_text("# my split\\ntrain\\tcat/a.aedat\\ntest\\tcat/b.aedat\\n")
+        >>> read_split_file(path)
+        {'cat/a.aedat': 'train', 'cat/b.aedat': 'test'}
+        >>> _ = path.write_text("val\\tcat/b.aedat\\n")
+        >>> try:
+        ...     read_split_file(path)
+        ... except ValueError as err:
+        ...     print(str(err).split(", ", 1)[1])
+        line 1: expected '<train|test>\\t<class>/<file>', got 'val\\tcat/b.aedat'
+        >>> tmp.cleanup()
+    """
     path = Path(path)
     return _parse(path.read_text("utf-8"), str(path))
 
 
 def write_split_file(path: str | os.PathLike, split: dict[str, str], title: str) -> None:
-    """Write ``split`` in the format of the module docstring."""
+    """Write ``split`` in the format of the module docstring.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "my_split.txt"
+        >>> write_split_file(path, {"cat/b.aedat": "test", "cat/a.aedat": "train"}, "my split")
+        >>> path.read_text().splitlines()[-2:]  # after the comment lines, sorted by class then name
+        ['train\\tcat/a.aedat', 'test\\tcat/b.aedat']
+        >>> read_split_file(path)
+        {'cat/a.aedat': 'train', 'cat/b.aedat': 'test'}
+        >>> tmp.cleanup()
+    """
     lines = [
         f"# {title}",
         "# Fixed train/test split shipped with bsnn-lightning. Rule: within each class, file names sorted",
@@ -119,7 +177,15 @@ def write_split_file(path: str | os.PathLike, split: dict[str, str], title: str)
 
 
 def expected_splits() -> dict[str, dict[str, str]]:
-    """The splits the rule gives for the documented names (what the shipped files must hold)."""
+    """The splits the rule gives for the documented names (what the shipped files must hold).
+
+    Example:
+        >>> splits = expected_splits()
+        >>> {name: sum(part == "test" for part in split.values()) for name, split in splits.items()}  # test recordings
+        {'cifar10dvs': 1000, 'ncaltech101': 823}
+        >>> splits["cifar10dvs"] == shipped_split("cifar10dvs")
+        True
+    """
     return {"cifar10dvs": ninety_ten_split(cifar10dvs_names()), "ncaltech101": ninety_ten_split(ncaltech101_names())}
 
 

@@ -42,6 +42,33 @@ class TonicDataModule(DVSDataModule):
         **kwargs: as :class:`~bsnn_lightning.data.datasets.base.DVSDataModule` (``time_steps``, ``split_by``, ``resize``,
             ``batch_size``, ``num_workers``, ``cache_dir``, ``augment``, ``mix``, ``progress``); ``root``,
             ``download``, ``urls``, ``checksums`` and ``allow_partial`` do not apply (Tonic fetches its data).
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data.events import events_from_arrays
+        >>> class Flashes:  # a dataset with Tonic's interface: sensor_size, classes, dataset[i] -> (events, target)
+        ...     sensor_size = (4, 4, 2)
+        ...     classes = ["off", "on"]
+        ...     def __len__(self):
+        ...         return 2
+        ...     def __getitem__(self, i):
+        ...         return events_from_arrays(t=[0, 10], x=[1, 2], y=[0, 3], p=[i, i]), i
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> dm = TonicDataModule(Flashes(), Flashes(), fingerprint="flashes-v1", time_steps=2, batch_size=2,
+        ...                      cache_dir=tmp.name, num_workers=0, progress=False)
+        >>> dm.input_shape, dm.num_classes
+        ((2, 2, 4, 4), 2)
+        >>> dm.prepare_data()  # bins every sample once, into the frame cache
+        >>> dm.setup()
+        >>> x, y = next(iter(dm.test_dataloader()))
+        >>> x.shape, y.tolist(), x[1, 1, 1, 3].tolist()  # sample 1, bin 1, ON, row 3: the event at x=2, y=3
+        (torch.Size([2, 2, 2, 4, 4]), [0, 1], [0, 0, 1, 0])
+        >>> try:
+        ...     TonicDataModule(Flashes(), Flashes())
+        ... except ValueError as err:
+        ...     print(str(err).split(":")[0])
+        the frame cache needs to know when the data changes
+        >>> tmp.cleanup()
     """
 
     name = "Tonic"

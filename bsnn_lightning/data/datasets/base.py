@@ -52,7 +52,27 @@ __all__ = ["DVSDataModule", "DatasetIncompleteError", "assign_split", "recording
 
 
 class DatasetIncompleteError(RuntimeError):
-    """The extracted dataset does not hold the recordings its split and published counts expect."""
+    """The extracted dataset does not hold the recordings its split and published counts expect.
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> from bsnn_lightning.data import NMNISTDataModule
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> root = Path(tmp.name) / "n-mnist"
+        >>> root.mkdir()
+        >>> for name in ("Train", "Test"):  # one recording in each archive, where N-MNIST has 60,000 and 10,000
+        ...     with zipfile.ZipFile(root / f"{name}.zip", "w") as zf:
+        ...         zf.writestr(f"{name}/7/00001.bin", bytes([3, 5, 0x80, 0, 100]))
+        >>> unchecked = {"Train.zip": None, "Test.zip": None}  # not the published archives: skip their MD5
+        >>> dm = NMNISTDataModule(root=root, download=False, progress=False, checksums=unchecked)
+        >>> try:
+        ...     dm.prepare_data()
+        ... except DatasetIncompleteError as err:
+        ...     print(str(err).split(" under ")[0])
+        N-MNIST: found 1 train / 1 test samples
+        >>> tmp.cleanup()
+    """
 
 
 class DVSDataModule(TestSplitLoaders, L.LightningDataModule):
@@ -81,6 +101,24 @@ class DVSDataModule(TestSplitLoaders, L.LightningDataModule):
         checksums: expected MD5 by archive name, replacing the published ones (``None`` skips).
         allow_partial: use whatever recordings are there instead of requiring the full dataset.
         progress: show progress bars while downloading, extracting and building the cache.
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data import DatasetNotFoundError, DVS128GestureDataModule
+        >>> from bsnn_lightning.data.transforms import MixupCutmix, RandomFlip, RandomRoll
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> dm = DVS128GestureDataModule(root=tmp.name, time_steps=16, resize=(64, 64), download=False, progress=False,
+        ...                              augment=[RandomFlip(0.5), RandomRoll(4)], mix=MixupCutmix())
+        >>> dm.input_shape, dm.num_classes
+        ((16, 2, 64, 64), 11)
+        >>> dm.augment
+        Compose([RandomFlip(p=0.5), RandomRoll(max_shift=4)])
+        >>> try:  # the archive is not in root, and download=False
+        ...     dm.prepare_data()
+        ... except DatasetNotFoundError as err:
+        ...     print(str(err).splitlines()[1])
+          - DvsGesture.tar.gz: not found (no direct download link exists)
+        >>> tmp.cleanup()
     """
 
     name = "DVS"
@@ -320,7 +358,19 @@ class _FrameFiles(Dataset):
 
 
 def recording_files(folder: Path, suffix: str) -> list[Path]:
-    """Files ending in ``suffix`` under ``folder``, sorted, without macOS metadata (``._*``, ``__MACOSX``)."""
+    """Files ending in ``suffix`` under ``folder``, sorted, without macOS metadata (``._*``, ``__MACOSX``).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("7/00002.bin", "7/00001.bin", "7/._00001.bin", "__MACOSX/7/00001.bin"):
+        ...     (Path(tmp.name) / name).parent.mkdir(parents=True, exist_ok=True)
+        ...     _ = (Path(tmp.name) / name).write_bytes(b"")
+        >>> [relative_name(p, Path(tmp.name)) for p in recording_files(Path(tmp.name), ".bin")]
+        ['7/00001.bin', '7/00002.bin']
+        >>> tmp.cleanup()
+    """
     return sorted(
         p
         for p in folder.rglob(f"*{suffix}")
@@ -329,7 +379,15 @@ def recording_files(folder: Path, suffix: str) -> list[Path]:
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` (posix), or whole when it is outside."""
+    """``path`` relative to ``root`` (posix), or whole when it is outside.
+
+    Example:
+        >>> from pathlib import Path
+        >>> relative_name(Path("/data/n-mnist/Train/7/00001.bin"), Path("/data/n-mnist"))
+        'Train/7/00001.bin'
+        >>> relative_name(Path("/elsewhere/00001.bin"), Path("/data/n-mnist"))
+        '/elsewhere/00001.bin'
+    """
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -338,7 +396,21 @@ def relative_name(path: Path, root: Path) -> str:
 
 def assign_split(name: str, root: Path, found, split: dict[str, str], where: str) -> list[SourceFile]:
     """One source per ``(key, path, label)`` of ``found``, its split from ``split`` (which ``where`` names in the
-    error): a recording the split does not name is an error, never silently assigned."""
+    error): a recording the split does not name is an error, never silently assigned.
+
+    Example:
+        >>> from pathlib import Path
+        >>> root = Path("/data/toy")
+        >>> found = [("cat/a.aedat", root / "cat/a.aedat", 3)]
+        >>> sources = assign_split("Toy", root, found, {"cat/a.aedat": "test"}, "my split")
+        >>> [source.samples[0].split for source in sources]
+        ['test']
+        >>> try:
+        ...     assign_split("Toy", root, found, {"cat/b.aedat": "test"}, "my split")
+        ... except DatasetIncompleteError as err:
+        ...     print(str(err).split(";")[0])
+        Toy: recording /data/toy/cat/a.aedat ('cat/a.aedat') is not in my split
+    """
     sources = []
     for key, path, label in found:
         if key not in split:

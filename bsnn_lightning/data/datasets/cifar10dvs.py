@@ -50,6 +50,26 @@ class CIFAR10DVSDataModule(DVSDataModule):
         split_file: a split file in the format of :mod:`bsnn_lightning.data.splits`, instead of the
             shipped one.
         **kwargs: see :class:`DVSDataModule`.
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data import DatasetNotFoundError
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> dm = CIFAR10DVSDataModule(root=tmp.name, time_steps=10, resize=(48, 48), download=False, progress=False)
+        >>> dm.input_shape, dm.num_classes, dm.expected_counts
+        ((10, 2, 48, 48), 10, {'train': 9000, 'test': 1000})
+        >>> [spec.filename for spec in dm.archives[:3]]  # one archive per class
+        ['airplane.zip', 'automobile.zip', 'bird.zip']
+        >>> try:
+        ...     dm.prepare_data()
+        ... except DatasetNotFoundError as err:
+        ...     print(str(err).splitlines()[1])
+          - airplane.zip: not found (download=False)
+        >>> CIFAR10DVSDataModule(coordinates="flipped")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected coordinates in ('spikingjelly', 'upright'), got 'flipped'
+        >>> tmp.cleanup()
     """
 
     name = "CIFAR10-DVS"
@@ -94,6 +114,17 @@ class CIFAR10DVSReleasedSplit(CIFAR10DVSDataModule):
             7,000 / 3,000) or ``"tet_2024"`` (the same since 643be1c, 2024-08-16, 9,000 / 1,000); see
             :mod:`bsnn_lightning.data.released_splits`.
         **kwargs: see :class:`~bsnn_lightning.data.CIFAR10DVSDataModule` (``split_file`` excepted).
+
+    Example:
+        >>> dm = CIFAR10DVSReleasedSplit(split="tet", root="cifar10-dvs", progress=False)  # reads nothing yet
+        >>> dm.expected_counts
+        {'train': 7000, 'test': 3000}
+        >>> dm.assignment["airplane/cifar10_airplane_699.aedat"], dm.assignment["airplane/cifar10_airplane_700.aedat"]
+        ('train', 'test')
+        >>> CIFAR10DVSReleasedSplit(split="snn")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected split in ['imp', 'imp_legacy', 'tet', 'tet_2024'], got 'snn'
     """
 
     splits = {"imp": imp_cifar10dvs, "imp_legacy": imp_legacy_cifar10dvs, "tet": tet_cifar10dvs, "tet_2024": tet_2024_cifar10dvs}

@@ -20,6 +20,20 @@ class DVS128GestureDataModule(DVSDataModule):
     Each recording's ``userNN_<lighting>_labels.csv`` cuts it into samples, one per row: the
     events with ``start <= t < end`` (as SpikingJelly does; 1,176 train / 288 test samples). Split:
     the archive's ``trials_to_train.txt`` / ``trials_to_test.txt`` (users 1-23 / 24-29).
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data import DatasetNotFoundError
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> dm = DVS128GestureDataModule(root=tmp.name, time_steps=16, download=False, progress=False)
+        >>> dm.input_shape, dm.num_classes, dm.expected_counts
+        ((16, 2, 128, 128), 11, {'train': 1176, 'test': 288})
+        >>> try:  # IBM's archive has no direct link: put DvsGesture.tar.gz in root by hand
+        ...     dm.prepare_data()
+        ... except DatasetNotFoundError as err:
+        ...     print(str(err).splitlines()[1])
+          - DvsGesture.tar.gz: not found (no direct download link exists)
+        >>> tmp.cleanup()
     """
 
     name = "DVS128 Gesture"

@@ -26,6 +26,20 @@ class NCaltech101DataModule(DVSDataModule):
     recipes use 128 x 128). Split: the 9:1 per-class split shipped in
     ``bsnn_lightning/data/split_files/ncaltech101.txt`` (7,886 train / 823 test), or ``split_file``.
     Labels: class folders sorted as strings (uppercase first), as SpikingJelly and Tonic number them.
+
+    Example:
+        >>> import tempfile
+        >>> from bsnn_lightning.data import DatasetNotFoundError
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> dm = NCaltech101DataModule(root=tmp.name, time_steps=10, resize=(128, 128), download=False, progress=False)
+        >>> dm.input_shape, dm.num_classes, dm.classes[:2]
+        ((10, 2, 128, 128), 101, ('BACKGROUND_Google', 'Faces_easy'))
+        >>> try:
+        ...     dm.prepare_data()
+        ... except DatasetNotFoundError as err:
+        ...     print(str(err).splitlines()[1])
+          - Caltech101.zip: not found (download=False)
+        >>> tmp.cleanup()
     """
 
     name = "N-Caltech101"
@@ -75,6 +89,15 @@ class NCaltech101ReleasedSplit(NCaltech101DataModule):
             ``os.listdir`` order (:func:`~bsnn_lightning.data.released_splits.read_listing`), which gives
             that run's test set.
         **kwargs: see :class:`~bsnn_lightning.data.NCaltech101DataModule` (``split_file`` excepted).
+
+    Example:
+        >>> dm = NCaltech101ReleasedSplit(split="imp", root="n-caltech101", progress=False)  # reads nothing yet
+        >>> dm.expected_counts
+        {'train': 7795, 'test': 914}
+        >>> NCaltech101ReleasedSplit(split_file="my_split.txt")
+        Traceback (most recent call last):
+            ...
+        ValueError: give either split (a released split) or split_file, not both; use NCaltech101DataModule for a file
     """
 
     splits = {"imp": imp_ncaltech101}

@@ -17,6 +17,30 @@ class NMNISTDataModule(DVSDataModule):
     34 x 34 pixels, ``Train.zip`` (60,000) and ``Test.zip`` (10,000) with ``<digit>/<id>.bin`` files.
 
     Split: the dataset's own train/test archives.
+
+    Example:
+        >>> import tempfile, zipfile
+        >>> from pathlib import Path
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> root = Path(tmp.name) / "n-mnist"
+        >>> root.mkdir()
+        >>> recording = bytes([3, 5, 0x80, 0, 100, 4, 6, 0, 0, 200])  # two ATIS events (see read_atis_bin)
+        >>> for name in ("Train", "Test"):  # a digit 7 in each archive, in N-MNIST's layout
+        ...     with zipfile.ZipFile(root / f"{name}.zip", "w") as zf:
+        ...         zf.writestr(f"{name}/7/00001.bin", recording)
+        >>> dm = NMNISTDataModule(root=root, cache_dir=Path(tmp.name) / "frames", time_steps=2, num_workers=0,
+        ...                       download=False, progress=False, allow_partial=True,
+        ...                       checksums={"Train.zip": None, "Test.zip": None})  # not the published archives
+        >>> dm.input_shape, dm.num_classes
+        ((2, 2, 34, 34), 10)
+        >>> dm.prepare_data()  # extract, list, check, bin every recording into the frame cache
+        >>> dm.setup()
+        >>> x, y = next(iter(dm.train_dataloader()))
+        >>> x.shape, x.dtype, y.tolist()  # counts as stored; on the device they become float32
+        (torch.Size([1, 2, 2, 34, 34]), torch.uint8, [7])
+        >>> dm.on_after_batch_transfer((x, y), 0)[0].dtype
+        torch.float32
+        >>> tmp.cleanup()
     """
 
     name = "N-MNIST"

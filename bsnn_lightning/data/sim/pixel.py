@@ -57,6 +57,12 @@ class PixelSettings:
         step_us: sampling period of the pixel model, µs.
         contrast_threshold: ``C``, log-intensity change per event (natural-log units).
         eps: ``ε`` in ``log(I + ε)``, dark current / screen black level, relative to white = 1.
+
+    Example:
+        >>> PixelSettings()
+        PixelSettings(step_us=1000, contrast_threshold=0.2, eps=0.2)
+        >>> PixelSettings(contrast_threshold=0.1).contrast_threshold
+        0.1
     """
 
     step_us: int = 1_000
@@ -90,6 +96,19 @@ def dvs_events_from_frames(
     Returns:
         :data:`EVENT_DTYPE` array sorted by ``t`` (events of one step keep no particular order
         beyond their jittered timestamps).
+
+    Example:
+        >>> import numpy as np
+        >>> frames = np.array([[[1.0, 1.0]], [[2.0, 1.0]], [[2.0, 0.5]]])  # S=3 frames of H=1 x W=2 pixels
+        >>> events = dvs_events_from_frames(frames, contrast_threshold=0.2, step_us=1000, rng=0)
+        >>> events.dtype.names
+        ('t', 'x', 'y', 'p')
+        >>> events.tolist()  # (t, x, y, p): 3 ON events in step 1 at x=0, 2 OFF events in step 2 at x=1
+        [(511, 0, 0, 1), (636, 0, 0, 1), (850, 0, 0, 1), (1269, 1, 0, 0), (1307, 1, 0, 0)]
+        >>> dvs_events_from_frames(-frames)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected finite, non-negative intensities, got range [-2.0, -0.5]
     """
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 3 or frames.shape[0] < 1 or frames.shape[1] < 1 or frames.shape[2] < 1:
@@ -112,6 +131,14 @@ def pixel_model_steps(
 
     Yields ``(k, (n_idx, y, x), counts)`` for every sample ``k >= 1``, ``counts`` being the signed
     event numbers ``n_k`` (module docstring) of the pixels that fired.
+
+    Example:
+        >>> import numpy as np
+        >>> frames = np.array([[[[1.0, 1.0]]], [[[2.0, 1.0]]], [[[2.0, 0.5]]]])  # 3 steps of [N=1, H=1, W=2]
+        >>> for k, (n, y, x), counts in pixel_model_steps(iter(frames), contrast_threshold=0.2, eps=0.2):
+        ...     print(k, x.tolist(), counts.tolist())
+        1 [0] [3]
+        2 [1] [-2]
     """
     first = next(frames)
     dtype = first.dtype  # float64 for dvs_events_from_frames, float32 in the scene simulators
@@ -140,7 +167,15 @@ def assemble_events(
     step_us: int,
     rngs: list[np.random.Generator],
 ) -> list[np.ndarray]:
-    """Turn per-step signed counts into one sorted, jittered event array per sample."""
+    """Turn per-step signed counts into one sorted, jittered event array per sample.
+
+    Example:
+        >>> import numpy as np
+        >>> steps = [(1, (np.array([0]), np.array([0]), np.array([0])), np.array([2]))]  # step 1: 2 ON at (0, 0)
+        >>> [events] = assemble_events(iter(steps), n_samples=1, step_us=1000, rngs=[np.random.default_rng(0)])
+        >>> events.tolist()  # (t, x, y, p), t jittered within [0, 1000)
+        [(636, 0, 0, 1), (850, 0, 0, 1)]
+    """
     chunks = [(np.full(c.size, k, dtype=np.int64), idx, c) for k, idx, c in steps]
     if chunks:
         step = np.concatenate([c[0] for c in chunks])
@@ -168,7 +203,20 @@ def assemble_events(
 
 
 def as_generator(rng: int | np.random.Generator) -> np.random.Generator:
-    """``rng`` itself if it is a Generator, else ``np.random.default_rng(rng)`` for an int seed."""
+    """``rng`` itself if it is a Generator, else ``np.random.default_rng(rng)`` for an int seed.
+
+    Example:
+        >>> import numpy as np
+        >>> as_generator(0).integers(10, size=3).tolist()
+        [8, 6, 5]
+        >>> generator = np.random.default_rng(0)
+        >>> as_generator(generator) is generator
+        True
+        >>> as_generator(0.5)
+        Traceback (most recent call last):
+            ...
+        TypeError: expected rng to be a numpy Generator or an int seed, got 0.5
+    """
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
@@ -177,14 +225,33 @@ def as_generator(rng: int | np.random.Generator) -> np.random.Generator:
 
 
 def check_sensor_size(size) -> tuple[int, int]:
-    """``(width, height)`` as two ints >= 1, or a ``ValueError`` naming what was given."""
+    """``(width, height)`` as two ints >= 1, or a ``ValueError`` naming what was given.
+
+    Example:
+        >>> import numpy as np
+        >>> check_sensor_size([34, np.int64(34)])
+        (34, 34)
+        >>> check_sensor_size((34, 0))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected sensor_size = (width, height) as two positive ints, got (34, 0)
+    """
     if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(is_int(s) and s >= 1 for s in size)):
         raise ValueError(f"expected sensor_size = (width, height) as two positive ints, got {size!r}")
     return int(size[0]), int(size[1])
 
 
 def check_pixel_parameters(contrast_threshold: float, eps: float) -> tuple[float, float]:
-    """The pixel model's ``C`` and ``ε`` as floats, each finite and > 0, or a ``ValueError`` naming the bad one."""
+    """The pixel model's ``C`` and ``ε`` as floats, each finite and > 0, or a ``ValueError`` naming the bad one.
+
+    Example:
+        >>> check_pixel_parameters(1, 0.2)
+        (1.0, 0.2)
+        >>> check_pixel_parameters(0.2, 0.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected eps > 0, got 0.0
+    """
     for name, value in (("contrast_threshold", contrast_threshold), ("eps", eps)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"expected {name} > 0, got {value!r}")
@@ -194,7 +261,24 @@ def check_pixel_parameters(contrast_threshold: float, eps: float) -> tuple[float
 def check_scene_config(config, positive_ints: tuple[str, ...]) -> None:
     """What every frozen scene config (sensor, timing, pixel model) checks in ``__post_init__``, stored back in
     canonical form so that equal settings give one cache key: ``sensor_size`` as two ints >= 1, each field of
-    ``positive_ints`` an int >= 1 (a plain ``int``), ``contrast_threshold`` and ``eps`` finite and > 0 (floats)."""
+    ``positive_ints`` an int >= 1 (a plain ``int``), ``contrast_threshold`` and ``eps`` finite and > 0 (floats).
+
+    Example:
+        >>> import numpy as np
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Scene(PixelSettings):
+        ...     sensor_size: tuple = (8, 8)
+        ...     frames: int = 4
+        >>> scene = Scene(sensor_size=[8, np.int64(6)], frames=np.int64(4), contrast_threshold=1)
+        >>> check_scene_config(scene, ("frames",))
+        >>> scene.sensor_size, type(scene.frames).__name__, scene.contrast_threshold
+        ((8, 6), 'int', 1.0)
+        >>> check_scene_config(Scene(frames=0), ("frames",))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected frames to be an int >= 1, got 0
+    """
     object.__setattr__(config, "sensor_size", check_sensor_size(config.sensor_size))
     for name in positive_ints:
         value = getattr(config, name)
@@ -207,5 +291,11 @@ def check_scene_config(config, positive_ints: tuple[str, ...]) -> None:
 
 
 def is_int(value) -> bool:
-    """An int or numpy integer, not a bool."""
+    """An int or numpy integer, not a bool.
+
+    Example:
+        >>> import numpy as np
+        >>> is_int(3), is_int(np.int32(3)), is_int(True), is_int(3.0)
+        (True, True, False, False)
+    """
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

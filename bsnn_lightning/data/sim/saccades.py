@@ -67,6 +67,15 @@ class SaccadeConfig(PixelSettings):
         step_us: sampling period of the pixel model, µs; must divide ``saccade_us``.
         contrast_threshold: ``C``, log-intensity change per event (natural log units).
         eps: ``ε`` in ``log(I + ε)``, dark current / screen black level, relative to white = 1.
+
+    Example:
+        >>> config = SaccadeConfig(sensor_size=(8, 8), upsample=1, saccade_amplitude=2, saccade_us=4000)
+        >>> config.saccade_amplitude, config.steps_per_saccade, config.duration_us
+        (2.0, 4, 12000)
+        >>> SaccadeConfig(step_us=3000)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected step_us to divide saccade_us, got saccade_us = 100000, step_us = 3000
     """
 
     sensor_size: tuple[int, int] = (34, 34)
@@ -111,6 +120,17 @@ def simulate_saccade_events(
 
     Returns:
         :data:`EVENT_DTYPE` array sorted by ``t``, with ``0 <= t < config.duration_us``.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.zeros((4, 4))
+        >>> image[1:3, 1:3] = 1.0  # a white square on black
+        >>> config = SaccadeConfig(sensor_size=(8, 8), upsample=1, saccade_amplitude=2.0, saccade_us=4000)
+        >>> events = simulate_saccade_events(image, rng=0, config=config)
+        >>> len(events), bool((events["t"] < config.duration_us).all())
+        (252, True)
+        >>> events[:2].tolist()  # (t, x, y, p)
+        [(2, 4, 5, 1), (16, 3, 3, 1)]
     """
     config = config or SaccadeConfig()
     image = np.asarray(image, dtype=np.float64)
@@ -129,6 +149,15 @@ def simulate_saccades(
     other images in the batch. Images are processed ``_CHUNK`` at a time so that the per-step
     arrays stay in the CPU cache (one chunk of 34 x 34 float64 pixels ~ 0.6 MB): the loop over
     time steps is memory-bound, and whole-set arrays made it ~3x slower.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.zeros((4, 4))
+        >>> image[1:3, 1:3] = 1.0
+        >>> config = SaccadeConfig(sensor_size=(8, 8), upsample=1, saccade_amplitude=2.0, saccade_us=4000)
+        >>> rngs = [np.random.default_rng(0), np.random.default_rng(1)]
+        >>> [len(events) for events in simulate_saccades(np.stack([image, 0.5 * image]), rngs, config)]
+        [252, 182]
     """
     offsets = saccade_offsets(config)
     out: list[np.ndarray] = []
@@ -145,6 +174,17 @@ def static_image(image: np.ndarray, config: SaccadeConfig | None = None) -> np.n
 
     This is the picture the saccades move around (offset 0, the centre of the triangle's
     bounding box), in [0, 1], float32, for models that see the same image at every time step.
+
+    Example:
+        >>> import numpy as np
+        >>> config = SaccadeConfig(sensor_size=(8, 8), upsample=2)
+        >>> scene = static_image(np.ones((2, 2)), config)  # a 2 x 2 white image, upsampled (bilinear) to 4 x 4
+        >>> scene.shape, scene.dtype, float(scene.max()), float(scene[0, 0, 0])
+        ((1, 8, 8), dtype('float32'), 1.0, 0.0)
+        >>> static_image(np.full((2, 2), 2.0))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected image intensities in [0, 1], got range [2.0, 2.0]
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2 or image.size == 0:
@@ -154,7 +194,17 @@ def static_image(image: np.ndarray, config: SaccadeConfig | None = None) -> np.n
 
 
 def render_centred(images: np.ndarray, config: SaccadeConfig) -> np.ndarray:
-    """``images [N, h, w]`` at rest (offset 0), upsampled and centred on the sensor: ``[N, H, W]`` float64."""
+    """``images [N, h, w]`` at rest (offset 0), upsampled and centred on the sensor: ``[N, H, W]`` float64.
+
+    Example:
+        >>> import numpy as np
+        >>> config = SaccadeConfig(sensor_size=(6, 4), upsample=1)
+        >>> render_centred(np.ones((1, 2, 2)), config)[0]
+        array([[0., 0., 0., 0., 0., 0.],
+               [0., 0., 1., 1., 0., 0.],
+               [0., 0., 1., 1., 0., 0.],
+               [0., 0., 0., 0., 0., 0.]])
+    """
     canvas, pad, origin = _scene_canvas(images, config)
     return _shift_bilinear(canvas, pad, origin, config.sensor_size).astype(np.float64)
 
@@ -164,6 +214,14 @@ def saccade_offsets(config: SaccadeConfig | None = None) -> np.ndarray:
 
     Piecewise linear (constant speed) through the triangle ``A -> B -> C -> A`` of the module
     docstring; shape ``[3 * steps_per_saccade + 1, 2]``.
+
+    Example:
+        >>> config = SaccadeConfig(saccade_amplitude=2.0, saccade_us=4000)  # 4 steps per saccade
+        >>> offsets = saccade_offsets(config)
+        >>> offsets.shape
+        (13, 2)
+        >>> offsets[[0, 4, 8, 12]].tolist()  # the corners A, B, C and back to A
+        [[-1.0, 1.0], [0.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]
     """
     config = config or SaccadeConfig()
     half = config.saccade_amplitude / 2.0
@@ -175,7 +233,16 @@ def saccade_offsets(config: SaccadeConfig | None = None) -> np.ndarray:
 
 
 def check_intensity_range(image: np.ndarray, name: str) -> None:
-    """Finite values in [0, 1], or a ``ValueError`` with the range found."""
+    """Finite values in [0, 1], or a ``ValueError`` with the range found.
+
+    Example:
+        >>> import numpy as np
+        >>> check_intensity_range(np.array([0.0, 0.5, 1.0]), "image")  # fine: returns None
+        >>> check_intensity_range(np.array([0.0, 1.5]), "image")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected image intensities in [0, 1], got range [0.0, 1.5]
+    """
     if not np.isfinite(image).all() or image.min() < 0.0 or image.max() > 1.0:
         raise ValueError(
             f"expected {name} intensities in [0, 1], got range [{image.min()}, {image.max()}]"

@@ -22,7 +22,20 @@ __all__ = ["Compose", "FrameTransform", "Identity", "RandomChoice", "check_trans
 
 
 class FrameTransform:
-    """A random change of one sample ``frames[..., H, W]``; subclasses define ``__call__``."""
+    """A random change of one sample ``frames[..., H, W]``; subclasses define ``__call__``.
+
+    Example:
+        >>> import torch
+        >>> class Negate(FrameTransform):
+        ...     def __call__(self, frames):
+        ...         return -frames
+        >>> Negate()(torch.ones(1, 2, 1, 2)).flatten().tolist()
+        [-1.0, -1.0, -1.0, -1.0]
+        >>> FrameTransform()(torch.ones(1))
+        Traceback (most recent call last):
+            ...
+        NotImplementedError: FrameTransform must define __call__(frames) -> frames
+    """
 
     def __call__(self, frames: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define __call__(frames) -> frames")
@@ -30,7 +43,18 @@ class FrameTransform:
 
 
 class Compose(FrameTransform):
-    """Apply ``transforms`` in order (each with its own random draw)."""
+    """Apply ``transforms`` in order (each with its own random draw).
+
+    Example:
+        >>> import torch
+        >>> from bsnn_lightning.data.transforms import RandomErase, RandomFlip
+        >>> augment = Compose([RandomFlip(p=1.0), RandomErase(scale=(0.25, 0.25), ratio=(1.0, 1.0))])
+        >>> augment
+        Compose([RandomFlip(p=1.0), RandomErase(scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0.0)])
+        >>> out = augment(torch.ones(3, 2, 4, 4))  # flipped, then a 2 x 2 box blanked at every step
+        >>> out.shape, int((out == 0).sum())
+        (torch.Size([3, 2, 4, 4]), 24)
+    """
 
     def __init__(self, transforms: Sequence[FrameTransform]) -> None:
         self.transforms = check_transforms("transforms", transforms)
@@ -45,7 +69,14 @@ class Compose(FrameTransform):
 
 
 class Identity(FrameTransform):
-    """Return the sample unchanged."""
+    """Return the sample unchanged.
+
+    Example:
+        >>> import torch
+        >>> frames = torch.ones(4, 2, 8, 8)
+        >>> Identity()(frames) is frames
+        True
+    """
 
     def __call__(self, frames: Tensor) -> Tensor:
         return frames
@@ -55,7 +86,20 @@ class Identity(FrameTransform):
 
 
 class RandomChoice(FrameTransform):
-    """Apply one of ``transforms``, picked uniformly at random for each sample (with its own random draw)."""
+    """Apply one of ``transforms``, picked uniformly at random for each sample (with its own random draw).
+
+    Example:
+        >>> import torch
+        >>> from bsnn_lightning.data.transforms import RandomFlip
+        >>> _ = torch.manual_seed(0)
+        >>> choose = RandomChoice([Identity(), RandomFlip(p=1.0)])
+        >>> sorted({tuple(choose(torch.tensor([[1.0, 2.0]])).flatten().tolist()) for _ in range(20)})
+        [(1.0, 2.0), (2.0, 1.0)]
+        >>> RandomChoice([])
+        Traceback (most recent call last):
+            ...
+        ValueError: expected at least one transform to choose from, got none
+    """
 
     def __init__(self, transforms: Sequence[FrameTransform]) -> None:
         self.transforms = check_transforms("transforms", transforms)
@@ -71,7 +115,16 @@ class RandomChoice(FrameTransform):
 
 
 def check_transforms(name: str, transforms) -> tuple[FrameTransform, ...]:
-    """``transforms`` as a tuple, after checking it is a sequence of :class:`FrameTransform` objects."""
+    """``transforms`` as a tuple, after checking it is a sequence of :class:`FrameTransform` objects.
+
+    Example:
+        >>> check_transforms("augment", [Identity()])
+        (Identity(),)
+        >>> check_transforms("augment", Identity())
+        Traceback (most recent call last):
+            ...
+        TypeError: expected augment to be a list of FrameTransform objects (e.g. [RandomFlip(0.5), RandomRoll(5)]), got Identity()
+    """
     if (
         isinstance(transforms, (str, bytes, FrameTransform))
         or not isinstance(transforms, Sequence)

@@ -43,7 +43,13 @@ SHIFT_MODES = ("roll", "translate")
 
 
 def random_flip(frames: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
-    """``frames[..., H, W]`` mirrored along W with probability ``p`` (else returned as is)."""
+    """``frames[..., H, W]`` mirrored along W with probability ``p`` (else returned as is).
+
+    Example:
+        >>> import torch
+        >>> random_flip(torch.tensor([[1.0, 2.0, 3.0]]), p=1.0).tolist()
+        [[3.0, 2.0, 1.0]]
+    """
     if torch.rand((), generator=generator).item() < p:
         return frames.flip(-1)
     return frames
@@ -56,6 +62,16 @@ def random_shift(
 
     ``"roll"``: content leaving one edge comes back at the other. ``"translate"``: it is dropped,
     and the uncovered border is zero.
+
+    Example:
+        >>> import torch
+        >>> frames = torch.arange(9.0).reshape(1, 3, 3)
+        >>> random_shift(frames, 1, "translate", generator=torch.Generator().manual_seed(0)).tolist()
+        [[[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [4.0, 5.0, 0.0]]]
+        >>> random_shift(frames, 1, "wrap")
+        Traceback (most recent call last):
+            ...
+        ValueError: expected mode in ('roll', 'translate'), got 'wrap'
     """
     if mode not in SHIFT_MODES:
         raise ValueError(f"expected mode in {SHIFT_MODES}, got {mode!r}")
@@ -68,7 +84,13 @@ def random_shift(
 
 
 def translate(frames: Tensor, dy: int, dx: int) -> Tensor:
-    """``out[..., y, x] = frames[..., y - dy, x - dx]`` where that exists, else 0."""
+    """``out[..., y, x] = frames[..., y - dy, x - dx]`` where that exists, else 0.
+
+    Example:
+        >>> import torch
+        >>> translate(torch.arange(9.0).reshape(1, 3, 3), dy=1, dx=0).tolist()  # one row down
+        [[[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]
+    """
     height, width = frames.shape[-2:]
     out = torch.zeros_like(frames)
     if abs(dy) >= height or abs(dx) >= width:
@@ -86,6 +108,18 @@ def warp_nearest(frames: Tensor, matrix, shift=(0.0, 0.0)) -> Tensor:
         frames: ``[..., H, W]``.
         matrix: the forward linear map ``A`` as ``((a, b), (c, d))``: ``x' = a x + b y``, ``y' = c x + d y``.
         shift: ``(dx, dy)`` in pixels added after ``A`` (positive: right, down).
+
+    Example:
+        >>> import torch
+        >>> frames = torch.arange(9.0).reshape(3, 3)
+        >>> warp_nearest(frames, ((1, 0), (0, 1)), shift=(1, 0)).tolist()  # one pixel right, 0 where nothing lands
+        [[0.0, 0.0, 1.0], [0.0, 3.0, 4.0], [0.0, 6.0, 7.0]]
+        >>> warp_nearest(frames, ((-1, 0), (0, 1))).tolist()  # x -> -x: a mirror about the centre
+        [[2.0, 1.0, 0.0], [5.0, 4.0, 3.0], [8.0, 7.0, 6.0]]
+        >>> warp_nearest(frames, ((1, 0), (1, 0)))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected an invertible 2 x 2 matrix, got ((1, 0), (1, 0)) (determinant 0.0)
     """
     if frames.dim() < 2:
         raise ValueError(f"expected frames [..., H, W], got shape {list(frames.shape)}")
@@ -109,7 +143,13 @@ def warp_nearest(frames: Tensor, matrix, shift=(0.0, 0.0)) -> Tensor:
 
 
 def shear(frames: Tensor, angle: float, axis: str = "x") -> Tensor:
-    """Shear by ``angle`` radians along ``axis``: ``x' = x - tan(angle) y`` ("x") or ``y' = y - tan(angle) x`` ("y")."""
+    """Shear by ``angle`` radians along ``axis``: ``x' = x - tan(angle) y`` ("x") or ``y' = y - tan(angle) x`` ("y").
+
+    Example:
+        >>> import torch
+        >>> shear(torch.arange(9.0).reshape(3, 3), 0.5, axis="y").tolist()
+        [[0.0, 1.0, 5.0], [0.0, 4.0, 8.0], [3.0, 7.0, 0.0]]
+    """
     if axis not in ("x", "y"):
         raise ValueError(f"expected axis 'x' or 'y', got {axis!r}")
     t = math.tan(angle)
@@ -118,13 +158,27 @@ def shear(frames: Tensor, angle: float, axis: str = "x") -> Tensor:
 
 
 def rotate(frames: Tensor, degrees: float) -> Tensor:
-    """Rotate about the centre by ``degrees``, counter-clockwise on screen (``y`` pointing down)."""
+    """Rotate about the centre by ``degrees``, counter-clockwise on screen (``y`` pointing down).
+
+    Example:
+        >>> import torch
+        >>> rotate(torch.arange(9.0).reshape(3, 3), 90).tolist()  # the top row becomes the left column
+        [[2.0, 5.0, 8.0], [1.0, 4.0, 7.0], [0.0, 3.0, 6.0]]
+    """
     a = math.radians(degrees)
     return warp_nearest(frames, ((math.cos(a), math.sin(a)), (-math.sin(a), math.cos(a))))
 
 
 def erase_box(frames: Tensor, top: int, left: int, height: int, width: int, value: float = 0.0) -> Tensor:
-    """A copy of ``frames`` with ``[..., top:top+height, left:left+width]`` set to ``value``."""
+    """A copy of ``frames`` with ``[..., top:top+height, left:left+width]`` set to ``value``.
+
+    Example:
+        >>> import torch
+        >>> erase_box(torch.ones(2, 3, 4), top=1, left=1, height=2, width=2)[0]  # the same box in every channel
+        tensor([[1., 1., 1., 1.],
+                [1., 0., 0., 1.],
+                [1., 0., 0., 1.]])
+    """
     out = frames.clone()
     out[..., top : top + height, left : left + width] = value
     return out
@@ -136,7 +190,19 @@ def random_erase_box(
     """``(top, left, height, width)`` of a box covering a fraction ``U(scale)`` of an ``H x W`` frame with aspect
     ratio ``exp(U(log ratio))`` (height / width), rounded to whole pixels and placed uniformly inside; None if
     ``tries`` draws all give a box as tall or as wide as the frame (torchvision's ``RandomErasing`` then leaves
-    the image as it is)."""
+    the image as it is).
+
+    Example:
+        >>> import torch
+        >>> random_erase_box((8, 8), generator=torch.Generator().manual_seed(0))
+        (1, 2, 5, 2)
+        >>> print(random_erase_box((8, 8), scale=(1.0, 1.0), ratio=(1.0, 1.0)))  # the whole frame: no box fits
+        None
+        >>> random_erase_box((8, 8), scale=(0.5, 0.2))
+        Traceback (most recent call last):
+            ...
+        ValueError: expected scale = (low, high) with 0 <= low <= high <= 1, got (0.5, 0.2)
+    """
     height, width = int(size[0]), int(size[1])
     low, high = float(scale[0]), float(scale[1])
     if not 0.0 <= low <= high <= 1.0:

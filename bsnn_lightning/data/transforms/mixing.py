@@ -60,6 +60,22 @@ class MixupCutmix:
             ``[N, T, C, H, W]`` batch: its rows on C, its columns on H; see the module docstring).
 
     Call: ``mix(x, y, num_classes)``, ``num_classes`` the width of the soft targets.
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> mix = MixupCutmix(mixup_alpha=0.0, cutmix_alpha=1.0)  # cutmix only
+        >>> x, y = torch.stack([torch.zeros(2, 4, 4), torch.ones(2, 4, 4)]), torch.tensor([0, 1])
+        >>> mixed, targets = mix(x, y, num_classes=3)
+        >>> mixed.shape
+        torch.Size([2, 2, 4, 4])
+        >>> targets  # a box of a quarter of the frame came from the partner
+        tensor([[0.7500, 0.2500, 0.0000],
+                [0.2500, 0.7500, 0.0000]])
+        >>> MixupCutmix(mixup_alpha=0.0, cutmix_alpha=0.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected mixup_alpha > 0 or cutmix_alpha > 0 (both are 0: nothing to mix)
     """
 
     def __init__(
@@ -123,6 +139,11 @@ def cutmix_box(size, lam: float, generator: torch.Generator | None = None) -> tu
 
     Sides ``int(H sqrt(1 - lam))`` and ``int(W sqrt(1 - lam))``, clipped at the frame's edges (so
     the area can come out smaller; the caller recomputes ``lam`` from the box).
+
+    Example:
+        >>> import torch
+        >>> cutmix_box((8, 8), lam=0.75, generator=torch.Generator().manual_seed(0))  # 4 x 4, clipped to 4 x 3
+        ((2, 6), (5, 8))
     """
     height, width = int(size[0]), int(size[1])
     ratio = math.sqrt(1.0 - lam)
@@ -140,6 +161,14 @@ def paste_box(x: Tensor, partner: Tensor, box, on: str = "hw") -> Tensor:
     ``on="hw"``: the box covers rows ``y0:y1`` of H and columns ``x0:x1`` of W (``x[..., y0:y1, x0:x1]``).
     ``on="polarity_h"``: ``x[:, :, y0:y1, x0:x1]`` of a ``[N, T, C, H, W]`` batch, as mmpretrain's ``CutMix``
     indexes it: ``y0:y1`` selects polarities (only those below C exist), ``x0:x1`` rows of H, every column.
+
+    Example:
+        >>> import torch
+        >>> paste_box(torch.zeros(1, 4, 4), torch.ones(1, 4, 4), ((0, 2), (1, 3)))[0]
+        tensor([[0., 1., 1., 0.],
+                [0., 1., 1., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 0., 0.]])
     """
     check_choice("on", on, CUTMIX_ON)
     if partner.shape != x.shape:

@@ -48,7 +48,17 @@ __all__ = [
 
 
 class RandomFlip(FrameTransform):
-    """Mirror the width axis with probability ``p`` (in ``(0, 1]``; leave the transform out for none)."""
+    """Mirror the width axis with probability ``p`` (in ``(0, 1]``; leave the transform out for none).
+
+    Example:
+        >>> import torch
+        >>> RandomFlip(p=1.0)(torch.tensor([[[1.0, 2.0, 3.0]]])).tolist()  # [T=1, H=1, W=3]
+        [[[3.0, 2.0, 1.0]]]
+        >>> RandomFlip(p=0)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected p in (0, 1], got 0 (a RandomFlip that never flips: leave it out)
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         check_probability("p", p)
@@ -78,13 +88,31 @@ class _RandomShift(FrameTransform):
 
 
 class RandomRoll(_RandomShift):
-    """Roll the picture by up to ``max_shift`` (>= 1) pixels along each axis, wrapping round (TET: 5 at 48 x 48)."""
+    """Roll the picture by up to ``max_shift`` (>= 1) pixels along each axis, wrapping round (TET: 5 at 48 x 48).
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> RandomRoll(max_shift=1)(torch.arange(9.0).reshape(1, 3, 3)).tolist()  # what leaves comes back
+        [[[7.0, 8.0, 6.0], [1.0, 2.0, 0.0], [4.0, 5.0, 3.0]]]
+    """
 
     mode = "roll"
 
 
 class RandomTranslate(_RandomShift):
-    """Move the picture by up to ``max_shift`` (>= 1) pixels along each axis, filling the uncovered edge with 0."""
+    """Move the picture by up to ``max_shift`` (>= 1) pixels along each axis, filling the uncovered edge with 0.
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> RandomTranslate(max_shift=1)(torch.arange(9.0).reshape(1, 3, 3)).tolist()  # what leaves is dropped
+        [[[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [4.0, 5.0, 0.0]]]
+        >>> RandomTranslate(max_shift=0)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected max_shift >= 1, got 0
+    """
 
     mode = "translate"
 
@@ -112,13 +140,33 @@ def draw_magnitude(largest: float, bins: int, generator: torch.Generator | None 
     """One of ``bins`` evenly spaced float32 values over ``[-largest, largest]`` (0 for one bin), uniformly.
 
     float32, as torchvision's and the IMP code's ``torch.linspace`` magnitudes are: what ``int()`` makes of a
-    shift depends on it (see the module docstring)."""
+    shift depends on it (see the module docstring).
+
+    Example:
+        >>> import torch
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> [draw_magnitude(2.0, bins=5, generator=generator) for _ in range(6)]  # from -2, -1, 0, 1, 2
+        [2.0, 2.0, 1.0, -2.0, 1.0, 2.0]
+        >>> draw_magnitude(2.0, bins=1)
+        0.0
+    """
     values = torch.linspace(-largest, largest, bins, dtype=torch.float32) if bins > 1 else torch.zeros(1)
     return float(values[int(torch.randint(bins, (), generator=generator))])
 
 
 class RandomShear(FrameTransform):
-    """Shear along ``axis`` by an angle drawn from ``bins`` values over ``[-max_angle, max_angle]`` radians."""
+    """Shear along ``axis`` by an angle drawn from ``bins`` values over ``[-max_angle, max_angle]`` radians.
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> RandomShear(max_angle=0.5, axis="x", bins=3)(torch.arange(9.0).reshape(1, 3, 3)).tolist()
+        [[[0.0, 0.0, 1.0], [3.0, 4.0, 5.0], [7.0, 8.0, 0.0]]]
+        >>> RandomShear(max_angle=2.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected max_angle < pi/2 radians (a shear of 90 degrees is degenerate), got 2.0
+    """
 
     def __init__(self, max_angle: float = 0.3, axis: str = "x", bins: int = 31) -> None:
         self.max_angle = _check_max("max_angle", max_angle)
@@ -135,7 +183,14 @@ class RandomShear(FrameTransform):
 
 class RandomAxisShift(FrameTransform):
     """Shift along ``axis`` by ``int(v)`` whole pixels, ``v`` drawn from ``bins`` values over ``[-max_shift,
-    max_shift]``, filling the uncovered edge with 0."""
+    max_shift]``, filling the uncovered edge with 0.
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> RandomAxisShift(max_shift=2.0, axis="x", bins=5)(torch.arange(9.0).reshape(1, 3, 3)).tolist()  # 2 px right
+        [[[0.0, 0.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, 6.0]]]
+    """
 
     def __init__(self, max_shift: float = 5.0, axis: str = "x", bins: int = 31) -> None:
         self.max_shift = _check_max("max_shift", max_shift)
@@ -150,7 +205,18 @@ class RandomAxisShift(FrameTransform):
 
 
 class RandomRotate(FrameTransform):
-    """Rotate about the centre by ``v`` degrees, ``v`` drawn from ``bins`` values over ``[-max_degrees, max_degrees]``."""
+    """Rotate about the centre by ``v`` degrees, ``v`` drawn from ``bins`` values over ``[-max_degrees, max_degrees]``.
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> RandomRotate(max_degrees=90.0, bins=3)(torch.arange(9.0).reshape(1, 3, 3)).tolist()  # drew +90
+        [[[2.0, 5.0, 8.0], [1.0, 4.0, 7.0], [0.0, 3.0, 6.0]]]
+        >>> RandomRotate(bins=0)
+        Traceback (most recent call last):
+            ...
+        ValueError: expected bins to be an int >= 1, got 0
+    """
 
     def __init__(self, max_degrees: float = 30.0, bins: int = 31) -> None:
         self.max_degrees = _check_max("max_degrees", max_degrees)
@@ -165,7 +231,15 @@ class RandomRotate(FrameTransform):
 
 class RandomErase(FrameTransform):
     """Set one box to ``value`` (0: no events): its area a fraction ``U(scale)`` of the frame, its aspect ratio
-    ``exp(U(log ratio))``, drawn as torchvision's ``RandomErasing(p=1)`` draws it (the same box at every step)."""
+    ``exp(U(log ratio))``, drawn as torchvision's ``RandomErasing(p=1)`` draws it (the same box at every step).
+
+    Example:
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> out = RandomErase()(torch.ones(2, 8, 8))  # [polarity, H, W]
+        >>> out.shape, int((out == 0).sum())  # a 5 x 2 box blanked in both polarities
+        (torch.Size([2, 8, 8]), 20)
+    """
 
     def __init__(self, scale: tuple[float, float] = (0.02, 0.33), ratio: tuple[float, float] = (0.3, 3.3), value: float = 0.0) -> None:
         if len(scale) != 2 or len(ratio) != 2:
@@ -192,6 +266,16 @@ class SpikFormerDVSAugment(RandomChoice):
     space, these six operations; its erasing is torchvision's ``RandomErasing(p=1, scale=(0.001, 0.11),
     ratio=(1, 1))``, whose box does not depend on the "Cutout" magnitudes. ``shear_y=True`` adds the shear
     along y the configs list.
+
+    Example:
+        >>> import torch
+        >>> augment = SpikFormerDVSAugment()
+        >>> augment
+        SpikFormerDVSAugment(max_shear=0.3, max_shift=5.0, max_degrees=30.0, erase_scale=(0.001, 0.11), bins=31, shear_y=False)
+        >>> len(augment.transforms), len(SpikFormerDVSAugment(shear_y=True).transforms)
+        (6, 7)
+        >>> augment(torch.ones(4, 2, 16, 16)).shape  # [T, 2, H, W]
+        torch.Size([4, 2, 16, 16])
     """
 
     def __init__(
