@@ -90,6 +90,9 @@ class TestSplitLoaders:
         [0, 1, 2, 3, 4, 5]
     """
 
+    __test__ = False  # not a pytest test class, whatever its name, should pytest be handed this file
+
+
     train_set: Dataset | None
     test_set: Dataset | None
     batch_size: int
