@@ -92,7 +92,6 @@ class TestSplitLoaders:
 
     __test__ = False  # not a pytest test class, whatever its name, should pytest be handed this file
 
-
     train_set: Dataset | None
     test_set: Dataset | None
     batch_size: int
