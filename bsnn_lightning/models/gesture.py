@@ -77,6 +77,16 @@ class DVSGestureNet(nn.Module):
             layer (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, detach_reset=True)``; in
             YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None:
             :func:`spikingjelly_lif`, the tutorial's.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = DVSGestureNet(channels=4, input_size=(32, 32))  # 32 x 32 frames: five poolings down to 1 x 1
+    >>> scores = net(torch.rand(2, 1, 2, 32, 32))  # [T, N, 2, H, W]
+    >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())  # each: the firing rate of 10 voters
+    (torch.Size([2, 1, 11]), True)
+    >>> DVSGestureNet(input_size=(48, 48))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected input_size divisible by 32 (five 2 x 2 poolings), got (48, 48)
     """
 
     def __init__(
