@@ -78,13 +78,28 @@ def same_equations(cls: type) -> type:
     only adds behaviour (an ``__init__`` with other defaults, new methods or attributes). ``convert`` then
     converts it as its base class; without this declaration a subclass is refused. A class decorator:
 
-        @bsnn_lightning.same_equations
-        class SlowLIF(neuron.LIFNode):
-            def __init__(self, **kwargs):
-                super().__init__(tau=4.0, **kwargs)
+    >>> import torch, bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> @bl.same_equations
+    ... class SlowLIF(neuron.LIFNode):  # other defaults, the same equations
+    ...     def __init__(self, **kwargs):
+    ...         super().__init__(tau=4.0, step_mode="m", **kwargs)
+    >>> node = bl.convert(torch.nn.Sequential(SlowLIF()), "lif", backend="torch")[0]
+    >>> isinstance(node, SlowLIF), node(torch.full((3, 1, 1), 2.0)).flatten().tolist()  # tau=2 fires at once
+    (True, [0.0, 0.0, 1.0])
 
     ``convert`` still refuses a declared subclass that overrides a method of its base class (other than
-    ``__init__`` and ``extra_repr``), since the converted neuron would bypass that method, and names it."""
+    ``__init__`` and ``extra_repr``), since the converted neuron would bypass that method, and names it:
+
+    >>> @bl.same_equations
+    ... class Silent(neuron.LIFNode):
+    ...     def single_step_forward(self, x):
+    ...         return torch.zeros_like(x)
+    >>> bl.convert(torch.nn.Sequential(Silent()), "lif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: cannot convert '0': ... overrides ['Silent.single_step_forward'] of spikingjelly LIFNode, ...
+    """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"same_equations expects a subclass of a library neuron class, got {cls!r}")
     _SAME_EQUATIONS.add(cls)
