@@ -21,7 +21,13 @@ __all__ = ["StagedVGG", "imp_vgg_lif"]
 def imp_vgg_lif() -> LIFNeuron:
     """The released IMP configs' neuron settings on this package's LIF: ``LIFNeuron(tau=2.0, v_reset=None,
     detach_reset=True, surrogate="sigmoid:4")`` (SpikingJelly ``LIFNode`` defaults otherwise: threshold 1,
-    ``decay_input=True``); the default neuron of :class:`StagedVGG`."""
+    ``decay_input=True``); the default neuron of :class:`StagedVGG`.
+
+    >>> import torch
+    >>> neuron = imp_vgg_lif()  # h = v + (x - v) / 2: 0.75, 1.125 (spike, keep 0.125), 0.8125, 1.15625
+    >>> neuron(torch.full((4, 1, 1), 1.5)).flatten().tolist(), neuron.surrogate
+    ([0.0, 1.0, 0.0, 1.0], Surrogate(name='sigmoid', alpha=4.0))
+    """
     return LIFNeuron(tau=2.0, v_reset=None, detach_reset=True, surrogate="sigmoid:4")
 
 

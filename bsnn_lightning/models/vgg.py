@@ -30,7 +30,13 @@ VGG_CONFIGS: dict[str, tuple] = {
 
 
 def tet_lif() -> LIFNeuron:
-    """TET's neuron: ``LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")``."""
+    """TET's neuron: ``LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")``.
+
+    >>> import torch
+    >>> neuron = tet_lif()  # h = 0.5 v + x: 0.6, 0.9, 1.05 (spike, reset to 0), 0.6
+    >>> neuron(torch.full((4, 1, 1), 0.6)).flatten().tolist()
+    [0.0, 0.0, 1.0, 0.0]
+    """
     return LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")
 
 
