@@ -157,7 +157,26 @@ class ConvertedSnnTorchNeuron(ConvertedNeuron):
 
 
 class ConvertedLeaky(ConvertedSnnTorchNeuron):
-    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring)."""
+    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring).
+
+    Converted to the engine's LIF, a ``Leaky`` keeps its class name, its place in the user's loop and its spikes:
+
+    >>> import snntorch as snn, bsnn_lightning as bl
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.rand(4, 2, 3) * 2  # [T, N, features]
+    >>> def run(lif):  # snnTorch's own loop, explicit state
+    ...     mem, spikes = lif.init_leaky(), []
+    ...     for x_t in x:
+    ...         spk, mem = lif(x_t, mem)
+    ...         spikes.append(spk)
+    ...     return torch.stack(spikes)
+    >>> native = run(snn.Leaky(beta=0.5))
+    >>> lif = bl.convert(torch.nn.Sequential(snn.Leaky(beta=0.5)), "lif")[0]
+    >>> type(lif).__name__, isinstance(lif, ConvertedLeaky), isinstance(lif, snn.Leaky)
+    ('Leaky', True, True)
+    >>> int(native.sum()), torch.equal(run(lif), native)
+    (11, True)
+    """
 
     def forward(self, input_, mem=None):
         if self.init_hidden and mem is not None:
@@ -278,6 +297,12 @@ class SnnTorchAdapter(Adapter):
 
 
 def snn_leaky() -> type:
+    """``snntorch.Leaky``, from snnTorch once something has imported it (the adapter never imports it itself).
+
+    >>> import snntorch
+    >>> snn_leaky() is snntorch.Leaky
+    True
+    """
     return sys.modules["snntorch"].Leaky
 
 
