@@ -33,6 +33,17 @@ AUTO_ORDER = ("triton", "cpu", "torch")
 
 @dataclass(frozen=True)
 class Backend:
+    """A registered backend (see the module docstring and :func:`register_backend`).
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> backend = Backend("plain", run_reference, lambda x, dynamics: None)  # float32 states only
+    >>> backend.reason(torch.zeros(2, 1, 3), SpikingJellyLIF()) is None
+    True
+    >>> half = SpikingJellyLIF(state_dtype=torch.float16)  # a 16-bit membrane, as the library keeps it
+    >>> backend.reason(torch.zeros(2, 1, 3, dtype=torch.float16), half)  # doctest: +ELLIPSIS
+    "it keeps the state in float32, and this call asks for a torch.float16 state (as the library keeps its ..."
+    """
+
     name: str
     run: RunFn
     supports: SupportsFn

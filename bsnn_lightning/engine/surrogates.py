@@ -125,6 +125,15 @@ def surrogate_from_function(fn: Callable[[torch.Tensor], torch.Tensor], label: s
 
     ``fn`` must be elementwise with a Heaviside forward; only its backward is used. Its surrogates are
     slower than the built-in formulas, and fused backends refuse them (``auto`` falls back to ``torch``).
+
+    >>> def spike(z):  # a Heaviside step whose backward is the sigmoid's, slope 4
+    ...     sig = torch.sigmoid(4 * z)
+    ...     return (z >= 0).to(z.dtype) + sig - sig.detach()
+    >>> surrogate = surrogate_from_function(spike, "my_spike")
+    >>> surrogate.name.startswith("function:my_spike@"), surrogate.grad(torch.tensor([-0.5, 0.0, 0.5]))
+    (True, tensor([0.4200, 1.0000, 0.4200]))
+    >>> surrogate_from_function(spike, "my_spike") == surrogate  # one surrogate per function
+    True
     """
     key = id(fn)
     if key not in _FROM_FUNCTION:

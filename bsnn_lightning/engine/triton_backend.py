@@ -215,7 +215,12 @@ def _cuda_rule(x: Tensor) -> bool:
 
 
 def supports(x: Tensor, dynamics: Dynamics) -> str | None:
-    """None if this backend can run the call, else the reason it cannot."""
+    """None if this backend can run the call, else the reason it cannot.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> supports(torch.zeros(2, 1, 3, dtype=torch.float64), SpikingJellyLIF())
+    'expected x of dtype float32, bfloat16 or float16, got torch.float64 (the torch backend runs it)'
+    """
     if not _HAS_CUSTOM_OPS:
         return f"the triton backend needs torch >= 2.4 (torch.library.custom_op), got torch {torch.__version__}"
     reason = _dynamics_reason(dynamics)
@@ -332,7 +337,16 @@ class LaunchPlan:
     """One kernel launch, fully decided: the kernel, its grid, its arguments (tensors and runtime scalars, in the
     kernel's order), its compile-time constants and warps, and the output buffers the launch fills. The custom
     ops launch nothing else (:meth:`launch`); ``bench/kernels_static.py`` compiles exactly these for a GPU.
-    ``kernel`` is None when there is nothing to launch (an empty batch): :meth:`launch` returns the outputs."""
+    ``kernel`` is None when there is nothing to launch (an empty batch): :meth:`launch` returns the outputs.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x, v0 = torch.rand(5, 2, 8), torch.zeros(2, 8)  # x [T, N, features], the state [N, features]
+    >>> plan = launch_plan(x, v0, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, return_v_seq=True)
+    >>> plan.kernel_name, [tuple(t.shape) for t in plan.outputs]  # spikes, v_final, v_seq, no checkpoints
+    ('multistep_forward_kernel', [(5, 2, 8), (2, 8), (5, 2, 8), (0,)])
+    >>> plan.constexprs["STORE_V_SEQ"], plan.args[0] is x
+    (True, True)
+    """
 
     kernel: object  #: the ``@triton.jit`` function (an interpreted one under Triton's interpreter)
     grid: tuple[int, ...]
@@ -388,7 +402,17 @@ def backward_launch_plan(
 ) -> LaunchPlan:  # fmt: skip
     """The backward kernel's launch for the same call: ``checkpoints`` the forward's (its plan's
     ``outputs[3]``), the gradients arriving at (spikes, v_final, v_seq), ``needs`` the flags of the gradients
-    wanted for (x, v0, p0, the threshold, p2)."""
+    wanted for (x, v0, p0, the threshold, p2).
+
+    >>> from bsnn_lightning.engine import SnnTorchLeaky
+    >>> x, v0 = torch.rand(5, 2, 8), torch.zeros(2, 8)
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> checkpoints = launch_plan(x, v0, SnnTorchLeaky(), params, save=True).outputs[3]
+    >>> grad = torch.ones_like(x)  # arriving at the spikes
+    >>> plan = backward_launch_plan(x, v0, SnnTorchLeaky(), params, checkpoints=checkpoints, grad_spikes=grad)
+    >>> plan.kernel_name, plan.constexprs["NEED_X"], plan.constexprs["NEED_V0"]
+    ('multistep_backward_kernel', True, False)
+    """
     config, (p0, p1, p2) = _call(x, dynamics, params)
     grads = (grad_spikes, grad_v_final, grad_v_seq)
     return _backward_plan(grads, x, v0, p0, p1, p2, checkpoints, config, tuple(needs))
@@ -667,7 +691,19 @@ _CHOSEN_LAUNCH: contextvars.ContextVar[dict | None] = contextvars.ContextVar("la
 def launch_constants(**constants):
     """Run with these launch constants (``FORWARD_CHUNK``, ``NUM_WARPS``, ``BACKWARD_BLOCK``; the others the
     module's defaults) in place of the tuning file's, on any device: what the sweep in ``bench/gpu_check.py``
-    times and what ``bench/kernels_static.py --launch`` compiles."""
+    times and what ``bench/kernels_static.py --launch`` compiles.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x, v0, params = torch.rand(5, 2, 8), torch.zeros(2, 8), {"tau": 2.0, "threshold": 1.0}
+    >>> with launch_constants(NUM_WARPS=2):
+    ...     print(launch_plan(x, v0, SpikingJellyLIF(), params).num_warps)
+    2
+    >>> with launch_constants(WARPS=2):
+    ...     pass
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown launch constants ['WARPS']; expected FORWARD_CHUNK, NUM_WARPS, BACKWARD_BLOCK
+    """
     unknown = sorted(set(constants) - {"FORWARD_CHUNK", "NUM_WARPS", "BACKWARD_BLOCK"})
     if unknown:
         raise ValueError(f"unknown launch constants {unknown}; expected FORWARD_CHUNK, NUM_WARPS, BACKWARD_BLOCK")

@@ -91,7 +91,14 @@ def launch_plan(
     save: bool = False,
 ) -> base.LaunchPlan:  # fmt: skip
     """The forward kernel's launch for a coupled call of :func:`run` (``save``: keep the charged potentials a
-    backward needs), without launching it (:class:`.triton_backend.LaunchPlan`)."""
+    backward needs), without launching it (:class:`.triton_backend.LaunchPlan`).
+
+    >>> x, v0 = torch.rand(4, 2, 3), torch.zeros(2, 3)  # 3 channels coupled by a 3 x 3 matrix
+    >>> params = {"coupling": -0.3 * torch.eye(3), "threshold": 1.0}
+    >>> plan = launch_plan(x, v0, CoupledBifurcation(), params, save=True)
+    >>> plan.kernel_name, [tuple(t.shape) for t in plan.outputs]  # spikes, v_final, no v_seq, h_seq
+    ('coupled_forward_kernel', [(4, 2, 3), (2, 3), (0,), (4, 2, 3)])
+    """
     threshold = base._as_tensor(params["threshold"], x)
     return _forward_plan(x, v0, params["coupling"], threshold, *_config(dynamics), return_v_seq, save)
 
@@ -103,7 +110,15 @@ def backward_launch_plan(
 ) -> base.LaunchPlan:  # fmt: skip
     """The backward kernel's launch for the same call: ``h_seq`` the forward's charged potentials (its plan's
     ``outputs[3]``), ``needs`` the flags of the gradients wanted for (x, v0, the coupling, the threshold). The
-    coupling's gradient is a matrix product after the launch, over the buffers ``outputs[3:]``."""
+    coupling's gradient is a matrix product after the launch, over the buffers ``outputs[3:]``.
+
+    >>> x, v0 = torch.rand(4, 2, 3), torch.zeros(2, 3)
+    >>> params = {"coupling": -0.3 * torch.eye(3), "threshold": 1.0}
+    >>> h_seq = launch_plan(x, v0, CoupledBifurcation(), params, save=True).outputs[3]
+    >>> plan = backward_launch_plan(x, v0, CoupledBifurcation(), params, h_seq=h_seq, grad_spikes=torch.ones_like(x))
+    >>> plan.kernel_name, plan.outputs[0].shape  # x's gradient first
+    ('coupled_backward_kernel', torch.Size([4, 2, 3]))
+    """
     threshold = base._as_tensor(params["threshold"], x)
     grads = (grad_spikes, grad_v_final, grad_v_seq)
     return _backward_plan(grads, x, h_seq, v0, params["coupling"], threshold, *_config(dynamics), *needs)
