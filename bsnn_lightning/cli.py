@@ -35,7 +35,13 @@ OTHER_COMMANDS = (
 
 
 class NoGPUError(RuntimeError):
-    """The run asks for a GPU and this machine has none."""
+    """The run asks for a GPU and this machine has none.
+
+    An expected condition: the ``bsnn`` command prints its message alone and exits with status 1 (:func:`main`).
+
+    >>> issubclass(NoGPUError, RuntimeError), NoGPUError in EXPECTED_ERRORS
+    (True, True)
+    """
 
 
 class BsnnCLI(LightningCLI):

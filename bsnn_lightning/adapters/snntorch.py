@@ -64,7 +64,20 @@ _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast
 class ConvertedSnnTorchNeuron(ConvertedNeuron):
     """What every converted snnTorch neuron shares: the start of a sequence, the sequence/step handling of
     the input, and the component's hooks for the reset, threshold and surrogate (see the module docstring).
-    ``mem`` is the membrane the IMP and bifurcation dynamics act on."""
+    ``mem`` is the membrane the IMP and bifurcation dynamics act on.
+
+    >>> import snntorch as snn, bsnn_lightning as bl
+    >>> net = torch.nn.Sequential(snn.Leaky(beta=0.5), snn.Synaptic(alpha=0.5, beta=0.5))
+    >>> net = bl.convert(net, "lif", imp="layer")
+    >>> [isinstance(neuron, ConvertedSnnTorchNeuron) for neuron in net], [type(neuron).__name__ for neuron in net]
+    ([True, True], ['Leaky', 'Synaptic'])
+    >>> with torch.no_grad():
+    ...     _ = net[0].imp.fill_(0.25)
+    >>> mem = net[0].init_leaky()  # a new sequence: its membrane starts at mem + IMP
+    >>> spk, mem = net[0](torch.zeros(2, 3), mem)  # one step with no input: mem_1 = 0.5 * 0.25
+    >>> mem.tolist()
+    [[0.125, 0.125, 0.125], [0.125, 0.125, 0.125]]
+    """
 
     def __setattr__(self, name, value):
         if name == "mem":  # a reset or a state set from outside: the next call starts a sequence
