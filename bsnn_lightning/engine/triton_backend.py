@@ -249,7 +249,17 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
 def run(
     x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`.
+
+    It returns what the reference does: spikes, the final state and (asked for) the states. An empty batch
+    launches nothing, so it runs anywhere (a call with neurons runs the kernels: on a GPU, or interpreted):
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x, v0 = torch.zeros(3, 0, 4), torch.zeros(0, 4)  # T = 3, no samples
+    >>> spikes, v, v_seq = run(x, v0, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, return_v_seq=True)
+    >>> spikes.shape, v.shape, v_seq.shape
+    (torch.Size([3, 0, 4]), torch.Size([0, 4]), torch.Size([3, 0, 4]))
+    """
     family = _FUSED[type(dynamics)].run
     if family is not None:  # a kernel family of its own
         return family(x, v0, dynamics, params, return_v_seq)

@@ -36,7 +36,16 @@ BLOCK = 128
 def run(
     x: Tensor, v0: Tensor, dynamics: CoupledBifurcation, params: dict, return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Backend entry point for a coupled call; arguments validated and broadcast by ``engine.multistep``."""
+    """Backend entry point for a coupled call; arguments validated and broadcast by ``engine.multistep``.
+
+    An empty batch launches nothing (see :func:`.triton_backend.run`):
+
+    >>> x, v0 = torch.zeros(3, 0, 2), torch.zeros(0, 2)
+    >>> params = {"coupling": -0.3 * torch.eye(2), "threshold": torch.tensor(1.0)}
+    >>> spikes, v, v_seq = run(x, v0, CoupledBifurcation(), params, return_v_seq=False)
+    >>> spikes.shape, v.shape, v_seq
+    (torch.Size([3, 0, 2]), torch.Size([0, 2]), None)
+    """
     coupling = params["coupling"]
     threshold = base._as_tensor(params["threshold"], x)
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (x, v0, coupling, threshold))
