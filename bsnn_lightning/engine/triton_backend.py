@@ -725,7 +725,18 @@ def launch_constants(**constants):
 
 
 def write_tuning(table: dict) -> None:
-    """Merge ``{arch: {dtype: constants}}`` into :data:`TUNING_FILE` (atomically) and use it from now on."""
+    """Merge ``{arch: {dtype: constants}}`` into :data:`TUNING_FILE` (atomically) and use it from now on.
+
+    >>> import tempfile
+    >>> from unittest import mock
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     file = Path(folder) / "tuning.json"
+    ...     with mock.patch(f"{__name__}.TUNING_FILE", file):  # (the example leaves the package's file alone)
+    ...         write_tuning({"sm_90": {"float16": {"FORWARD_CHUNK": 8}}})
+    ...         write_tuning({"sm_90": {"bfloat16": {"FORWARD_CHUNK": 16}}})  # merged with the first
+    ...     print(json.loads(file.read_text()))
+    {'sm_90': {'bfloat16': {'FORWARD_CHUNK': 16}, 'float16': {'FORWARD_CHUNK': 8}}}
+    """
     from ..atomic import write_atomically
 
     merged = _tuning() if TUNING_FILE.exists() else {}
