@@ -35,7 +35,13 @@ OTHER_COMMANDS = (
 
 
 class NoGPUError(RuntimeError):
-    """The run asks for a GPU and this machine has none."""
+    """The run asks for a GPU and this machine has none.
+
+    An expected condition: the ``bsnn`` command prints its message alone and exits with status 1 (:func:`main`).
+
+    >>> issubclass(NoGPUError, RuntimeError), NoGPUError in EXPECTED_ERRORS
+    (True, True)
+    """
 
 
 class BsnnCLI(LightningCLI):
@@ -90,6 +96,16 @@ def main(args: list[str] | None = None) -> int:
 
     ``bsnn report ...`` runs :mod:`bsnn_lightning.report` (not a LightningCLI subcommand: it trains many
     models with its own settings); everything else goes to LightningCLI.
+
+    >>> import contextlib, io
+    >>> messages = io.StringIO()
+    >>> with contextlib.redirect_stderr(messages):
+    ...     main(["fit", "--trainer.max_epochs", "two"])
+    Traceback (most recent call last):
+        ...
+    SystemExit: 2
+    >>> print(messages.getvalue().split("error: ")[-1].splitlines()[0])  # the parser names the option
+    Parser key "trainer.max_epochs":
     """
     argv = sys.argv[1:] if args is None else list(args)
     if argv[:1] == ["report"]:

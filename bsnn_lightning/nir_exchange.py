@@ -93,7 +93,24 @@ def library_classes(model: nn.Module):
 def export_nir(model: nn.Module, example_input: torch.Tensor, dt: float = 1e-4, path: str | Path | None = None):
     """The NIR graph of a SpikingJelly model whose nodes may be converted (LIF or diagonal bifurcation, no
     IMP): SpikingJelly's own mapping for its layers and native nodes, the module docstring's for converted ones.
-    ``example_input`` is one batch as the model takes it; ``path`` also writes the graph (HDF5, ``nir.write``)."""
+    ``example_input`` is one batch as the model takes it; ``path`` also writes the graph (HDF5, ``nir.write``).
+
+    >>> import torch, bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import layer, neuron
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(layer.Linear(4, 3), neuron.LIFNode(step_mode="m"))
+    >>> x = torch.rand(5, 2, 4) * 8  # [T, N, features]
+    >>> net = bl.convert(net, "bifurcation", eigen_init=(-0.9, -0.1), example_input=x)
+    >>> [round(value, 4) for value in net[1].eigenvalues.tolist()]
+    [-0.1, -0.9, -0.5]
+    >>> lif = export_nir(net, x, dt=1e-4).nodes["_1"]
+    >>> type(lif).__name__, lif.tau.round(6).tolist()  # tau = -dt / lambda, per neuron
+    ('LIF', [0.001, 0.000111, 0.0002])
+    >>> export_nir(bl.convert(net, imp="neuron"), x)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: cannot export '1' to NIR: it has a learnable initial membrane potential (IMP), and NIR 1.0's ...
+    """
     import nir
     import nirtorch
     from spikingjelly.activation_based.nir_exchange import to_nir
@@ -116,7 +133,22 @@ def import_nir(graph, dt: float = 1e-4, step_mode: str = "m") -> nn.Sequential:
     """A SpikingJelly model (an ``nn.Sequential`` of its layers and nodes) computing a chain-shaped NIR graph:
     SpikingJelly's own mapping for layers and uniform LIF/IF nodes, and for an ``LIF`` node with per-neuron time
     constants a ``LIFNode`` converted to diagonal bifurcation with ``lambda = -dt / tau`` per neuron. ``graph``
-    is a ``nir.NIRGraph`` or the path of one written by ``nir.write``."""
+    is a ``nir.NIRGraph`` or the path of one written by ``nir.write``.
+
+    A round trip gives the same spikes, bit for bit:
+
+    >>> import torch, bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import layer, neuron
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(layer.Linear(4, 3), neuron.LIFNode(step_mode="m"))
+    >>> x = torch.rand(5, 2, 4) * 8  # [T, N, features]
+    >>> net = bl.convert(net, "bifurcation", eigen_init=(-0.9, -0.1), example_input=x)
+    >>> imported = import_nir(export_nir(net, x, dt=1e-4), dt=1e-4)
+    >>> bl.reset_states(net)
+    >>> spikes = net(x)
+    >>> type(imported[1]).__name__, int(spikes.sum()), torch.equal(imported(x), spikes)
+    ('LIFNode', 6, True)
+    """
     import nir
     from spikingjelly.activation_based import functional
     from spikingjelly.activation_based.nir_exchange import from_nir

@@ -23,7 +23,20 @@ from ..user_warnings import warn_user
 
 
 class ConvertedNeuron(MethodNeuron):
-    """The mixin every converted library neuron gets first in its MRO (see the module docstring)."""
+    """The mixin every converted library neuron gets first in its MRO (see the module docstring).
+
+    >>> import torch, bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> node = bl.convert(nn.Sequential(neuron.LIFNode()), "lif")[0]
+    >>> [kind.__name__ for kind in type(node).__mro__[:4]]  # the mixins first, then the library's class
+    ['LIFNode', 'ConvertedNode', 'ExplicitStateForward', 'ConvertedNeuron']
+    >>> isinstance(node, ConvertedNeuron), isinstance(node, neuron.LIFNode)
+    (True, True)
+    >>> type(node)(tau=4.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    TypeError: LIFNode here is a class made by bsnn_lightning.convert for existing modules; build the library's ...
+    """
 
     def __init__(self, *args, **kwargs):
         # conversion swaps an existing module's class and unpickling/deep copies rebuild without __init__, so only
@@ -56,7 +69,16 @@ _CLASSES: dict[tuple[type, type], type] = {}
 
 
 def converted_class(mixin: type, library_class: type) -> type:
-    """The class ``(mixin, library_class)``, made once and cached; it keeps the library class's name."""
+    """The class ``(mixin, library_class)``, made once and cached; it keeps the library class's name.
+
+    >>> from spikingjelly.activation_based import neuron
+    >>> from bsnn_lightning.adapters.spikingjelly import ConvertedNode
+    >>> kind = converted_class(ConvertedNode, neuron.LIFNode)
+    >>> kind.__name__, kind.__bases__ == (ConvertedNode, neuron.LIFNode)
+    ('LIFNode', True)
+    >>> converted_class(ConvertedNode, neuron.LIFNode) is kind  # made once
+    True
+    """
     key = (mixin, library_class)
     if key not in _CLASSES:
         _CLASSES[key] = type(library_class.__name__, (mixin, library_class), {"__module__": mixin.__module__})
@@ -64,12 +86,27 @@ def converted_class(mixin: type, library_class: type) -> type:
 
 
 def library_class_of(kind: type) -> type:
-    """The library's own class behind a converted class (the class itself if it is not one)."""
+    """The library's own class behind a converted class (the class itself if it is not one).
+
+    >>> from spikingjelly.activation_based import neuron
+    >>> from bsnn_lightning.adapters.spikingjelly import ConvertedNode
+    >>> library_class_of(converted_class(ConvertedNode, neuron.LIFNode)) is neuron.LIFNode
+    True
+    >>> library_class_of(neuron.LIFNode) is neuron.LIFNode
+    True
+    """
     return kind.__bases__[1] if issubclass(kind, ConvertedNeuron) else kind
 
 
 def library_class(module: nn.Module) -> type:
-    """The library's own class of a neuron, converted or not."""
+    """The library's own class of a neuron, converted or not.
+
+    >>> import bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> node = bl.convert(nn.Sequential(neuron.LIFNode()), "lif")[0]
+    >>> type(node) is neuron.LIFNode, library_class(node) is neuron.LIFNode
+    (False, True)
+    """
     return type(module).__bases__[1] if isinstance(module, ConvertedNeuron) else type(module)
 
 
@@ -78,13 +115,28 @@ def same_equations(cls: type) -> type:
     only adds behaviour (an ``__init__`` with other defaults, new methods or attributes). ``convert`` then
     converts it as its base class; without this declaration a subclass is refused. A class decorator:
 
-        @bsnn_lightning.same_equations
-        class SlowLIF(neuron.LIFNode):
-            def __init__(self, **kwargs):
-                super().__init__(tau=4.0, **kwargs)
+    >>> import torch, bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> @bl.same_equations
+    ... class SlowLIF(neuron.LIFNode):  # other defaults, the same equations
+    ...     def __init__(self, **kwargs):
+    ...         super().__init__(tau=4.0, step_mode="m", **kwargs)
+    >>> node = bl.convert(torch.nn.Sequential(SlowLIF()), "lif", backend="torch")[0]
+    >>> isinstance(node, SlowLIF), node(torch.full((3, 1, 1), 2.0)).flatten().tolist()  # tau=2 fires at once
+    (True, [0.0, 0.0, 1.0])
 
     ``convert`` still refuses a declared subclass that overrides a method of its base class (other than
-    ``__init__`` and ``extra_repr``), since the converted neuron would bypass that method, and names it."""
+    ``__init__`` and ``extra_repr``), since the converted neuron would bypass that method, and names it:
+
+    >>> @bl.same_equations
+    ... class Silent(neuron.LIFNode):
+    ...     def single_step_forward(self, x):
+    ...         return torch.zeros_like(x)
+    >>> bl.convert(torch.nn.Sequential(Silent()), "lif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: cannot convert '0': ... overrides ['Silent.single_step_forward'] of spikingjelly LIFNode, ...
+    """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"same_equations expects a subclass of a library neuron class, got {cls!r}")
     _SAME_EQUATIONS.add(cls)
@@ -99,7 +151,16 @@ _HARMLESS_OVERRIDES = {"__init__", "extra_repr"}
 
 def equations_class(module: nn.Module) -> type:
     """The library class whose equations ``module`` computes: its own class, or for a subclass declared with
-    :func:`same_equations`, the nearest base class that is not declared."""
+    :func:`same_equations`, the nearest base class that is not declared.
+
+    >>> from spikingjelly.activation_based import neuron
+    >>> @same_equations
+    ... class ShortLIF(neuron.LIFNode):
+    ...     def __init__(self):
+    ...         super().__init__(tau=1.5)
+    >>> equations_class(ShortLIF()) is neuron.LIFNode, equations_class(neuron.IFNode()) is neuron.IFNode
+    (True, True)
+    """
     return next(c for c in library_class(module).__mro__ if c not in _SAME_EQUATIONS)
 
 
@@ -110,7 +171,18 @@ def supported_base(module: nn.Module, library: str, supported: tuple[type, ...])
 
     A subclass may change the equations (its forward, charge, fire or reset, or the state it keeps) that the
     converted neuron replaces with the engine's, and nothing can tell from outside whether it does: converting
-    it could compute something else than the subclass, silently. So it is refused, naming it."""
+    it could compute something else than the subclass, silently. So it is refused, naming it.
+
+    >>> from spikingjelly.activation_based import neuron
+    >>> supported_base(neuron.LIFNode(), "spikingjelly", (neuron.LIFNode,)) is neuron.LIFNode
+    True
+    >>> class OwnLIF(neuron.LIFNode):
+    ...     pass
+    >>> supported_base(OwnLIF(), "spikingjelly", (neuron.LIFNode,))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: ...OwnLIF is a subclass of spikingjelly LIFNode, and a subclass may change the equations ...
+    """
     cls = library_class(module)
     if cls in supported:
         return cls
@@ -144,7 +216,17 @@ def supported_base(module: nn.Module, library: str, supported: tuple[type, ...])
 
 
 def convert_in_place(module: nn.Module, mixin: type, settings: MethodSettings) -> nn.Module:
-    """Swap ``module``'s class for the converted one (once) and apply ``settings``."""
+    """Swap ``module``'s class for the converted one (once) and apply ``settings``.
+
+    >>> import torch
+    >>> from spikingjelly.activation_based import neuron
+    >>> from bsnn_lightning.adapters.spikingjelly import ConvertedNode
+    >>> node = neuron.LIFNode(step_mode="m")
+    >>> convert_in_place(node, ConvertedNode, MethodSettings()) is node, isinstance(node, ConvertedNode)
+    (True, True)
+    >>> node(torch.full((3, 1, 1), 1.5)).flatten().tolist()  # the engine's LIF: the library's spikes
+    [0.0, 1.0, 0.0]
+    """
     if isinstance(module, ConvertedNeuron):
         module.bsnn_configure(settings)
     else:
@@ -154,7 +236,15 @@ def convert_in_place(module: nn.Module, mixin: type, settings: MethodSettings) -
 
 
 def warn_autograd_surrogate(neuron: str, surrogate: str) -> None:
-    """The one warning a conversion gives for a surrogate with no built-in formula."""
+    """The one warning a conversion gives for a surrogate with no built-in formula.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_autograd_surrogate("Leaky '0'", "triangular")
+    >>> caught[0].category.__name__, str(caught[0].message).split(":")[0]
+    ('UserWarning', "Leaky '0' uses the surrogate triangular, which has no built-in formula")
+    """
     warn_user(
         f"{neuron} uses the surrogate {surrogate}, which has no built-in formula: its derivative is taken from "
         "it by autograd, in the reference ('torch') backend only"
@@ -162,7 +252,17 @@ def warn_autograd_surrogate(neuron: str, surrogate: str) -> None:
 
 
 def check_restorable(module: nn.Module) -> None:
-    """Raise unless ``module`` is native already or a converted module without added parameters."""
+    """Raise unless ``module`` is native already or a converted module without added parameters.
+
+    >>> import bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> check_restorable(neuron.LIFNode())  # native: nothing to undo
+    >>> node = bl.convert(nn.Sequential(neuron.LIFNode()), "lif", imp="layer")[0]
+    >>> check_restorable(node)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: cannot return converted LIFNode to its native implementation: it holds the added parameters ['imp']; ...
+    """
     if not isinstance(module, ConvertedNeuron):
         return
     added = [name for name in ADDED_PARAMETERS if getattr(module, name) is not None]
@@ -174,7 +274,14 @@ def check_restorable(module: nn.Module) -> None:
 
 
 def restore_class(module: nn.Module) -> nn.Module:
-    """Give a converted module its library class back (it must hold no added parameters)."""
+    """Give a converted module its library class back (it must hold no added parameters).
+
+    >>> import bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> node = bl.convert(nn.Sequential(neuron.LIFNode()), "lif")[0]
+    >>> restore_class(node) is node, type(node) is neuron.LIFNode
+    (True, True)
+    """
     check_restorable(module)
     if not isinstance(module, ConvertedNeuron):
         return module

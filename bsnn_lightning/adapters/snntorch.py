@@ -64,7 +64,20 @@ _SURROGATES = {"atan": ("atan", "alpha"), "sigmoid": ("sigmoid", "slope"), "fast
 class ConvertedSnnTorchNeuron(ConvertedNeuron):
     """What every converted snnTorch neuron shares: the start of a sequence, the sequence/step handling of
     the input, and the component's hooks for the reset, threshold and surrogate (see the module docstring).
-    ``mem`` is the membrane the IMP and bifurcation dynamics act on."""
+    ``mem`` is the membrane the IMP and bifurcation dynamics act on.
+
+    >>> import snntorch as snn, bsnn_lightning as bl
+    >>> net = torch.nn.Sequential(snn.Leaky(beta=0.5), snn.Synaptic(alpha=0.5, beta=0.5))
+    >>> net = bl.convert(net, "lif", imp="layer")
+    >>> [isinstance(neuron, ConvertedSnnTorchNeuron) for neuron in net], [type(neuron).__name__ for neuron in net]
+    ([True, True], ['Leaky', 'Synaptic'])
+    >>> with torch.no_grad():
+    ...     _ = net[0].imp.fill_(0.25)
+    >>> mem = net[0].init_leaky()  # a new sequence: its membrane starts at mem + IMP
+    >>> spk, mem = net[0](torch.zeros(2, 3), mem)  # one step with no input: mem_1 = 0.5 * 0.25
+    >>> mem.tolist()
+    [[0.125, 0.125, 0.125], [0.125, 0.125, 0.125]]
+    """
 
     def __setattr__(self, name, value):
         if name == "mem":  # a reset or a state set from outside: the next call starts a sequence
@@ -157,7 +170,26 @@ class ConvertedSnnTorchNeuron(ConvertedNeuron):
 
 
 class ConvertedLeaky(ConvertedSnnTorchNeuron):
-    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring)."""
+    """The mixin of a converted ``snntorch.Leaky`` (see the module docstring).
+
+    Converted to the engine's LIF, a ``Leaky`` keeps its class name, its place in the user's loop and its spikes:
+
+    >>> import snntorch as snn, bsnn_lightning as bl
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.rand(4, 2, 3) * 2  # [T, N, features]
+    >>> def run(lif):  # snnTorch's own loop, explicit state
+    ...     mem, spikes = lif.init_leaky(), []
+    ...     for x_t in x:
+    ...         spk, mem = lif(x_t, mem)
+    ...         spikes.append(spk)
+    ...     return torch.stack(spikes)
+    >>> native = run(snn.Leaky(beta=0.5))
+    >>> lif = bl.convert(torch.nn.Sequential(snn.Leaky(beta=0.5)), "lif")[0]
+    >>> type(lif).__name__, isinstance(lif, ConvertedLeaky), isinstance(lif, snn.Leaky)
+    ('Leaky', True, True)
+    >>> int(native.sum()), torch.equal(run(lif), native)
+    (11, True)
+    """
 
     def forward(self, input_, mem=None):
         if self.init_hidden and mem is not None:
@@ -278,6 +310,12 @@ class SnnTorchAdapter(Adapter):
 
 
 def snn_leaky() -> type:
+    """``snntorch.Leaky``, from snnTorch once something has imported it (the adapter never imports it itself).
+
+    >>> import snntorch
+    >>> snn_leaky() is snntorch.Leaky
+    True
+    """
     return sys.modules["snntorch"].Leaky
 
 

@@ -45,7 +45,16 @@ from .snntorch import ConvertedSnnTorchNeuron
 
 
 class ConvertedSynaptic(ConvertedSnnTorchNeuron):
-    """The mixin of a converted ``snntorch.Synaptic`` (see the module docstring)."""
+    """The mixin of a converted ``snntorch.Synaptic`` (see the module docstring).
+
+    In step mode "m" it takes the whole sequence and returns its states as sequences too:
+
+    >>> import snntorch as snn, bsnn_lightning as bl
+    >>> syn = bl.convert(torch.nn.Sequential(snn.Synaptic(alpha=0.5, beta=0.5)), "lif", step_mode="m")[0]
+    >>> spk, syn_seq, mem_seq = syn(torch.rand(4, 2, 3))  # [T, N, features]
+    >>> isinstance(syn, ConvertedSynaptic), spk.shape, syn_seq.shape, syn.mem.shape  # mem: the last membrane
+    (True, torch.Size([4, 2, 3]), torch.Size([4, 2, 3]), torch.Size([2, 3]))
+    """
 
     def _bsnn_membrane_keeps_input_dtype(self) -> bool:
         # its delayed reset to zero is in place (mem -= mem * reset), which keeps the membrane's dtype
@@ -104,7 +113,17 @@ class ConvertedSynaptic(ConvertedSnnTorchNeuron):
 
 class ConvertedRLeaky(ConvertedSnnTorchNeuron):
     """The mixin of a converted ``snntorch.RLeaky`` (see the module docstring). Its recurrent module
-    (``recurrent``, and ``V`` for one-to-one connections) stays the library's, under the library's names."""
+    (``recurrent``, and ``V`` for one-to-one connections) stays the library's, under the library's names.
+
+    >>> import snntorch as snn, bsnn_lightning as bl
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.rand(4, 2, 3) * 2  # [T, N, features]
+    >>> rleaky = snn.RLeaky(beta=0.5, linear_features=3)  # its recurrent module: nn.Linear(3, 3)
+    >>> rleaky = bl.convert(torch.nn.Sequential(rleaky), "bifurcation", step_mode="m", example_input=x)[0]
+    >>> spk, mem = rleaky(x)
+    >>> spk.shape, rleaky.eigenvalues.shape, type(rleaky.recurrent).__name__
+    (torch.Size([4, 2, 3]), torch.Size([3]), 'Linear')
+    """
 
     def forward(self, input_, spk=None, mem=None):
         if self.init_hidden and (spk is not None or mem is not None):

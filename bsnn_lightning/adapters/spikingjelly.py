@@ -59,7 +59,20 @@ _SUPPORTED = ("LIFNode", "ParametricLIFNode", "IFNode")
 
 
 class ConvertedNode(ExplicitStateForward, ConvertedNeuron):
-    """The mixin of a converted SpikingJelly node (see the module docstring)."""
+    """The mixin of a converted SpikingJelly node (see the module docstring).
+
+    A ``LIFNode`` given an IMP starts every sequence from it (at 0.5, the first step reaches 0.5 + (1.5 - 0.5) / 2):
+
+    >>> import bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> node = bl.convert(nn.Sequential(neuron.LIFNode(step_mode="m")), "lif", imp="layer")[0]
+    >>> type(node).__name__, isinstance(node, ConvertedNode), isinstance(node, neuron.LIFNode)
+    ('LIFNode', True, True)
+    >>> with torch.no_grad():
+    ...     _ = node.imp.fill_(0.5)
+    >>> node(torch.full((3, 1, 1), 1.5)).flatten().tolist()  # the library's LIFNode: [0.0, 1.0, 0.0]
+    [1.0, 0.0, 1.0]
+    """
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if self.bsnn_runs_library_code():

@@ -22,7 +22,17 @@ import torch
 
 class ExplicitStateForward:
     """Mixin for converted SpikingJelly nodes (see the module docstring). Needs ``_memories``,
-    ``step_mode``, ``single_step_forward`` and ``multi_step_forward`` from the node."""
+    ``step_mode``, ``single_step_forward`` and ``multi_step_forward`` from the node.
+
+    >>> import bsnn_lightning as bl
+    >>> from spikingjelly.activation_based import neuron
+    >>> node = bl.convert(torch.nn.Sequential(neuron.LIFNode(step_mode="m")), "lif", imp="layer")[0]
+    >>> isinstance(node, ExplicitStateForward)
+    True
+    >>> (spikes,), (v,) = node.functional_forward((torch.rand(3, 2, 4),), (0.0,))  # 0.0: a sequence starts
+    >>> spikes.shape, v.shape, node.v  # the new state is returned; the node's own is left as it was
+    (torch.Size([3, 2, 4]), torch.Size([2, 4]), 0.0)
+    """
 
     def functional_forward(self, inputs: tuple[torch.Tensor, ...], states: tuple, **kwargs):
         if self.step_mode not in ("s", "m"):

@@ -33,6 +33,17 @@ AUTO_ORDER = ("triton", "cpu", "torch")
 
 @dataclass(frozen=True)
 class Backend:
+    """A registered backend (see the module docstring and :func:`register_backend`).
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> backend = Backend("plain", run_reference, lambda x, dynamics: None)  # float32 states only
+    >>> backend.reason(torch.zeros(2, 1, 3), SpikingJellyLIF()) is None
+    True
+    >>> half = SpikingJellyLIF(state_dtype=torch.float16)  # a 16-bit membrane, as the library keeps it
+    >>> backend.reason(torch.zeros(2, 1, 3, dtype=torch.float16), half)  # doctest: +ELLIPSIS
+    "it keeps the state in float32, and this call asks for a torch.float16 state (as the library keeps its ..."
+    """
+
     name: str
     run: RunFn
     supports: SupportsFn
@@ -62,7 +73,15 @@ _BACKENDS: dict[str, Backend] = {}
 class CallSpec(NamedTuple):
     """What a backend's choice reads of x: its shape, dtype and device. Lets the choice be asked for a device this
     machine may not have (``CallSpec((16, 8, 128, 32, 32), torch.float16, torch.device("cuda"))``) without
-    allocating anything; :func:`resolve_backend` takes it in place of x."""
+    allocating anything; :func:`resolve_backend` takes it in place of x.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> spec = CallSpec((16, 8, 128, 32, 32), torch.float16, torch.device("cuda"))
+    >>> spec.dim(), spec.numel()
+    (5, 16777216)
+    >>> resolve_backend("auto", spec, SpikingJellyLIF()).name  # what a GPU would run, asked on any machine
+    'triton'
+    """
 
     shape: tuple
     dtype: torch.dtype
@@ -85,7 +104,27 @@ def register_backend(
 ) -> None:
     """Register (or replace) a backend under ``name``; ``auto_devices`` limits where "auto" picks it;
     ``any_state_dtype`` says it honours ``Dynamics.state_dtype`` (else only float32 states reach it);
-    ``auto_min_elements``: "auto" leaves an x of fewer elements to the next backend."""
+    ``auto_min_elements``: "auto" leaves an x of fewer elements to the next backend.
+
+    A backend that runs only float64 input, its loop the reference's, says why it refuses the rest:
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> def float64_only(x, dynamics):
+    ...     return None if x.dtype == torch.float64 else f"expected float64 x, got {x.dtype}"
+    >>> register_backend("float64_only", run_reference, float64_only, any_state_dtype=True)
+    >>> resolve_backend("float64_only", torch.zeros(4, 2, 3, dtype=torch.float64), SpikingJellyLIF()).name
+    'float64_only'
+    >>> resolve_backend("float64_only", torch.zeros(4, 2, 3), SpikingJellyLIF())
+    Traceback (most recent call last):
+        ...
+    ValueError: backend 'float64_only' cannot run this call: expected float64 x, got torch.float32
+    >>> _BACKENDS.pop("float64_only").name  # (the example takes it back out)
+    'float64_only'
+    >>> register_backend("auto", run_reference)
+    Traceback (most recent call last):
+        ...
+    ValueError: 'auto' is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron
+    """
     if name in ("auto", "native"):
         raise ValueError(f"{name!r} is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron")
     _BACKENDS[name] = Backend(
@@ -94,12 +133,33 @@ def register_backend(
 
 
 def available_backends() -> list[str]:
+    """The names of the registered backends, sorted (``"auto"`` is not one: it chooses among them).
+
+    >>> {"cpu", "torch", "triton"} <= set(available_backends())  # the built-in ones, and any registered since
+    True
+    >>> "auto" in available_backends()
+    False
+    """
     return sorted(_BACKENDS)
 
 
 def resolve_backend(name: str, x: "torch.Tensor | CallSpec", dynamics: Dynamics) -> Backend:
     """The backend that will run this call, or a ValueError that says why none can; x may be a :class:`CallSpec`
-    (the decision reads only its shape, dtype and device type)."""
+    (the decision reads only its shape, dtype and device type).
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x = torch.zeros(2, 1, 8)  # [T, N, features]
+    >>> resolve_backend("auto", x, SpikingJellyLIF()).name  # a call this small stays on the reference
+    'torch'
+    >>> resolve_backend("triton", x.double(), SpikingJellyLIF())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: backend 'triton' cannot run this call: expected x of dtype float32, ... got torch.float64 ...
+    >>> resolve_backend("fast", x, SpikingJellyLIF())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown backend 'fast'; expected one of ['cpu', ...'torch', 'triton', 'auto']
+    """
     if name == "auto":
         for candidate in AUTO_ORDER:
             backend = _BACKENDS.get(candidate)

@@ -57,7 +57,14 @@ AUTO_SWITCH = "BSNN_CPU_AUTO"
 
 
 def supports(x: torch.Tensor, dynamics: Dynamics) -> str | None:
-    """None if this backend can run the call, else the reason it cannot."""
+    """None if this backend can run the call, else the reason it cannot.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> supports(torch.zeros(2, 1, 3), SpikingJellyLIF()) is None  # asking compiles nothing
+    True
+    >>> supports(torch.zeros(2, 1, 3, device="meta"), SpikingJellyLIF())
+    "it runs CPU tensors (inductor's C++ loops), got x on meta"
+    """
     if x.device.type != "cpu":
         return f"it runs CPU tensors (inductor's C++ loops), got x on {x.device}"
     if dynamics.matrix_params:
@@ -268,7 +275,16 @@ def _compiler_missing() -> str | None:
 
 
 def auto_min_elements() -> int:
-    """The smallest x "auto" gives this backend: :data:`AUTO_MIN_ELEMENTS`, or never with ``BSNN_CPU_AUTO=off``."""
+    """The smallest x "auto" gives this backend: :data:`AUTO_MIN_ELEMENTS`, or never with ``BSNN_CPU_AUTO=off``.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"BSNN_CPU_AUTO": "on"}):
+    ...     print(auto_min_elements())
+    65536
+    >>> with mock.patch.dict(os.environ, {"BSNN_CPU_AUTO": "off"}):
+    ...     print(auto_min_elements() == sys.maxsize)
+    True
+    """
     setting = os.environ.get(AUTO_SWITCH, "on").strip().lower()
     if setting in ("on", "1", ""):
         return AUTO_MIN_ELEMENTS

@@ -92,7 +92,21 @@ class Surrogate:
 def register_surrogate(name: str, grad_fn: GradFn, primitive_fn: GradFn, default_alpha: float) -> None:
     """Add a surrogate: ``grad_fn(z, alpha)`` returns sigma'(z), ``primitive_fn(z, alpha)`` sigma(z).
 
-    Every backend must then support it (the reference backend does at once)."""
+    Every backend must then support it (the reference backend does at once). The rectangular window of STBP
+    (Wu et al. 2018), of width ``1 / alpha`` and area 1:
+
+    >>> register_surrogate(
+    ...     "boxcar",
+    ...     lambda z, alpha: alpha * (z.abs() < 0.5 / alpha).to(z.dtype),
+    ...     lambda z, alpha: (alpha * z + 0.5).clamp(0, 1),
+    ...     default_alpha=1.0,
+    ... )
+    >>> z = torch.tensor([-0.5, -0.2, 0.0, 0.2, 0.5])
+    >>> Surrogate.parse("boxcar:2").grad(z), Surrogate("boxcar", 2.0).primitive(z)
+    (tensor([0., 2., 2., 2., 0.]), tensor([0.0000, 0.1000, 0.5000, 0.9000, 1.0000]))
+    >>> _REGISTRY.pop("boxcar")[2]  # (the example takes it back out)
+    1.0
+    """
     _REGISTRY[name] = (grad_fn, primitive_fn, float(default_alpha))
 
 
@@ -111,6 +125,15 @@ def surrogate_from_function(fn: Callable[[torch.Tensor], torch.Tensor], label: s
 
     ``fn`` must be elementwise with a Heaviside forward; only its backward is used. Its surrogates are
     slower than the built-in formulas, and fused backends refuse them (``auto`` falls back to ``torch``).
+
+    >>> def spike(z):  # a Heaviside step whose backward is the sigmoid's, slope 4
+    ...     sig = torch.sigmoid(4 * z)
+    ...     return (z >= 0).to(z.dtype) + sig - sig.detach()
+    >>> surrogate = surrogate_from_function(spike, "my_spike")
+    >>> surrogate.name.startswith("function:my_spike@"), surrogate.grad(torch.tensor([-0.5, 0.0, 0.5]))
+    (True, tensor([0.4200, 1.0000, 0.4200]))
+    >>> surrogate_from_function(spike, "my_spike") == surrogate  # one surrogate per function
+    True
     """
     key = id(fn)
     if key not in _FROM_FUNCTION:
@@ -132,7 +155,17 @@ def surrogate_from_function(fn: Callable[[torch.Tensor], torch.Tensor], label: s
 
 
 def available_surrogates() -> list[str]:
-    """Names of the built-in and registered surrogates (not the wrapped library functions)."""
+    """Names of the built-in and registered surrogates (not the wrapped library functions).
+
+    >>> available_surrogates()
+    ['atan', 'fast_sigmoid', 'sigmoid', 'triangle', 'superspike']
+    >>> Surrogate("superspike")  # an alias
+    Surrogate(name='fast_sigmoid', alpha=25.0)
+    >>> Surrogate("erf")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown surrogate 'erf'; expected one of ['atan', 'fast_sigmoid', 'sigmoid', 'triangle', 'superspike']
+    """
     return sorted(n for n in _REGISTRY if not n.startswith(FUNCTION_PREFIX)) + sorted(_ALIASES)
 
 

@@ -45,7 +45,16 @@ CHECKED_ON = ("2.13.0", "2.14.1")
 
 def ops_observed() -> bool:
     """True while a PyTorch dispatch mode or function mode other than PyTorch's own machinery (fake tensors,
-    tracing, ``with torch.device(...)``) watches the operations. Never while ``torch.compile`` traces."""
+    tracing, ``with torch.device(...)``) watches the operations. Never while ``torch.compile`` traces.
+
+    >>> from torch.utils.flop_counter import FlopCounterMode
+    >>> with torch.device("cpu"):
+    ...     print(ops_observed())
+    False
+    >>> with FlopCounterMode(display=False):
+    ...     print(ops_observed())
+    True
+    """
     if torch.compiler.is_compiling():
         return False
     if _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False):
@@ -55,7 +64,17 @@ def ops_observed() -> bool:
 
 @contextlib.contextmanager
 def unobserved():
-    """Run a block out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter)."""
+    """Run a block out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter).
+
+    >>> from torch.utils.flop_counter import FlopCounterMode
+    >>> a = torch.ones(2, 2)
+    >>> with FlopCounterMode(display=False) as counter:
+    ...     _ = a @ a  # counted: 2 * 2 * 2 * 2 = 16 FLOPs
+    ...     with unobserved():
+    ...         _ = a @ a  # not counted
+    >>> counter.get_total_flops()
+    16
+    """
     with _python_dispatch._disable_current_modes(), torch._C.DisableTorchFunction():
         yield
 
@@ -67,13 +86,31 @@ EXACT_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_
 
 def dispatch_observed() -> bool:
     """True while a user's dispatch mode (a FLOP counter, a debugging mode) sees every operation; PyTorch's own
-    infrastructure modes (fake tensors, functionalization) do not count."""
+    infrastructure modes (fake tensors, functionalization) do not count.
+
+    >>> from torch.utils.flop_counter import FlopCounterMode
+    >>> from torch._subclasses.fake_tensor import FakeTensorMode
+    >>> with FakeTensorMode():
+    ...     print(dispatch_observed())
+    False
+    >>> with FlopCounterMode(display=False):
+    ...     print(dispatch_observed())
+    True
+    """
     return _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False)
 
 
 @contextlib.contextmanager
 def distinct_sizes():
-    """Trace with a symbol of its own for every size (dynamo's default gives equal sizes one symbol)."""
+    """Trace with a symbol of its own for every size (dynamo's default gives equal sizes one symbol).
+
+    >>> from torch.fx.experimental import _config as fx_config
+    >>> with distinct_sizes():
+    ...     print(fx_config.use_duck_shape)
+    False
+    >>> fx_config.use_duck_shape
+    True
+    """
     from torch.fx.experimental import _config as fx_config
 
     with fx_config.patch(use_duck_shape=False):

@@ -215,7 +215,12 @@ def _cuda_rule(x: Tensor) -> bool:
 
 
 def supports(x: Tensor, dynamics: Dynamics) -> str | None:
-    """None if this backend can run the call, else the reason it cannot."""
+    """None if this backend can run the call, else the reason it cannot.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> supports(torch.zeros(2, 1, 3, dtype=torch.float64), SpikingJellyLIF())
+    'expected x of dtype float32, bfloat16 or float16, got torch.float64 (the torch backend runs it)'
+    """
     if not _HAS_CUSTOM_OPS:
         return f"the triton backend needs torch >= 2.4 (torch.library.custom_op), got torch {torch.__version__}"
     reason = _dynamics_reason(dynamics)
@@ -244,7 +249,17 @@ def supports(x: Tensor, dynamics: Dynamics) -> str | None:
 def run(
     x: Tensor, v0: Tensor, dynamics: Dynamics, params: dict[str, "float | Tensor"], return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`.
+
+    It returns what the reference does: spikes, the final state and (asked for) the states. An empty batch
+    launches nothing, so it runs anywhere (a call with neurons runs the kernels: on a GPU, or interpreted):
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x, v0 = torch.zeros(3, 0, 4), torch.zeros(0, 4)  # T = 3, no samples
+    >>> spikes, v, v_seq = run(x, v0, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, return_v_seq=True)
+    >>> spikes.shape, v.shape, v_seq.shape
+    (torch.Size([3, 0, 4]), torch.Size([0, 4]), torch.Size([3, 0, 4]))
+    """
     family = _FUSED[type(dynamics)].run
     if family is not None:  # a kernel family of its own
         return family(x, v0, dynamics, params, return_v_seq)
@@ -332,7 +347,16 @@ class LaunchPlan:
     """One kernel launch, fully decided: the kernel, its grid, its arguments (tensors and runtime scalars, in the
     kernel's order), its compile-time constants and warps, and the output buffers the launch fills. The custom
     ops launch nothing else (:meth:`launch`); ``bench/kernels_static.py`` compiles exactly these for a GPU.
-    ``kernel`` is None when there is nothing to launch (an empty batch): :meth:`launch` returns the outputs."""
+    ``kernel`` is None when there is nothing to launch (an empty batch): :meth:`launch` returns the outputs.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x, v0 = torch.rand(5, 2, 8), torch.zeros(2, 8)  # x [T, N, features], the state [N, features]
+    >>> plan = launch_plan(x, v0, SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, return_v_seq=True)
+    >>> plan.kernel_name, [tuple(t.shape) for t in plan.outputs]  # spikes, v_final, v_seq, no checkpoints
+    ('multistep_forward_kernel', [(5, 2, 8), (2, 8), (5, 2, 8), (0,)])
+    >>> plan.constexprs["STORE_V_SEQ"], plan.args[0] is x
+    (True, True)
+    """
 
     kernel: object  #: the ``@triton.jit`` function (an interpreted one under Triton's interpreter)
     grid: tuple[int, ...]
@@ -388,7 +412,17 @@ def backward_launch_plan(
 ) -> LaunchPlan:  # fmt: skip
     """The backward kernel's launch for the same call: ``checkpoints`` the forward's (its plan's
     ``outputs[3]``), the gradients arriving at (spikes, v_final, v_seq), ``needs`` the flags of the gradients
-    wanted for (x, v0, p0, the threshold, p2)."""
+    wanted for (x, v0, p0, the threshold, p2).
+
+    >>> from bsnn_lightning.engine import SnnTorchLeaky
+    >>> x, v0 = torch.rand(5, 2, 8), torch.zeros(2, 8)
+    >>> params = {"beta": 0.9, "threshold": 1.0, "graded": 1.0}
+    >>> checkpoints = launch_plan(x, v0, SnnTorchLeaky(), params, save=True).outputs[3]
+    >>> grad = torch.ones_like(x)  # arriving at the spikes
+    >>> plan = backward_launch_plan(x, v0, SnnTorchLeaky(), params, checkpoints=checkpoints, grad_spikes=grad)
+    >>> plan.kernel_name, plan.constexprs["NEED_X"], plan.constexprs["NEED_V0"]
+    ('multistep_backward_kernel', True, False)
+    """
     config, (p0, p1, p2) = _call(x, dynamics, params)
     grads = (grad_spikes, grad_v_final, grad_v_seq)
     return _backward_plan(grads, x, v0, p0, p1, p2, checkpoints, config, tuple(needs))
@@ -667,7 +701,19 @@ _CHOSEN_LAUNCH: contextvars.ContextVar[dict | None] = contextvars.ContextVar("la
 def launch_constants(**constants):
     """Run with these launch constants (``FORWARD_CHUNK``, ``NUM_WARPS``, ``BACKWARD_BLOCK``; the others the
     module's defaults) in place of the tuning file's, on any device: what the sweep in ``bench/gpu_check.py``
-    times and what ``bench/kernels_static.py --launch`` compiles."""
+    times and what ``bench/kernels_static.py --launch`` compiles.
+
+    >>> from bsnn_lightning.engine import SpikingJellyLIF
+    >>> x, v0, params = torch.rand(5, 2, 8), torch.zeros(2, 8), {"tau": 2.0, "threshold": 1.0}
+    >>> with launch_constants(NUM_WARPS=2):
+    ...     print(launch_plan(x, v0, SpikingJellyLIF(), params).num_warps)
+    2
+    >>> with launch_constants(WARPS=2):
+    ...     pass
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown launch constants ['WARPS']; expected FORWARD_CHUNK, NUM_WARPS, BACKWARD_BLOCK
+    """
     unknown = sorted(set(constants) - {"FORWARD_CHUNK", "NUM_WARPS", "BACKWARD_BLOCK"})
     if unknown:
         raise ValueError(f"unknown launch constants {unknown}; expected FORWARD_CHUNK, NUM_WARPS, BACKWARD_BLOCK")
@@ -679,7 +725,18 @@ def launch_constants(**constants):
 
 
 def write_tuning(table: dict) -> None:
-    """Merge ``{arch: {dtype: constants}}`` into :data:`TUNING_FILE` (atomically) and use it from now on."""
+    """Merge ``{arch: {dtype: constants}}`` into :data:`TUNING_FILE` (atomically) and use it from now on.
+
+    >>> import tempfile
+    >>> from unittest import mock
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     file = Path(folder) / "tuning.json"
+    ...     with mock.patch(f"{__name__}.TUNING_FILE", file):  # (the example leaves the package's file alone)
+    ...         write_tuning({"sm_90": {"float16": {"FORWARD_CHUNK": 8}}})
+    ...         write_tuning({"sm_90": {"bfloat16": {"FORWARD_CHUNK": 16}}})  # merged with the first
+    ...     print(json.loads(file.read_text()))
+    {'sm_90': {'bfloat16': {'FORWARD_CHUNK': 16}, 'float16': {'FORWARD_CHUNK': 8}}}
+    """
     from ..atomic import write_atomically
 
     merged = _tuning() if TUNING_FILE.exists() else {}

@@ -36,7 +36,16 @@ BLOCK = 128
 def run(
     x: Tensor, v0: Tensor, dynamics: CoupledBifurcation, params: dict, return_v_seq: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Backend entry point for a coupled call; arguments validated and broadcast by ``engine.multistep``."""
+    """Backend entry point for a coupled call; arguments validated and broadcast by ``engine.multistep``.
+
+    An empty batch launches nothing (see :func:`.triton_backend.run`):
+
+    >>> x, v0 = torch.zeros(3, 0, 2), torch.zeros(0, 2)
+    >>> params = {"coupling": -0.3 * torch.eye(2), "threshold": torch.tensor(1.0)}
+    >>> spikes, v, v_seq = run(x, v0, CoupledBifurcation(), params, return_v_seq=False)
+    >>> spikes.shape, v.shape, v_seq
+    (torch.Size([3, 0, 2]), torch.Size([0, 2]), None)
+    """
     coupling = params["coupling"]
     threshold = base._as_tensor(params["threshold"], x)
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (x, v0, coupling, threshold))
@@ -91,7 +100,14 @@ def launch_plan(
     save: bool = False,
 ) -> base.LaunchPlan:  # fmt: skip
     """The forward kernel's launch for a coupled call of :func:`run` (``save``: keep the charged potentials a
-    backward needs), without launching it (:class:`.triton_backend.LaunchPlan`)."""
+    backward needs), without launching it (:class:`.triton_backend.LaunchPlan`).
+
+    >>> x, v0 = torch.rand(4, 2, 3), torch.zeros(2, 3)  # 3 channels coupled by a 3 x 3 matrix
+    >>> params = {"coupling": -0.3 * torch.eye(3), "threshold": 1.0}
+    >>> plan = launch_plan(x, v0, CoupledBifurcation(), params, save=True)
+    >>> plan.kernel_name, [tuple(t.shape) for t in plan.outputs]  # spikes, v_final, no v_seq, h_seq
+    ('coupled_forward_kernel', [(4, 2, 3), (2, 3), (0,), (4, 2, 3)])
+    """
     threshold = base._as_tensor(params["threshold"], x)
     return _forward_plan(x, v0, params["coupling"], threshold, *_config(dynamics), return_v_seq, save)
 
@@ -103,7 +119,15 @@ def backward_launch_plan(
 ) -> base.LaunchPlan:  # fmt: skip
     """The backward kernel's launch for the same call: ``h_seq`` the forward's charged potentials (its plan's
     ``outputs[3]``), ``needs`` the flags of the gradients wanted for (x, v0, the coupling, the threshold). The
-    coupling's gradient is a matrix product after the launch, over the buffers ``outputs[3:]``."""
+    coupling's gradient is a matrix product after the launch, over the buffers ``outputs[3:]``.
+
+    >>> x, v0 = torch.rand(4, 2, 3), torch.zeros(2, 3)
+    >>> params = {"coupling": -0.3 * torch.eye(3), "threshold": 1.0}
+    >>> h_seq = launch_plan(x, v0, CoupledBifurcation(), params, save=True).outputs[3]
+    >>> plan = backward_launch_plan(x, v0, CoupledBifurcation(), params, h_seq=h_seq, grad_spikes=torch.ones_like(x))
+    >>> plan.kernel_name, plan.outputs[0].shape  # x's gradient first
+    ('coupled_backward_kernel', torch.Size([4, 2, 3]))
+    """
     threshold = base._as_tensor(params["threshold"], x)
     grads = (grad_spikes, grad_v_final, grad_v_seq)
     return _backward_plan(grads, x, h_seq, v0, params["coupling"], threshold, *_config(dynamics), *needs)

@@ -43,7 +43,13 @@ _KERNEL_MODULES = {
 
 
 def interprets(mode: str = "auto", environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``mode`` means the interpreter, in ``environ`` (default: this process's environment)."""
+    """Whether ``mode`` means the interpreter, in ``environ`` (default: this process's environment).
+
+    >>> interprets("interpret"), interprets("compile")
+    (True, False)
+    >>> interprets("auto", {"TRITON_INTERPRET": "1"}), interprets("auto", {"TRITON_INTERPRET": "off"})
+    (True, False)
+    """
     if mode not in MODES:
         raise ValueError(f"expected a Triton mode in {MODES}, got {mode!r}")
     environ = os.environ if environ is None else environ
@@ -57,7 +63,11 @@ def interprets(mode: str = "auto", environ: Mapping[str, str] | None = None) -> 
 
 
 def kernels_interpreted() -> bool | None:
-    """Whether this package's kernels were defined interpreted (True) or compiled (False); None while none is."""
+    """Whether this package's kernels were defined interpreted (True) or compiled (False); None while none is.
+
+    >>> kernels_interpreted() in (None, interprets())  # never the other mode than the one in force
+    True
+    """
     for module_name, kernel in _KERNEL_MODULES.items():
         module = sys.modules.get(module_name)
         if module is not None:
@@ -66,7 +76,12 @@ def kernels_interpreted() -> bool | None:
 
 
 def triton_interpreted() -> bool | None:
-    """Whether Triton's own library functions were defined interpreted; None while Triton is not imported."""
+    """Whether Triton's own library functions were defined interpreted; None while Triton is not imported.
+
+    >>> import bsnn_lightning  # imports Triton (through lightning)
+    >>> triton_interpreted() == interprets()
+    True
+    """
     standard = sys.modules.get("triton.language.standard")
     return None if standard is None else _interpreted(standard.cdiv)
 
@@ -81,7 +96,16 @@ def choose_triton_mode(mode: str = "auto") -> bool:
     """Set this process's Triton mode (the rule is in the module's docstring); returns whether it interprets.
 
     Call it before Triton is first imported (at the top of a script, before ``import bsnn_lightning``); after
-    that it only confirms the mode in force and raises for the other one."""
+    that it only confirms the mode in force and raises for the other one.
+
+    >>> import bsnn_lightning  # Triton is imported now: its mode is fixed
+    >>> choose_triton_mode() == interprets()  # "auto" confirms it
+    True
+    >>> choose_triton_mode("compile" if interprets() else "interpret")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    RuntimeError: Triton mode ... but Triton is already imported ...
+    """
     interpret = interprets(mode)
     defined = kernels_interpreted()
     if defined is None:
@@ -98,7 +122,13 @@ def choose_triton_mode(mode: str = "auto") -> bool:
 
 def environment_for(mode: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of ``base`` (default: this process's environment) with a child process's Triton mode set
-    (``"auto"``: decided here, as :func:`choose_triton_mode` would)."""
+    (``"auto"``: decided here, as :func:`choose_triton_mode` would).
+
+    >>> environment_for("compile", {"PATH": "/usr/bin"})
+    {'PATH': '/usr/bin', 'TRITON_INTERPRET': '0'}
+    >>> environment_for("auto", {"TRITON_INTERPRET": "yes"})  # the user's setting is kept
+    {'TRITON_INTERPRET': '1'}
+    """
     env = dict(os.environ if base is None else base)
     env[VARIABLE] = "1" if interprets(mode, env) else "0"
     return env

@@ -28,6 +28,17 @@ class SpikingConvNet(nn.Module):
             layer (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=None)``; in YAML
             ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None:
             :func:`~bsnn_lightning.models.neuron_factory.soft_reset_lif`, ``LIFNeuron(tau=2.0, v_reset=None)``.
+
+    >>> import bsnn_lightning as bl
+    >>> _ = torch.manual_seed(0)
+    >>> net = SpikingConvNet(in_channels=2, num_classes=3, channels=(4,), hidden=8, input_size=(8, 8))
+    >>> net(torch.rand(2, 1, 2, 8, 8)).shape  # [T, N, C, H, W] -> logits at every step
+    torch.Size([2, 1, 3])
+    >>> bl.reset_states(net)  # the neurons keep their membrane until reset: do it before the next sequence
+    >>> net(torch.rand(1, 2, 8, 8))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected x of shape [T, N, C, H, W], got [1, 2, 8, 8]
     """
 
     def __init__(

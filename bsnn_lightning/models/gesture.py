@@ -24,12 +24,26 @@ __all__ = ["DVSGestureNet", "SequenceDropout", "VotingLayer", "spikingjelly_lif"
 
 
 def spikingjelly_lif() -> LIFNeuron:
-    """The tutorial's neuron: ``LIFNeuron(tau=2.0, v_reset=0.0, detach_reset=True)`` (ATan surrogate, threshold 1)."""
+    """The tutorial's neuron: ``LIFNeuron(tau=2.0, v_reset=0.0, detach_reset=True)`` (ATan surrogate, threshold 1).
+
+    >>> neuron = spikingjelly_lif()  # h = v + (x - v) / 2: 0.75, 1.125 (spike, reset to 0), 0.75, 1.125
+    >>> neuron(torch.full((4, 1, 1), 1.5)).flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0]
+    """
     return LIFNeuron(tau=2.0, v_reset=0.0, detach_reset=True)
 
 
 class SequenceDropout(nn.Module):
-    """Dropout on ``[T, N, ...]`` with one mask per sequence, shared by every time step."""
+    """Dropout on ``[T, N, ...]`` with one mask per sequence, shared by every time step.
+
+    >>> _ = torch.manual_seed(0)
+    >>> dropout = SequenceDropout(0.5)
+    >>> y = dropout(torch.ones(3, 2, 4))  # [T, N, features]
+    >>> y[0].tolist(), bool((y == y[0]).all())  # kept values scaled by 1 / (1 - p); the same mask at every step
+    ([[0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 2.0, 2.0]], True)
+    >>> torch.equal(dropout.eval()(y), y)  # off in evaluation
+    True
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -48,7 +62,15 @@ class SequenceDropout(nn.Module):
 
 
 class VotingLayer(nn.Module):
-    """``[..., C * size] -> [..., C]``: the mean of each group of ``size`` consecutive outputs."""
+    """``[..., C * size] -> [..., C]``: the mean of each group of ``size`` consecutive outputs.
+
+    >>> VotingLayer(2)(torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0, 0.0]]))  # 3 classes of 2 voters each
+    tensor([[0.5000, 1.0000, 0.0000]])
+    >>> VotingLayer(4)(torch.zeros(1, 6))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected a last dimension divisible by the voting size 4, got 6
+    """
 
     def __init__(self, size: int = 10) -> None:
         super().__init__()
@@ -77,6 +99,16 @@ class DVSGestureNet(nn.Module):
             layer (e.g. ``functools.partial(LIFNeuron, tau=2.0, v_reset=0.0, detach_reset=True)``; in
             YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`). None:
             :func:`spikingjelly_lif`, the tutorial's.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = DVSGestureNet(channels=4, input_size=(32, 32))  # 32 x 32 frames: five poolings down to 1 x 1
+    >>> scores = net(torch.rand(2, 1, 2, 32, 32))  # [T, N, 2, H, W]
+    >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())  # each: the firing rate of 10 voters
+    (torch.Size([2, 1, 11]), True)
+    >>> DVSGestureNet(input_size=(48, 48))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected input_size divisible by 32 (five 2 x 2 poolings), got (48, 48)
     """
 
     def __init__(

@@ -14,6 +14,10 @@ class TimeDistributed(nn.Module):
     The time and batch dimensions are merged, so convolutions, pooling and batch norm run as one call
     (batch norm then normalises over time and batch together, as SpikingJelly's ``SeqToANNContainer``
     and the TET/IMP code do).
+
+    >>> layer = TimeDistributed(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4))
+    >>> layer(torch.rand(3, 5, 2, 8, 8)).shape  # T=3 and N=5 run as one batch of 15
+    torch.Size([3, 5, 4, 8, 8])
     """
 
     def __init__(self, *modules: nn.Module) -> None:
@@ -34,6 +38,14 @@ class TimeScaledBatchNorm2d(nn.BatchNorm2d):
     effective batch normalisation): as :class:`TimeDistributed` batch norm, times a factor per step. It is a
     ``BatchNorm2d`` (so parameter grouping counts ``time_scale`` with the norm's own parameters) that takes
     sequences of exactly ``time_steps`` steps.
+
+    >>> norm = TimeScaledBatchNorm2d(4, time_steps=2)
+    >>> norm(torch.rand(2, 3, 4, 8, 8)).shape, norm.time_scale.flatten().tolist()
+    (torch.Size([2, 3, 4, 8, 8]), [1.0, 1.0])
+    >>> norm(torch.rand(3, 3, 4, 8, 8))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected x of shape [T=2, N, C, H, W] (one scale per step), got [3, 3, 4, 8, 8]
     """
 
     def __init__(self, num_features: int, time_steps: int, **kwargs) -> None:
@@ -57,14 +69,29 @@ class TimeScaledBatchNorm2d(nn.BatchNorm2d):
 
 
 def check_frames(x: torch.Tensor) -> None:
-    """Event-frame sequences are 5-D: ``[T, N, C, H, W]``."""
+    """Event-frame sequences are 5-D: ``[T, N, C, H, W]``.
+
+    >>> check_frames(torch.zeros(2, 1, 2, 8, 8))
+    >>> check_frames(torch.zeros(1, 2, 8, 8))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected x of shape [T, N, C, H, W], got [1, 2, 8, 8]
+    """
     if x.dim() != 5:
         raise ValueError(f"expected x of shape [T, N, C, H, W], got {list(x.shape)}")
 
 
 def halvable_size(input_size: tuple[int, int], halvings: int, layers: str) -> tuple[int, int]:
     """``(H, W)`` of ``input_size``, checked to be divisible by ``2 ** halvings`` so that ``layers`` (named in the
-    error, e.g. "five 2 x 2 poolings") halve it exactly."""
+    error, e.g. "five 2 x 2 poolings") halve it exactly.
+
+    >>> halvable_size((48, 32), 4, "four 2 x 2 poolings")
+    (48, 32)
+    >>> halvable_size((48, 40), 4, "four 2 x 2 poolings")
+    Traceback (most recent call last):
+        ...
+    ValueError: expected input_size divisible by 16 (four 2 x 2 poolings), got (48, 40)
+    """
     height, width = input_size
     factor = 2**halvings
     if height % factor or width % factor:
@@ -76,7 +103,17 @@ def pooled_features(
     in_channels: int, channels: tuple[int, ...], input_size: tuple[int, int], input_pool: int = 1
 ) -> int:
     """Flattened features after an ``input_pool`` x ``input_pool`` pooling of the input (1 = none), then one
-    2x2 pooling per conv block of ``channels``, on ``input_size`` (H, W)."""
+    2x2 pooling per conv block of ``channels``, on ``input_size`` (H, W).
+
+    >>> pooled_features(2, (16, 32), (34, 34))  # 34 -> 17 -> 8: 32 channels of 8 x 8
+    2048
+    >>> pooled_features(2, (16, 32), (34, 34), input_pool=2)  # 34 -> 17 -> 8 -> 4
+    512
+    >>> pooled_features(2, (16, 32), (2, 2))
+    Traceback (most recent call last):
+        ...
+    ValueError: input_size (2, 2) is too small for 2 pooling blocks
+    """
     h, w = input_size
     h, w = h // input_pool, w // input_pool
     for _ in channels:

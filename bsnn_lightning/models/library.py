@@ -23,6 +23,18 @@ class SnnTorchConvNet(nn.Module):
     Args:
         beta: membrane decay (0.5 is SpikingJelly's tau = 2).
         reset_mechanism: snnTorch's ``"subtract"`` (soft), ``"zero"`` or ``"none"``.
+
+    Converted to the engine's LIF (same equations), it gives the library's spikes and logits bit for bit:
+
+    >>> import bsnn_lightning as bl
+    >>> _ = torch.manual_seed(0)
+    >>> net = SnnTorchConvNet(in_channels=2, num_classes=3, channels=(4,), hidden=8, input_size=(8, 8))
+    >>> x = torch.rand(2, 1, 2, 8, 8)  # [T, N, C, H, W]
+    >>> native = net(x)  # snnTorch's loop: one call of the Sequential per step
+    >>> bl.reset_states(net)
+    >>> _ = bl.convert(net, "lif", step_mode="m", backend="torch")  # in place; "auto" picks the fast backend
+    >>> native.shape, torch.equal(net(x), native)
+    (torch.Size([2, 1, 3]), True)
     """
 
     def __init__(
@@ -62,6 +74,22 @@ class SpikingJellyConvNet(nn.Module):
 
     Args:
         tau, v_reset, detach_reset: ``LIFNode`` settings (``v_reset=None`` is the soft reset).
+
+    Converted to the engine's LIF (same equations), its neurons give the library's spikes bit for bit:
+
+    >>> import bsnn_lightning as bl
+    >>> _ = torch.manual_seed(0)
+    >>> net = SpikingJellyConvNet(in_channels=2, num_classes=3, channels=(4,), hidden=8, input_size=(8, 8))
+    >>> x = torch.rand(2, 1, 2, 8, 8)  # [T, N, C, H, W]
+    >>> net(x).shape
+    torch.Size([2, 1, 3])
+    >>> block = net.net[:3]  # conv, batch norm, LIFNode
+    >>> bl.reset_states(net)
+    >>> native = block(x)  # SpikingJelly's multi-step LIFNode
+    >>> bl.reset_states(net)
+    >>> _ = bl.convert(net, "lif", backend="torch")  # in place; "auto" picks the fast backend
+    >>> int(native.sum()), torch.equal(block(x), native)
+    (15, True)
     """
 
     def __init__(

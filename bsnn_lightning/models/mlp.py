@@ -19,7 +19,13 @@ __all__ = ["SpikingMLP", "bsnn_neuron"]
 
 def bsnn_neuron() -> BifurcationNeuron:
     """``BifurcationNeuron(structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None)``
-    (threshold 1, ATan surrogate): the default neuron of :class:`SpikingMLP`."""
+    (threshold 1, ATan surrogate): the default neuron of :class:`SpikingMLP`.
+
+    >>> neuron = bsnn_neuron()
+    >>> neuron.materialize((4,))  # one eigenvalue per neuron, drawn in eigen_init
+    >>> neuron.eigenvalues.shape, bool(((neuron.eigenvalues >= -0.8) & (neuron.eigenvalues <= 0.0)).all())
+    (torch.Size([4]), True)
+    """
     return BifurcationNeuron(structure="diagonal", eigen_init=(-0.8, 0.0), bounds=(-1.0, 0.2), v_reset=None)
 
 
@@ -38,6 +44,14 @@ class SpikingMLP(nn.Module):
             :func:`bsnn_neuron`. A neuron of this package (:class:`~bsnn_lightning.EngineNeuron`) made
             without a ``shape`` is given its layer's, ``(width,)``, at once, so that its per-neuron
             parameters (eigenvalues, IMP) exist before an optimizer is built.
+
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = SpikingMLP(in_features=2 * 8 * 8, hidden=(16,), num_classes=3)
+    >>> net(torch.rand(2, 1, 2, 8, 8)).shape  # each step flattened to 128 features
+    torch.Size([2, 1, 3])
+    >>> type(net.layers[2]).__name__, net.layers[2].eigenvalues.shape  # sized for its layer already
+    ('BifurcationNeuron', torch.Size([16]))
     """
 
     def __init__(

@@ -34,12 +34,33 @@ NeuronFactory = Callable[[], nn.Module]
 
 def soft_reset_lif() -> LIFNeuron:
     """``LIFNeuron(tau=2.0, v_reset=None)``: tau 2, soft reset, threshold 1, ATan surrogate; the default
-    neuron of :class:`~bsnn_lightning.models.SpikingConvNet` and :class:`~bsnn_lightning.models.SpikingVGG`."""
+    neuron of :class:`~bsnn_lightning.models.SpikingConvNet` and :class:`~bsnn_lightning.models.SpikingVGG`.
+
+    >>> import torch
+    >>> neuron = soft_reset_lif()
+    >>> neuron(torch.full((4, 1, 1), 1.5)).flatten().tolist()  # [T, N, features]
+    [0.0, 1.0, 0.0, 1.0]
+    >>> neuron.v.flatten().tolist()  # the soft reset subtracts the threshold: 1.15625 - 1
+    [0.15625]
+    """
     return LIFNeuron(tau=2.0, v_reset=None)
 
 
 def neuron_maker(neuron: NeuronFactory | None, default: NeuronFactory) -> NeuronFactory:
-    """``neuron`` (``default`` when None) wrapped so that every call is checked to give a new ``nn.Module``."""
+    """``neuron`` (``default`` when None) wrapped so that every call is checked to give a new ``nn.Module``.
+
+    >>> make = neuron_maker(None, soft_reset_lif)  # None: the network's default
+    >>> first, second = make(), make()
+    >>> type(first).__name__, first is second
+    ('LIFNeuron', False)
+    >>> shared = soft_reset_lif()
+    >>> make = neuron_maker(lambda: shared, soft_reset_lif)
+    >>> _ = make()
+    >>> make()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: expected neuron() to return a new module at every call, got the same LIFNeuron twice ...
+    """
     if isinstance(neuron, nn.Module):
         raise TypeError(
             "expected neuron to be a zero-argument callable that makes a new neuron module at each call "
@@ -73,7 +94,16 @@ def fit_neuron(neuron: nn.Module, sample_shape: tuple[int, ...] | None, where: s
     """Give a neuron of this package that waits for its input's shape (a per-neuron or per-channel IMP, or
     eigenvalues) the shape of one sample of its layer, ``[C, ...]``, so that its parameters exist before an
     optimizer is built; check one built for a shape against it. Other neurons (and ``sample_shape=None``,
-    when the network does not know its input size) are left as they are."""
+    when the network does not know its input size) are left as they are.
+
+    >>> neuron = fit_neuron(LIFNeuron(imp="channel"), (4, 8, 8), "conv layer 1")
+    >>> neuron.sample_shape, neuron.imp.shape  # one initial potential per channel, ready for the optimizer
+    ((4, 8, 8), torch.Size([4]))
+    >>> fit_neuron(LIFNeuron(imp="channel", shape=(4, 8, 8)), (8, 8, 8), "layer 3")
+    Traceback (most recent call last):
+        ...
+    ValueError: expected the neuron of layer 3 to be built for samples of shape [8, 8, 8], got one built for [4, 8, 8]
+    """
     if sample_shape is None or not isinstance(neuron, EngineNeuron):
         return neuron
     sample_shape = tuple(int(s) for s in sample_shape)

@@ -21,7 +21,13 @@ __all__ = ["StagedVGG", "imp_vgg_lif"]
 def imp_vgg_lif() -> LIFNeuron:
     """The released IMP configs' neuron settings on this package's LIF: ``LIFNeuron(tau=2.0, v_reset=None,
     detach_reset=True, surrogate="sigmoid:4")`` (SpikingJelly ``LIFNode`` defaults otherwise: threshold 1,
-    ``decay_input=True``); the default neuron of :class:`StagedVGG`."""
+    ``decay_input=True``); the default neuron of :class:`StagedVGG`.
+
+    >>> import torch
+    >>> neuron = imp_vgg_lif()  # h = v + (x - v) / 2: 0.75, 1.125 (spike, keep 0.125), 0.8125, 1.15625
+    >>> neuron(torch.full((4, 1, 1), 1.5)).flatten().tolist(), neuron.surrogate
+    ([0.0, 1.0, 0.0, 1.0], Surrogate(name='sigmoid', alpha=4.0))
+    """
     return LIFNeuron(tau=2.0, v_reset=None, detach_reset=True, surrogate="sigmoid:4")
 
 
@@ -43,6 +49,16 @@ class StagedVGG(nn.Module):
         neuron: the spiking neuron, a zero-argument callable making one neuron module per conv block (in
             YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`), e.g.
             SpikingJelly's ``neuron.LIFNode`` with ``step_mode="m"``. None: :func:`imp_vgg_lif`.
+
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = StagedVGG(num_classes=3, stages=(1, 2), widths=(4, 8))  # 1 block of 4 channels, pool, 2 of 8
+    >>> net(torch.rand(2, 1, 2, 8, 8)).shape  # [T, N, C, H, W] -> logits at every step
+    torch.Size([2, 1, 3])
+    >>> StagedVGG(stages=(1, 1), widths=(4,))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected one width per stage, got stages [1, 1] and widths [4]
     """
 
     def __init__(

@@ -30,7 +30,13 @@ VGG_CONFIGS: dict[str, tuple] = {
 
 
 def tet_lif() -> LIFNeuron:
-    """TET's neuron: ``LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")``."""
+    """TET's neuron: ``LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")``.
+
+    >>> import torch
+    >>> neuron = tet_lif()  # h = 0.5 v + x: 0.6, 0.9, 1.05 (spike, reset to 0), 0.6
+    >>> neuron(torch.full((4, 1, 1), 0.6)).flatten().tolist()
+    [0.0, 0.0, 1.0, 0.0]
+    """
     return LIFNeuron(tau=2.0, decay_input=False, v_reset=0.0, surrogate="triangle:1")
 
 
@@ -51,6 +57,16 @@ class SpikingVGG(nn.Module):
             ``LIFNeuron(tau=2.0, v_reset=None)`` (soft reset). A learnable initial membrane potential
             is a neuron setting: ``imp="layer"`` can be given there; ``"neuron"`` / ``"channel"`` need
             the input shape: use ``ConvertNeurons`` or :func:`bsnn_lightning.convert` with an example input.
+
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = SpikingVGG(cfg=(4, "P", 8, "P"), in_channels=2, num_classes=3)  # a tiny VGG
+    >>> net(torch.rand(2, 1, 2, 8, 8)).shape  # [T, N, C, H, W] -> logits at every step
+    torch.Size([2, 1, 3])
+    >>> SpikingVGG(cfg="vgg19")
+    Traceback (most recent call last):
+        ...
+    ValueError: expected cfg in ['vgg11', 'vgg13', 'vgg16'] or a tuple, got 'vgg19'
     """
 
     def __init__(
@@ -117,6 +133,20 @@ class VGGSNN(nn.Module):
             (in YAML ``class_path``/``init_args``; see :mod:`bsnn_lightning.models.neuron_factory`).
             None: :func:`tet_lif`. A neuron of this package with a per-neuron or per-channel IMP gets its
             layer's sample shape at construction (:func:`~bsnn_lightning.models.neuron_factory.fit_neuron`).
+
+    Its widths are fixed (9.2 million parameters on 16 x 16 frames); on PyTorch's ``meta`` device the shapes
+    come out without computing anything:
+
+    >>> import torch
+    >>> with torch.device("meta"):
+    ...     net = VGGSNN(num_classes=3, input_size=(16, 16))
+    ...     out = net(torch.empty(2, 1, 2, 16, 16))  # [T, N, C, H, W]
+    >>> out.shape, sum(p.numel() for p in net.parameters())
+    (torch.Size([2, 1, 3]), 9226947)
+    >>> VGGSNN(input_size=(40, 40))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected input_size divisible by 16 (four 2 x 2 down-samplings), got (40, 40)
     """
 
     def __init__(
