@@ -69,6 +69,7 @@ def test_system_setting_leaves_malloc_alone():
     assert "BSNN_CPU_MALLOC=system" in system["state"], system
 
 
+@pytest.mark.slow  # a fresh process (the settings are process-wide): 5 s of imports
 def test_keep_freed_memory_directly():
     report = probe("direct")
     assert report["untouched"] >= 64 << 20, report  # glibc's default: a new mapping for the 64 MiB
