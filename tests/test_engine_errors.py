@@ -114,7 +114,10 @@ def test_unknown_backend():
         register_backend("auto", lambda *a: None)
 
 
-def test_backend_that_declines_says_why():
+def test_backend_that_declines_says_why(monkeypatch):
+    from bsnn_lightning.engine import backends
+
+    monkeypatch.setattr(backends, "_BACKENDS", dict(backends._BACKENDS))  # registered for this test only
     register_backend("declines", lambda *a: None, supports=lambda x, d: "only runs on CUDA tensors")
     with pytest.raises(ValueError, match="backend 'declines' cannot run this call: only runs on CUDA tensors"):
         multistep(torch.rand(2, 3), LIF, P, backend="declines")
