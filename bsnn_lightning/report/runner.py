@@ -48,7 +48,14 @@ REPORT_FILES = ("report.md", "report.json")
 
 
 def figure_files(tasks: Sequence[str]) -> dict[str, str]:
-    """File name (under figures/) -> figure kind, for a report of ``tasks``."""
+    """File name (under figures/) -> figure kind, for a report of ``tasks``.
+
+    >>> files = figure_files(["digits"])
+    >>> all(name.endswith(".png") for name in files), any(name.startswith("digits_") for name in files)
+    (True, True)
+    >>> any(name.startswith("intervals_") for name in files)  # only the tasks asked for
+    False
+    """
     files = dict(FIRING_PATTERNS.figures)
     for task in tasks:
         files.update({f"{task}_{name}": kind for name, kind in TASK_FIGURES.items()})
@@ -62,7 +69,19 @@ FIGURES = figure_files(TASKS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``bsnn report`` subcommand."""
+    """The ``bsnn report`` subcommand (``argv`` without the ``report`` word); returns the exit status.
+
+    A wrong option stops before any run, with argparse's message on stderr and status 2:
+
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stderr(io.StringIO()) as said:
+    ...     main(["out", "--task", "sideways"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    >>> "invalid choice: 'sideways'" in said.getvalue()
+    True
+    """
     parser = argparse.ArgumentParser(
         prog="bsnn report",
         description="Measure the BSNN and IMP papers' claims on the embedded tasks (event digits, event intervals); "
@@ -112,6 +131,14 @@ def run_report(
     slower than one. Results depend on the thread count (floating-point reduction order), so it is
     recorded; they do not depend on ``jobs``. The thread count, the deterministic-algorithms flag (the
     Trainers set it) and Lightning's log level are restored afterwards.
+
+    Settings that cannot go together are refused before any run starts (a full report takes half an hour):
+
+    >>> from bsnn_lightning.report import PRESETS
+    >>> run_report("unused", [PRESETS["quick"]["digits"], PRESETS["full"]["intervals"]])
+    Traceback (most recent call last):
+    ...
+    ValueError: expected one mode for all tasks, got ['quick', 'full']
     """
     require_matplotlib("bsnn report")
     listed = list(PRESETS["full"].values()) if settings is None else ([settings] if isinstance(settings, Settings) else list(settings))

@@ -12,7 +12,18 @@ TASK_NAMES = {"digits": "event digits", "intervals": "event intervals"}
 
 @dataclass(frozen=True)
 class Settings:
-    """What one report run trains on one task; :data:`PRESETS` holds the ones the command offers."""
+    """What one report run trains on one task; :data:`PRESETS` holds the ones the command offers.
+
+    >>> quick = PRESETS["quick"]["digits"]
+    >>> quick.task, quick.seeds_pairs, quick.limit
+    ('digits', (0, 1), 300)
+    >>> quick.replace(seeds_pairs=(0, 1, 2)).seeds_pairs  # a variant of a preset
+    (0, 1, 2)
+    >>> quick.replace(task="intervals")  # the intervals have no static variant for IMP and LTS
+    Traceback (most recent call last):
+    ...
+    ValueError: expected imp_lts_variant='events' for task 'intervals': only the digits have a static variant
+    """
 
     mode: str
     seeds_sweep: tuple[int, ...]  # the control-rate sweep, the time-averaged baseline and the clamp runs
