@@ -73,19 +73,7 @@ def _check(dynamics, params, x, v0, needs=("x", "v0"), return_v_seq=True):
     ref_out, ref_grads = _run("torch", dynamics, params, x, v0, needs, return_v_seq)
     kept = 3 if return_v_seq else 2  # (spikes, v, v_seq), v_seq None when not asked for
     assert out.v_seq is None and ref_out.v_seq is None or return_v_seq
-    if dynamics.state_dtype in (torch.float16, torch.bfloat16):
-        # a float32 parameter's gradient is a sum of 16-bit terms: the reference adds them in 16 bits, one step
-        # at a time (each add off by up to half an ulp), the compiled loop accumulates in float32; both agree to
-        # the 16-bit rounding of that sum, an ulp per step
-        assert_matches_reference(out[:kept], ref_out[:kept], {}, {})
-        per_step = torch.finfo(dynamics.state_dtype).eps * x.shape[0]
-        for name, ref in ref_grads.items():
-            assert grads[name].dtype == ref.dtype and grads[name].shape == ref.shape, name
-            scale = float(ref.abs().max()) + 1.0
-            tol = max(1e-2, per_step) if name not in ("x", "v0") else 1e-2
-            torch.testing.assert_close(grads[name].float(), ref.float(), rtol=tol, atol=tol * scale, msg=name)
-    else:
-        assert_matches_reference(out[:kept], ref_out[:kept], grads, ref_grads)
+    assert_matches_reference(out[:kept], ref_out[:kept], grads, ref_grads)
     _assert_bitwise(out, ref_out)
 
 
@@ -125,7 +113,7 @@ def test_registered_and_picked_by_auto_for_large_cpu_inputs(auto_picks_cpu):
     large = torch.zeros(4, 2, cpu_backend.AUTO_MIN_ELEMENTS // 8)
     small = torch.zeros(4, 2, 3)
     assert resolve_backend("auto", large, SpikingJellyLIF()).name == "cpu"
-    assert resolve_backend("auto", large, replace(SnnTorchLeaky(), state_dtype=torch.float16)).name == "cpu"
+    assert resolve_backend("auto", large, replace(SnnTorchLeaky(), state_dtype=torch.float16)).name == "torch"
     assert resolve_backend("auto", small, SpikingJellyLIF()).name == "torch"  # its fixed cost would dominate
     assert resolve_backend("cpu", small, SpikingJellyLIF()).name == "cpu"  # by name, any size
     # what it does not run, auto leaves to the reference
@@ -138,6 +126,8 @@ def test_registered_and_picked_by_auto_for_large_cpu_inputs(auto_picks_cpu):
     [
         (torch.zeros(2, 2, 3, 4), CoupledBifurcation(), "mixes channels"),
         (torch.zeros(2, 2, 3), SpikingJellyLIF(relaxed=True), "relaxed"),
+        (torch.zeros(2, 2, 3), SpikingJelly014LIF(state_dtype=torch.bfloat16), "does not round compiled"),
+        (torch.zeros(2, 2, 3), SpikingJellyPLIF(state_dtype=torch.float16), "does not round compiled"),
         (torch.zeros(2, 2, 3, device="meta"), SpikingJellyLIF(), "CPU tensors"),
     ],
 )
@@ -243,25 +233,19 @@ def test_one_step_float_parameters_full_state(dynamics, params):
     _check(dynamics, params, x, torch.rand(3, 4, 6, generator=gen) * 0.5, return_v_seq=False)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("state_dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize(
-    "dynamics, params",
-    [DYNAMICS[0], DYNAMICS[3], DYNAMICS[4], DYNAMICS[6], DYNAMICS[9], DYNAMICS[12]],
-    ids=lambda d: type(d).__name__ if not isinstance(d, dict) else "",
-)
-def test_16_bit_states_match_reference(dynamics, params, state_dtype):
-    """Every operation rounded to the 16-bit state as eager PyTorch rounds it (a float32 0-d parameter
-    enters each product at float32 precision, as in the reference; SpikingJelly 0.0.0.0.14's product-form
-    decay ``v * (1 - 1/tau)`` included, which inductor rounded differently until the product was written out:
-    engine/dynamics.py ``_times_cpu_scalar``)."""
-    gen = torch.Generator().manual_seed(4)
-    x = (torch.randn(6, 3, 4, 5, generator=gen) * 0.8 + 0.5).to(state_dtype)
-    dynamics = replace(dynamics, state_dtype=state_dtype)
-    tensors = {n: torch.tensor(float(v)) for n, v in params.items()}  # float32 0-d, as SpikingJelly's PLIF gives
-    _check(dynamics, tensors, x, torch.rand(4, 5, generator=gen).to(state_dtype), needs=("x", "v0", *tensors))
-    if state_dtype is torch.float16:
-        _check(dynamics, params, x.float(), 0.0, needs=("x",))  # a 16-bit state from float32 input
+def test_16_bit_states_run_on_the_reference(auto_picks_cpu, state_dtype):
+    """A 16-bit state is left to the reference: compiled, SpikingJelly's PLIF (a float32 0-d q), LIF with
+    decay_input=False (tau 1.7) and 0.0.0.0.14's product-form LIF gave final states that differ from eager
+    PyTorch's in the last bit (inductor rounds the float32 parameter to 16 bits before each product). "auto"
+    runs the reference, bit for bit what ``backend="torch"`` gives."""
+    x = (torch.randn(2, 2, cpu_backend.AUTO_MIN_ELEMENTS // 2, generator=torch.Generator().manual_seed(4)) + 0.5)
+    x = x.to(state_dtype)
+    dynamics = SpikingJellyPLIF(state_dtype=state_dtype)
+    params = {"q": torch.tensor(0.37), "threshold": 1.0}
+    assert resolve_backend("auto", x, dynamics).name == "torch"
+    auto, ref = (multistep(x, dynamics, params, backend=b) for b in ("auto", "torch"))
+    _assert_bitwise(auto, ref)
 
 
 @pytest.mark.slow

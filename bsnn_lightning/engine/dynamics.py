@@ -549,7 +549,7 @@ class SpikingJelly014LIF(SpikingJellyLIF):
         return 1.0 - 1.0 / p["tau"]
 
     def charge(self, x, v, p):
-        return _times_cpu_scalar(v, self.decay(p)) + x
+        return v * self.decay(p) + x
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         tau = p["tau"]
@@ -577,7 +577,7 @@ class SpikingJelly014PLIF(SpikingJellyPLIF):
         return 1.0 - p["q"]
 
     def charge(self, x, v, p):
-        return _times_cpu_scalar(v, self.decay(p)) + x
+        return v * self.decay(p) + x
 
     def backward_step(self, gs, gv, h, v_prev, p, needs):
         gh, grads = self._reset_backward(gs, gv, h, p, needs)
@@ -701,33 +701,6 @@ class CoupledBifurcation(Bifurcation):
         if "coupling" in needs:  # dL/dA_ij = sum over batch and space of gh_i * v_j
             grads["coupling"] = torch.einsum("ni...,nj...->ij", gh, v_prev())
         return gh, gv_prev, grads
-
-
-def _times_cpu_scalar(v: torch.Tensor, factor) -> torch.Tensor:
-    """``v * factor``, written out where a 16-bit CPU membrane meets a float32 0-d factor.
-
-    Eager PyTorch on the CPU reads a 0-d tensor that is the second operand of ``*`` at its own precision: it
-    multiplies in float32 and rounds the product once to the membrane's dtype. A compiler that follows the type
-    promotion rule instead rounds the factor to the 16-bit dtype first (inductor does: on 100,000 random
-    membranes, 36,262 float16 and 17,852 bfloat16 products differed from eager's), so the product is spelled
-    ``(v.float() * factor).to(v.dtype)``, which eager computes to the same bits as ``v * factor`` and a
-    compiler cannot reorder. On CUDA a tensor operand enters a 16-bit op in that dtype, so there the plain
-    product is the library's arithmetic and is kept.
-
-    >>> v = torch.tensor([0.3333, 1.7], dtype=torch.float16)
-    >>> factor = 1.0 - 1.0 / torch.tensor(3.0)
-    >>> torch.equal(_times_cpu_scalar(v, factor), v * factor)
-    True
-    """
-    if (
-        isinstance(factor, torch.Tensor)
-        and factor.dim() == 0
-        and factor.dtype == torch.float32
-        and v.dtype in (torch.float16, torch.bfloat16)
-        and v.device.type == "cpu"
-    ):
-        return (v.float() * factor).to(v.dtype)
-    return v * factor
 
 
 def _mix_channels(matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
