@@ -102,7 +102,6 @@ def run(
         return run_reference(x, v0, dynamics, params, return_v_seq)
     if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
         dynamics = replace(dynamics, autograd=False)
-    host_memory.apply_default()  # fresh output tensors reuse freed memory instead of faulting in new pages
     names = tuple(params)
     values = [params[n] for n in names]
     keep = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values))
@@ -231,6 +230,8 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
         with _LOCK:
             fn = _COMPILED.get(spec)
             if fn is None:
+                # once, with the first variant: fresh output tensors reuse freed memory, not new pages
+                host_memory.apply_default()
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
                 # exactness: every 16-bit operation rounded as eager PyTorch rounds it, no fused multiply-add
                 # (inductor's default, restated so that a changed default cannot make the loop inexact silently)

@@ -69,8 +69,9 @@ def keep_freed_memory() -> str | None:
 
 
 def apply_default() -> str | None:
-    """What the ``cpu`` backend calls at every call (the first decides): :func:`keep_freed_memory` unless the
-    environment says ``system``; returns the reason nothing was set (``"BSNN_CPU_MALLOC=system"`` included)."""
+    """What the ``cpu`` backend calls when it builds a compiled variant (the first call decides):
+    :func:`keep_freed_memory` unless the environment says ``system``; returns the reason nothing was set
+    (``"BSNN_CPU_MALLOC=system"`` included)."""
     if not _DEFAULT:
         with _LOCK:
             if not _DEFAULT:
