@@ -41,7 +41,7 @@ from typing import Callable
 import torch
 
 from ..user_warnings import warn_user
-from . import host_memory
+from . import cpu_kernel_rewrite, host_memory
 from .backends import register_backend
 from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
 from .dynamics import Dynamics
@@ -232,6 +232,8 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
             if fn is None:
                 # once, with the first variant: fresh output tensors reuse freed memory, not new pages
                 host_memory.apply_default()
+                # and inductor's C++ for these loops reordered, with streaming stores (cpu_kernel_rewrite)
+                cpu_kernel_rewrite.install()
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
                 # exactness: every 16-bit operation rounded as eager PyTorch rounds it, no fused multiply-add
                 # (inductor's default, restated so that a changed default cannot make the loop inexact silently)
@@ -245,7 +247,7 @@ def _distinct_sizes(compiled: Callable) -> Callable:
     """Compile with a symbol of its own for every size: by default dynamo gives equal sizes one symbol (a
     batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again."""
     def call(*args):
-        with distinct_sizes():
+        with distinct_sizes(), cpu_kernel_rewrite.ours():
             return compiled(*args)
 
     return call
