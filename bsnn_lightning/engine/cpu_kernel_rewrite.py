@@ -229,6 +229,7 @@ def _reordered(body: list[str], streamable: set[str]) -> list[str] | None:
                 placed.add(name)
                 load_what(loads[name])
                 out.append(loads[name])
+                out.extend(stores.pop(name, []))
 
     def place(name: str, line: str) -> None:
         load_what(line)

@@ -16,11 +16,13 @@ query, ``torch.utils`` no dispatch-mode one). The private entry points used, and
 - ``torch.utils._device.DeviceContext``: the function mode that ``with torch.device(...)`` pushes (not an
   observer);
 - ``torch.utils._python_dispatch._disable_current_modes()`` and ``torch._C.DisableTorchFunction()``: run a
-  block with every dispatch mode popped and ``__torch_function__`` handling off.
+  block with every dispatch mode popped and ``__torch_function__`` handling off;
+  ``torch._C._len_torch_dispatch_stack()`` and ``torch._ops._len_torch_dispatch_stack_pre_dispatch()``:
+  whether any dispatch mode is pushed at all (when none is, :func:`unobserved` has nothing to pop).
 
 The fused CPU backend (:mod:`.cpu_backend`) compiles with inductor and needs three more, for which there is no
-public API either: ``torch.fx.experimental._config.patch(use_duck_shape=False)`` (a symbol of its own for every
-size, :func:`distinct_sizes`), ``torch._inductor.cpp_builder.get_cpp_compiler()`` and
+public API either: ``torch.fx.experimental._config.use_duck_shape = False`` (a symbol of its own for every size,
+:func:`distinct_sizes`), ``torch._inductor.cpp_builder.get_cpp_compiler()`` and
 ``torch._inductor.config.cpp.cxx`` (whether inductor finds a C++ compiler, :func:`cpp_compiler_problem`), and
 the inductor option names of :data:`EXACT_INDUCTOR_OPTIONS`, which ``torch.compile(options=...)`` takes but
 does not document as stable.
@@ -35,6 +37,7 @@ import contextlib
 import os
 
 import torch
+from torch._ops import _len_torch_dispatch_stack_pre_dispatch
 from torch.overrides import _get_current_function_mode_stack
 from torch.utils import _python_dispatch
 from torch.utils._device import DeviceContext
@@ -62,9 +65,11 @@ def ops_observed() -> bool:
     return any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack())
 
 
-@contextlib.contextmanager
-def unobserved():
+class unobserved:
     """Run a block out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter).
+
+    A class rather than a generator context: it is entered at every engine call, and when no mode watches
+    (the usual case) it changes nothing and costs a microsecond instead of popping empty mode stacks.
 
     >>> from torch.utils.flop_counter import FlopCounterMode
     >>> a = torch.ones(2, 2)
@@ -75,8 +80,19 @@ def unobserved():
     >>> counter.get_total_flops()
     16
     """
-    with _python_dispatch._disable_current_modes(), torch._C.DisableTorchFunction():
-        yield
+
+    __slots__ = ("_inner",)
+
+    def __enter__(self) -> None:
+        self._inner = None
+        if torch._C._len_torch_dispatch_stack() or _len_torch_dispatch_stack_pre_dispatch() or _get_current_function_mode_stack():
+            self._inner = contextlib.ExitStack()
+            self._inner.enter_context(_python_dispatch._disable_current_modes())
+            self._inner.enter_context(torch._C.DisableTorchFunction())
+
+    def __exit__(self, *exc) -> None:
+        if self._inner is not None:
+            self._inner.__exit__(*exc)
 
 
 #: inductor options under which compiled float arithmetic rounds as eager PyTorch's: no contraction of a
@@ -100,9 +116,11 @@ def dispatch_observed() -> bool:
     return _python_dispatch.is_in_torch_dispatch_mode(include_infra_modes=False)
 
 
-@contextlib.contextmanager
-def distinct_sizes():
+class distinct_sizes:
     """Trace with a symbol of its own for every size (dynamo's default gives equal sizes one symbol).
+
+    Entered at every call of a compiled loop (a call may recompile): the flag is set and restored directly,
+    where ``fx_config.patch`` would build a class per call.
 
     >>> from torch.fx.experimental import _config as fx_config
     >>> with distinct_sizes():
@@ -111,10 +129,19 @@ def distinct_sizes():
     >>> fx_config.use_duck_shape
     True
     """
-    from torch.fx.experimental import _config as fx_config
 
-    with fx_config.patch(use_duck_shape=False):
-        yield
+    __slots__ = ("_before",)
+
+    def __enter__(self) -> None:
+        from torch.fx.experimental import _config as fx_config
+
+        self._before = fx_config.use_duck_shape
+        fx_config.use_duck_shape = False
+
+    def __exit__(self, *exc) -> None:
+        from torch.fx.experimental import _config as fx_config
+
+        fx_config.use_duck_shape = self._before
 
 
 def cpp_compiler_problem() -> str | None:

@@ -1,0 +1,212 @@
+"""The rewrite of the ``cpu`` backend's C++ (engine/cpu_kernel_rewrite.py): on inductor's real kernels, the same
+statements in a new order, streaming stores only where nothing reads the buffer back, a fence per parallel
+region, and results equal to the reference bit for bit (aligned, unaligned and multi-threaded); the kernels it
+must leave alone; its switch; a user's own torch.compile untouched.
+
+The tests that compile are slow; in the fast subset, ``tests/test_cpu_backend.py``'s shared variant runs
+rewritten kernels (per-channel and per-neuron loops) against the reference."""
+
+import re
+from collections import Counter
+
+import pytest
+import torch
+
+from bsnn_lightning.engine import SpikingJellyLIF, cpu_kernel_rewrite, multistep
+from test_cpu_backend import _check
+
+LIF = {"tau": 1.7, "threshold": 1.0}
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Every (source, rewritten source) pair that the cpu backend hands to the C++ compiler from now on."""
+    pairs = []
+    rewrite = cpu_kernel_rewrite.rewrite
+
+    def spy(source):
+        out = rewrite(source)
+        pairs.append((source, out))
+        return out
+
+    monkeypatch.setattr(cpu_kernel_rewrite, "rewrite", spy)
+    return pairs
+
+
+def _statements(source: str) -> list[str]:
+    """The statements of every full-vector branch, stores written one way (``bsnn_store(p, v)`` as ``v.store(p)``)."""
+    out, lines = [], source.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip().startswith("if(C10_LIKELY("):
+            j = i + 2
+            while lines[j].strip() != "}":
+                stmt = re.sub(r"^bsnn_store\((.*), (tmp\d+)\);$", r"\2.store(\1);", lines[j].strip())
+                out.append(stmt)
+                j += 1
+    return out
+
+
+def _assert_defined_before_use(source: str) -> None:
+    for i, line in enumerate(source.split("\n")):
+        if line.strip().startswith("if(C10_LIKELY("):
+            defined = set()
+            for stmt in _statements_of_branch(source.split("\n"), i):
+                value = stmt.split("=", 1)[1] if stmt.startswith("auto ") else stmt
+                used = set(re.findall(r"\btmp\d+\b", value))
+                assert used <= defined, f"{stmt!r} uses {sorted(used - defined)} before their definition"
+                if stmt.startswith("auto "):
+                    defined.add(stmt.split()[1])
+
+
+def _statements_of_branch(lines, i):
+    j = i + 2
+    while lines[j].strip() != "}":
+        yield lines[j].strip()
+        j += 1
+
+
+def _case(shape, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen) * 0.8 + 0.6
+
+
+@pytest.mark.slow
+def test_real_kernels_keep_their_statements_and_results(captured):
+    """A SpikingJelly LIF (decay_input=False, sigmoid surrogate: a variant of its own here) forward and backward:
+    both kernels rewritten; the same statements, each value defined before it is used, every output store
+    streaming (nothing reads them back) and one fence per parallel region; spikes and states bit for bit."""
+    before = cpu_kernel_rewrite.counts()["rewritten"]
+    dynamics = SpikingJellyLIF(decay_input=False, surrogate="sigmoid")
+    _check(dynamics, LIF, _case((6, 4, 32)), 0.0, needs=("x",))  # 128 neurons: whole vectors, aligned steps
+    assert cpu_kernel_rewrite.counts()["rewritten"] >= before + 2
+    rewritten = [(src, out) for src, out in captured if out is not None]
+    assert len(rewritten) >= 2
+    for source, out in rewritten:
+        assert out.startswith(cpu_kernel_rewrite.MARK)
+        assert Counter(_statements(out)) == Counter(_statements(source))
+        _assert_defined_before_use(out)
+        assert "bsnn_store(" in out and ".store(out_ptr" not in "".join(_statements_of_branch_all(out))
+        regions = source.count("#pragma omp parallel") or 1
+        assert out.count("bsnn_fence();") == regions
+
+
+def _statements_of_branch_all(source):
+    lines = source.split("\n")
+    return [s for i, line in enumerate(lines) if line.strip().startswith("if(C10_LIKELY(") for s in _statements_of_branch(lines, i)]
+
+
+@pytest.mark.slow
+def test_unaligned_steps_and_a_tail_are_exact():
+    """37 neurons per sample: a partial vector at the end of every row, and steps whose start is not 64-byte
+    aligned (the streaming store falls back to an ordinary one there)."""
+    _check(SpikingJellyLIF(decay_input=False, surrogate="sigmoid"), LIF, _case((6, 3, 37), seed=1), 0.0, needs=("x",))
+
+
+@pytest.mark.slow
+def test_many_threads_and_streaming_stores_are_exact():
+    """A layer large enough for inductor's parallel loop (131,072 neurons): every thread's streaming stores are
+    fenced before the caller reads them."""
+    x = _case((4, 8, 16384), seed=2)
+    _check(SpikingJellyLIF(decay_input=False, surrogate="sigmoid"), LIF, x, 0.0, needs=("x",))
+
+
+# --- what it leaves alone ----------------------------------------------------------------------------------
+
+_KERNEL = """extern "C" void kernel(const float* in_ptr0, float* out_ptr0, float* out_ptr1, const int64_t ks0)
+{
+    #pragma omp parallel
+    {
+        {
+            #pragma omp for
+            for(int64_t x0=static_cast<int64_t>(0L); x0<static_cast<int64_t>(ks0); x0+=static_cast<int64_t>(16L))
+            {
+                {
+                    if(C10_LIKELY(x0 >= static_cast<int64_t>(0) && x0 < static_cast<int64_t>(16L*(ks0/16))))
+                    {
+BODY
+                    }
+                    if(C10_UNLIKELY(x0 >= static_cast<int64_t>(16L*(ks0/16)) && x0 < static_cast<int64_t>(ks0)))
+                    {
+                    }
+                }
+            }
+        }
+AFTER
+    }
+}"""
+_LOAD0 = "auto tmp0 = at::vec::Vectorized<float>::loadu(in_ptr0 + static_cast<int64_t>(x0), static_cast<int64_t>(16));"
+_TWICE = "auto tmp1 = tmp0 + tmp0;"
+
+
+def _kernel(*body, after=""):
+    return _KERNEL.replace("BODY", "\n".join(" " * 24 + line for line in body)).replace("AFTER", after)
+
+
+def test_a_plain_kernel_is_rewritten():
+    out = cpu_kernel_rewrite.rewrite(_kernel(_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));"))
+    assert "bsnn_store(out_ptr0 + static_cast<int64_t>(x0), tmp1);" in out and out.count("bsnn_fence();") == 1
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        ((_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0), static_cast<int64_t>(8));"), "a masked store"),
+        (
+            (
+                _LOAD0,
+                "auto tmp2 = at::vec::Vectorized<float>::loadu(out_ptr0 + static_cast<int64_t>(x0), static_cast<int64_t>(16));",
+                "auto tmp1 = tmp0 + tmp2;",
+                "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));",
+            ),
+            "a buffer read and written in the branch",
+        ),
+        ((_LOAD0, "tmp_acc0_vec = tmp_acc0_vec + tmp0;"), "a reduction's accumulator"),
+        ((_LOAD0, _TWICE, "tmp9.store(out_ptr0 + static_cast<int64_t>(x0));"), "a store of an undefined value"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_kernels_it_does_not_know_are_left_as_inductor_wrote_them(body, why):
+    assert cpu_kernel_rewrite.rewrite(_kernel(*body)) is None, why
+
+
+def test_no_vector_loop_is_left_alone():
+    assert cpu_kernel_rewrite.rewrite('extern "C" void kernel(float* out_ptr0)\n{\n    out_ptr0[0] = 1;\n}') is None
+
+
+def test_a_buffer_read_back_later_keeps_ordinary_stores():
+    """out_ptr1 is read after the loop (as a later loop of the same kernel would): no streaming store for it."""
+    after = " " * 8 + "auto tmp9 = out_ptr1[static_cast<int64_t>(0L)];"
+    body = (_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));", "tmp0.store(out_ptr1 + static_cast<int64_t>(x0));")
+    out = cpu_kernel_rewrite.rewrite(_kernel(*body, after=after))
+    assert "bsnn_store(out_ptr0 + static_cast<int64_t>(x0), tmp1);" in out
+    assert "tmp0.store(out_ptr1 + static_cast<int64_t>(x0));" in out
+
+
+def test_the_switch(monkeypatch):
+    source = _kernel(_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));")
+    monkeypatch.setenv(cpu_kernel_rewrite.SWITCH, "off")
+    before = cpu_kernel_rewrite.counts()
+    with cpu_kernel_rewrite.ours():
+        assert cpu_kernel_rewrite._for_us(source) is source
+    assert cpu_kernel_rewrite.counts() == before
+    assert cpu_kernel_rewrite.install() == "BSNN_CPU_REWRITE=off"
+    monkeypatch.setenv(cpu_kernel_rewrite.SWITCH, "sometimes")
+    with pytest.raises(ValueError, match="expected BSNN_CPU_REWRITE 'on' or 'off', got 'sometimes'"):
+        cpu_kernel_rewrite.enabled()
+    monkeypatch.setenv(cpu_kernel_rewrite.SWITCH, "on")
+    assert cpu_kernel_rewrite._for_us(source) is source  # outside ours(): not the cpu backend's kernel
+    with cpu_kernel_rewrite.ours():
+        assert cpu_kernel_rewrite._for_us(source).startswith(cpu_kernel_rewrite.MARK)
+
+
+@pytest.mark.slow
+def test_a_users_own_compiled_function_is_not_rewritten(captured):
+    """After the cpu backend installed the hook, a user's torch.compile goes through inductor unchanged."""
+    multistep(_case((2, 2, 16)), SpikingJellyLIF(), {"tau": 2.0, "threshold": 1.0}, backend="cpu")
+    assert cpu_kernel_rewrite.install() is None
+    before = cpu_kernel_rewrite.counts()
+    captured.clear()
+    compiled = torch.compile(lambda a: (a * 3 + 1).relu(), dynamic=False)
+    a = torch.randn(4096)
+    assert torch.equal(compiled(a), (a * 3 + 1).relu())
+    assert cpu_kernel_rewrite.counts() == before and not captured
