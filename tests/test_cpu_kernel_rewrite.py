@@ -20,13 +20,14 @@ LIF = {"tau": 1.7, "threshold": 1.0}
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Every (source, rewritten source) pair that the cpu backend hands to the C++ compiler from now on."""
+    """Every (source, rewritten source, vectors per iteration) that the cpu backend hands to the C++ compiler
+    from now on."""
     pairs = []
     rewrite = cpu_kernel_rewrite.rewrite
 
-    def spy(source):
-        out = rewrite(source)
-        pairs.append((source, out))
+    def spy(source, interleave=1):
+        out = rewrite(source, interleave)
+        pairs.append((source, out, interleave))
         return out
 
     monkeypatch.setattr(cpu_kernel_rewrite, "rewrite", spy)
@@ -34,15 +35,18 @@ def captured(monkeypatch):
 
 
 def _statements(source: str) -> list[str]:
-    """The statements of every full-vector branch, stores written one way (``bsnn_store(p, v)`` as ``v.store(p)``)."""
+    """The statements of every full-vector branch, written one way: stores as ``v.store(p)``, the copies of an
+    interleaved loop under the names of the one-vector loop (``tmp3_1`` as ``tmp3``, ``x0_1`` and ``x0_r`` as
+    ``x0``), without the copies' index definitions."""
     out, lines = [], source.split("\n")
     for i, line in enumerate(lines):
         if line.strip().startswith("if(C10_LIKELY("):
-            j = i + 2
-            while lines[j].strip() != "}":
-                stmt = re.sub(r"^bsnn_store\((.*), (tmp\d+)\);$", r"\2.store(\1);", lines[j].strip())
-                out.append(stmt)
-                j += 1
+            for stmt in _statements_of_branch(lines, i):
+                if stmt.startswith("const int64_t "):
+                    continue
+                stmt = re.sub(r"^bsnn_store\((.*), (tmp\d+(?:_\d+)?)\);$", r"\2.store(\1);", stmt)
+                stmt = re.sub(r"\b(tmp\d+)_\d+\b", r"\1", stmt)
+                out.append(re.sub(r"\b(x\d+)_(?:\d+|r)\b", r"\1", stmt))
     return out
 
 
@@ -73,17 +77,19 @@ def _case(shape, seed=0):
 @pytest.mark.slow
 def test_real_kernels_keep_their_statements_and_results(captured):
     """A SpikingJelly LIF (decay_input=False, sigmoid surrogate: a variant of its own here) forward and backward:
-    both kernels rewritten; the same statements, each value defined before it is used, every output store
-    streaming (nothing reads them back) and one fence per parallel region; spikes and states bit for bit."""
+    both kernels rewritten; the same statements (the forward's twice side by side, and once more for the
+    last vectors), each value defined before it is used, every output store streaming (nothing reads them
+    back) and one fence per parallel region; spikes and states bit for bit."""
     before = cpu_kernel_rewrite.counts()["rewritten"]
     dynamics = SpikingJellyLIF(decay_input=False, surrogate="sigmoid")
     _check(dynamics, LIF, _case((6, 4, 32)), 0.0, needs=("x",))  # 128 neurons: whole vectors, aligned steps
     assert cpu_kernel_rewrite.counts()["rewritten"] >= before + 2
-    rewritten = [(src, out) for src, out in captured if out is not None]
-    assert len(rewritten) >= 2
-    for source, out in rewritten:
+    rewritten = [(src, out, k) for src, out, k in captured if out is not None]
+    assert sorted(k for _, _, k in rewritten) == [1, 2]  # one backward, one forward
+    for source, out, interleave in rewritten:
         assert out.startswith(cpu_kernel_rewrite.MARK)
-        assert Counter(_statements(out)) == Counter(_statements(source))
+        copies = 1 if interleave == 1 else interleave + 1
+        assert Counter(_statements(out)) == Counter({s: n * copies for s, n in Counter(_statements(source)).items()})
         _assert_defined_before_use(out)
         assert "bsnn_store(" in out and ".store(out_ptr" not in "".join(_statements_of_branch_all(out))
         regions = source.count("#pragma omp parallel") or 1
@@ -145,6 +151,24 @@ def _kernel(*body, after=""):
 def test_a_plain_kernel_is_rewritten():
     out = cpu_kernel_rewrite.rewrite(_kernel(_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));"))
     assert "bsnn_store(out_ptr0 + static_cast<int64_t>(x0), tmp1);" in out and out.count("bsnn_fence();") == 1
+
+
+def test_two_vectors_side_by_side():
+    """interleave=2: the loop steps over two vectors; while both are whole, statement i of each, side by side;
+    the last vectors run the one-vector block (renamed x0_r), tail included."""
+    out = cpu_kernel_rewrite.rewrite(_kernel(_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));"), interleave=2)
+    assert "x0+=static_cast<int64_t>(32L))" in out and "if(C10_LIKELY(x0 + 16 < static_cast<int64_t>(16L*(ks0/16))))" in out
+    both = [line.strip() for line in out.split("\n") if "tmp1_" in line or "tmp0_" in line]
+    assert both[:4] == [
+        "auto tmp0_0 = at::vec::Vectorized<float>::loadu(in_ptr0 + static_cast<int64_t>(x0_0), static_cast<int64_t>(16));",
+        "auto tmp0_1 = at::vec::Vectorized<float>::loadu(in_ptr0 + static_cast<int64_t>(x0_1), static_cast<int64_t>(16));",
+        "auto tmp1_0 = tmp0_0 + tmp0_0;",
+        "auto tmp1_1 = tmp0_1 + tmp0_1;",
+    ]
+    assert "for(int64_t x0_r=x0; x0_r<std::min<int64_t>(x0 + 32, static_cast<int64_t>(ks0)); x0_r+=static_cast<int64_t>(16L))" in out
+    assert "if(C10_UNLIKELY(x0_r >= static_cast<int64_t>(16L*(ks0/16)) && x0_r < static_cast<int64_t>(ks0)))" in out
+    with pytest.raises(ValueError, match="expected interleave of at least 1"):
+        cpu_kernel_rewrite.rewrite(_kernel(_LOAD0), interleave=0)
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,10 @@ from .surrogates import FUNCTION_PREFIX
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
 #: per call (its guards, the launch of the parallel region) outweighs what fusing saves
 AUTO_MIN_ELEMENTS = 1 << 16
+#: vectors of neurons per iteration of the rewritten loops (:mod:`.cpu_kernel_rewrite`): two side by side in the
+#: forward, whose chain of steps is short and waits on each step's latency; one in the backward, whose longer
+#: steps (a surrogate's exp and division) already fill the core, and whose registers two would overflow
+INTERLEAVE = {"forward": 2, "backward": 1}
 #: the environment variable that keeps "auto" off this backend ("off"; by name it still runs): for short runs,
 #: where compiling costs more than the fused loop saves, and for test suites
 AUTO_SWITCH = "BSNN_CPU_AUTO"
@@ -238,16 +242,19 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
                 # exactness: every 16-bit operation rounded as eager PyTorch rounds it, no fused multiply-add
                 # (inductor's default, restated so that a changed default cannot make the loop inexact silently)
                 options = EXACT_INDUCTOR_OPTIONS
-                fn = _distinct_sizes(torch.compile(loop, dynamic=True, fullgraph=True, options=options))
+                compiled = torch.compile(loop, dynamic=True, fullgraph=True, options=options)
+                fn = _distinct_sizes(compiled, INTERLEAVE[spec[0]])
                 _COMPILED[spec] = fn
     return fn
 
 
-def _distinct_sizes(compiled: Callable) -> Callable:
+def _distinct_sizes(compiled: Callable, interleave: int) -> Callable:
     """Compile with a symbol of its own for every size: by default dynamo gives equal sizes one symbol (a
-    batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again."""
+    batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again. The
+    kernels compiled in the call are rewritten (:mod:`.cpu_kernel_rewrite`)."""
+
     def call(*args):
-        with distinct_sizes(), cpu_kernel_rewrite.ours():
+        with distinct_sizes(), cpu_kernel_rewrite.ours(interleave):
             return compiled(*args)
 
     return call

@@ -45,7 +45,7 @@ SWITCH = "BSNN_CPU_REWRITE"
 MARK = "// rewritten by bsnn_lightning.engine.cpu_kernel_rewrite v1"
 
 _LOOP = re.compile(
-    r"^\s*for\(int64_t (?P<var>x\d+)=static_cast<int64_t>\(0L\); (?P=var)<static_cast<int64_t>\(.*\); "
+    r"^\s*for\(int64_t (?P<var>x\d+)=static_cast<int64_t>\(0L\); (?P=var)<static_cast<int64_t>\((?P<stop>.*)\); "
     r"(?P=var)\+=static_cast<int64_t>\((?P<step>\d+)L\)\)$"
 )
 _FULL_BRANCH = "if(C10_LIKELY({var} >= static_cast<int64_t>(0) && {var} < static_cast<int64_t>("
@@ -86,7 +86,7 @@ static inline void bsnn_fence() {
 """
 
 
-def rewrite(source: str) -> str | None:
+def rewrite(source: str, interleave: int = 1) -> str | None:
     """``source`` (one C++ kernel of inductor's) with its full-vector branch reordered and its output stores
     streaming; None if the kernel is not a single vectorised loop of plain definitions and stores.
 
@@ -127,9 +127,12 @@ def rewrite(source: str) -> str | None:
     >>> rewrite("for(int64_t x0=0; x0<4; x0+=1) {}") is None  # not inductor's vectorised loop: left alone
     True
     """
+    if interleave < 1:
+        raise ValueError(f"expected interleave of at least 1 (vectors per iteration), got {interleave}")
     lines = source.split("\n")
     streamable = _only_stored(source)
-    rewritten = streaming = 0
+    edits = []  # (first line, last line, replacement), bottom-up below so that earlier indices stay valid
+    streaming = 0
     for start, line in enumerate(lines):
         loop = _LOOP.match(line)
         if loop is None:
@@ -137,21 +140,29 @@ def rewrite(source: str) -> str | None:
         var = loop.group("var")
         if lines[start + 1].strip() != "{" or lines[start + 2].strip() != "{" or lines[start + 4].strip() != "{":
             continue
-        if not lines[start + 3].strip().startswith(_FULL_BRANCH.format(var=var)):
+        full = lines[start + 3].strip()
+        if not full.startswith(_FULL_BRANCH.format(var=var)) or not full.endswith(")))"):
             continue
         first = last = start + 5
         while last < len(lines) and lines[last].strip() != "}":
             last += 1
         if last + 1 >= len(lines) or not lines[last + 1].strip().startswith(_TAIL_BRANCH):
             continue
+        end = _closing_brace(lines, start + 1)
         body = _reordered(lines[first:last], streamable)
-        if body is None:
+        if body is None or end is None:
             continue
-        lines[first:last] = body
-        rewritten += 1
         streaming += sum(line.lstrip().startswith("bsnn_store(") for line in body)
-    if not rewritten:
+        block = lines[start + 1:first] + body + lines[last:end + 1]
+        if interleave == 1:
+            edits.append((start + 1, end, block))
+        else:
+            bound = full[len(_FULL_BRANCH.format(var=var)):-3]
+            edits.append((start, end, _interleaved(loop, bound, body, block, interleave)))
+    if not edits:
         return None
+    for first, last, replacement in reversed(edits):
+        lines[first:last + 1] = replacement
     if streaming and not _fence_at_the_end(lines):
         return None
     text = "\n".join(lines)
@@ -159,6 +170,36 @@ def rewrite(source: str) -> str | None:
     if opening < 0:
         return None
     return MARK + "\n" + text[:opening] + _HELPERS + "\n" + text[opening:]
+
+
+def _interleaved(loop: re.Match, bound: str, body: list[str], block: list[str], k: int) -> list[str]:
+    """The loop over ``k`` vectors per iteration: while all ``k`` are whole, their statements side by side
+    (statement i of every vector, then statement i + 1: independent neurons' chains of steps overlap in the
+    core); the last iterations run the one-vector block as it was, once per vector."""
+    var, step = loop.group("var"), int(loop.group("step"))
+    indent = loop.group(0)[: len(loop.group(0)) - len(loop.group(0).lstrip())]
+    stop = loop.group("stop")
+    inner = indent + "    "
+    out = [
+        f"{indent}for(int64_t {var}=static_cast<int64_t>(0L); {var}<static_cast<int64_t>({stop}); "
+        f"{var}+=static_cast<int64_t>({step * k}L))",
+        f"{indent}{{",
+        f"{inner}if(C10_LIKELY({var} + {step * (k - 1)} < static_cast<int64_t>({bound})))",
+        f"{inner}{{",
+    ]
+    out += [f"{inner}    const int64_t {var}_{i} = {var} + {step * i};" for i in range(k)]
+    for statement in body:
+        for i in range(k):
+            copy = _NAME.sub(lambda m: f"{m.group(0)}_{i}", statement)
+            out.append(re.sub(rf"\b{var}\b", f"{var}_{i}", copy))
+    out += [f"{inner}}}", f"{inner}else", f"{inner}{{"]
+    out.append(
+        f"{inner}    for(int64_t {var}_r={var}; {var}_r<std::min<int64_t>({var} + {step * k}, static_cast<int64_t>({stop})); "
+        f"{var}_r+=static_cast<int64_t>({step}L))"
+    )
+    out += [re.sub(rf"\b{var}\b", f"{var}_r", line) for line in block]
+    out += [f"{inner}}}", f"{indent}}}"]
+    return out
 
 
 def _only_stored(source: str) -> set[str]:
@@ -295,23 +336,29 @@ def enabled() -> bool:
 
 
 class ours:
-    """While inside, kernels that inductor compiles are the ``cpu`` backend's own and get rewritten.
+    """While inside, kernels that inductor compiles are the ``cpu`` backend's own and get rewritten, with
+    ``interleave`` vectors of neurons per loop iteration (see :func:`rewrite`).
 
     A class with slots rather than a generator context: it is entered at every call of a compiled loop.
 
-    >>> with ours():
-    ...     print(getattr(_LOCAL, "active", False))
+    >>> with ours(interleave=2):
+    ...     print(_LOCAL.interleave)
+    2
+    >>> getattr(_LOCAL, "interleave", None) is None  # and nothing outside
     True
     """
 
-    __slots__ = ("previous",)
+    __slots__ = ("interleave", "previous")
+
+    def __init__(self, interleave: int = 1) -> None:
+        self.interleave = interleave
 
     def __enter__(self) -> None:
-        self.previous = getattr(_LOCAL, "active", False)
-        _LOCAL.active = True
+        self.previous = getattr(_LOCAL, "interleave", None)
+        _LOCAL.interleave = self.interleave
 
     def __exit__(self, *exc) -> None:
-        _LOCAL.active = self.previous
+        _LOCAL.interleave = self.previous
 
 
 def counts() -> dict[str, int]:
@@ -354,9 +401,10 @@ def _wrap_inductor() -> str | None:
 
 
 def _for_us(source: str) -> str:
-    if not getattr(_LOCAL, "active", False) or not enabled():
+    interleave = getattr(_LOCAL, "interleave", None)
+    if interleave is None or not enabled():
         return source
-    rewritten = rewrite(source)
+    rewritten = rewrite(source, interleave)
     _COUNTS["rewritten" if rewritten is not None else "left"] += 1
     return source if rewritten is None else rewritten
 
