@@ -249,6 +249,21 @@ def test_16_bit_states_run_on_the_reference(auto_picks_cpu, state_dtype):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("uses", ["spikes", "v", "v_seq"])
+def test_a_loss_on_one_output_only(uses):
+    """The outputs a loss leaves unused get no gradient tensor (a broadcast zero for the final state, zeros
+    for the others): the gradients are still the reference's, to rounding."""
+    dynamics, params, x, v0 = _fast_case(n=4, c=16, length=8)
+    grads = {}
+    for backend in ("cpu", "torch"):
+        xx = x.detach().clone().requires_grad_()
+        out = multistep(xx, dynamics, params, v0, backend=backend, return_v_seq=uses == "v_seq")
+        used = getattr(out, uses)
+        (grads[backend],) = torch.autograd.grad((used * torch.linspace(-1, 1, used.numel()).view(used.shape)).sum(), xx)
+    torch.testing.assert_close(grads["cpu"], grads["torch"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_size_one_dimensions_and_float64():
     """Sizes of one are specialised by the compiler (a recompilation), float64 runs in float64."""
     dynamics, params, x, v0 = _fast_case(n=1, c=1, length=1)

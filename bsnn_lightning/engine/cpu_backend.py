@@ -125,6 +125,9 @@ class _FusedMultistep(torch.autograd.Function):
         ctx.spec = (dynamics, names, return_v_seq, x.dtype, compute)
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         ctx.keeps_history = not dynamics.state_from_charge
+        # an output the loss does not use gets no gradient tensor: the final state's is a broadcast zero below,
+        # not a tensor of zeros written and read at every step
+        ctx.set_materialize_grads(False)
         if keep:
             tensors = [val for val in values if isinstance(val, torch.Tensor)]
             saved = (charged, history) if ctx.keeps_history else (charged,)
@@ -144,9 +147,16 @@ class _FusedMultistep(torch.autograd.Function):
             values.append(ctx.constants[n] if n in ctx.constants else next(it))
         needs = tuple(n for i, n in enumerate(names) if ctx.needs_input_grad[6 + i])
         need_x, need_v0 = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
+        if grad_spikes is None:  # the loss used the states only
+            grad_spikes = torch.zeros(charged.shape, dtype=x_dtype)
+        # the same zeros autograd would have written, as one value broadcast over the neurons (stride 0)
+        no_final = grad_v_final is None
+        grad_v_final = charged.new_zeros(()).expand(charged.shape[1:]) if no_final else grad_v_final.contiguous()
+        if return_v_seq and grad_v_seq is None:
+            grad_v_seq = torch.zeros_like(charged)  # the states have the charged potentials' shape and dtype
         spec = (
             "backward", dynamics, names, charged.shape[0], charged.dim(), x_dtype, _kinds(v0, values),
-            history is not None, return_v_seq, needs, need_x, need_v0, grad_spikes.dtype,
+            history is not None, return_v_seq, needs, need_x, need_v0, grad_spikes.dtype, no_final,
         )
         loop = _compiled(
             spec,
@@ -154,7 +164,7 @@ class _FusedMultistep(torch.autograd.Function):
         )
         grad_x, grad_v0, *grad_params = loop(
             grad_spikes.contiguous(),
-            grad_v_final.contiguous(),
+            grad_v_final,
             grad_v_seq.contiguous() if return_v_seq else None,
             charged,
             history,
