@@ -193,6 +193,13 @@ def test_kernels_it_does_not_know_are_left_as_inductor_wrote_them(body, why):
     assert cpu_kernel_rewrite.rewrite(_kernel(*body)) is None, why
 
 
+def test_a_parallel_region_of_another_form_is_left_alone():
+    """Streaming stores need every thread fenced before its region ends; with clauses on the region (or a
+    combined construct) the rewrite does not guess where that is."""
+    kernel = _kernel(_LOAD0, _TWICE, "tmp1.store(out_ptr0 + static_cast<int64_t>(x0));")
+    assert cpu_kernel_rewrite.rewrite(kernel.replace("#pragma omp parallel", "#pragma omp parallel num_threads(2)")) is None
+
+
 def test_no_vector_loop_is_left_alone():
     assert cpu_kernel_rewrite.rewrite('extern "C" void kernel(float* out_ptr0)\n{\n    out_ptr0[0] = 1;\n}') is None
 

@@ -222,6 +222,8 @@ def _fence_at_the_end(lines: list[str]) -> bool:
     """Put a fence at the end of every parallel region (each thread's streaming stores are seen by all before
     the region's closing barrier), or at the end of the kernel without one; False if the blocks are unclear."""
     regions = [i for i, line in enumerate(lines) if line.strip() == "#pragma omp parallel"]
+    if any(line.strip().startswith("#pragma omp parallel ") for line in lines):
+        return False  # a region of another form (clauses, a combined construct): where its threads end is unclear
     if not regions:
         kernel = next((i for i, line in enumerate(lines) if line.startswith('extern "C"')), None)
         if kernel is None:
