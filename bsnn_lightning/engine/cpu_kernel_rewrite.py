@@ -212,10 +212,17 @@ def _interleaved(loop: re.Match, bound: str, body: list[str], block: list[str], 
 
 
 def _only_stored(source: str) -> set[str]:
-    """The output buffers that the kernel only writes, with full-vector or masked stores, and never reads back
-    (a later loop of the same kernel may read what an earlier one wrote: those keep ordinary stores)."""
+    """The output buffers that the kernel names only in its signature and in stores (``tmpN.store(out_ptrK
+    + ...)``): never read back in any form (a later loop of the same kernel may read what an earlier one
+    wrote; those keep ordinary stores)."""
     names = set(re.findall(r"\bout_ptr\d+\b", source))
-    return {name for name in names if not re.search(rf"(?:\b{name}\[|loadu\({name}\b)", source)}
+    only = set()
+    for name in names:
+        uses = len(re.findall(rf"\b{name}\b", source))
+        stores = len(re.findall(rf"\.store\({name} ", source))
+        if uses == stores + 1:  # the stores and the kernel's parameter
+            only.add(name)
+    return only
 
 
 def _fence_at_the_end(lines: list[str]) -> bool:
@@ -228,7 +235,10 @@ def _fence_at_the_end(lines: list[str]) -> bool:
         kernel = next((i for i, line in enumerate(lines) if line.startswith('extern "C"')), None)
         if kernel is None:
             return False
-        regions = [next((i for i in range(kernel, len(lines)) if lines[i].strip() == "{"), None) - 1]
+        body = next((i for i in range(kernel, len(lines)) if lines[i].strip() == "{"), None)
+        if body is None:
+            return False
+        regions = [body - 1]
     for region in reversed(regions):
         if lines[region + 1].strip() != "{":
             return False
@@ -249,9 +259,9 @@ def _reordered(body: list[str], streamable: set[str]) -> list[str] | None:
         definition, store = _DEFINITION.match(line), _STORE.match(line)
         if definition:
             name = definition.group("name")
+            loaded.update(_BUFFER.findall(definition.group("value")))  # any read, a load or another form
             if _LOAD.search(definition.group("value")):
                 loads[name] = line
-                loaded.update(_BUFFER.findall(definition.group("value")))
             else:
                 definitions.append((name, line))
         elif store:
