@@ -68,8 +68,9 @@ def ops_observed() -> bool:
 class unobserved:
     """Run a block out of sight of any PyTorch dispatch or function mode (an op counter, a FLOP counter).
 
-    A class rather than a generator context: it is entered at every engine call, and when no mode watches
-    (the usual case) it changes nothing and costs a microsecond instead of popping empty mode stacks.
+    A class rather than a generator context: it is entered at every engine call, and it pops the dispatch
+    mode stacks only when a mode is pushed (the usual case has none; popping empty stacks cost about 14
+    microseconds a call). ``__torch_function__`` handling is turned off either way, as before.
 
     >>> from torch.utils.flop_counter import FlopCounterMode
     >>> a = torch.ones(2, 2)
@@ -84,15 +85,13 @@ class unobserved:
     __slots__ = ("_inner",)
 
     def __enter__(self) -> None:
-        self._inner = None
-        if torch._C._len_torch_dispatch_stack() or _len_torch_dispatch_stack_pre_dispatch() or _get_current_function_mode_stack():
-            self._inner = contextlib.ExitStack()
+        self._inner = contextlib.ExitStack()
+        if torch._C._len_torch_dispatch_stack() or _len_torch_dispatch_stack_pre_dispatch():
             self._inner.enter_context(_python_dispatch._disable_current_modes())
-            self._inner.enter_context(torch._C.DisableTorchFunction())
+        self._inner.enter_context(torch._C.DisableTorchFunction())  # function modes and subclasses' handlers
 
     def __exit__(self, *exc) -> None:
-        if self._inner is not None:
-            self._inner.__exit__(*exc)
+        self._inner.__exit__(*exc)
 
 
 #: inductor options under which compiled float arithmetic rounds as eager PyTorch's: no contraction of a
