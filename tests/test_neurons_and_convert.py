@@ -227,3 +227,18 @@ def test_convert_sets_the_imp_range_and_keeps_a_learned_imp():
     learned = imp.detach().clone()
     bl.convert(net, imp_init=(0.4, 0.6))  # a new range applies to new IMPs; the learned one stays
     assert torch.equal(net[1].imp, learned)
+
+
+def test_building_a_converted_class_or_its_mixin_directly_names_what_to_build():
+    """A converted class names the library's own class to build; the mixin alone (ConvertedNode,
+    ConvertedLeaky, ...) says it is a mixin, not that "ConvertedNeuron" is the library's class."""
+    from spikingjelly.activation_based import neuron
+    from bsnn_lightning.adapters.snntorch import ConvertedLeaky
+    from bsnn_lightning.adapters.spikingjelly import ConvertedNode
+
+    node = bl.convert(nn.Sequential(neuron.LIFNode()), "lif")[0]
+    with pytest.raises(TypeError, match="LIFNode here is a class made by bsnn_lightning.convert .* build the library's own LIFNode"):
+        type(node)(tau=4.0)
+    for mixin in (ConvertedNode, ConvertedLeaky):
+        with pytest.raises(TypeError, match=f"{mixin.__name__} is the mixin that bsnn_lightning.convert adds"):
+            mixin()

@@ -42,9 +42,16 @@ class ConvertedNeuron(MethodNeuron):
         # conversion swaps an existing module's class and unpickling/deep copies rebuild without __init__, so only
         # a direct call gets here: e.g. a config that builds neurons from a class path (SpikingJelly's distributed
         # NeuronConfig) given a converted class
+        kind = type(self)
+        if library_class_of(kind) is kind:  # the mixin itself (ConvertedNode, ...), not a class convert made
+            raise TypeError(
+                f"{kind.__name__} is the mixin that bsnn_lightning.convert adds to a library neuron's class and "
+                "cannot be built on its own; build the library's neuron (e.g. SpikingJelly's LIFNode, snnTorch's "
+                "Leaky) and convert the model"
+            )
         raise TypeError(
-            f"{type(self).__name__} here is a class made by bsnn_lightning.convert for existing modules; build the "
-            f"library's own {library_class_of(type(self)).__qualname__} and convert the model (a converted neuron's "
+            f"{kind.__name__} here is a class made by bsnn_lightning.convert for existing modules; build the "
+            f"library's own {library_class_of(kind).__qualname__} and convert the model (a converted neuron's "
             "IMP and eigenvalues are learned per module, not given as constructor arguments)"
         )
 
@@ -66,6 +73,7 @@ class ConvertedNeuron(MethodNeuron):
 
 
 _CLASSES: dict[tuple[type, type], type] = {}
+_MADE: set[type] = set()  #: the classes converted_class made (a mixin alone is not one)
 
 
 def converted_class(mixin: type, library_class: type) -> type:
@@ -82,6 +90,7 @@ def converted_class(mixin: type, library_class: type) -> type:
     key = (mixin, library_class)
     if key not in _CLASSES:
         _CLASSES[key] = type(library_class.__name__, (mixin, library_class), {"__module__": mixin.__module__})
+        _MADE.add(_CLASSES[key])
     return _CLASSES[key]
 
 
@@ -94,8 +103,11 @@ def library_class_of(kind: type) -> type:
     True
     >>> library_class_of(neuron.LIFNode) is neuron.LIFNode
     True
+    >>> library_class_of(ConvertedNode) is ConvertedNode  # the mixin alone is no converted class
+    True
     """
-    return kind.__bases__[1] if issubclass(kind, ConvertedNeuron) else kind
+    made = next((k for k in kind.__mro__ if k in _MADE), None)
+    return kind if made is None else made.__bases__[1]
 
 
 def library_class(module: nn.Module) -> type:
