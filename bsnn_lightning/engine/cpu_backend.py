@@ -31,6 +31,8 @@ function, tensors not on the CPU, and any call when no C++ compiler is found (on
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import threading
@@ -42,6 +44,7 @@ import torch
 
 from ..user_warnings import warn_user
 from . import cpu_kernel_rewrite, host_memory
+from .direct_call import CompiledLoop
 from .backends import register_backend
 from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
 from .dynamics import Dynamics
@@ -151,7 +154,7 @@ class _FusedMultistep(torch.autograd.Function):
             grad_spikes = torch.zeros(charged.shape, dtype=x_dtype)
         # the same zeros autograd would have written, as one value broadcast over the neurons (stride 0)
         no_final = grad_v_final is None
-        grad_v_final = charged.new_zeros(()).expand(charged.shape[1:]) if no_final else grad_v_final.contiguous()
+        grad_v_final = _zero(charged.dtype).expand(charged.shape[1:]) if no_final else grad_v_final.contiguous()
         if return_v_seq and grad_v_seq is None:
             grad_v_seq = torch.zeros_like(charged)  # the states have the charged potentials' shape and dtype
         spec = (
@@ -233,11 +236,11 @@ def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs
 
 # --- the cache of compiled variants -----------------------------------------------------------------------
 
-_COMPILED: dict[tuple, Callable] = {}
+_COMPILED: dict[tuple, CompiledLoop] = {}
 _LOCK = threading.Lock()
 
 
-def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
+def _compiled(spec: tuple, build: Callable[[], Callable]) -> CompiledLoop:
     """The compiled variant for this shape class, built and wrapped on first use (it compiles on its first call)."""
     fn = _COMPILED.get(spec)
     if fn is None:
@@ -251,23 +254,19 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> Callable:
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
                 # exactness: every 16-bit operation rounded as eager PyTorch rounds it, no fused multiply-add
                 # (inductor's default, restated so that a changed default cannot make the loop inexact silently)
-                options = EXACT_INDUCTOR_OPTIONS
-                compiled = torch.compile(loop, dynamic=True, fullgraph=True, options=options)
-                fn = _distinct_sizes(compiled, INTERLEAVE[spec[0]])
+                # (called without dynamo's frame once compiled: direct_call)
+                fn = CompiledLoop(loop, EXACT_INDUCTOR_OPTIONS, functools.partial(_compiling, INTERLEAVE[spec[0]]))
                 _COMPILED[spec] = fn
     return fn
 
 
-def _distinct_sizes(compiled: Callable, interleave: int) -> Callable:
-    """Compile with a symbol of its own for every size: by default dynamo gives equal sizes one symbol (a
-    batch of 8 on an 8 x 8 map), and a later call whose sizes differ then compiles the variant again. The
-    kernels compiled in the call are rewritten (:mod:`.cpu_kernel_rewrite`)."""
-
-    def call(*args):
-        with distinct_sizes(), cpu_kernel_rewrite.ours(interleave):
-            return compiled(*args)
-
-    return call
+@contextlib.contextmanager
+def _compiling(interleave: int):
+    """Around a call that may compile: a symbol of its own for every size (by default dynamo gives equal sizes
+    one symbol, a batch of 8 on an 8 x 8 map, and a later call whose sizes differ then compiles the variant
+    again), and the kernels compiled in it rewritten (:mod:`.cpu_kernel_rewrite`)."""
+    with distinct_sizes(), cpu_kernel_rewrite.ours(interleave):
+        yield
 
 
 def _own_code(fn: types.FunctionType, name: str) -> types.FunctionType:
@@ -275,6 +274,22 @@ def _own_code(fn: types.FunctionType, name: str) -> types.FunctionType:
     its limit) per code object, and every variant's loop is the same nested function's code."""
     code = fn.__code__.replace(co_name=name)
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+
+
+#: one read-only 0-d zero per dtype, broadcast as the final state's gradient where the loss leaves it unused
+_ZEROS: dict[torch.dtype, torch.Tensor] = {}
+
+
+def _zero(dtype: torch.dtype) -> torch.Tensor:
+    """A 0-d CPU zero of ``dtype``, made once (the backward loop only reads it).
+
+    >>> _zero(torch.float32) is _zero(torch.float32), _zero(torch.float64).item()
+    (True, 0.0)
+    """
+    zero = _ZEROS.get(dtype)
+    if zero is None:
+        zero = _ZEROS.setdefault(dtype, torch.zeros((), dtype=dtype))
+    return zero
 
 
 def _kinds(v0: torch.Tensor, values) -> tuple:

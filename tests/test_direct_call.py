@@ -1,0 +1,181 @@
+"""The direct path of a compiled loop (bsnn_lightning.engine.direct_call): taken only where dynamo's own
+guards would pass, and computing what dynamo's path computes, on real torch.compile graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bsnn_lightning.engine import SnnTorchLeaky, SpikingJellyLIF, cpu_backend, direct_call, multistep
+from bsnn_lightning.engine.direct_call import CompiledLoop
+from bsnn_lightning.engine.torch_modes import CHECKED_ON, EXACT_INDUCTOR_OPTIONS
+
+
+def _leaky(x, v0, beta, threshold):
+    """A small pointwise loop with Python-float parameters (dynamo passes them as tensors)."""
+    v, out = v0.expand(x.shape[1:]), []
+    for t in range(x.shape[0]):
+        v = beta * v + x[t]
+        s = (v >= threshold).to(x.dtype)
+        v = v - s * threshold
+        out.append(s)
+    return torch.stack(out), v
+
+
+def _fresh(fn):
+    """``fn`` with a code object of its own, so that each test compiles its own graphs."""
+    import types
+
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+def _compiled(fn=_leaky):
+    return CompiledLoop(_fresh(fn), EXACT_INDUCTOR_OPTIONS)
+
+
+def _inputs(shape=(4, 3, 5), dtype=torch.float32, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen, dtype=dtype) + 0.5, torch.zeros((), dtype=dtype)
+
+
+def test_the_private_api_it_relies_on_is_checked_on_this_torch():
+    assert torch.__version__.split("+")[0] in CHECKED_ON
+    assert callable(torch._as_tensor_fullprec) and torch._as_tensor_fullprec(0.5).dtype == torch.float64
+    assert torch._C._dynamo.guards.GlobalStateGuard().check()
+
+
+def test_the_second_call_is_direct_and_equal_to_the_eager_loop():
+    loop = _compiled()
+    x, v0 = _inputs()
+    with torch.no_grad():
+        first = loop(x, v0, 0.9, 1.0)
+        second = loop(x, v0, 0.9, 1.0)
+        other = loop(x * 2, v0, 0.8, 0.7)  # new values, floats included, same graph
+    assert loop.refused is None
+    assert loop.calls == {"direct": 2, "dynamo": 1}
+    for got, args in ((first, (x, v0, 0.9, 1.0)), (second, (x, v0, 0.9, 1.0)), (other, (x * 2, v0, 0.8, 0.7))):
+        expected = _leaky(*args)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["grad mode", "dtype", "size one", "strided", "rank"],
+)
+def test_a_call_that_dynamo_would_guard_against_goes_through_dynamo(change):
+    loop = _compiled()
+    x, v0 = _inputs()
+    with torch.no_grad():
+        loop(x, v0, 0.9, 1.0)
+    args = {
+        "grad mode": (x, v0, 0.9, 1.0),
+        "dtype": _inputs(dtype=torch.float64),
+        "size one": _inputs(shape=(4, 1, 5)),
+        "strided": (_inputs(shape=(4, 5, 3))[0].transpose(1, 2), v0),
+        "rank": _inputs(shape=(4, 3, 5, 2)),
+    }[change]
+    args = args if len(args) == 4 else (*args, 0.9, 1.0)
+    with torch.set_grad_enabled(change == "grad mode"):
+        got = loop(*args)
+        again = loop(*args)  # the new graph is bound in turn
+    assert loop.calls == {"direct": 1, "dynamo": 2}, loop.refused
+    expected = _leaky(*args)
+    for out in (got, again):
+        assert all(torch.equal(a, b) for a, b in zip(out, expected))
+
+
+def test_switched_off_every_call_goes_through_dynamo(monkeypatch):
+    monkeypatch.setenv(direct_call.SWITCH, "off")
+    loop = _compiled()
+    x, v0 = _inputs()
+    with torch.no_grad():
+        outs = [loop(x, v0, 0.9, 1.0) for _ in range(3)]
+    assert loop.calls == {"direct": 0, "dynamo": 3}
+    assert all(torch.equal(a, b) for out in outs for a, b in zip(out, _leaky(x, v0, 0.9, 1.0)))
+    monkeypatch.setenv(direct_call.SWITCH, "sideways")
+    with pytest.raises(ValueError, match="expected BSNN_CPU_DIRECT 'on' or 'off', got 'sideways'"):
+        direct_call.enabled()
+
+
+def test_a_loop_returning_one_tensor_twice_keeps_dynamos_path():
+    """Dynamo returns a tensor that appears twice once from the graph: the outputs cannot be placed, so the
+    direct path is refused (with the reason), and every call stays correct."""
+
+    def twice(x, scale):
+        y = x * scale
+        return y, y
+
+    loop = _compiled(twice)
+    x = torch.arange(6.0)
+    with torch.no_grad():
+        outs = [loop(x, 0.5) for _ in range(3)]
+    assert loop.calls == {"direct": 0, "dynamo": 3}
+    assert "outputs" in loop.refused
+    assert all(torch.equal(t, x * 0.5) for out in outs for t in out)
+
+
+def _floor_scaled(x, scale):
+    import math
+
+    return (x * math.floor(scale * 10),)
+
+
+def _branch_on_scale(x, scale):
+    return (x * scale if scale > 0.5 else x - scale,)
+
+
+#: the two ways a graph can hold a float argument's value: baked in (dynamo guards it on its own), or guarded in
+#: the shape environment (as a branch on it is when dynamo passed it as a tensor; after an earlier
+#: specialisation of a float named alike in the process, dynamo bakes it in instead)
+_HOLDS_VALUE = (
+    "the graph holds the value of L['scale'] (0.91), which dynamo guards on its own",
+    "a guard of the shape environment names a value that is not among the graph's inputs",
+)
+
+
+@pytest.mark.parametrize("fn", [_floor_scaled, _branch_on_scale])
+def test_a_graph_that_used_a_float_arguments_value_keeps_dynamos_path(fn):
+    """Dynamo bakes a float whose value the trace needed into the graph (or guards it in the shape
+    environment): the direct path, which does not check dynamo's own value guards, is refused, so a call with
+    another value recompiles instead of reusing the graph."""
+    loop = _compiled(fn)
+    x = torch.arange(4.0)
+    with torch.no_grad():
+        first = loop(x, 0.91)
+        assert loop.refused is not None and loop.refused.startswith(_HOLDS_VALUE), loop.refused
+        second = loop(x, 0.35)
+    assert loop.calls["direct"] == 0
+    assert torch.equal(first[0], fn(x, 0.91)[0]) and torch.equal(second[0], fn(x, 0.35)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("library", ["snnTorch", "SpikingJelly"])
+def test_the_cpu_backend_calls_its_loops_directly_and_stays_exact(library):
+    """Forward and backward through the cpu backend: after the first call both loops are called directly, and
+    spikes, states and gradients equal the reference's (the backward's surrogate reads a closure value and a
+    module global, math.pi: both are among the graph's inputs)."""
+    if library == "snnTorch":
+        dynamics, params, v0 = SnnTorchLeaky(reset_mechanism="subtract"), {"beta": 0.9, "threshold": 1.0, "graded": 1.0}, torch.zeros(6, 40)
+    else:
+        dynamics, params, v0 = SpikingJellyLIF(surrogate="sigmoid", v_reset=0.0, decay_input=True), {"tau": 2.0, "threshold": 1.0}, 0.0
+    gen = torch.Generator().manual_seed(3)
+    before = {spec: dict(loop.calls) for spec, loop in cpu_backend._COMPILED.items()}
+    for step in range(3):
+        x = (torch.randn(4, 6, 40, generator=gen) + 0.6).requires_grad_()
+        grad = torch.randn(4, 6, 40, generator=gen)
+        outs = {}
+        for backend in ("cpu", "torch"):
+            out = multistep(x, dynamics, params, v0, backend=backend)
+            (gx,) = torch.autograd.grad(out.spikes, x, grad)
+            outs[backend] = (out.spikes, out.v, gx)
+        assert torch.equal(outs["cpu"][0], outs["torch"][0]) and torch.equal(outs["cpu"][1], outs["torch"][1])
+        torch.testing.assert_close(outs["cpu"][2], outs["torch"][2], rtol=1e-6, atol=1e-7)
+    used = {}
+    for spec, loop in cpu_backend._COMPILED.items():
+        old = before.get(spec, {"direct": 0, "dynamo": 0})
+        calls = {path: loop.calls[path] - old[path] for path in old}
+        if sum(calls.values()):
+            used[spec[0]] = (calls, loop.refused)
+    assert sorted(used) == ["backward", "forward"], used
+    for direction, (calls, refused) in used.items():
+        assert refused is None and calls["direct"] >= 2 and sum(calls.values()) == 3, (direction, calls, refused)
