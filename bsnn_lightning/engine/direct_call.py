@@ -13,17 +13,20 @@ call's arguments) and the shape environment. After the first call it binds a dir
 
 - the inputs, rebuilt from the arguments by one compiled expression (a size is ``x.size()[i]``, a Python
   float a float64 scalar tensor, as dynamo passes them, made once per value);
-- the guards: the shape environment's guards on those inputs (sizes, strides and storage offsets, static
-  ones included), the type, dtype and device of every tensor, dynamo's global-state guard (grad mode,
-  autocast, deterministic algorithms, threads and the rest: what dynamo itself checks), and no torch
+- the guards: the type at each place of the arguments (None, a number or a tensor); the value of each number
+  argument that dynamo baked into the graph (it does for one whose value the trace needed, and sometimes by
+  choice), to the bit; the shape environment's guards on the inputs (sizes, strides and storage offsets,
+  static ones included); the dtype and device of every tensor; dynamo's global-state guard (grad mode,
+  autocast, deterministic algorithms, threads and the rest: what dynamo itself checks); and no torch
   function mode pushed (dynamo would trace one into a graph of its own);
 - a check, once, that the compiled function called this way returns what the call through dynamo returned,
   bit for bit, and in the same places.
 
 A later call whose arguments pass the guards calls inductor's compiled function directly; any other call
-goes through dynamo (which may compile a new graph, bound in turn). A loop whose inputs come from anywhere else,
-or whose check fails, keeps dynamo's path: slower, never different. ``BSNN_CPU_DIRECT=off`` keeps every call on
-dynamo's path.
+goes through dynamo (which may compile a new graph, bound in turn). A graph whose inputs cannot be rebuilt,
+whose shape guards name a value that is not an input (a branch on a float argument), whose outputs cannot be
+placed (a tensor returned twice) or whose check fails is refused (``CompiledLoop.refused`` says why), and its
+calls keep dynamo's path: slower, never different. ``BSNN_CPU_DIRECT=off`` keeps every call on dynamo's path.
 
 Private torch API this relies on (there is no public way to call a compiled graph without dynamo's frame),
 checked on the releases in :data:`~.torch_modes.CHECKED_ON` by ``tests/test_direct_call.py``: the ``grapharg``
@@ -152,7 +155,7 @@ class _Capture:
 class _Direct:
     """One graph's direct path: rebuild its inputs, check the guards, call inductor's compiled function."""
 
-    __slots__ = ("compiled", "names", "inputs", "tensors", "shapes", "state", "present")
+    __slots__ = ("compiled", "names", "kinds", "held", "inputs", "tensors", "shapes", "state", "present")
 
     @classmethod
     def bind(cls, capture: _Capture, loop: Callable, args: tuple, result) -> "_Direct":
@@ -165,7 +168,8 @@ class _Direct:
         star = code.co_varnames[code.co_argcount] if code.co_flags & 0x04 else None
         closure = {n: cell.cell_contents for n, cell in zip(code.co_freevars, loop.__closure__ or ())}
         self.names = (names, star, closure)
-        _require_numbers_passed(capture, names, star, args)
+        self.kinds = tuple(map(type, args))  # None, a number or a tensor at each place, as dynamo guards them
+        self.held = _held_numbers(capture, names, star, args)
         expression = "(" + "".join(
             (f"_as_tensor({name}), " if as_tensor else f"{name}, ") for name, as_tensor in capture.sources
         ) + ")"
@@ -211,6 +215,11 @@ class _Direct:
 
     def __call__(self, args: tuple):
         """The loop's outputs, or None where the arguments fail a guard."""
+        if tuple(map(type, args)) != self.kinds:
+            return None
+        for place, value in self.held:
+            if not _same_number(args[place], value):
+                return None
         flat = self._inputs(args)
         if not self._guarded(flat):
             return None
@@ -238,18 +247,31 @@ class _Direct:
         return bool(eval(code, namespace, {"L": {f"t{i}": value for i, value in enumerate(flat)}}))  # noqa: S307
 
 
-def _require_numbers_passed(capture: _Capture, names: tuple, star: str | None, args: tuple) -> None:
-    """Refuse a graph that holds the value of a Python number among the arguments: dynamo passes a float to
-    the graph as a tensor unless its value was needed while tracing (``math.floor(scale)``, a branch on it),
-    and then bakes it into the graph and guards that value with a guard of its own, which the direct path
-    does not check. Every number among the arguments must be one of the graph's inputs."""
+def _held_numbers(capture: _Capture, names: tuple, star: str | None, args: tuple) -> tuple:
+    """``(place, value)`` of each Python number among the arguments whose value the graph holds: dynamo passes
+    a float to the graph as a tensor, unless it specialised it (its value was needed while tracing,
+    ``math.floor(scale)``; or dynamo chose to, as it did for a loop compiled after others in the same process);
+    it then bakes the value into the graph and guards it, and so must the direct path (:func:`_same_number`)."""
     passed = {source for source, _ in capture.sources}
-    where = [(f"L[{name!r}]", value) for name, value in zip(names, args)]
+    where = [f"L[{name!r}]" for name in names]
     if star is not None:
-        where += [(f"L[{star!r}][{i}]", value) for i, value in enumerate(args[len(names) :])]
-    for source, value in where:
-        if isinstance(value, (bool, int, float)) and source not in passed:
-            raise _Refused(f"the graph holds the value of {source} ({value!r}), which dynamo guards on its own")
+        where += [f"L[{star!r}][{i}]" for i in range(len(args) - len(names))]
+    return tuple(
+        (place, value)
+        for place, (source, value) in enumerate(zip(where, args))
+        if isinstance(value, (bool, int, float)) and source not in passed
+    )
+
+
+def _same_number(a, b) -> bool:
+    """The same Python number, to the bit for floats (-0.0 is not 0.0; a NaN is its own payload).
+
+    >>> _same_number(0.5, 0.5), _same_number(0.0, -0.0), _same_number(float("nan"), float("nan")), _same_number(1, 1.0)
+    (True, False, True, False)
+    """
+    if type(a) is not type(b):
+        return False
+    return a.hex() == b.hex() if type(a) is float else a == b
 
 
 def _quietly(produce: Callable, *args, **kwargs):
