@@ -135,8 +135,7 @@ class _FusedMultistep(torch.autograd.Function):
             tensors = [val for val in values if isinstance(val, torch.Tensor)]
             saved = (charged, history) if ctx.keeps_history else (charged,)
             ctx.save_for_backward(*saved, v0, *tensors)
-        v_seq = history if return_v_seq else x.new_empty(0)
-        return spikes, v, v_seq
+        return spikes, v, (history if return_v_seq else None)  # None: no tensor made for an output not asked for
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
