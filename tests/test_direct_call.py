@@ -29,6 +29,12 @@ def _fresh(fn):
     return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
+def _identical(a, b) -> bool:
+    """The same dtype, shape and bits (NaN where NaN)."""
+    bits = {4: torch.int32, 8: torch.int64}[a.element_size()]
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.contiguous().view(bits), b.contiguous().view(bits))
+
+
 def _compiled(fn=_leaky):
     return CompiledLoop(_fresh(fn), EXACT_INDUCTOR_OPTIONS)
 
@@ -60,7 +66,7 @@ def test_the_second_call_is_direct_and_equal_to_the_eager_loop():
 
 @pytest.mark.parametrize(
     "change",
-    ["grad mode", "dtype", "size one", "strided", "rank", "a tensor for a float", "None for a tensor"],
+    ["grad mode", "dtype", "size one", "strided", "rank", "a tensor for a float", "None for a tensor", "NaN"],
 )
 def test_a_call_that_dynamo_would_guard_against_goes_through_dynamo(change):
     loop = _compiled()
@@ -75,6 +81,7 @@ def test_a_call_that_dynamo_would_guard_against_goes_through_dynamo(change):
         "rank": _inputs(shape=(4, 3, 5, 2)),
         "a tensor for a float": (x, v0, torch.tensor(0.9), 1.0),
         "None for a tensor": (x, None, 0.9, 1.0),
+        "NaN": (x, v0, float("nan"), 1.0),
     }[change]
     args = args if len(args) == 4 else (*args, 0.9, 1.0)
     with torch.set_grad_enabled(change == "grad mode"):
@@ -83,7 +90,37 @@ def test_a_call_that_dynamo_would_guard_against_goes_through_dynamo(change):
     assert loop.calls == {"direct": 1, "dynamo": 2}, loop.refused
     expected = _leaky(*args)
     for out in (got, again):
-        assert all(torch.equal(a, b) for a, b in zip(out, expected))
+        assert all(_identical(a, b) for a, b in zip(out, expected))
+
+
+def test_a_negative_view_is_not_called_directly():
+    """A tensor whose negation is a bit (``torch._neg_view``) has other dispatch keys: dynamo's tensor guard
+    recompiles for it, and so the direct path does not take it. (The graph dynamo compiles for it reads the
+    stored values without the negation on torch 2.13: the cpu backend resolves such views before its loops,
+    ``tests/test_cpu_backend.py``.)"""
+    loop = _compiled()
+    x, v0 = _inputs()
+    with torch.no_grad():
+        loop(x, v0, 0.9, 1.0)
+        loop(torch._neg_view(-x), v0, 0.9, 1.0)
+    assert loop.calls == {"direct": 0, "dynamo": 2}
+
+
+def _weighted_sum(a, b, scale):
+    return (a * scale + b,)
+
+
+def test_one_tensor_at_two_places_is_guarded():
+    """Dynamo's graph for ``f(a, a)`` reads ``a`` once (and guards that the two arguments are one tensor); the
+    direct path of that graph must not take ``f(a, b)``, nor that of ``f(a, b)`` take ``f(a, a)``."""
+    loop = _compiled(_weighted_sum)
+    a, b = torch.arange(5.0), torch.arange(5.0) * 3
+    calls = [(a, b, 0.5), (a, a, 0.5), (a, a, 0.5), (a.double(), b.double(), 0.5), (a, b, 0.5), (a, a, 0.25)]
+    with torch.no_grad():
+        outs = [loop(*args) for args in calls]
+    assert [torch.equal(out[0], _weighted_sum(*args)[0]) for out, args in zip(outs, calls)] == [True] * len(calls)
+    # (a, b) and (a, a) compile; each repeat is direct; the float64 call compiles (no graph's guards take it)
+    assert loop.calls == {"direct": 3, "dynamo": 3}, (loop.calls, loop.refused)
 
 
 def test_switched_off_every_call_goes_through_dynamo(monkeypatch):

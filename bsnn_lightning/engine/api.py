@@ -214,7 +214,7 @@ def _host_finite(tensors: list[torch.Tensor]) -> bool:
     for value in tensors:
         if type(value) not in (torch.Tensor, torch.nn.Parameter) or value.device.type != "cpu":
             return False
-        if value.dtype not in _NUMPY_DTYPES:
+        if value.dtype not in _NUMPY_DTYPES or value.is_neg():  # NumPy reads no negative view
             return False
         total += float(value.data.numpy().sum(dtype=np.float32))
     return math.isfinite(total)

@@ -12,11 +12,14 @@ options), and its backend keeps what dynamo hands inductor: the graph's inputs (
 call's arguments) and the shape environment. After the first call it binds a direct path:
 
 - the inputs, rebuilt from the arguments by one compiled expression (a size is ``x.size()[i]``, a Python
-  float a float64 scalar tensor, as dynamo passes them, made once per value);
+  float a float64 scalar tensor, as dynamo passes them, made once per value; not a NaN, as dynamo guards);
 - the guards: the type at each place of the arguments (None, a number or a tensor); the value of each number
   argument that dynamo baked into the graph (it does for one whose value the trace needed, and sometimes by
   choice), to the bit; the shape environment's guards on the inputs (sizes, strides and storage offsets,
-  static ones included); the dtype and device of every tensor; dynamo's global-state guard (grad mode,
+  static ones included); the dtype, device and dispatch keys of every tensor (a negative view, an inference
+  tensor); which arguments are one tensor, and no tensor
+  at two places of the graph's inputs (dynamo guards that, and AOT autograd merges such inputs into one);
+  dynamo's global-state guard (grad mode,
   autocast, deterministic algorithms, threads and the rest: what dynamo itself checks); and no torch
   function mode pushed (dynamo would trace one into a graph of its own);
 - a check, once, that the compiled function called this way returns what the call through dynamo returned,
@@ -34,8 +37,8 @@ and ``example_value`` that dynamo stores on a graph's placeholders (their ``sour
 ``torch._as_tensor_fullprec`` (how dynamo passes a float), ``torch._guards.TracingContext`` (the shape
 environment during the backend call), ``ShapeEnv.produce_guards_expression`` with
 ``torch.fx.experimental.symbolic_shapes.SYMPY_INTERP`` (what ``ShapeEnv.evaluate_guards_expression`` evaluates
-it with), ``torch._C._dynamo.guards.GlobalStateGuard`` and ``torch._C._len_torch_function_stack``. Where
-one is missing, the loop keeps dynamo's path.
+it with), ``torch._C._dynamo.guards.GlobalStateGuard``, ``torch._C._len_torch_function_stack`` and
+``torch._C._dispatch_keys``. Where one is missing, the loop keeps dynamo's path.
 """
 
 from __future__ import annotations
@@ -128,6 +131,10 @@ class _Refused(Exception):
     """This graph gets no direct path (the reason); its calls stay on dynamo's."""
 
 
+class _NotDirect(Exception):
+    """This call's arguments cannot take the direct path (found while rebuilding the inputs)."""
+
+
 class _Capture:
     """What dynamo handed the backend for one graph."""
 
@@ -155,7 +162,7 @@ class _Capture:
 class _Direct:
     """One graph's direct path: rebuild its inputs, check the guards, call inductor's compiled function."""
 
-    __slots__ = ("compiled", "names", "kinds", "held", "inputs", "tensors", "shapes", "state", "present")
+    __slots__ = ("compiled", "names", "kinds", "aliases", "held", "inputs", "tensors", "shapes", "state", "present")
 
     @classmethod
     def bind(cls, capture: _Capture, loop: Callable, args: tuple, result) -> "_Direct":
@@ -169,6 +176,7 @@ class _Direct:
         closure = {n: cell.cell_contents for n, cell in zip(code.co_freevars, loop.__closure__ or ())}
         self.names = (names, star, closure)
         self.kinds = tuple(map(type, args))  # None, a number or a tensor at each place, as dynamo guards them
+        self.aliases = _alias_pattern(args)  # one tensor at two places: dynamo's graph reads it once
         self.held = _held_numbers(capture, names, star, args)
         expression = "(" + "".join(
             (f"_as_tensor({name}), " if as_tensor else f"{name}, ") for name, as_tensor in capture.sources
@@ -197,7 +205,7 @@ class _Direct:
         except Exception as error:  # noqa: BLE001 - any failure to rebuild the inputs keeps dynamo's path
             raise _Refused(f"the graph's inputs could not be rebuilt ({type(error).__name__}: {error})") from error
         self.tensors = tuple(
-            (i, type(value), value.dtype, value.device)
+            (i, type(value), value.dtype, value.device, _dispatch_keys(value))
             for i, ((_, as_tensor), value) in enumerate(zip(capture.sources, flat))
             if isinstance(value, torch.Tensor) and not as_tensor
         )
@@ -206,6 +214,8 @@ class _Direct:
         self.present = tuple(r is not None for r in result)
         if sum(self.present) != capture.outputs:
             raise _Refused(f"the graph has {capture.outputs} outputs for {sum(self.present)} tensors returned")
+        if len({id(flat[i]) for i, *_ in self.tensors}) != len(self.tensors):
+            raise _Refused("one tensor at two places of the first call (AOT autograd merged them into one input)")
         if not self._guarded(flat):
             raise _Refused("the guards built from the first call do not accept its own arguments")
         again = self(args)
@@ -215,12 +225,15 @@ class _Direct:
 
     def __call__(self, args: tuple):
         """The loop's outputs, or None where the arguments fail a guard."""
-        if tuple(map(type, args)) != self.kinds:
+        if tuple(map(type, args)) != self.kinds or _alias_pattern(args) != self.aliases:
             return None
         for place, value in self.held:
             if not _same_number(args[place], value):
                 return None
-        flat = self._inputs(args)
+        try:
+            flat = self._inputs(args)
+        except _NotDirect:
+            return None
         if not self._guarded(flat):
             return None
         outputs = iter(self.compiled(*flat))
@@ -237,14 +250,30 @@ class _Direct:
     def _guarded(self, flat: tuple) -> bool:
         if not self.state.check() or _function_modes():  # a function mode would be traced into a graph of its own
             return False
-        for i, kind, dtype, device in self.tensors:
+        for i, kind, dtype, device, keys in self.tensors:
             value = flat[i]
             if type(value) is not kind or value.dtype != dtype or value.device != device:
                 return False
+            if _dispatch_keys(value) != keys:  # a negative view, an inference tensor: dynamo's tensor guard too
+                return False
+        if len({id(flat[i]) for i, *_ in self.tensors}) != len(self.tensors):
+            return False  # one tensor at two places: AOT autograd compiles such a graph with the two merged
         if self.shapes is None:
             return True
         code, namespace = self.shapes
         return bool(eval(code, namespace, {"L": {f"t{i}": value for i, value in enumerate(flat)}}))  # noqa: S307
+
+
+def _alias_pattern(args: tuple) -> tuple:
+    """For each argument, the first place that holds the same tensor (-1 for a non-tensor): dynamo guards which
+    arguments are one tensor, and its graph for ``f(a, a)`` reads ``a`` once.
+
+    >>> t, u = torch.zeros(1), torch.zeros(1)
+    >>> _alias_pattern((t, u, 0.5)), _alias_pattern((t, t, 0.5))
+    ((0, 1, -1), (0, 0, -1))
+    """
+    first: dict[int, int] = {}
+    return tuple(first.setdefault(id(a), i) if isinstance(a, torch.Tensor) else -1 for i, a in enumerate(args))
 
 
 def _held_numbers(capture: _Capture, names: tuple, star: str | None, args: tuple) -> tuple:
@@ -286,6 +315,9 @@ def _quietly(produce: Callable, *args, **kwargs):
         logger.setLevel(level)
 
 
+#: a tensor's dispatch keys (its negative or conjugate bit among them); without the query no call is direct
+_dispatch_keys = getattr(torch._C, "_dispatch_keys", lambda tensor: object())
+
 #: how many torch function modes are pushed (a torch without the query counts as one: dynamo's path)
 _function_modes = getattr(torch._C, "_len_torch_function_stack", lambda: 1)
 
@@ -305,6 +337,8 @@ def _scalar_tensor(value) -> torch.Tensor:
     >>> _scalar_tensor(2.0).dtype
     torch.float64
     """
+    if value != value:  # dynamo guards that a float it passes is not NaN (its symbolic reasoning assumes it)
+        raise _NotDirect("NaN")
     key = (type(value), value.hex() if type(value) is float else value)
     tensor = _SCALARS.get(key)
     if tensor is None:
