@@ -13,15 +13,14 @@ call's arguments) and the shape environment. After the first call it binds a dir
 
 - the inputs, rebuilt from the arguments by one compiled expression (a size is ``x.size()[i]``, a Python
   float a float64 scalar tensor, as dynamo passes them, made once per value; not a NaN, as dynamo guards);
-- the guards: the type at each place of the arguments (None, a number or a tensor); the value of each number
-  argument that dynamo baked into the graph (it does for one whose value the trace needed, and sometimes by
-  choice), to the bit; the shape environment's guards on the inputs (sizes, strides and storage offsets,
-  static ones included); the dtype, device and dispatch keys of every tensor (a negative view, an inference
-  tensor); which arguments are one tensor, and no tensor
-  at two places of the graph's inputs (dynamo guards that, and AOT autograd merges such inputs into one);
-  dynamo's global-state guard (grad mode,
-  autocast, deterministic algorithms, threads and the rest: what dynamo itself checks); and no torch
-  function mode pushed (dynamo would trace one into a graph of its own);
+- the guards: the type at each place of the arguments (None, a number or a tensor), and which arguments are
+  one tensor; the value of each number argument that dynamo baked into the graph (it does for one whose value
+  the trace needed, and sometimes by choice), to the bit; the shape environment's guards on the inputs (sizes,
+  strides and storage offsets, static ones included); the dtype, device and dispatch keys of every tensor (a
+  negative view, an inference tensor), and no tensor at two places of the graph's inputs (AOT autograd merges
+  such inputs into one); dynamo's global-state guard (grad mode, autocast, deterministic algorithms, threads
+  and the rest: what dynamo itself checks); and no torch function mode pushed (dynamo would trace one into a
+  graph of its own);
 - a check, once, that the compiled function called this way returns what the call through dynamo returned,
   bit for bit, and in the same places.
 
