@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 import threading
 import types
@@ -45,6 +44,7 @@ import torch
 from ..user_warnings import warn_user
 from . import cpu_kernel_rewrite, host_memory
 from .direct_call import CompiledLoop
+from .switches import switched_on
 from .backends import register_backend
 from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
 from .dynamics import Dynamics
@@ -325,6 +325,7 @@ def _compiler_missing() -> str | None:
 def auto_min_elements() -> int:
     """The smallest x "auto" gives this backend: :data:`AUTO_MIN_ELEMENTS`, or never with ``BSNN_CPU_AUTO=off``.
 
+    >>> import os
     >>> from unittest import mock
     >>> with mock.patch.dict(os.environ, {"BSNN_CPU_AUTO": "on"}):
     ...     print(auto_min_elements())
@@ -333,12 +334,7 @@ def auto_min_elements() -> int:
     ...     print(auto_min_elements() == sys.maxsize)
     True
     """
-    setting = os.environ.get(AUTO_SWITCH, "on").strip().lower()
-    if setting in ("on", "1", ""):
-        return AUTO_MIN_ELEMENTS
-    if setting in ("off", "0"):
-        return sys.maxsize
-    raise ValueError(f"expected {AUTO_SWITCH} 'on' or 'off', got {os.environ[AUTO_SWITCH]!r}")
+    return AUTO_MIN_ELEMENTS if switched_on(AUTO_SWITCH) else sys.maxsize
 
 
 register_backend("cpu", run, supports, any_state_dtype=True, auto_min_elements=auto_min_elements())

@@ -42,9 +42,10 @@ user's ``torch.compile``.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
+
+from .switches import switched_on
 
 #: the environment variable that turns the rewrite "on" (default) or "off"
 SWITCH = "BSNN_CPU_REWRITE"
@@ -348,12 +349,7 @@ def enabled() -> bool:
     >>> enabled() in (True, False)
     True
     """
-    setting = os.environ.get(SWITCH, "on").strip().lower()
-    if setting in ("on", "1", ""):
-        return True
-    if setting in ("off", "0"):
-        return False
-    raise ValueError(f"expected {SWITCH} 'on' or 'off', got {os.environ[SWITCH]!r}")
+    return switched_on(SWITCH)
 
 
 class ours:

@@ -43,11 +43,12 @@ it with), ``torch._C._dynamo.guards.GlobalStateGuard``, ``torch._C._len_torch_fu
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any, Callable
 
 import torch
+
+from .switches import switched_on
 
 #: the environment variable that keeps every call on dynamo's path ("off")
 SWITCH = "BSNN_CPU_DIRECT"
@@ -58,17 +59,13 @@ MAX_DIRECT = 4
 def enabled() -> bool:
     """Whether loops bind a direct path (``BSNN_CPU_DIRECT``, default on).
 
+    >>> import os
     >>> from unittest import mock
     >>> with mock.patch.dict(os.environ, {"BSNN_CPU_DIRECT": "off"}):
     ...     print(enabled())
     False
     """
-    setting = os.environ.get(SWITCH, "on").strip().lower()
-    if setting in ("on", "1", ""):
-        return True
-    if setting in ("off", "0"):
-        return False
-    raise ValueError(f"expected {SWITCH} 'on' or 'off', got {os.environ[SWITCH]!r}")
+    return switched_on(SWITCH)
 
 
 class CompiledLoop:
