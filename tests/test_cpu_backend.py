@@ -181,17 +181,20 @@ def test_under_a_dispatch_mode_it_runs_the_reference():
 def test_without_a_compiler_it_says_why_once_and_auto_runs_the_reference(monkeypatch, auto_picks_cpu):
     from torch._inductor import config
 
-    monkeypatch.setattr(config.cpp, "cxx", (str(ROOT / "no-such-compiler" / "g++"),))
+    # inductor's own patch, not monkeypatch: on torch 2.14.1, undoing a monkeypatch of config.cpp.cxx left the
+    # setting hidden ("torch._inductor.config.cpp.cxx does not exist"), and every later C++ compile failed
+    missing = config.patch({"cpp.cxx": (str(ROOT / "no-such-compiler" / "g++"),)})
     monkeypatch.setattr(cpu_backend, "_COMPILER", [])
     x = torch.zeros(4, 2, cpu_backend.AUTO_MIN_ELEMENTS // 8)
-    with warnings.catch_warnings(record=True) as caught:
+    with missing, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert resolve_backend("auto", x, SpikingJellyLIF()).name == "torch"
         assert resolve_backend("auto", x, SnnTorchLeaky()).name == "torch"
+        with pytest.raises(ValueError, match="backend 'cpu' cannot run this call: inductor found no C\\+\\+ compiler"):
+            resolve_backend("cpu", x, SpikingJellyLIF())
     said = [str(w.message) for w in caught]
     assert len(said) == 1 and "no C++ compiler" in said[0] and "no-such-compiler" in said[0]
-    with pytest.raises(ValueError, match="backend 'cpu' cannot run this call: inductor found no C\\+\\+ compiler"):
-        resolve_backend("cpu", x, SpikingJellyLIF())
+    assert config.cpp.cxx != (str(ROOT / "no-such-compiler" / "g++"),)  # restored
 
 
 # --- slow: every dynamics, 16-bit states, the fallback in a fresh process ------------------------------

@@ -1,6 +1,8 @@
 """The private torch API the package relies on (bsnn_lightning/engine/torch_modes.py), behaviour by behaviour,
 against real modes; and the list of torch releases on which these tests passed."""
 
+import contextlib
+
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
@@ -93,11 +95,10 @@ def test_a_missing_compiler_is_named(monkeypatch, tmp_path):
     from torch._inductor import config
 
     missing = str(tmp_path / "missing" / "g++")
-    try:  # torch 2.13 reads CXX once, into this setting; 2.14 has none and reads CXX at the lookup
-        config.cpp.cxx
-        monkeypatch.setattr(config.cpp, "cxx", (None, missing))
-    except AttributeError:
-        pass
+    # torch reads CXX once, into this setting where it has one; inductor's own patch restores it (a monkeypatch
+    # of it, undone, left the setting hidden on torch 2.14.1, and later C++ compiles failed)
+    setting = config.patch({"cpp.cxx": (None, missing)}) if hasattr(config.cpp, "cxx") else contextlib.nullcontext()
     monkeypatch.setenv("CXX", missing)
-    problem = torch_modes.cpp_compiler_problem()
+    with setting:
+        problem = torch_modes.cpp_compiler_problem()
     assert problem is not None and problem.startswith(f"inductor found no C++ compiler (searched ['{missing}']")
