@@ -56,9 +56,11 @@ def test_the_second_call_is_direct_and_equal_to_the_eager_loop():
     with torch.no_grad():
         first = loop(x, v0, 0.9, 1.0)
         second = loop(x, v0, 0.9, 1.0)
-        other = loop(x * 2, v0, 0.8, 0.7)  # new values, floats included, same graph
-    assert loop.refused is None
-    assert loop.calls == {"direct": 2, "dynamo": 1}
+        assert loop.refused is None and loop.calls == {"direct": 1, "dynamo": 1}
+        # new values: the same graph where dynamo passed the floats as inputs (it may instead bake them in, as it
+        # did for the cpu backend's loops in a process that had compiled others: then a new graph, guarded by value)
+        other = loop(x * 2, v0, 0.8, 0.7)
+    assert loop.refused is None and sum(loop.calls.values()) == 3
     for got, args in ((first, (x, v0, 0.9, 1.0)), (second, (x, v0, 0.9, 1.0)), (other, (x * 2, v0, 0.8, 0.7))):
         expected = _leaky(*args)
         assert all(torch.equal(a, b) for a, b in zip(got, expected))
@@ -119,8 +121,9 @@ def test_one_tensor_at_two_places_is_guarded():
     with torch.no_grad():
         outs = [loop(*args) for args in calls]
     assert [torch.equal(out[0], _weighted_sum(*args)[0]) for out, args in zip(outs, calls)] == [True] * len(calls)
-    # (a, b) and (a, a) compile; each repeat is direct; the float64 call compiles (no graph's guards take it)
-    assert loop.calls == {"direct": 3, "dynamo": 3}, (loop.calls, loop.refused)
+    # (a, b) and (a, a) compile; their repeats at 0.5 are direct; the float64 call compiles (no graph takes it);
+    # (a, a) at 0.25 is direct unless dynamo baked the float in
+    assert loop.calls["direct"] >= 2 and sum(loop.calls.values()) == len(calls), (loop.calls, loop.refused)
 
 
 def test_switched_off_every_call_goes_through_dynamo(monkeypatch):
