@@ -150,7 +150,7 @@ def test_one_variant_serves_every_size(n, c, length, seed):
 
 
 def test_a_negative_view_computes_what_its_values_say():
-    """``torch._neg_view`` keeps a negation as a bit: the compiled loops read memory, so the backend resolves it
+    """``torch._neg_view`` keeps a negation as a bit: the compiled loops read memory, so multistep resolves it
     first (dynamo's own graph for such an input read the stored values, un-negated, on torch 2.13)."""
     dynamics, params, x, v0 = _fast_case()
     negated = {**params, "beta": torch._neg_view(-params["beta"])}

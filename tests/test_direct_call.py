@@ -98,7 +98,7 @@ def test_a_call_that_dynamo_would_guard_against_goes_through_dynamo(change):
 def test_a_negative_view_is_not_called_directly():
     """A tensor whose negation is a bit (``torch._neg_view``) has other dispatch keys: dynamo's tensor guard
     recompiles for it, and so the direct path does not take it. (The graph dynamo compiles for it reads the
-    stored values without the negation on torch 2.13: the cpu backend resolves such views before its loops,
+    stored values without the negation on torch 2.13: multistep resolves such views for every backend,
     ``tests/test_cpu_backend.py``.)"""
     loop = _compiled()
     x, v0 = _inputs()

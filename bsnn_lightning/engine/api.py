@@ -65,6 +65,10 @@ def multistep(
     sample_shape = x.shape[2:]
     params = _check_params(params, dynamics, sample_shape, x)
     v0 = _check_initial_state(v0, dynamics, x)
+    # a negative view (torch._neg_view) keeps its negation as a bit; the cpu and triton backends read memory,
+    # and dynamo's own graph for one read it un-negated (torch 2.13): every backend gets the values applied
+    x, v0 = _resolved(x), _resolved(v0)
+    params = {name: _resolved(value) for name, value in params.items()}
     chosen = resolve_backend(backend, x, dynamics)
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
     mode = checks.resolve(check_finite, x.device)
@@ -89,6 +93,11 @@ def _check_finite(mode: str, x, v0, v, dynamics: Dynamics, params: dict) -> None
             checks.defer(f"the state or parameters of {type(dynamics).__name__} (engine)", checks.non_finite(*tensors))
         elif not _all_finite(tensors):
             raise ValueError(_diagnose_non_finite(x, v0, params))
+
+
+def _resolved(value):
+    """``value`` with a negative view's bit applied (``resolve_neg``, differentiable), else ``value`` itself."""
+    return value.resolve_neg() if isinstance(value, torch.Tensor) and value.is_neg() else value
 
 
 def _check_input(x: torch.Tensor) -> None:

@@ -110,8 +110,7 @@ def run(
     if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
         dynamics = replace(dynamics, autograd=False)
     names = tuple(params)
-    values = [_resolved(params[n]) for n in names]
-    x, v0 = _resolved(x), _resolved(v0)
+    values = [params[n] for n in names]
     keep = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values))
     spikes, v_final, v_seq = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
     return spikes, v_final, (v_seq if return_v_seq else None)
@@ -274,12 +273,6 @@ def _own_code(fn: types.FunctionType, name: str) -> types.FunctionType:
     its limit) per code object, and every variant's loop is the same nested function's code."""
     code = fn.__code__.replace(co_name=name)
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-
-
-def _resolved(value):
-    """``value`` with a negative view's bit applied (``resolve_neg``): a compiled graph reads a tensor's memory,
-    and inductor's for a negative view read it without the negation (torch 2.13), where the reference negates."""
-    return value.resolve_neg() if isinstance(value, torch.Tensor) and value.is_neg() else value
 
 
 #: one read-only 0-d zero per dtype, broadcast as the final state's gradient where the loss leaves it unused
