@@ -67,8 +67,10 @@ def multistep(
     v0 = _check_initial_state(v0, dynamics, x)
     # a negative view (torch._neg_view) keeps its negation as a bit; the cpu and triton backends read memory,
     # and dynamo's own graph for one read it un-negated (torch 2.13): every backend gets the values applied
-    x, v0 = _resolved(x), _resolved(v0)
-    params = {name: _resolved(value) for name, value in params.items()}
+    # (while torch.compile traces, the graph's inputs are functional tensors with no such bit)
+    if not torch.compiler.is_compiling():
+        x, v0 = _resolved(x), _resolved(v0)
+        params = {name: _resolved(value) for name, value in params.items()}
     chosen = resolve_backend(backend, x, dynamics)
     spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
     mode = checks.resolve(check_finite, x.device)
