@@ -43,6 +43,7 @@ it with), ``torch._C._dynamo.guards.GlobalStateGuard``, ``torch._C._len_torch_fu
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any, Callable
 
@@ -107,10 +108,20 @@ class CompiledLoop:
 
     def _backend(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
         """Dynamo's backend: inductor, as ``torch.compile(options=...)`` calls it; keeps what a direct call needs."""
-        from torch._inductor.compile_fx import compile_fx
+        from torch._inductor.compile_fx import compile_fx, compile_fx_inner
 
-        compiled = compile_fx(gm, example_inputs, config_patches=dict(self._options))
-        self._captures.append(_Capture.of(gm, compiled))
+        inner: list = []
+
+        def inner_compile(graph, inputs, *args, **kwargs):  # AOT autograd's graph, compiled by inductor
+            code = compile_fx_inner(graph, inputs, *args, **kwargs)
+            inner.append((graph, code))
+            return code
+
+        # without AOT autograd's cache, whose hit (in a later process) would skip inner_compile: the direct path
+        # calls inductor's function the same way in every process (inductor's own cache still serves the code)
+        with torch._functorch.config.patch(enable_autograd_cache=False):
+            compiled = compile_fx(gm, example_inputs, inner_compile=inner_compile, config_patches=dict(self._options))
+        self._captures.append(_Capture.of(gm, compiled, inner))
         return compiled
 
     def _bind(self, capture: "_Capture", args: tuple, result) -> None:
@@ -134,12 +145,12 @@ class _NotDirect(Exception):
 class _Capture:
     """What dynamo handed the backend for one graph."""
 
-    __slots__ = ("compiled", "sources", "examples", "shape_env", "outputs", "problem")
+    __slots__ = ("compiled", "inner", "sources", "examples", "shape_env", "outputs", "problem")
 
     @classmethod
-    def of(cls, gm: torch.fx.GraphModule, compiled: Callable) -> "_Capture":
+    def of(cls, gm: torch.fx.GraphModule, compiled: Callable, inner: list) -> "_Capture":
         self = cls()
-        self.compiled, self.sources, self.examples, self.shape_env, self.problem = compiled, [], [], None, None
+        self.compiled, self.inner, self.sources, self.examples, self.shape_env, self.problem = compiled, inner, [], [], None, None
         try:
             for node in gm.graph.nodes:
                 if node.op == "placeholder":
@@ -154,110 +165,213 @@ class _Capture:
             self.problem = f"dynamo's graph did not carry what a direct call needs ({type(error).__name__}: {error})"
         return self
 
+    @property
+    def runner(self) -> "Callable | None":
+        """Inductor's compiled function (it takes the inputs as a list), where AOT autograd's wrappers around it
+        pass the graph's inputs and outputs through unchanged: one graph compiled, with one input per input of
+        dynamo's graph and one output per output, none of them written in place; else None."""
+        if len(self.inner) != 1:
+            return None
+        graph, code = self.inner[0]
+        run = getattr(code, "current_callable", None)
+        nodes = list(graph.graph.nodes)
+        placeholders = [n for n in nodes if n.op == "placeholder"]
+        outputs = [n for n in nodes if n.op == "output"]
+        if run is None or len(placeholders) != len(self.sources) or len(outputs) != 1:
+            return None
+        if len(outputs[0].args[0]) != self.outputs:
+            return None
+        for node in nodes:
+            if node.op != "call_function" or getattr(node.target, "__module__", None) == "_operator":
+                continue  # arithmetic on sizes, an item of a tuple
+            schema = getattr(node.target, "_schema", None)
+            if schema is None or schema.is_mutable:
+                return None  # an in-place write (an input mutation AOT autograd would replay), or an unknown call
+        return run
+
 
 class _Direct:
-    """One graph's direct path: rebuild its inputs, check the guards, call inductor's compiled function."""
+    """One graph's direct path: a function generated for it (:func:`_generate`) that checks the guards, rebuilds
+    the graph's inputs and calls inductor's compiled code; None from it where the arguments fail a guard."""
 
-    __slots__ = ("compiled", "names", "kinds", "aliases", "held", "inputs", "tensors", "shapes", "state", "present")
+    __slots__ = ("call", "source", "through")
 
     @classmethod
     def bind(cls, capture: _Capture, loop: Callable, args: tuple, result) -> "_Direct":
         if capture.problem is not None:
             raise _Refused(capture.problem)
-        self = cls()
-        self.compiled = capture.compiled
-        code = loop.__code__
-        names = code.co_varnames[: code.co_argcount]
-        star = code.co_varnames[code.co_argcount] if code.co_flags & 0x04 else None
-        closure = {n: cell.cell_contents for n, cell in zip(code.co_freevars, loop.__closure__ or ())}
-        self.names = (names, star, closure)
-        self.kinds = tuple(map(type, args))  # None, a number or a tensor at each place, as dynamo guards them
-        self.aliases = _alias_pattern(args)  # one tensor at two places: dynamo's graph reads it once
-        self.held = _held_numbers(capture, names, star, args)
-        expression = "(" + "".join(
-            (f"_as_tensor({name}), " if as_tensor else f"{name}, ") for name, as_tensor in capture.sources
-        ) + ")"
-        try:
-            self.inputs = eval(  # noqa: S307 - the sources are dynamo's own expressions over the arguments
-                f"lambda L: {expression}", {"_as_tensor": _scalar_tensor, "G": loop.__globals__}
-            )
-            try:
-                guards = _quietly(capture.shape_env.produce_guards_expression, capture.examples, ignore_static=False)
-            except Exception as error:  # noqa: BLE001
-                raise _Refused(
-                    "a guard of the shape environment names a value that is not among the graph's inputs "
-                    f"(a branch on a float argument?): {type(error).__name__}: {error}"
-                ) from error
-            from torch.fx.experimental.symbolic_shapes import SYMPY_INTERP
-
-            self.shapes = (compile(guards, "<bsnn_lightning shape guards>", "eval"), dict(SYMPY_INTERP)) if guards else None
-            self.state = torch._C._dynamo.guards.GlobalStateGuard()
-        except _Refused:
-            raise
-        except Exception as error:  # noqa: BLE001 - any other failure keeps dynamo's path
-            raise _Refused(f"the direct call could not be built ({type(error).__name__}: {error})") from error
-        try:
-            flat = self._inputs(args)
-        except Exception as error:  # noqa: BLE001 - any failure to rebuild the inputs keeps dynamo's path
-            raise _Refused(f"the graph's inputs could not be rebuilt ({type(error).__name__}: {error})") from error
-        self.tensors = tuple(
-            (i, type(value), value.dtype, value.device, _dispatch_keys(value))
-            for i, ((_, as_tensor), value) in enumerate(zip(capture.sources, flat))
-            if isinstance(value, torch.Tensor) and not as_tensor
-        )
         if not isinstance(result, tuple) or any(r is not None and not isinstance(r, torch.Tensor) for r in result):
             raise _Refused("the loop did not return a tuple of tensors and Nones")
-        self.present = tuple(r is not None for r in result)
-        if sum(self.present) != capture.outputs:
-            raise _Refused(f"the graph has {capture.outputs} outputs for {sum(self.present)} tensors returned")
-        if len({id(flat[i]) for i, *_ in self.tensors}) != len(self.tensors):
+        present = tuple(r is not None for r in result)
+        if sum(present) != capture.outputs:
+            raise _Refused(f"the graph has {capture.outputs} outputs for {sum(present)} tensors returned")
+        try:
+            flat = _inputs_of(capture, loop, args)
+        except Exception as error:  # noqa: BLE001 - any failure to rebuild the inputs keeps dynamo's path
+            raise _Refused(f"the graph's inputs could not be rebuilt ({type(error).__name__}: {error})") from error
+        graph_tensors = [i for i, ((_, as_tensor), value) in enumerate(zip(capture.sources, flat)) if isinstance(value, torch.Tensor) and not as_tensor]
+        if len({id(flat[i]) for i in graph_tensors}) != len(graph_tensors):
             raise _Refused("one tensor at two places of the first call (AOT autograd merged them into one input)")
-        if not self._guarded(flat):
-            raise _Refused("the guards built from the first call do not accept its own arguments")
-        again = self(args)
-        if again is None or not all(_same(a, b) for a, b in zip(again, result)):
-            raise _Refused("called directly, the compiled graph did not return what the call through dynamo did")
-        return self
+        try:
+            guards = _quietly(capture.shape_env.produce_guards_expression, capture.examples, ignore_static=False)
+        except Exception as error:  # noqa: BLE001
+            raise _Refused(
+                "a guard of the shape environment names a value that is not among the graph's inputs "
+                f"(a branch on a float argument?): {type(error).__name__}: {error}"
+            ) from error
+        # inductor's own function where AOT autograd's wrappers around it do nothing for this graph, else the
+        # whole compiled function; a failed check of the first falls back to the second
+        callers = ([capture.runner] if capture.runner is not None else []) + [None]
+        problem = None
+        for runner in callers:
+            self = cls()
+            self.through = "inductor" if runner is not None else "aot"
+            try:
+                self.source, namespace = _generate(capture, loop, args, flat, guards, present, runner)
+                exec(compile(self.source, f"<bsnn_lightning direct call of {loop.__name__}>", "exec"), namespace)  # noqa: S102
+            except _Refused:
+                raise
+            except Exception as error:  # noqa: BLE001 - any other failure keeps dynamo's path
+                raise _Refused(f"the direct call could not be built ({type(error).__name__}: {error})") from error
+            self.call = namespace["__bsnn_direct"]
+            try:
+                again = self.call(*args)
+            except Exception as error:  # noqa: BLE001
+                problem = f"called directly, the compiled graph raised {type(error).__name__}: {error}"
+                continue
+            if again is None:
+                raise _Refused("the guards built from the first call do not accept its own arguments")
+            if all(_same(a, b) for a, b in zip(again, result)) and len(again) == len(result):
+                return self
+            problem = "called directly, the compiled graph did not return what the call through dynamo did"
+        raise _Refused(problem)
 
     def __call__(self, args: tuple):
         """The loop's outputs, or None where the arguments fail a guard."""
-        if tuple(map(type, args)) != self.kinds or _alias_pattern(args) != self.aliases:
-            return None
-        for place, value in self.held:
-            if not _same_number(args[place], value):
-                return None
-        try:
-            flat = self._inputs(args)
-        except _NotDirect:
-            return None
-        if not self._guarded(flat):
-            return None
-        outputs = iter(self.compiled(*flat))
-        return tuple(next(outputs) if present else None for present in self.present)
+        return self.call(*args)
 
-    def _inputs(self, args: tuple) -> tuple:
-        names, star, closure = self.names
-        frame = dict(closure)
-        frame.update(zip(names, args))
-        if star is not None:
-            frame[star] = args[len(names) :]
-        return self.inputs(frame)
 
-    def _guarded(self, flat: tuple) -> bool:
-        if not self.state.check() or _function_modes():  # a function mode would be traced into a graph of its own
-            return False
-        for i, kind, dtype, device, keys in self.tensors:
-            value = flat[i]
-            if type(value) is not kind or value.dtype != dtype or value.device != device:
-                return False
-            if _dispatch_keys(value) != keys:  # a negative view, an inference tensor: dynamo's tensor guard too
-                return False
-        if len({id(flat[i]) for i, *_ in self.tensors}) != len(self.tensors):
-            return False  # one tensor at two places: AOT autograd compiles such a graph with the two merged
-        if self.shapes is None:
-            return True
-        code, namespace = self.shapes
-        return bool(eval(code, namespace, {"L": {f"t{i}": value for i, value in enumerate(flat)}}))  # noqa: S307
+def _inputs_of(capture: _Capture, loop: Callable, args: tuple) -> tuple:
+    """The graph's inputs for ``args``, evaluated from dynamo's sources (at bind time, for the checks)."""
+    env = {"L": _frame(loop, args), "G": loop.__globals__, "_as_tensor": _scalar_tensor}
+    return tuple(
+        eval(f"_as_tensor({name})" if as_tensor else name, env)  # noqa: S307 - dynamo's own source expressions
+        for name, as_tensor in capture.sources
+    )
+
+
+def _frame(loop: Callable, args: tuple) -> dict:
+    """The loop's local names at its entry for ``args`` (its closure's values and its parameters)."""
+    frame = {n: cell.cell_contents for n, cell in zip(loop.__code__.co_freevars, loop.__closure__ or ())}
+    names, star = _parameters(loop)
+    frame.update(zip(names, args))
+    if star is not None:
+        frame[star] = args[len(names) :]
+    return frame
+
+
+def _parameters(loop: Callable) -> tuple[tuple, "str | None"]:
+    code = loop.__code__
+    names = code.co_varnames[: code.co_argcount]
+    star = code.co_varnames[code.co_argcount] if code.co_flags & 0x04 else None
+    return names, star
+
+
+#: a local name in dynamo's sources (``L['x']``), and a tensor's size, stride or offset
+_LOCAL = re.compile(r"L\[['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\]")
+_SIZE = re.compile(r"\.(size|stride)\(\)\[\d+\]$|\.storage_offset\(\)$")
+
+
+def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guards: str, present: tuple, runner):
+    """The source of ``__bsnn_direct``, a function with the loop's own parameters that returns the loop's outputs
+    or None where a guard fails, and the namespace it runs in.
+
+    Straight-line code, one function: on a cold cache (after a network's other layers) each Python call, dict
+    and lookup the path makes costs microseconds, so it makes as few as it can."""
+    names, star = _parameters(loop)
+    closure = {n: cell.cell_contents for n, cell in zip(loop.__code__.co_freevars, loop.__closure__ or ())}
+    from torch.fx.experimental.symbolic_shapes import SYMPY_INTERP
+
+    namespace: dict[str, Any] = dict(SYMPY_INTERP)
+    taken = set(namespace) | set(names) | {star} | {"G"}
+    clash = taken & set(closure)
+    if clash:
+        raise _Refused(f"names of the loop's closure shadow names the direct call needs: {sorted(clash)}")
+    namespace.update(closure)
+    namespace.update(
+        G=loop.__globals__, __bsnn_as_tensor=_scalar_tensor, __bsnn_same=_same_number,
+        __bsnn_state=torch._C._dynamo.guards.GlobalStateGuard().check, __bsnn_modes=_function_modes,
+        __bsnn_keys=_dispatch_keys,
+    )
+    places = [*names] + ([f"{star}[{i}]" for i in range(len(args) - len(names))] if star is not None else [])
+    fail = []  # conditions, any of which sends the call to dynamo
+    lines = [f"def __bsnn_direct({', '.join([*names] + ([f'*{star}'] if star is not None else []))}):"]
+    if star is not None:
+        lines.append(f"    if len({star}) != {len(args) - len(names)}: return None")
+    # the type at each place (None, a number or a tensor), and which places hold one tensor
+    for i, (place, value) in enumerate(zip(places, args)):
+        namespace[f"__bsnn_k{i}"] = type(value)
+        fail.append(f"type({place}) is not __bsnn_k{i}")
+    pattern = _alias_pattern(args)
+    tensor_places = [i for i, first in enumerate(pattern) if first >= 0]
+    for a, i in enumerate(tensor_places):
+        for j in tensor_places[a + 1 :]:
+            fail.append(f"{places[j]} {'is not' if pattern[j] == pattern[i] else 'is'} {places[i]}")
+    # the numbers dynamo baked into the graph, to the bit
+    for k, (place, value) in enumerate(_held_numbers(capture, names, star, args)):
+        namespace[f"__bsnn_h{k}"] = value
+        fail.append(f"not __bsnn_same({places[place]}, __bsnn_h{k})")
+    fail.append("not __bsnn_state() or __bsnn_modes()")  # a function mode would be traced into a graph of its own
+    lines.append(f"    if {' or '.join(fail)}: return None")
+    # the graph's inputs
+    tensors = []
+    for i, ((source, as_tensor), value) in enumerate(zip(capture.sources, flat)):
+        expression = _LOCAL.sub(lambda m: m.group(1), source)
+        if "L[" in expression:
+            raise _Refused(f"a graph input's source is not a local name or its attribute: {source}")
+        if as_tensor:  # a Python number, passed as a float64 0-d tensor; dynamo guards its type and that it is no NaN
+            number = f"__bsnn_n{i}"
+            namespace[f"__bsnn_nk{i}"] = type(eval(source, {"L": _frame(loop, args), "G": loop.__globals__}))  # noqa: S307
+            lines.append(f"    {number} = {expression}")
+            lines.append(f"    if type({number}) is not __bsnn_nk{i} or {number} != {number}: return None")
+            lines.append(f"    __bsnn_t{i} = __bsnn_as_tensor({number})")
+        else:
+            lines.append(f"    __bsnn_t{i} = {expression}")
+            if isinstance(value, torch.Tensor):
+                tensors.append((i, value))
+            elif not _SIZE.search(source):  # a size is an int; another number (a dynamic int) is guarded by type
+                namespace[f"__bsnn_tk{i}"] = type(value)
+                lines.append(f"    if type(__bsnn_t{i}) is not __bsnn_tk{i}: return None")
+    # each tensor's type, dtype, device and dispatch keys (a negative view, an inference tensor); no tensor twice
+    fail = []
+    for i, value in tensors:
+        namespace[f"__bsnn_tt{i}"], namespace[f"__bsnn_td{i}"] = type(value), value.dtype
+        namespace[f"__bsnn_dev{i}"], namespace[f"__bsnn_dk{i}"] = value.device, _dispatch_keys(value)
+        device = "not {t}.is_cpu" if value.device.type == "cpu" else "{t}.device != __bsnn_dev%d" % i
+        t = f"__bsnn_t{i}"
+        fail += [
+            f"type({t}) is not __bsnn_tt{i}", f"{t}.dtype is not __bsnn_td{i}", device.format(t=t),
+            f"__bsnn_keys({t}) != __bsnn_dk{i}",
+        ]
+    for a, (i, _) in enumerate(tensors):
+        fail += [f"__bsnn_t{i} is __bsnn_t{j}" for j, _ in tensors[a + 1 :]]  # AOT autograd would merge them
+    if guards:  # sizes, strides and storage offsets
+        fail.append(f"not ({_LOCAL.sub(lambda m: '__bsnn_' + m.group(1), guards)})")
+    if fail:
+        lines.append(f"    if {' or '.join(fail)}: return None")
+    inputs = ", ".join(f"__bsnn_t{i}" for i in range(len(flat)))
+    if runner is not None:
+        namespace["__bsnn_run"] = runner
+        lines.append(f"    __bsnn_out = __bsnn_run([{inputs}])")  # inductor's call takes a list (and empties it)
+    else:
+        namespace["__bsnn_run"] = capture.compiled
+        lines.append(f"    __bsnn_out = __bsnn_run({inputs})")
+    outputs, k = [], 0
+    for here in present:
+        outputs.append(f"__bsnn_out[{k}]" if here else "None")
+        k += here
+    lines.append(f"    return ({', '.join(outputs)}{',' if len(outputs) == 1 else ''})")
+    return "\n".join(lines) + "\n", namespace
 
 
 def _alias_pattern(args: tuple) -> tuple:
