@@ -153,7 +153,7 @@ class _FusedMultistep(torch.autograd.Function):
             grad_spikes = torch.zeros(charged.shape, dtype=x_dtype)
         # the same zeros autograd would have written, as one value broadcast over the neurons (stride 0)
         no_final = grad_v_final is None
-        grad_v_final = _zero(charged.dtype).expand(charged.shape[1:]) if no_final else grad_v_final.contiguous()
+        grad_v_final = _zeros(charged.dtype, charged.shape[1:]) if no_final else grad_v_final.contiguous()
         if return_v_seq and grad_v_seq is None:
             grad_v_seq = torch.zeros_like(charged)  # the states have the charged potentials' shape and dtype
         spec = (
@@ -275,20 +275,27 @@ def _own_code(fn: types.FunctionType, name: str) -> types.FunctionType:
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
 
 
-#: one read-only 0-d zero per dtype, broadcast as the final state's gradient where the loss leaves it unused
-_ZEROS: dict[torch.dtype, torch.Tensor] = {}
+#: read-only zeros, each a 0-d zero broadcast to a shape (stride 0), by dtype and shape: the final state's
+#: gradient where the loss leaves it unused (a layer's backward asks for the same one at every step)
+_ZEROS: dict[tuple, torch.Tensor] = {}
+#: the most kept (a few per layer shape and dtype; a sweep over shapes starts afresh)
+MAX_ZEROS = 256
 
 
-def _zero(dtype: torch.dtype) -> torch.Tensor:
-    """A 0-d CPU zero of ``dtype``, made once (the backward loop only reads it).
+def _zeros(dtype: torch.dtype, shape: torch.Size) -> torch.Tensor:
+    """Zeros of ``dtype`` and ``shape``, one 0-d zero expanded (the backward loop only reads them), made once.
 
-    >>> _zero(torch.float32) is _zero(torch.float32), _zero(torch.float64).item()
-    (True, 0.0)
+    >>> z = _zeros(torch.float32, torch.Size([2, 3]))
+    >>> z is _zeros(torch.float32, torch.Size([2, 3])), z.stride(), z.sum().item()
+    (True, (0, 0), 0.0)
     """
-    zero = _ZEROS.get(dtype)
-    if zero is None:
-        zero = _ZEROS.setdefault(dtype, torch.zeros((), dtype=dtype))
-    return zero
+    key = (dtype, shape)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        if len(_ZEROS) >= MAX_ZEROS:
+            _ZEROS.clear()
+        zeros = _ZEROS.setdefault(key, torch.zeros((), dtype=dtype).expand(shape))
+    return zeros
 
 
 def _kinds(v0: torch.Tensor, values) -> tuple:

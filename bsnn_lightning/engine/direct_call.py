@@ -279,6 +279,7 @@ def _parameters(loop: Callable) -> tuple[tuple, "str | None"]:
 
 #: a local name in dynamo's sources (``L['x']``), and a tensor's size, stride or offset
 _LOCAL = re.compile(r"L\[['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\]")
+_PARAMETER_SIZE = re.compile(r"(?P<base>[A-Za-z_][A-Za-z0-9_]*)\.(?P<what>size|stride)\(\)\[(?P<dim>\d+)\]")
 _SIZE = re.compile(r"\.(size|stride)\(\)\[\d+\]$|\.storage_offset\(\)$")
 
 
@@ -324,7 +325,15 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
     fail.append("not __bsnn_state() or __bsnn_modes()")  # a function mode would be traced into a graph of its own
     lines.append(f"    if {' or '.join(fail)}: return None")
     # the graph's inputs
-    tensors = []
+    tensors, held = [], {}  # held: a tensor's size() or stride(), asked for once (the guards read them often)
+
+    def once(base: str, what: str) -> str:
+        name = held.get((base, what))
+        if name is None:
+            name = held[(base, what)] = f"__bsnn_{what}{len(held)}"
+            lines.append(f"    {name} = {base}.{what}()")
+        return name
+
     for i, ((source, as_tensor), value) in enumerate(zip(capture.sources, flat)):
         expression = _LOCAL.sub(lambda m: m.group(1), source)
         if "L[" in expression:
@@ -335,16 +344,19 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
             lines.append(f"    {number} = {expression}")
             lines.append(f"    if type({number}) is not __bsnn_nk{i} or {number} != {number}: return None")
             lines.append(f"    __bsnn_t{i} = __bsnn_as_tensor({number})")
-        else:
-            lines.append(f"    __bsnn_t{i} = {expression}")
-            if isinstance(value, torch.Tensor):
-                tensors.append((i, value))
-            elif not _SIZE.search(source):  # a size is an int; another number (a dynamic int) is guarded by type
-                namespace[f"__bsnn_tk{i}"] = type(value)
-                lines.append(f"    if type(__bsnn_t{i}) is not __bsnn_tk{i}: return None")
+            continue
+        size = _PARAMETER_SIZE.fullmatch(expression)
+        if size is not None and size.group("base") in names:  # a size of a tensor argument (its type checked above)
+            expression = f"{once(size.group('base'), size.group('what'))}[{size.group('dim')}]"
+        lines.append(f"    __bsnn_t{i} = {expression}")
+        if isinstance(value, torch.Tensor):
+            tensors.append((i, value, expression))
+        elif not _SIZE.search(source):  # a size is an int; another number (a dynamic int) is guarded by type
+            namespace[f"__bsnn_tk{i}"] = type(value)
+            lines.append(f"    if type(__bsnn_t{i}) is not __bsnn_tk{i}: return None")
     # each tensor's type, dtype, device and dispatch keys (a negative view, an inference tensor); no tensor twice
     fail = []
-    for i, value in tensors:
+    for i, value, _ in tensors:
         namespace[f"__bsnn_tt{i}"], namespace[f"__bsnn_td{i}"] = type(value), value.dtype
         namespace[f"__bsnn_dev{i}"], namespace[f"__bsnn_dk{i}"] = value.device, _dispatch_keys(value)
         device = "not {t}.is_cpu" if value.device.type == "cpu" else "{t}.device != __bsnn_dev%d" % i
@@ -353,12 +365,18 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
             f"type({t}) is not __bsnn_tt{i}", f"{t}.dtype is not __bsnn_td{i}", device.format(t=t),
             f"__bsnn_keys({t}) != __bsnn_dk{i}",
         ]
-    for a, (i, _) in enumerate(tensors):
-        fail += [f"__bsnn_t{i} is __bsnn_t{j}" for j, _ in tensors[a + 1 :]]  # AOT autograd would merge them
-    if guards:  # sizes, strides and storage offsets
-        fail.append(f"not ({_LOCAL.sub(lambda m: '__bsnn_' + m.group(1), guards)})")
+    for a, (i, _, _) in enumerate(tensors):
+        fail += [f"__bsnn_t{i} is __bsnn_t{j}" for j, _, _ in tensors[a + 1 :]]  # AOT autograd would merge them
     if fail:
         lines.append(f"    if {' or '.join(fail)}: return None")
+    if guards:  # sizes, strides and storage offsets, each tensor's size() and stride() asked for once
+        guards = _LOCAL.sub(lambda m: "__bsnn_" + m.group(1), guards)
+        for i, _, expression in tensors:
+            base = expression if expression in names else f"__bsnn_t{i}"
+            for what in ("size", "stride"):
+                if f"__bsnn_t{i}.{what}()" in guards:
+                    guards = re.sub(rf"\b__bsnn_t{i}\.{what}\(\)", once(base, what), guards)
+        lines.append(f"    if not ({guards}): return None")
     inputs = ", ".join(f"__bsnn_t{i}" for i in range(len(flat)))
     if runner is not None:
         namespace["__bsnn_run"] = runner
