@@ -156,6 +156,54 @@ def test_a_loop_returning_one_tensor_twice_keeps_dynamos_path():
     assert all(torch.equal(t, x * 0.5) for out in outs for t in out)
 
 
+def test_a_loop_that_writes_its_inputs_runs_once_per_call():
+    """Binding calls the graph once more, for its check: a loop that writes an argument in place would then
+    write it twice in one call. It is refused, and every call goes through dynamo, once."""
+
+    def bump(x, counter):
+        counter.add_(1.0)
+        return (x * 2.0,)
+
+    loop = _compiled(bump)
+    x, counter = torch.arange(4.0), torch.zeros(())
+    with torch.no_grad():
+        outs = [loop(x, counter) for _ in range(3)]
+    assert counter.item() == 3.0
+    assert loop.calls == {"direct": 0, "dynamo": 3} and "writes its inputs" in loop.refused
+    assert all(torch.equal(out[0], x * 2.0) for out in outs)
+
+
+def test_inductors_function_is_called_itself_in_every_compilation_of_a_graph():
+    """The direct path calls inductor's compiled function without AOT autograd's wrappers, which it captures
+    when inductor compiles the graph. AOT autograd's cache would skip that step for a graph it has seen (the
+    second loop here, or a later process); it is off for these loops, so both bind the same way."""
+    loops = [_compiled() for _ in range(2)]
+    x, v0 = _inputs()
+    with torch.no_grad():
+        for loop in loops:
+            first, second = loop(x, v0, 0.9, 1.0), loop(x, v0, 0.9, 1.0)
+            assert loop.calls == {"direct": 1, "dynamo": 1} and loop.refused is None
+            assert [direct.through for direct in loop._direct] == ["inductor"]
+            assert all(_identical(a, b) for a, b in zip(first, second))
+
+
+def test_an_output_that_views_another_keeps_its_values_and_layout():
+    """Inductor returns the second output as a view of the first (one buffer), as the call through dynamo does;
+    the direct call returns the same values, shapes and strides."""
+
+    def transposed(x, scale):
+        y = x * scale
+        return y, y.t()
+
+    loop = _compiled(transposed)
+    x = torch.arange(6.0).reshape(2, 3)
+    with torch.no_grad():
+        outs = [loop(x, 0.5) for _ in range(3)]
+    assert loop.calls["direct"] == 2 and loop.refused is None
+    for y, yt in outs:
+        assert torch.equal(y, x * 0.5) and torch.equal(yt, (x * 0.5).t()) and yt.stride() == (1, 3)
+
+
 def _floor_scaled(x, scale):
     import math
 
@@ -213,7 +261,8 @@ def test_the_cpu_backend_calls_its_loops_directly_and_stays_exact(library):
         old = before.get(spec, {"direct": 0, "dynamo": 0})
         calls = {path: loop.calls[path] - old[path] for path in old}
         if sum(calls.values()):
-            used[spec[0]] = (calls, loop.refused)
+            used[spec[0]] = (calls, loop.refused, [direct.through for direct in loop._direct])
     assert sorted(used) == ["backward", "forward"], used
-    for direction, (calls, refused) in used.items():
+    for direction, (calls, refused, through) in used.items():
         assert refused is None and calls["direct"] >= 2 and sum(calls.values()) == 3, (direction, calls, refused)
+        assert through == ["inductor"], (direction, through)  # without AOT autograd's wrappers

@@ -95,7 +95,7 @@ class CompiledLoop:
             if out is not None:
                 self.calls["direct"] += 1
                 return out
-        captured = len(self._captures)
+        captured, versions = len(self._captures), _versions(args)
         if self._around is None:
             result = self._compiled(*args)
         else:
@@ -103,7 +103,11 @@ class CompiledLoop:
                 result = self._compiled(*args)
         self.calls["dynamo"] += 1
         if len(self._captures) == captured + 1 and len(self._direct) < MAX_DIRECT and enabled():
-            self._bind(self._captures[-1], args, result)
+            if _versions(args) != versions or self._captures[-1].writes:
+                # binding calls the graph once more (its check), which would write the inputs a second time
+                self.refused = "the loop writes its inputs in place: each call runs once, through dynamo"
+            else:
+                self._bind(self._captures[-1], args, result)
         return result
 
     def _backend(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
@@ -166,10 +170,21 @@ class _Capture:
         return self
 
     @property
+    def writes(self) -> bool:
+        """Whether a graph that AOT autograd handed inductor writes in place (how it keeps an input's mutation)."""
+        for graph, _ in self.inner:
+            for node in graph.graph.nodes:
+                schema = getattr(node.target, "_schema", None) if node.op == "call_function" else None
+                if schema is not None and schema.is_mutable:
+                    return True
+        return False
+
+    @property
     def runner(self) -> "Callable | None":
         """Inductor's compiled function (it takes the inputs as a list), where AOT autograd's wrappers around it
         pass the graph's inputs and outputs through unchanged: one graph compiled, with one input per input of
-        dynamo's graph and one output per output, none of them written in place; else None."""
+        dynamo's graph and one output per output, and nothing called but ATen operators and arithmetic on
+        sizes; else None."""
         if len(self.inner) != 1:
             return None
         graph, code = self.inner[0]
@@ -184,9 +199,8 @@ class _Capture:
         for node in nodes:
             if node.op != "call_function" or getattr(node.target, "__module__", None) == "_operator":
                 continue  # arithmetic on sizes, an item of a tuple
-            schema = getattr(node.target, "_schema", None)
-            if schema is None or schema.is_mutable:
-                return None  # an in-place write (an input mutation AOT autograd would replay), or an unknown call
+            if getattr(node.target, "_schema", None) is None:
+                return None  # not an ATen operator: what the wrappers do around it is unknown here
         return run
 
 
@@ -390,6 +404,19 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
         k += here
     lines.append(f"    return ({', '.join(outputs)}{',' if len(outputs) == 1 else ''})")
     return "\n".join(lines) + "\n", namespace
+
+
+def _versions(args: tuple) -> tuple:
+    """Each tensor argument's version counter (None elsewhere, and for an inference tensor, which has none): it
+    moves when the tensor is written in place.
+
+    >>> t = torch.zeros(2)
+    >>> before = _versions((t, 0.5))
+    >>> _ = t.add_(1)
+    >>> _versions((t, 0.5)) == before
+    False
+    """
+    return tuple(a._version if isinstance(a, torch.Tensor) and not a.is_inference() else None for a in args)
 
 
 def _alias_pattern(args: tuple) -> tuple:
