@@ -26,10 +26,10 @@ dict and lookup on the path costs microseconds), which
 - rebuilds the graph's inputs from the arguments (a size is ``x.size()[i]``, a Python float a float64 scalar
   tensor, as dynamo passes them, made once per value);
 - calls inductor's compiled function itself where AOT autograd's wrappers around it pass everything through
-  (one graph, one input per input of dynamo's graph, one output per output, nothing but ATen operators), else
-  the whole compiled function. Where AOT autograd's cache served the graph (a later process, or the same graph
-  compiled again), inductor's function was not handed over, and the whole compiled function is called (off,
-  that cache made a T = 16 layer's first forward and backward 21.5 s instead of 8.5 s).
+  (an inference graph; the one graph AOT autograd handed inductor, with one input per input of dynamo's graph,
+  one output per output, nothing but ATen operators; or, where AOT autograd's cache served the graph and handed
+  nothing over, the one compiled graph inside the compiled function), else the whole compiled function. (That
+  cache stays on: off, a T = 16 layer's first forward and backward took 21.5 s instead of 8.5 s.)
 
 Binding checks once that the function returns what the call through dynamo returned, bit for bit, and in the
 same places (inductor's function first; where that differs, the whole compiled function). A later call whose
@@ -48,8 +48,9 @@ environment during the backend call), ``ShapeEnv.produce_guards_expression`` wit
 ``torch.fx.experimental.symbolic_shapes.SYMPY_INTERP`` (what ``ShapeEnv.evaluate_guards_expression`` evaluates
 it with), ``torch._C._dynamo.guards.GlobalStateGuard``, ``torch._C._len_torch_function_stack``,
 ``torch._C._dispatch_keys``, ``compile_fx``'s ``inner_compile`` argument, the ``current_callable`` of the
-``OutputCode`` it returns (a function of a list of inputs). Where one is missing, the loop keeps dynamo's path
-(or AOT autograd's wrappers).
+``OutputCode`` it returns (a function of a list of inputs), ``torch._inductor.output_code.CompiledFxGraph`` (its
+``mutated_input_idxs``) reached through the closures of AOT autograd's wrappers. Where one is missing, the loop
+keeps dynamo's path (or AOT autograd's wrappers).
 """
 
 from __future__ import annotations
@@ -133,10 +134,16 @@ class CompiledLoop:
             inner.append((graph, code))
             return code
 
-        # (a hit of AOT autograd's cache, in a later process, skips inner_compile: the direct path then calls
-        # the whole compiled function; switching that cache off tripled a T = 16 layer's first call, 8.5 -> 21.5 s)
+        # (a hit of AOT autograd's cache, in a later process, skips inner_compile: the direct path then finds
+        # inductor's graph inside the compiled function; switching that cache off instead tripled a T = 16
+        # layer's first call, 8.5 -> 21.5 s)
         compiled = compile_fx(gm, example_inputs, inner_compile=inner_compile, config_patches=dict(self._options))
-        self._captures.append(_Capture.of(gm, compiled, inner))
+        # an inference graph: no gradient recorded (AOT autograd compiles a training graph, wrapped in an
+        # autograd Function, where grad mode is on and an input requires grad)
+        inference = not torch.is_grad_enabled() or not any(
+            isinstance(t, torch.Tensor) and t.requires_grad for t in example_inputs
+        )
+        self._captures.append(_Capture.of(gm, compiled, inner, inference))
         return compiled
 
     def _bind(self, capture: "_Capture", args: tuple, result) -> None:
@@ -160,12 +167,13 @@ class _NotDirect(Exception):
 class _Capture:
     """What dynamo handed the backend for one graph."""
 
-    __slots__ = ("compiled", "inner", "sources", "examples", "shape_env", "outputs", "problem")
+    __slots__ = ("compiled", "inner", "inference", "sources", "examples", "shape_env", "outputs", "problem")
 
     @classmethod
-    def of(cls, gm: torch.fx.GraphModule, compiled: Callable, inner: list) -> "_Capture":
+    def of(cls, gm: torch.fx.GraphModule, compiled: Callable, inner: list, inference: bool) -> "_Capture":
         self = cls()
-        self.compiled, self.inner, self.sources, self.examples, self.shape_env, self.problem = compiled, inner, [], [], None, None
+        self.compiled, self.inner, self.inference = compiled, inner, inference
+        self.sources, self.examples, self.shape_env, self.problem = [], [], None, None
         try:
             for node in gm.graph.nodes:
                 if node.op == "placeholder":
@@ -182,20 +190,28 @@ class _Capture:
 
     @property
     def writes(self) -> bool:
-        """Whether a graph that AOT autograd handed inductor writes in place (how it keeps an input's mutation)."""
+        """Whether the compiled graph writes in place (how AOT autograd keeps an input's mutation): in the graph it
+        handed inductor, or as inductor recorded it where AOT autograd's cache served the graph."""
         for graph, _ in self.inner:
             for node in graph.graph.nodes:
                 schema = getattr(node.target, "_schema", None) if node.op == "call_function" else None
                 if schema is not None and schema.is_mutable:
                     return True
-        return False
+        return any(getattr(code, "mutated_input_idxs", None) for code in _output_codes(self.compiled))
 
     @property
     def runner(self) -> "Callable | None":
         """Inductor's compiled function (it takes the inputs as a list), where AOT autograd's wrappers around it
-        pass the graph's inputs and outputs through unchanged: one graph compiled, with one input per input of
-        dynamo's graph and one output per output, and nothing called but ATen operators and arithmetic on
-        sizes; else None."""
+        pass the graph's inputs and outputs through unchanged, else None. An inference graph only (a training
+        graph's wrappers are its autograd), and either the one graph AOT autograd handed inductor, with one input
+        per input of dynamo's graph, one output per output and nothing called but ATen operators and arithmetic
+        on sizes; or, where AOT autograd's cache served the graph (nothing handed over), the one compiled graph
+        found inside the compiled function (binding's check then compares what it returns)."""
+        if not self.inference:
+            return None
+        if not self.inner:
+            codes = _output_codes(self.compiled)
+            return getattr(codes[0], "current_callable", None) if len(codes) == 1 else None
         if len(self.inner) != 1:
             return None
         graph, code = self.inner[0]
@@ -213,6 +229,40 @@ class _Capture:
             if getattr(node.target, "_schema", None) is None:
                 return None  # not an ATen operator: what the wrappers do around it is unknown here
         return run
+
+
+def _output_codes(compiled: Callable, limit: int = 12) -> list:
+    """The compiled graphs of inductor's (``CompiledFxGraph``) that ``compiled`` reaches through its closures and
+    wrapped functions, each once (none where this torch has no such class)."""
+    try:
+        from torch._inductor.output_code import CompiledFxGraph
+    except ImportError:
+        return []
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+    stack = [(compiled, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if id(value) in seen or depth > limit:
+            continue
+        seen.add(id(value))
+        if isinstance(value, CompiledFxGraph):
+            found[id(value)] = value
+            continue
+        nested = [cell.cell_contents for cell in getattr(value, "__closure__", None) or () if _filled(cell)]
+        nested += [getattr(value, name) for name in ("__wrapped__", "compiled_fn", "fn") if hasattr(value, name)]
+        if isinstance(value, (list, tuple)):
+            nested += list(value)
+        stack += [(item, depth + 1) for item in nested if callable(item) or isinstance(item, (list, tuple))]
+    return list(found.values())
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a cell not yet assigned
+        return False
+    return True
 
 
 class _Direct:
