@@ -5,7 +5,9 @@ Two comparisons, each on the same input and the same upstream gradient:
 
 - ``snnTorch``: a Python loop over time of ``snntorch.Leaky(beta=0.9, threshold=1.0)`` (ATan surrogate,
   reset by subtraction), ``spk, mem = leaky(x[t], mem)`` with ``mem`` starting at zeros, spikes stacked,
-  the way snnTorch's tutorials run it; against ``multistep(..., SnnTorchLeaky())``.
+  the way snnTorch's tutorials run it; against ``multistep(..., SnnTorchLeaky())`` started from the number
+  0.0, as a converted ``snntorch.Leaky`` starts a new sequence (until 2026-12-07 20:45 UTC this contender
+  started from ``torch.zeros_like(x[0])``, as the adapter then did).
 - ``SpikingJelly``: ``neuron.LIFNode(step_mode="m", tau=2.0)`` (Sigmoid surrogate, hard reset to 0,
   ``decay_input=True``) on its own CPU path; against ``multistep(..., SpikingJellyLIF())``.
 
@@ -168,7 +170,7 @@ def _contenders(x: torch.Tensor) -> dict[str, Callable[[torch.Tensor], torch.Ten
         return lif_node(x)
 
     def ours_snntorch(backend):
-        return lambda x: multistep(x, ours_snn, snn_params, torch.zeros_like(x[0]), backend=backend).spikes
+        return lambda x: multistep(x, ours_snn, snn_params, 0.0, backend=backend).spikes
 
     def ours_spikingjelly(backend):
         return lambda x: multistep(x, ours_sj, sj_params, 0.0, backend=backend).spikes

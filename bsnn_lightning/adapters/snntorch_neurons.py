@@ -68,8 +68,10 @@ class ConvertedSynaptic(ConvertedSnnTorchNeuron):
             return self._library_forward(input_, syn, mem, sequence)
         seq, batched = self._bsnn_sequence(input_, sequence)
         fresh = self._bsnn_fresh(mem)
-        current, _ = self._bsnn_state("syn", syn, seq, batched)
-        state, fits = self._bsnn_state("mem", mem, seq, batched)
+        current = self._bsnn_state("syn", syn, seq, batched)
+        if current is None:  # snnTorch's zeros, in the input's dtype (the current is computed here, in PyTorch)
+            current = torch.zeros_like(seq[0])
+        state = self._bsnn_state("mem", mem, seq, batched)  # None: a new sequence, from 0.0 (broadcast)
         # the synaptic current, as snnTorch computes it: syn_t = clamp(alpha, 0, 1) * syn_{t-1} + x_t
         alpha = self.alpha.clamp(0, 1)
         currents = []
@@ -78,7 +80,9 @@ class ConvertedSynaptic(ConvertedSnnTorchNeuron):
             currents.append(current)
         syn_seq = torch.stack(currents) if len(currents) > 1 else current.unsqueeze(0)
         want_seq = sequence and (self.output or not self.init_hidden)
-        out = self.bsnn_run(syn_seq, state, fresh=fresh or not fits, return_v_seq=want_seq, single=not sequence)
+        out = self.bsnn_run(
+            syn_seq, 0.0 if state is None else state, fresh=fresh or state is None, return_v_seq=want_seq, single=not sequence
+        )
         spikes, v, v_seq = out.spikes, out.v, out.v_seq
         if not batched:
             spikes, v, current, syn_seq = spikes.squeeze(1), v.reshape(()), current.reshape(()), syn_seq.squeeze(1)
