@@ -202,7 +202,7 @@ class ConvertedLeaky(ConvertedSnnTorchNeuron):
         state = self._bsnn_state("mem", mem, seq, batched)
         want_v_seq = sequence and (self.output or not self.init_hidden)
         # a new sequence starts from zeros as the number 0.0, which the engine broadcasts (no tensor of zeros to
-        # write and read: a fifth of a small layer's fixed cost on the CPU, issue 23)
+        # allocate, fill and read back at every new sequence)
         out = self.bsnn_run(
             seq, 0.0 if state is None else state, fresh=fresh or state is None, return_v_seq=want_v_seq, single=not sequence
         )
