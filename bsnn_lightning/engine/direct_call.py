@@ -369,10 +369,9 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
     from torch.fx.experimental.symbolic_shapes import SYMPY_INTERP
 
     namespace: dict[str, Any] = dict(SYMPY_INTERP)
-    taken = set(namespace) | set(names) | {star} | {"G"}
-    clash = taken & set(closure)
-    if clash:
-        raise _Refused(f"names of the loop's closure shadow names the direct call needs: {sorted(clash)}")
+    clash = (set(namespace) | {"G"}) & (set(closure) | set(names) | {star})
+    if clash:  # a parameter or closure value named as a function the shape guards call (Min, Eq, ...)
+        raise _Refused(f"names of the loop's parameters or closure shadow names the direct call needs: {sorted(clash)}")
     namespace.update(closure)
     namespace.update(
         G=loop.__globals__, __bsnn_as_tensor=_scalar_tensor, __bsnn_same=_same_number,
