@@ -296,7 +296,8 @@ class _Direct:
             ) from error
         # inductor's own function where AOT autograd's wrappers around it do nothing for this graph, else the
         # whole compiled function; a failed check of the first falls back to the second
-        callers = ([capture.runner] if capture.runner is not None else []) + [None]
+        runner = capture.runner
+        callers = ([runner] if runner is not None else []) + [None]
         problem = None
         for runner in callers:
             self = cls()
@@ -337,12 +338,17 @@ def _inputs_of(capture: _Capture, loop: Callable, args: tuple) -> tuple:
 
 def _frame(loop: Callable, args: tuple) -> dict:
     """The loop's local names at its entry for ``args`` (its closure's values and its parameters)."""
-    frame = {n: cell.cell_contents for n, cell in zip(loop.__code__.co_freevars, loop.__closure__ or ())}
+    frame = _closure(loop)
     names, star = _parameters(loop)
     frame.update(zip(names, args))
     if star is not None:
         frame[star] = args[len(names) :]
     return frame
+
+
+def _closure(loop: Callable) -> dict:
+    """The values of the loop's closure, by name."""
+    return {n: cell.cell_contents for n, cell in zip(loop.__code__.co_freevars, loop.__closure__ or ())}
 
 
 def _parameters(loop: Callable) -> tuple[tuple, "str | None"]:
@@ -365,7 +371,7 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
     Straight-line code, one function: on a cold cache (after a network's other layers) each Python call, dict
     and lookup the path makes costs microseconds, so it makes as few as it can."""
     names, star = _parameters(loop)
-    closure = {n: cell.cell_contents for n, cell in zip(loop.__code__.co_freevars, loop.__closure__ or ())}
+    closure, frame = _closure(loop), _frame(loop, args)
     from torch.fx.experimental.symbolic_shapes import SYMPY_INTERP
 
     namespace: dict[str, Any] = dict(SYMPY_INTERP)
@@ -399,12 +405,12 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
     fail.append("not __bsnn_state() or __bsnn_modes()")  # a function mode would be traced into a graph of its own
     lines.append(f"    if {' or '.join(fail)}: return None")
     # the graph's inputs
-    tensors, held = [], {}  # held: a tensor's size() or stride(), asked for once (the guards read them often)
+    tensors, asked = [], {}  # asked: a tensor's size() or stride(), asked for once (the guards read them often)
 
     def once(base: str, what: str) -> str:
-        name = held.get((base, what))
+        name = asked.get((base, what))
         if name is None:
-            name = held[(base, what)] = f"__bsnn_{what}{len(held)}"
+            name = asked[(base, what)] = f"__bsnn_{what}{len(asked)}"
             lines.append(f"    {name} = {base}.{what}()")
         return name
 
@@ -414,7 +420,7 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
             raise _Refused(f"a graph input's source is not a local name or its attribute: {source}")
         if as_tensor:  # a Python number, passed as a float64 0-d tensor; dynamo guards its type and that it is no NaN
             number = f"__bsnn_n{i}"
-            namespace[f"__bsnn_nk{i}"] = type(eval(source, {"L": _frame(loop, args), "G": loop.__globals__}))  # noqa: S307
+            namespace[f"__bsnn_nk{i}"] = type(eval(source, {"L": frame, "G": loop.__globals__}))  # noqa: S307
             lines.append(f"    {number} = {expression}")
             lines.append(f"    if type({number}) is not __bsnn_nk{i} or {number} != {number}: return None")
             lines.append(f"    __bsnn_t{i} = __bsnn_as_tensor({number})")
@@ -439,8 +445,9 @@ def _generate(capture: _Capture, loop: Callable, args: tuple, flat: tuple, guard
             f"type({t}) is not __bsnn_tt{i}", f"{t}.dtype is not __bsnn_td{i}", device.format(t=t),
             f"__bsnn_keys({t}) != __bsnn_dk{i}",
         ]
-    for a, (i, _, _) in enumerate(tensors):
-        fail += [f"__bsnn_t{i} is __bsnn_t{j}" for j, _, _ in tensors[a + 1 :]]  # AOT autograd would merge them
+    # AOT autograd would merge one tensor at two places (two arguments are already told apart above)
+    for a, (i, _, first) in enumerate(tensors):
+        fail += [f"__bsnn_t{j} is __bsnn_t{i}" for j, _, second in tensors[a + 1 :] if not {first, second} <= set(places)]
     if fail:
         lines.append(f"    if {' or '.join(fail)}: return None")
     if guards:  # sizes, strides and storage offsets, each tensor's size() and stride() asked for once
