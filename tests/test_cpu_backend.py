@@ -34,7 +34,7 @@ from bsnn_lightning.engine import (
     multistep,
     resolve_backend,
 )
-from bsnn_lightning.engine import backends, cpu_backend
+from bsnn_lightning.engine import api, backends, cpu_backend
 from triton_exactness import assert_matches_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +157,26 @@ def test_a_negative_view_computes_what_its_values_say():
     out = multistep(torch._neg_view(-x), dynamics, negated, torch._neg_view(-v0), backend="cpu")
     ref = multistep(x, dynamics, params, v0, backend="torch")
     _assert_bitwise(out, ref)
+
+
+def test_the_finite_check_reads_the_loops_own_sum(monkeypatch):
+    """The forward loop sums the final state in passing (the backend is registered with ``state_sum``): the
+    synchronous check reads that sum, not the state again; it equals the state's sum to rounding, and an Inf in
+    x still raises, naming its step."""
+    dynamics, params, x, v0 = _fast_case()
+    assert backends._BACKENDS["cpu"].state_sum and not backends._BACKENDS["torch"].state_sum
+    seen, real = [], api._all_finite
+    monkeypatch.setattr(api, "_all_finite", lambda tensors, first_sum=None: seen.append((tensors[0], first_sum)) or real(tensors, first_sum))
+    out = multistep(x, dynamics, params, v0, backend="cpu", check_finite="sync")
+    ((v, total),) = seen
+    assert v is out.v and total is not None and total.shape == () and total.dtype == torch.float32
+    torch.testing.assert_close(total, out.v.sum(dtype=torch.float32))
+    multistep(x, dynamics, params, v0, backend="torch", check_finite="sync")
+    assert seen[1][1] is None  # the reference hands no sum: the check takes the state's own
+    bad = x.clone()
+    bad[2, 0, 1, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"the input x has NaN or Inf \(first at time step 2\)"):
+        multistep(bad, dynamics, params, v0, backend="cpu", check_finite="sync")
 
 
 def test_the_final_state_is_not_a_view_of_what_the_backward_keeps():

@@ -171,6 +171,20 @@ def test_two_vectors_side_by_side():
         cpu_kernel_rewrite.rewrite(_kernel(_LOAD0), interleave=0)
 
 
+def test_a_sums_step_goes_with_its_value():
+    """A sum's step (serial: into the accumulator; parallel: into the thread's cascade) moves up to just after
+    its value, as a store does; interleaved, both copies add into the one accumulator, copy 0 first."""
+    for step in ("tmp_acc0_vec = tmp_acc0_vec + tmp1;", "tmp_acc0_vec_local = cascade_sum_combine(tmp1, &cascade_helper0);"):
+        later = "auto tmp2 = at::vec::Vectorized<float>::loadu(in_ptr0 + static_cast<int64_t>(x0 + ks0), static_cast<int64_t>(16));"
+        body = (_LOAD0, later, _TWICE, "auto tmp3 = tmp1 + tmp2;", "tmp3.store(out_ptr0 + static_cast<int64_t>(x0));", step)
+        out = cpu_kernel_rewrite.rewrite(_kernel(*body))
+        branch = _statements_of_branch_all(out)
+        assert branch.index(step) == branch.index(_TWICE) + 1 < branch.index(later), branch
+        paired = cpu_kernel_rewrite.rewrite(_kernel(*body), interleave=2)
+        copies = [line.strip() for line in paired.split("\n") if "tmp_acc0_vec" in line and "tmp1_" in line]
+        assert copies == [step.replace("tmp1", "tmp1_0"), step.replace("tmp1", "tmp1_1")]
+
+
 @pytest.mark.parametrize(
     "body, why",
     [
@@ -184,7 +198,8 @@ def test_two_vectors_side_by_side():
             ),
             "a buffer read and written in the branch",
         ),
-        ((_LOAD0, "tmp_acc0_vec = tmp_acc0_vec + tmp0;"), "a reduction's accumulator"),
+        ((_LOAD0, "tmp_acc0_vec = at::vec::maximum(tmp_acc0_vec, tmp0);"), "a reduction other than a sum"),
+        ((_LOAD0, "tmp_acc0_vec = tmp_acc1_vec + tmp0;"), "a sum into another accumulator than its own"),
         ((_LOAD0, _TWICE, "tmp9.store(out_ptr0 + static_cast<int64_t>(x0));"), "a store of an undefined value"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",

@@ -73,10 +73,13 @@ def multistep(
         x, v0 = _resolved(x), _resolved(v0)
         params = {name: _resolved(value) for name, value in params.items()}
     chosen = resolve_backend(backend, x, dynamics)
-    spikes, v, v_seq = chosen.run(x, v0, dynamics, params, return_v_seq)
+    if chosen.state_sum:  # and the final state's sum, which its loop computed in passing
+        spikes, v, v_seq, v_sum = chosen.run(x, v0, dynamics, params, return_v_seq)
+    else:
+        (spikes, v, v_seq), v_sum = chosen.run(x, v0, dynamics, params, return_v_seq), None
     mode = checks.resolve(check_finite, x.device)
     if mode != "off" and not torch.compiler.is_compiling():
-        _check_finite(mode, x, v0, v, dynamics, params)
+        _check_finite(mode, x, v0, v, dynamics, params, v_sum)
     return MultistepOutput(spikes, v, v_seq)
 
 
@@ -84,14 +87,16 @@ def multistep(
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _check_finite(mode: str, x, v0, v, dynamics: Dynamics, params: dict) -> None:
+def _check_finite(mode: str, x, v0, v, dynamics: Dynamics, params: dict, v_sum: "torch.Tensor | None") -> None:
+    """Raise (``"sync"``) or record (``"defer"``) a NaN or Inf in the final state ``v`` or a parameter; ``v_sum``:
+    ``v``'s float32 sum where the backend computed it (the synchronous check then reads that, not ``v``)."""
     tensors = [v] + [value for value in params.values() if isinstance(value, torch.Tensor)]
     # with nothing to hide the check from (no mode, no subclass's __torch_function__), it runs as it is: cheaper
     plain = mode == "sync" and not ops_observed() and all(type(t) in _PLAIN for t in tensors)
     with contextlib.nullcontext() if plain else checks.unobserved():
         if mode == "defer":
             checks.defer(f"the state or parameters of {type(dynamics).__name__} (engine)", checks.non_finite(*tensors))
-        elif not _all_finite(tensors):
+        elif not _all_finite(tensors, v_sum):
             raise ValueError(_diagnose_non_finite(x, v0, params))
 
 
@@ -209,14 +214,19 @@ def _check_matrix(name, value, sample_shape):
     return value
 
 
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
+def _all_finite(tensors: list[torch.Tensor], first_sum: "torch.Tensor | None" = None) -> bool:
     """True if every tensor is free of NaN and Inf (reads the answer back to the host).
 
     Fast path: one sum over everything (a NaN or Inf anywhere makes it non-finite, and it is one reduction
-    instead of a boolean tensor per operand); only if that sum is not finite (which finite values can also
-    cause, by overflowing it) are the elements checked one by one.
+    instead of a boolean tensor per operand; ``first_sum``, where given, is the first tensor's float32 sum,
+    already computed); only if that sum is not finite (which finite values can also cause, by overflowing it)
+    are the elements checked one by one.
+
+    >>> v = torch.tensor([3e38, 3e38])  # finite, but its sum overflows: the elements decide
+    >>> _all_finite([v]), _all_finite([v], v.sum()), _all_finite([torch.tensor([1.0, float("nan")])])
+    (True, True, False)
     """
-    total = tensors[0].detach().sum(dtype=torch.float32)
+    total = tensors[0].detach().sum(dtype=torch.float32) if first_sum is None else first_sum
     for value in tensors[1:]:
         total = total + value.detach().sum(dtype=torch.float32)
     if math.isfinite(total.item()):  # one host read, without a tensor for the answer

@@ -3,7 +3,9 @@
 A backend is a function ``run(x, v0, dynamics, params, return_v_seq) -> (spikes, v_final, v_seq | None)``
 with the reference backend's exact semantics (``bsnn_lightning.engine.reference`` is the specification),
 plus a ``supports(x, dynamics)`` check that returns ``None`` when it can run the call, or the reason it
-cannot. ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call,
+cannot. A backend registered with ``state_sum=True`` returns a fourth value: the final state's sum in float32
+(a 0-d tensor, computed in passing by its loop), which :func:`~bsnn_lightning.engine.multistep`'s finite check
+reads instead of reading the state again (a NaN or Inf in the state makes the sum non-finite). ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call,
 whose ``auto_devices`` (if it names any) include x's device type, and whose ``auto_min_elements`` x reaches:
 ``"triton"`` for CUDA tensors, ``"cpu"`` (the fused CPU loop) for CPU tensors large enough to gain from it,
 and ``"torch"`` everywhere else. An explicit name skips that device rule (the Triton interpreter runs on CPU).
@@ -55,6 +57,8 @@ class Backend:
     any_state_dtype: bool = False
     #: "auto" passes it over for an x of fewer elements (where its fixed cost per call outweighs its gain)
     auto_min_elements: int = 0
+    #: True if its run returns a fourth value, the final state's float32 sum (a 0-d tensor)
+    state_sum: bool = False
 
     def reason(self, x: torch.Tensor, dynamics: Dynamics) -> str | None:
         """None if this backend can run the call, else why not."""
@@ -101,10 +105,12 @@ def register_backend(
     auto_devices: tuple[str, ...] | None = None,
     any_state_dtype: bool = False,
     auto_min_elements: int = 0,
+    state_sum: bool = False,
 ) -> None:
     """Register (or replace) a backend under ``name``; ``auto_devices`` limits where "auto" picks it;
     ``any_state_dtype`` says it honours ``Dynamics.state_dtype`` (else only float32 states reach it);
-    ``auto_min_elements``: "auto" leaves an x of fewer elements to the next backend.
+    ``auto_min_elements``: "auto" leaves an x of fewer elements to the next backend; ``state_sum``: its run returns
+    the final state's float32 sum as a fourth value (see the module docstring).
 
     A backend that runs only float64 input, its loop the reference's, says why it refuses the rest:
 
@@ -128,7 +134,7 @@ def register_backend(
     if name in ("auto", "native"):
         raise ValueError(f"{name!r} is reserved: 'auto' chooses a backend, 'native' keeps a library's own neuron")
     _BACKENDS[name] = Backend(
-        name, run, supports or (lambda x, dynamics: None), auto_devices, any_state_dtype, auto_min_elements
+        name, run, supports or (lambda x, dynamics: None), auto_devices, any_state_dtype, auto_min_elements, state_sum
     )
 
 

@@ -100,20 +100,22 @@ def run(
     params: dict[str, "float | torch.Tensor"],
     return_v_seq: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`."""
+    """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`. Returns the
+    spikes, the final state, the states when asked for, and the final state's float32 sum (None where the
+    reference ran the call)."""
     if torch.compiler.is_compiling():  # inside a user's compiled model: its compiler fuses the plain loop
-        return _run_autograd(x, v0, dynamics, params, return_v_seq)
+        return *_run_autograd(x, v0, dynamics, params, return_v_seq), None
     if dispatch_observed():
         # a dispatch mode that sees every operation (a FLOP counter, as Lightning's model summary runs; a
         # debugging mode) cannot be compiled through: the reference runs the call, with the same results
-        return run_reference(x, v0, dynamics, params, return_v_seq)
+        return *run_reference(x, v0, dynamics, params, return_v_seq), None
     if dynamics.autograd:  # the same values; the hand-written backward replaces autograd's
         dynamics = replace(dynamics, autograd=False)
     names = tuple(params)
     values = [params[n] for n in names]
     keep = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values))
-    spikes, v_final, v_seq = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
-    return spikes, v_final, (v_seq if return_v_seq else None)
+    spikes, v_final, v_seq, v_sum = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
+    return spikes, v_final, (v_seq if return_v_seq else None), v_sum
 
 
 class _FusedMultistep(torch.autograd.Function):
@@ -124,21 +126,23 @@ class _FusedMultistep(torch.autograd.Function):
         spec = ("forward", dynamics, names, x.shape[0], x.dim(), x.dtype, _kinds(v0, values), keep, keep_states)
         build = lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states)  # noqa: E731
         # one layout per variant: a strided x (or gradient) would otherwise compile a variant of its own
-        spikes, v, charged, history = _compiled(spec, build)(x.contiguous(), v0, *values)
+        spikes, v, charged, history, v_sum = _compiled(spec, build)(x.contiguous(), v0, *values)
         ctx.spec = (dynamics, names, return_v_seq, x.dtype, compute)
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         ctx.keeps_history = not dynamics.state_from_charge
         # an output the loss does not use gets no gradient tensor: the final state's is a broadcast zero below,
         # not a tensor of zeros written and read at every step
         ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(v_sum)
         if keep:
             tensors = [val for val in values if isinstance(val, torch.Tensor)]
             saved = (charged, history) if ctx.keeps_history else (charged,)
             ctx.save_for_backward(*saved, v0, *tensors)
-        return spikes, v, (history if return_v_seq else None)  # None: no tensor made for an output not asked for
+        # None: no tensor made for an output not asked for; v_sum: the finite check's (the backend's contract)
+        return spikes, v, (history if return_v_seq else None), v_sum
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_v_final, grad_v_seq):
+    def backward(ctx, grad_spikes, grad_v_final, grad_v_seq, _grad_v_sum):
         dynamics, names, return_v_seq, x_dtype, compute = ctx.spec
         saved = list(ctx.saved_tensors)
         charged = saved.pop(0)
@@ -182,7 +186,10 @@ class _FusedMultistep(torch.autograd.Function):
 
 
 def _forward_loop(dynamics: Dynamics, names, steps: int, compute: torch.dtype, keep: bool, keep_states: bool):
-    """``(x, v0, *values) -> (spikes, v_T, h or None, states or None)``: the reference's forward, unrolled."""
+    """``(x, v0, *values) -> (spikes, v_T, h or None, states or None, v_T's float32 sum)``: the reference's
+    forward, unrolled; the sum (for :func:`~bsnn_lightning.engine.multistep`'s finite check) is taken in the same
+    loop over the neurons, from the state still in a register (the rewrite keeps it there: a sum's step is one
+    statement :mod:`.cpu_kernel_rewrite` moves)."""
 
     def forward(x, v0, *values):
         p = _as_compute(dict(zip(names, values)), compute)
@@ -200,6 +207,7 @@ def _forward_loop(dynamics: Dynamics, names, steps: int, compute: torch.dtype, k
             v,
             torch.stack(charged) if keep else None,
             torch.stack(states) if keep_states else None,
+            v.sum(dtype=torch.float32),
         )
 
     return forward
@@ -337,4 +345,4 @@ def auto_min_elements() -> int:
     return AUTO_MIN_ELEMENTS if switched_on(AUTO_SWITCH) else sys.maxsize
 
 
-register_backend("cpu", run, supports, any_state_dtype=True, auto_min_elements=auto_min_elements())
+register_backend("cpu", run, supports, any_state_dtype=True, auto_min_elements=auto_min_elements(), state_sum=True)

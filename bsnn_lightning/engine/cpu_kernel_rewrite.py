@@ -14,8 +14,12 @@ from memory (a write-allocate): a third more memory traffic for a loop that writ
   output moves up to just after the statement that computes its value. The statements are inductor's own,
   unchanged; only independent statements change places (a load reads an input buffer, a store writes an
   output buffer, and inductor gives a buffer that a kernel both reads and writes its own ``in_out_ptr``,
-  whose stores stay last). The arithmetic is the same operations on the same values, so the results are
-  bit for bit those of the unchanged loop.
+  whose stores stay last). A sum's step (inductor's ``tmp_acc0_vec = tmp_acc0_vec + tmp7`` in a serial loop,
+  ``cascade_sum_combine(tmp7, ...)`` in a parallel one) moves up to just after its value, as a store does. The
+  arithmetic is the same operations on the same values, so the results are bit for bit those of the unchanged
+  loop; the one exception is a sum in a parallel loop with ``interleave`` above 1, whose threads may then share
+  the vectors differently and so round the partial sums differently (the backend's one sum is the final
+  state's, for the finite check, which asks only whether it is finite).
 - streaming stores: a full vector written to an output at a 64-byte aligned address (32 on AVX2) goes
   through ``_mm512_stream_ps`` / ``_mm256_stream_ps`` (``_pd`` for float64), which writes the line without
   reading it first; any other store is the ordinary one, and so is every store to a buffer that the kernel
@@ -33,10 +37,10 @@ backward 6.8 against 5.2 ms.
 
 Each vectorised loop of a kernel is taken on its own (a kernel with a per-channel parameter nests the
 vector loop in loops over the batch and the channels; a backward may add a loop that sums a parameter's
-gradient). A loop whose full-vector branch holds anything but plain definitions and stores (a masked store,
-a reduction's accumulator, a buffer both read and written there) is left as inductor wrote it; a kernel with
-no loop rewritten compiles unchanged (:func:`rewrite` returns None). ``BSNN_CPU_REWRITE=off`` turns the rewrite off; :func:`counts` says how many kernels were
-rewritten and left. Only the ``cpu`` backend's own compilations are rewritten (:func:`ours`), never a
+gradient). A loop whose full-vector branch holds anything but plain definitions, stores and a sum's steps (a
+masked store, another reduction's accumulator, a buffer both read and written there) is left as inductor wrote
+it; a kernel with no loop rewritten compiles unchanged (:func:`rewrite` returns None). ``BSNN_CPU_REWRITE=off``
+turns the rewrite off; :func:`counts` says how many kernels were rewritten and left. Only the ``cpu`` backend's own compilations are rewritten (:func:`ours`), never a
 user's ``torch.compile``.
 """
 
@@ -61,6 +65,12 @@ _FULL_BRANCH = "if(C10_LIKELY({var} >= static_cast<int64_t>(0) && {var} < static
 _TAIL_BRANCH = "if(C10_UNLIKELY("
 _DEFINITION = re.compile(r"^(?P<indent>\s*)auto (?P<name>tmp\d+) = (?P<value>.*);$")
 _STORE = re.compile(r"^(?P<indent>\s*)(?P<name>tmp\d+)\.store\((?P<args>.*)\);$")
+#: a sum's step, as inductor writes it for a full vector: the value added into the thread's cascade accumulator
+#: (a parallel loop) or into the accumulator itself (a serial one)
+_ACCUMULATE = re.compile(
+    r"^\s*(?:tmp_acc\d+_vec_local = cascade_sum_combine\((?P<name>tmp\d+), &cascade_helper\d+\)"
+    r"|(?P<acc>tmp_acc\d+_vec) = (?P=acc) \+ (?P<added>tmp\d+));$"
+)
 _OUTPUT = re.compile(r"^(?P<buffer>(?:in_)?out_ptr\d+) \+ static_cast<int64_t>\(.*\)$")
 _NAME = re.compile(r"\btmp\d+\b")
 _LOAD = re.compile(r"::loadu\(|\b(?:in_|out_|in_out_)ptr\d+\[")
@@ -257,7 +267,7 @@ def _reordered(body: list[str], streamable: set[str]) -> list[str] | None:
     definitions, loads, stores, last = [], {}, {}, []
     loaded, stored = set(), set()
     for line in body:
-        definition, store = _DEFINITION.match(line), _STORE.match(line)
+        definition, store, accumulate = _DEFINITION.match(line), _STORE.match(line), _ACCUMULATE.match(line)
         if definition:
             name = definition.group("name")
             loaded.update(_BUFFER.findall(definition.group("value")))  # any read, a load or another form
@@ -265,6 +275,8 @@ def _reordered(body: list[str], streamable: set[str]) -> list[str] | None:
                 loads[name] = line
             else:
                 definitions.append((name, line))
+        elif accumulate:  # a sum's step: it goes with its value, as a store does
+            stores.setdefault(accumulate.group("name") or accumulate.group("added"), []).append(line)
         elif store:
             args = _split_arguments(store.group("args"))
             output = _OUTPUT.match(args[0]) if len(args) == 1 else None
