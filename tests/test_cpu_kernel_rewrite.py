@@ -94,6 +94,9 @@ def test_real_kernels_keep_their_statements_and_results(captured):
         assert "bsnn_store(" in out and ".store(out_ptr" not in "".join(_statements_of_branch_all(out))
         regions = source.count("#pragma omp parallel") or 1
         assert out.count("bsnn_fence();") == regions
+        # compiled at 128 neurons, a parallel region all the same (the threads are decided when it runs: the
+        # variant serves larger layers too)
+        assert "#pragma omp parallel\n" in source
 
 
 def _statements_of_branch_all(source):
@@ -174,7 +177,11 @@ def test_two_vectors_side_by_side():
 def test_a_sums_step_goes_with_its_value():
     """A sum's step (serial: into the accumulator; parallel: into the thread's cascade) moves up to just after
     its value, as a store does; interleaved, both copies add into the one accumulator, copy 0 first."""
-    for step in ("tmp_acc0_vec = tmp_acc0_vec + tmp1;", "tmp_acc0_vec_local = cascade_sum_combine(tmp1, &cascade_helper0);"):
+    for step in (
+        "tmp_acc0_vec = tmp_acc0_vec + tmp1;",
+        "tmp_acc0_vec_local = tmp_acc0_vec_local + tmp1;",
+        "tmp_acc0_vec_local = cascade_sum_combine(tmp1, &cascade_helper0);",
+    ):
         later = "auto tmp2 = at::vec::Vectorized<float>::loadu(in_ptr0 + static_cast<int64_t>(x0 + ks0), static_cast<int64_t>(16));"
         body = (_LOAD0, later, _TWICE, "auto tmp3 = tmp1 + tmp2;", "tmp3.store(out_ptr0 + static_cast<int64_t>(x0));", step)
         out = cpu_kernel_rewrite.rewrite(_kernel(*body))
@@ -200,6 +207,7 @@ def test_a_sums_step_goes_with_its_value():
         ),
         ((_LOAD0, "tmp_acc0_vec = at::vec::maximum(tmp_acc0_vec, tmp0);"), "a reduction other than a sum"),
         ((_LOAD0, "tmp_acc0_vec = tmp_acc1_vec + tmp0;"), "a sum into another accumulator than its own"),
+        ((_LOAD0, "tmp_acc0_vec_local = tmp_acc0_vec + tmp0;"), "a sum into another accumulator than its own, local"),
         ((_LOAD0, _TWICE, "tmp9.store(out_ptr0 + static_cast<int64_t>(x0));"), "a store of an undefined value"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",

@@ -58,6 +58,11 @@ AUTO_MIN_ELEMENTS = 1 << 16
 #: forward, whose chain of steps is short and waits on each step's latency; one in the backward, whose longer
 #: steps (a surrogate's exp and division) already fill the core, and whose registers two would overflow
 INTERLEAVE = {"forward": 2, "backward": 1}
+#: inductor's options for these loops: exact (every 16-bit operation rounded as eager PyTorch rounds it, no fused
+#: multiply-add: inductor's default, restated so that a changed default cannot make the loop inexact silently),
+#: and the threads decided when the loop runs: a variant serves every size of its shape class, and inductor
+#: otherwise decides from the first call's sizes, whose loop, if small, then ran on one thread at every size
+LOOP_OPTIONS = {**EXACT_INDUCTOR_OPTIONS, "cpp.dynamic_threads": True}
 #: the environment variable that keeps "auto" off this backend ("off"; by name it still runs): for short runs,
 #: where compiling costs more than the fused loop saves, and for test suites
 AUTO_SWITCH = "BSNN_CPU_AUTO"
@@ -259,10 +264,8 @@ def _compiled(spec: tuple, build: Callable[[], Callable]) -> CompiledLoop:
                 # and inductor's C++ for these loops reordered, with streaming stores (cpu_kernel_rewrite)
                 cpu_kernel_rewrite.install()
                 loop = _own_code(build(), f"bsnn_cpu_{spec[0]}_{len(_COMPILED)}")
-                # exactness: every 16-bit operation rounded as eager PyTorch rounds it, no fused multiply-add
-                # (inductor's default, restated so that a changed default cannot make the loop inexact silently)
                 # (called without dynamo's frame once compiled: direct_call)
-                fn = CompiledLoop(loop, EXACT_INDUCTOR_OPTIONS, functools.partial(_compiling, INTERLEAVE[spec[0]]))
+                fn = CompiledLoop(loop, LOOP_OPTIONS, functools.partial(_compiling, INTERLEAVE[spec[0]]))
                 _COMPILED[spec] = fn
     return fn
 

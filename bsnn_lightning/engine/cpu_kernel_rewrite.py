@@ -14,12 +14,12 @@ from memory (a write-allocate): a third more memory traffic for a loop that writ
   output moves up to just after the statement that computes its value. The statements are inductor's own,
   unchanged; only independent statements change places (a load reads an input buffer, a store writes an
   output buffer, and inductor gives a buffer that a kernel both reads and writes its own ``in_out_ptr``,
-  whose stores stay last). A sum's step (inductor's ``tmp_acc0_vec = tmp_acc0_vec + tmp7`` in a serial loop,
-  ``cascade_sum_combine(tmp7, ...)`` in a parallel one) moves up to just after its value, as a store does. The
-  arithmetic is the same operations on the same values, so the results are bit for bit those of the unchanged
-  loop; the one exception is a sum in a parallel loop with ``interleave`` above 1, whose threads may then share
-  the vectors differently and so round the partial sums differently (the backend's one sum is the final
-  state's, for the finite check, which asks only whether it is finite).
+  whose stores stay last). A sum's step (inductor's ``tmp_acc0_vec = tmp_acc0_vec + tmp7``, its ``_local``
+  form in a parallel loop, or ``cascade_sum_combine(tmp7, ...)`` there) moves up to just after its value, as
+  a store does. The arithmetic is the same operations on the same values, so the results are bit for bit
+  those of the unchanged loop; the one exception is a sum in a parallel loop with ``interleave`` above 1,
+  whose threads may then share the vectors differently and so round the partial sums differently (the
+  backend's one such sum is the final state's, for the finite check, which asks only whether it is finite).
 - streaming stores: a full vector written to an output at a 64-byte aligned address (32 on AVX2) goes
   through ``_mm512_stream_ps`` / ``_mm256_stream_ps`` (``_pd`` for float64), which writes the line without
   reading it first; any other store is the ordinary one, and so is every store to a buffer that the kernel
@@ -66,10 +66,11 @@ _TAIL_BRANCH = "if(C10_UNLIKELY("
 _DEFINITION = re.compile(r"^(?P<indent>\s*)auto (?P<name>tmp\d+) = (?P<value>.*);$")
 _STORE = re.compile(r"^(?P<indent>\s*)(?P<name>tmp\d+)\.store\((?P<args>.*)\);$")
 #: a sum's step, as inductor writes it for a full vector: the value added into the thread's cascade accumulator
-#: (a parallel loop) or into the accumulator itself (a serial one)
+#: (a parallel loop over many vectors), the thread's accumulator (a parallel loop over a few), or the accumulator
+#: itself (a serial one)
 _ACCUMULATE = re.compile(
     r"^\s*(?:tmp_acc\d+_vec_local = cascade_sum_combine\((?P<name>tmp\d+), &cascade_helper\d+\)"
-    r"|(?P<acc>tmp_acc\d+_vec) = (?P=acc) \+ (?P<added>tmp\d+));$"
+    r"|(?P<acc>tmp_acc\d+_vec(?:_local)?) = (?P=acc) \+ (?P<added>tmp\d+));$"
 )
 _OUTPUT = re.compile(r"^(?P<buffer>(?:in_)?out_ptr\d+) \+ static_cast<int64_t>\(.*\)$")
 _NAME = re.compile(r"\btmp\d+\b")
