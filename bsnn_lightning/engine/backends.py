@@ -5,13 +5,13 @@ with the reference backend's exact semantics (``bsnn_lightning.engine.reference`
 plus a ``supports(x, dynamics)`` check that returns ``None`` when it can run the call, or the reason it
 cannot. A backend registered with ``state_sum=True`` returns a fourth value: the final state's sum in float32
 (a 0-d tensor, computed in passing by its loop), which :func:`~bsnn_lightning.engine.multistep`'s finite check
-reads instead of reading the state again (a NaN or Inf in the state makes the sum non-finite). ``"auto"`` picks the first registered backend in :data:`AUTO_ORDER` that supports the call,
-whose ``auto_devices`` (if it names any) include x's device type, and whose ``auto_min_elements`` x reaches:
-``"triton"`` for CUDA tensors, ``"cpu"`` (the fused CPU loop) for CPU tensors large enough to gain from it,
-and ``"torch"`` everywhere else. An explicit name skips that device rule (the Triton interpreter runs on CPU).
-When ``"auto"`` passes over a backend meant for the call's device (``"triton"`` on a GPU) it says why, once per
-dynamics class and reason, at the user's line: a layer that silently lost its fused kernels would only show
-as a slow training step.
+reads instead of reading the state again (a NaN or Inf in the state makes the sum non-finite). ``"auto"``
+picks the first registered backend in :data:`AUTO_ORDER` that supports the call, whose ``auto_devices`` (if it
+names any) include x's device type, and whose ``auto_min_elements`` x reaches: ``"triton"`` for CUDA tensors,
+``"cpu"`` (the fused CPU loop) for CPU tensors large enough to gain from it, and ``"torch"`` everywhere else.
+An explicit name skips that device rule (the Triton interpreter runs on CPU). When ``"auto"`` passes over a
+backend meant for the call's device (``"triton"`` on a GPU) it says why, once per dynamics class and reason,
+at the user's line: a layer that silently lost its fused kernels would only show as a slow training step.
 """
 
 from __future__ import annotations

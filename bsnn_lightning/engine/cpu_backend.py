@@ -104,7 +104,7 @@ def run(
     dynamics: Dynamics,
     params: dict[str, "float | torch.Tensor"],
     return_v_seq: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Backend entry point; arguments already validated and broadcast by :func:`engine.multistep`. Returns the
     spikes, the final state, the states when asked for, and the final state's float32 sum (None where the
     reference ran the call)."""

@@ -40,8 +40,8 @@ vector loop in loops over the batch and the channels; a backward may add a loop 
 gradient). A loop whose full-vector branch holds anything but plain definitions, stores and a sum's steps (a
 masked store, another reduction's accumulator, a buffer both read and written there) is left as inductor wrote
 it; a kernel with no loop rewritten compiles unchanged (:func:`rewrite` returns None). ``BSNN_CPU_REWRITE=off``
-turns the rewrite off; :func:`counts` says how many kernels were rewritten and left. Only the ``cpu`` backend's own compilations are rewritten (:func:`ours`), never a
-user's ``torch.compile``.
+turns the rewrite off; :func:`counts` says how many kernels were rewritten and left. Only the ``cpu`` backend's
+own compilations are rewritten (:func:`ours`), never a user's ``torch.compile``.
 """
 
 from __future__ import annotations
