@@ -119,20 +119,31 @@ def run(
     names = tuple(params)
     values = [params[n] for n in names]
     keep = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, v0, *values))
-    spikes, v_final, v_seq, v_sum = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
+    if not keep:  # nothing to differentiate: the forward loop alone, without an autograd Function's apply
+        # (under no_grad, as a Function's forward runs: the same compiled variant either way)
+        with torch.no_grad() if torch.is_grad_enabled() else contextlib.nullcontext():
+            spikes, v_final, _, v_seq, v_sum = _forward(dynamics, names, return_v_seq, False, x, v0, values)
+    else:
+        spikes, v_final, v_seq, v_sum = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
     return spikes, v_final, (v_seq if return_v_seq else None), v_sum
+
+
+def _forward(dynamics, names, return_v_seq, keep, x, v0, values) -> tuple:
+    """The compiled forward loop's outputs: spikes, final state, the charged potentials (when ``keep``), the
+    states (when asked for, or kept for the backward), the final state's float32 sum."""
+    keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
+    spec = ("forward", dynamics, names, x.shape[0], x.dim(), x.dtype, _kinds(v0, values), keep, keep_states)
+    compute = dynamics.compute_dtype(x.dtype)
+    build = lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states)  # noqa: E731
+    # one layout per variant: a strided x (or gradient) would otherwise compile a variant of its own
+    return _compiled(spec, build)(x.contiguous(), v0, *values)
 
 
 class _FusedMultistep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dynamics, names, return_v_seq, keep, x, v0, *values):
-        compute = dynamics.compute_dtype(x.dtype)
-        keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
-        spec = ("forward", dynamics, names, x.shape[0], x.dim(), x.dtype, _kinds(v0, values), keep, keep_states)
-        build = lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states)  # noqa: E731
-        # one layout per variant: a strided x (or gradient) would otherwise compile a variant of its own
-        spikes, v, charged, history, v_sum = _compiled(spec, build)(x.contiguous(), v0, *values)
-        ctx.spec = (dynamics, names, return_v_seq, x.dtype, compute)
+        spikes, v, charged, history, v_sum = _forward(dynamics, names, return_v_seq, keep, x, v0, values)
+        ctx.spec = (dynamics, names, return_v_seq, x.dtype, dynamics.compute_dtype(x.dtype))
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         ctx.keeps_history = not dynamics.state_from_charge
         # an output the loss does not use gets no gradient tensor: the final state's is a broadcast zero below,
