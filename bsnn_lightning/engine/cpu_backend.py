@@ -124,7 +124,7 @@ def run(
         with torch.no_grad() if torch.is_grad_enabled() else contextlib.nullcontext():
             spikes, v_final, _, v_seq, v_sum = _forward(dynamics, names, return_v_seq, False, x, v0, values)
     else:
-        spikes, v_final, v_seq, v_sum = _FusedMultistep.apply(dynamics, names, return_v_seq, keep, x, v0, *values)
+        spikes, v_final, v_seq, v_sum = _FusedMultistep.apply(dynamics, names, return_v_seq, x, v0, *values)
     return spikes, v_final, (v_seq if return_v_seq else None), v_sum
 
 
@@ -140,9 +140,12 @@ def _forward(dynamics, names, return_v_seq, keep, x, v0, values) -> tuple:
 
 
 class _FusedMultistep(torch.autograd.Function):
+    """The forward loop that keeps what its backward needs, and that backward (only a call with something to
+    differentiate comes here)."""
+
     @staticmethod
-    def forward(ctx, dynamics, names, return_v_seq, keep, x, v0, *values):
-        spikes, v, charged, history, v_sum = _forward(dynamics, names, return_v_seq, keep, x, v0, values)
+    def forward(ctx, dynamics, names, return_v_seq, x, v0, *values):
+        spikes, v, charged, history, v_sum = _forward(dynamics, names, return_v_seq, True, x, v0, values)
         ctx.spec = (dynamics, names, return_v_seq, x.dtype, dynamics.compute_dtype(x.dtype))
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
         ctx.keeps_history = not dynamics.state_from_charge
@@ -150,10 +153,9 @@ class _FusedMultistep(torch.autograd.Function):
         # not a tensor of zeros written and read at every step
         ctx.set_materialize_grads(False)
         ctx.mark_non_differentiable(v_sum)
-        if keep:
-            tensors = [val for val in values if isinstance(val, torch.Tensor)]
-            saved = (charged, history) if ctx.keeps_history else (charged,)
-            ctx.save_for_backward(*saved, v0, *tensors)
+        tensors = [val for val in values if isinstance(val, torch.Tensor)]
+        saved = (charged, history) if ctx.keeps_history else (charged,)
+        ctx.save_for_backward(*saved, v0, *tensors)
         # None: no tensor made for an output not asked for; v_sum: the finite check's (the backend's contract)
         return spikes, v, (history if return_v_seq else None), v_sum
 
@@ -167,8 +169,8 @@ class _FusedMultistep(torch.autograd.Function):
         values, it = [], iter(tensors)
         for n in names:
             values.append(ctx.constants[n] if n in ctx.constants else next(it))
-        needs = tuple(n for i, n in enumerate(names) if ctx.needs_input_grad[6 + i])
-        need_x, need_v0 = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
+        needs = tuple(n for i, n in enumerate(names) if ctx.needs_input_grad[5 + i])
+        need_x, need_v0 = ctx.needs_input_grad[3], ctx.needs_input_grad[4]
         if grad_spikes is None:  # the loss used the states only
             grad_spikes = torch.zeros(charged.shape, dtype=x_dtype)
         # the same zeros autograd would have written, as one value broadcast over the neurons (stride 0)
@@ -195,7 +197,7 @@ class _FusedMultistep(torch.autograd.Function):
         )
         grads = iter(grad_params)
         grad_params = [next(grads) if n in needs else None for n in names]
-        return (None, None, None, None, grad_x, grad_v0, *grad_params)
+        return (None, None, None, grad_x, grad_v0, *grad_params)
 
 
 # --- the loops that inductor compiles ---------------------------------------------------------------------

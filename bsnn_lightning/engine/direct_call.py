@@ -296,8 +296,8 @@ class _Direct:
             ) from error
         # inductor's own function where AOT autograd's wrappers around it do nothing for this graph, else the
         # whole compiled function; a failed check of the first falls back to the second
-        runner = capture.runner
-        callers = ([runner] if runner is not None else []) + [None]
+        own = capture.runner  # (a walk of the compiled function's closures: once)
+        callers = ([own] if own is not None else []) + [None]
         problem = None
         for runner in callers:
             self = cls()
