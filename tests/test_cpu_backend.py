@@ -213,6 +213,34 @@ def test_the_final_state_is_not_a_view_of_what_the_backward_keeps():
     assert all(g is not None for g in torch.autograd.grad(out.spikes.sum(), leaves))
 
 
+def _saved_by_the_call(dynamics, params, x, v0) -> list[torch.Tensor]:
+    """The tensors the call keeps for its backward (autograd's saved-tensor hooks see each one)."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        multistep(x, dynamics, params, v0, backend="cpu")
+    return saved
+
+
+def test_the_backward_charges_again_from_x_and_keeps_nothing_else():
+    """snnTorch's Leaky charges with a product: the backward reads x again (the caller's own tensor, not a copy)
+    and runs the steps again, so the forward keeps no charged potentials: no tensor of x's size but x."""
+    dynamics, params, x, v0 = _fast_case()
+    x.requires_grad_()
+    big = [t for t in _saved_by_the_call(dynamics, params, x, v0) if t.numel() >= x[0].numel()]
+    assert [t.data_ptr() for t in big] == [x.data_ptr()]
+
+
+def test_changing_x_in_place_before_the_backward_is_refused():
+    """The backward reads x, so x changed in place after the call would give wrong gradients: autograd refuses."""
+    dynamics, params, x, v0 = _fast_case()
+    x = x.requires_grad_()
+    y = x * 1.0
+    out = multistep(y, dynamics, params, v0, backend="cpu")
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.spikes.sum().backward()
+
+
 def test_under_a_dispatch_mode_it_runs_the_reference():
     """A FLOP counter (Lightning's model summary runs the example input under one) cannot be compiled through."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -280,6 +308,38 @@ def test_every_dynamics_matches_reference(dynamics, params):
     x = torch.randn(5, 3, 4, 6, generator=gen) * 0.8 + 0.5
     tensors = _tensor_params(params, 4, 6, gen)
     _check(dynamics, tensors, x, torch.rand(4, generator=gen), needs=("x", "v0", *tensors))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "dynamics, params",
+    [DYNAMICS[0], DYNAMICS[2], DYNAMICS[9], DYNAMICS[11], DYNAMICS[12]],
+    ids=lambda d: type(d).__name__ if not isinstance(d, dict) else "",
+)
+def test_charging_again_in_the_backward_is_reading_what_the_forward_saved(dynamics, params, monkeypatch):
+    """The backward that charges again from x computes what the backward from the saved charged potentials (and
+    states) computes: x's gradient bit for bit (pointwise, so any other h would show), the summed ones to
+    rounding; and only the dynamics that saves keeps a tensor of x's size besides x."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 3, 4, 6, generator=gen) * 0.8 + 0.5
+    tensors = _tensor_params(params, 4, 6, gen)
+    v0 = torch.rand(4, generator=gen)
+    needs = ("x", "v0", *tensors)
+    outs = {}
+    for recharge in (True, False):
+        monkeypatch.setattr(cpu_backend, "_recharges", lambda dynamics, recharge=recharge: recharge)
+        outs[recharge] = _run("cpu", dynamics, tensors, x, v0, needs)
+        x_needs = x.detach().requires_grad_()
+        leaves = {n: t.detach().requires_grad_() for n, t in tensors.items()}
+        saved = _saved_by_the_call(dynamics, leaves, x_needs, v0)
+        others = [t for t in saved if t.numel() >= x[0].numel() and t.data_ptr() != x_needs.data_ptr()]
+        assert (others == []) == recharge
+    (out, grads), (saved_out, saved_grads) = outs[True], outs[False]
+    _assert_bitwise(out, saved_out)
+    assert torch.equal(grads["x"].view(torch.int32), saved_grads["x"].view(torch.int32))
+    assert_matches_reference(out[:3], saved_out[:3], grads, saved_grads)
+    monkeypatch.undo()
+    assert cpu_backend._recharges(dynamics) == (type(dynamics) is not SpikingJellyLIF)  # its charge divides
 
 
 @pytest.mark.slow

@@ -4,9 +4,17 @@ The reference loop (:mod:`bsnn_lightning.engine.reference`) is pointwise per neu
 reads only that neuron's ``x_t`` and state. So the loop over the ``T`` steps, unrolled, is one pointwise
 graph, and ``torch.compile`` (inductor's C++ code generator) fuses it into one vectorised, OpenMP-parallel
 loop over the neurons that keeps the state in a register across the steps. The forward reads ``x`` and
-writes the spikes and the charged potentials ``h`` (what the backward needs, as the reference saves); the
-backward reads the spikes' gradient and ``h`` and writes ``x``'s gradient: about 24 bytes per
-neuron-step in float32, against several whole-tensor passes per step for an eager loop. Those output tensors
+writes the spikes; the backward reads ``x`` again with the spikes' gradient, first runs the forward's steps
+again in registers (each charged potential ``h`` and state the forward's to the bit: the same operations on
+the same values), and writes ``x``'s gradient: 20 bytes per neuron-step in float32, against several
+whole-tensor passes per step for an eager loop, and nothing kept for the backward but ``x`` itself. The
+exception is a dynamics whose charge divides at every step (SpikingJelly's LIF, ``/ tau``): a vector
+division per step costs more than reading 4 bytes, so its forward also writes ``h`` (and the states, where
+they do not follow from ``h``), as the reference saves, and its backward reads them: 24 bytes. (Measured, same
+process, [8, 128, 1024] forward+backward after a 256 MiB copy: snnTorch's Leaky 1.50 against 1.29 ms saving
+against charging again, SpikingJelly's LIF 1.68 against 1.77 ms.) Since that backward reads ``x``, a change
+to ``x`` in place between the forward and the backward is refused by autograd ("modified by an inplace
+operation"), where a backward from saved potentials would not need ``x``. Those output tensors
 are fresh at every call, so on its first call the backend keeps freed host memory for reuse
 (:mod:`.host_memory`: glibc's mmap and trim thresholds, unless ``BSNN_CPU_MALLOC=system``); otherwise each
 call's outputs are new mappings whose pages the kernel faults in and zeroes, which cost more than the loop.
@@ -122,75 +130,83 @@ def run(
     if not keep:  # nothing to differentiate: the forward loop alone, without an autograd Function's apply
         # (under no_grad, as a Function's forward runs: the same compiled variant either way)
         with torch.no_grad() if torch.is_grad_enabled() else contextlib.nullcontext():
-            spikes, v_final, _, v_seq, v_sum = _forward(dynamics, names, return_v_seq, False, x, v0, values)
+            spikes, v_final, _, v_seq, v_sum = _forward(dynamics, names, return_v_seq, False, x.contiguous(), v0, values)
     else:
         spikes, v_final, v_seq, v_sum = _FusedMultistep.apply(dynamics, names, return_v_seq, x, v0, *values)
     return spikes, v_final, (v_seq if return_v_seq else None), v_sum
 
 
 def _forward(dynamics, names, return_v_seq, keep, x, v0, values) -> tuple:
-    """The compiled forward loop's outputs: spikes, final state, the charged potentials (when ``keep``), the
+    """The compiled forward loop's outputs for a contiguous ``x`` (one layout per variant: a strided x would
+    otherwise compile a variant of its own): spikes, final state, the charged potentials (when ``keep``), the
     states (when asked for, or kept for the backward), the final state's float32 sum."""
     keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
     spec = ("forward", dynamics, names, x.shape[0], x.dim(), x.dtype, _kinds(v0, values), keep, keep_states)
     compute = dynamics.compute_dtype(x.dtype)
     build = lambda: _forward_loop(dynamics, names, x.shape[0], compute, keep, keep_states)  # noqa: E731
-    # one layout per variant: a strided x (or gradient) would otherwise compile a variant of its own
-    return _compiled(spec, build)(x.contiguous(), v0, *values)
+    return _compiled(spec, build)(x, v0, *values)
+
+
+def _recharges(dynamics: Dynamics) -> bool:
+    """Whether the backward charges again from ``x`` (the forward then writes neither the charged potentials
+    nor the states, and saves nothing new) rather than reading back what the forward saved: a few operations
+    per step against 4 bytes per neuron-step written and read, except where the charge divides at every step."""
+    return not dynamics.charge_divides
 
 
 class _FusedMultistep(torch.autograd.Function):
-    """The forward loop that keeps what its backward needs, and that backward (only a call with something to
-    differentiate comes here)."""
+    """The forward loop and its backward (only a call with something to differentiate comes here). What the
+    backward reads: ``x``, from which it charges again (:func:`_recharges`), or else the charged potentials
+    (and the states, unless they follow from those) that the forward saved."""
 
     @staticmethod
     def forward(ctx, dynamics, names, return_v_seq, x, v0, *values):
-        spikes, v, charged, history, v_sum = _forward(dynamics, names, return_v_seq, True, x, v0, values)
-        ctx.spec = (dynamics, names, return_v_seq, x.dtype, dynamics.compute_dtype(x.dtype))
+        x = x.contiguous()
+        recharge = _recharges(dynamics)
+        spikes, v, charged, history, v_sum = _forward(dynamics, names, return_v_seq, not recharge, x, v0, values)
+        ctx.spec = (dynamics, names, return_v_seq, x.dtype, dynamics.compute_dtype(x.dtype), recharge)
         ctx.constants = {n: val for n, val in zip(names, values) if not isinstance(val, torch.Tensor)}
-        ctx.keeps_history = not dynamics.state_from_charge
         # an output the loss does not use gets no gradient tensor: the final state's is a broadcast zero below,
         # not a tensor of zeros written and read at every step
         ctx.set_materialize_grads(False)
         ctx.mark_non_differentiable(v_sum)
         tensors = [val for val in values if isinstance(val, torch.Tensor)]
-        saved = (charged, history) if ctx.keeps_history else (charged,)
+        if recharge:
+            saved = (x, None)
+        else:
+            saved = (charged, None if dynamics.state_from_charge else history)
         ctx.save_for_backward(*saved, v0, *tensors)
         # None: no tensor made for an output not asked for; v_sum: the finite check's (the backend's contract)
         return spikes, v, (history if return_v_seq else None), v_sum
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_final, grad_v_seq, _grad_v_sum):
-        dynamics, names, return_v_seq, x_dtype, compute = ctx.spec
-        saved = list(ctx.saved_tensors)
-        charged = saved.pop(0)
-        history = saved.pop(0) if ctx.keeps_history else None
-        v0, *tensors = saved
+        dynamics, names, return_v_seq, x_dtype, compute, recharge = ctx.spec
+        first, history, v0, *tensors = ctx.saved_tensors  # first: x, or the charged potentials
         values, it = [], iter(tensors)
         for n in names:
             values.append(ctx.constants[n] if n in ctx.constants else next(it))
         needs = tuple(n for i, n in enumerate(names) if ctx.needs_input_grad[5 + i])
         need_x, need_v0 = ctx.needs_input_grad[3], ctx.needs_input_grad[4]
         if grad_spikes is None:  # the loss used the states only
-            grad_spikes = torch.zeros(charged.shape, dtype=x_dtype)
+            grad_spikes = torch.zeros(first.shape, dtype=x_dtype)
         # the same zeros autograd would have written, as one value broadcast over the neurons (stride 0)
         no_final = grad_v_final is None
-        grad_v_final = _zeros(charged.dtype, charged.shape[1:]) if no_final else grad_v_final.contiguous()
+        grad_v_final = _zeros(compute, first.shape[1:]) if no_final else grad_v_final.contiguous()
         if return_v_seq and grad_v_seq is None:
-            grad_v_seq = torch.zeros_like(charged)  # the states have the charged potentials' shape and dtype
+            grad_v_seq = torch.zeros(first.shape, dtype=compute)  # the states: x's shape, the state's dtype
         spec = (
-            "backward", dynamics, names, charged.shape[0], charged.dim(), x_dtype, _kinds(v0, values),
+            "backward", dynamics, names, first.shape[0], first.dim(), x_dtype, _kinds(v0, values), recharge,
             history is not None, return_v_seq, needs, need_x, need_v0, grad_spikes.dtype, no_final,
         )
-        loop = _compiled(
-            spec,
-            lambda: _backward_loop(dynamics, names, charged.shape[0], compute, x_dtype, return_v_seq, needs, need_x, need_v0),
+        build = lambda: _backward_loop(  # noqa: E731
+            dynamics, names, first.shape[0], compute, x_dtype, return_v_seq, needs, need_x, need_v0, recharge
         )
-        grad_x, grad_v0, *grad_params = loop(
+        grad_x, grad_v0, *grad_params = _compiled(spec, build)(
             grad_spikes.contiguous(),
             grad_v_final,
             grad_v_seq.contiguous() if return_v_seq else None,
-            charged,
+            first,
             history,
             v0,
             *values,
@@ -231,15 +247,24 @@ def _forward_loop(dynamics: Dynamics, names, steps: int, compute: torch.dtype, k
     return forward
 
 
-def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs, need_x, need_v0):
-    """``(grad_spikes, grad_v_T, grad_v_seq, h, states, v0, *values) -> (grad_x, grad_v0, *grad_params)``: the
-    reference's backward, unrolled (each parameter's gradient summed over the steps, then over the batch)."""
+def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs, need_x, need_v0, recharge):
+    """``(grad_spikes, grad_v_T, grad_v_seq, x or h, states, v0, *values) -> (grad_x, grad_v0, *grad_params)``:
+    the reference's backward, unrolled (each parameter's gradient summed over the steps, then over the batch).
+    With ``recharge`` it reads ``x`` and first runs the forward's steps again, the same operations on the same
+    values, so each ``h`` and state is the forward's to the bit, in registers rather than read from memory."""
     needs_set = frozenset(needs)
 
     def backward(grad_spikes, grad_v_final, grad_v_seq, charged, history, v0, *values):
         by_name = dict(zip(names, values))
         p = _as_compute(by_name, compute)
         v0_full = v0.to(compute).expand(charged.shape[1:])
+        if recharge:
+            x, charged, history, v = charged, [], [], v0_full
+            for t in range(steps):
+                h = dynamics.charge(x[t].to(compute), v, p)
+                v = dynamics.reset(h, dynamics.fire(h, p), p, v)
+                charged.append(h)
+                history.append(v)
         carry = grad_v_final.to(compute)
         grad_x = [None] * steps
         sums: dict[str, torch.Tensor] = {}

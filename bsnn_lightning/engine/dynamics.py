@@ -70,6 +70,10 @@ class Dynamics:
     #: True if ``v_t`` follows from ``h_t`` alone, so a backward can recompute states from the saved
     #: charged potentials; otherwise the reference backend saves the states too
     state_from_charge: ClassVar[bool] = True
+    #: True if ``charge`` divides by a parameter at every step (SpikingJelly's LIF: ``/ tau``, a division so
+    #: that it rounds as the library does): a vector division is slow on a CPU, so the ``cpu`` backend saves
+    #: such a dynamics' charged potentials for the backward instead of charging again there from ``x``
+    charge_divides: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "surrogate", Surrogate.parse(self.surrogate))
@@ -201,6 +205,7 @@ class SpikingJellyLIF(_FireThenReset):
     surrogate: Surrogate = field(default_factory=lambda: Surrogate("sigmoid", 4.0))
     decay_input: bool = True
     param_names: ClassVar[tuple[str, ...]] = ("tau", "threshold")
+    charge_divides: ClassVar[bool] = True
 
     def charge(self, x, v, p):
         tau = p["tau"]
@@ -504,6 +509,7 @@ class SpikingJellyPLIF(SpikingJellyLIF):
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("q", "threshold")
+    charge_divides: ClassVar[bool] = False  # q multiplies
 
     def charge(self, x, v, p):
         q = p["q"]
@@ -541,6 +547,8 @@ class SpikingJelly014LIF(SpikingJellyLIF):
     >>> multistep(torch.full((4, 1, 1), 0.6), SpikingJelly014LIF(), params, backend="torch").spikes.flatten().tolist()
     [0.0, 0.0, 1.0, 0.0]
     """
+
+    charge_divides: ClassVar[bool] = False  # one division per call, not per neuron: ``decay``
 
     def decay(self, p):
         """The factor ``1 - 1/tau`` that multiplies the membrane (the triton backend computes it with this
