@@ -16,7 +16,9 @@ direction, what ``auto`` picks for these shapes) and on the reference ``torch`` 
 ``copy`` of x into a preallocated tensor, timed in the same rounds, measures the bandwidth under the same load;
 the floor of a row is the bytes a layer must move (per neuron-step, float32: x read and spikes written
 forward, 8 bytes; with the backward, also the charged potential written and read back, the spikes' gradient
-read and x's gradient written: 24 bytes) at that bandwidth. Issue 23 states its floor at the memory's
+read and x's gradient written: 24 bytes, issue 23's count; the ``cpu`` backend moves 20 where its backward
+charges again from x instead of reading a saved potential, SpikingJelly's LIF excepted) at that bandwidth.
+Issue 23 states its floor at the memory's
 bandwidth (a 268 MB copy), and a copy of x may run partly from the 32 MB L3 cache for a small layer (4 MB for
 the [8, 128, 1024] linear layer), so a ``copy[memory]`` of 256 MiB, far larger than the caches, is timed in
 the same rounds too: the ``memory floor`` columns. (In the run of 2026-12-07 15:23 UTC the two bandwidths

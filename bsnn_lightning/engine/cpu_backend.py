@@ -11,8 +11,8 @@ whole-tensor passes per step for an eager loop, and nothing kept for the backwar
 exception is a dynamics whose charge divides at every step (SpikingJelly's LIF, ``/ tau``): a vector
 division per step costs more than reading 4 bytes, so its forward also writes ``h`` (and the states, where
 they do not follow from ``h``), as the reference saves, and its backward reads them: 24 bytes. (Measured, same
-process, [8, 128, 1024] forward+backward after a 256 MiB copy: snnTorch's Leaky 1.50 against 1.29 ms saving
-against charging again, SpikingJelly's LIF 1.68 against 1.77 ms.) Since that backward reads ``x``, a change
+process, [8, 128, 1024] forward+backward after a 256 MiB copy, saving against charging again: snnTorch's Leaky
+1.64 against 1.45 ms, SpikingJelly's LIF 1.92 against 2.10 ms; docs/kernels.md.) Since that backward reads ``x``, a change
 to ``x`` in place between the forward and the backward is refused by autograd ("modified by an inplace
 operation"), where a backward from saved potentials would not need ``x``. Those output tensors
 are fresh at every call, so on its first call the backend keeps freed host memory for reuse

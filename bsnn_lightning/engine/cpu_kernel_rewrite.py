@@ -3,7 +3,7 @@
 Inductor compiles a layer's unrolled time loop (:mod:`.cpu_backend`) into one vectorised loop over the neurons
 whose body holds all ``T`` steps for one vector of neurons. It writes that body in an order that suits a
 short pointwise kernel and not a long one: every load first (``x`` at all ``T`` steps, and in the backward the
-spikes' gradient and the saved potentials), then the arithmetic, then every store. With ``T = 16`` that keeps
+spikes' gradient and x or the saved potentials), then the arithmetic, then every store. With ``T = 16`` that keeps
 dozens of vectors alive across the whole body, more than the 32 vector registers, and the compiler spills
 them to the stack. The outputs are written with ordinary stores, so each cache line written is first read
 from memory (a write-allocate): a third more memory traffic for a loop that writes two tensors per step.

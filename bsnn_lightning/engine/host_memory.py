@@ -1,6 +1,6 @@
 """Host memory that a training loop frees is kept for its next step, instead of being handed back to the system.
 
-Every call of a layer writes its spikes, its saved potentials and, in the backward, x's gradient into fresh
+Every call of a layer writes its spikes, any potentials it saves and, in the backward, x's gradient into fresh
 tensors of the input's size (tens of megabytes for a convolutional layer). PyTorch's CPU allocator takes them
 from the C library's ``malloc``, and glibc's ``malloc`` serves a request above its mmap threshold (128 KiB,
 rising to at most 32 MiB as freed blocks come back) with a new memory mapping, which it unmaps again on
