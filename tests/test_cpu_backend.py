@@ -367,6 +367,21 @@ def test_16_bit_states_run_on_the_reference(auto_picks_cpu, state_dtype):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "x_dtype, dynamics, params",
+    [(torch.bfloat16, SnnTorchLeakyImmediate(), LEAKY), (torch.float16, SpikingJellyLIF(), LIF)],
+    ids=["bfloat16-charging-again", "float16-saving"],
+)
+def test_16_bit_inputs_with_a_float32_state(x_dtype, dynamics, params):
+    """An input in 16 bits (a layer's output under autocast) with the state in float32: spikes and states bit for
+    bit, gradients to rounding, on both backwards (the one that charges again reads the 16-bit x it keeps)."""
+    gen = torch.Generator().manual_seed(6)
+    x = (torch.randn(6, 3, 4, 8, generator=gen) + 0.5).to(x_dtype)
+    assert dynamics.compute_dtype(x_dtype) == torch.float32
+    _check(dynamics, params, x, torch.rand(4, 8, generator=gen), needs=("x", "v0"))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("uses", ["spikes", "v", "v_seq"])
 def test_a_loss_on_one_output_only(uses):
     """The outputs a loss leaves unused get no gradient tensor (a broadcast zero for the final state, zeros
