@@ -16,12 +16,12 @@ from .neuron_params import (
     MethodNeuron,
     MethodSettings,
     Recording,
+    engine_backends,
     settings_keywords,
 )
 from .user_warnings import warn_user
 
 IMP_CHOICES = (*IMP_MODES, "none")
-BACKEND_CHOICES = ("torch", "triton", "auto", "native")
 
 
 #: what ``convert`` and ``ConvertNeurons`` accept beyond a field's own values (added to the fields' help)
@@ -135,7 +135,7 @@ def _refuse_unknown_shapes(pending: list[str]) -> None:
 
 _NO_NATIVE = (
     "backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or "
-    "sequence mode; choose backend 'torch', 'triton' or 'auto' for those"
+    "sequence mode; choose backend 'torch', 'triton', 'cpu' or 'auto' for those"
 )
 
 
@@ -166,7 +166,7 @@ def requested_changes(settings: MethodSettings | str | None, changes: dict) -> t
     >>> requested_changes(None, {"backend": "native", "imp": "channel"})
     Traceback (most recent call last):
     ...
-    ValueError: backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or sequence mode; choose backend 'torch', 'triton' or 'auto' for those
+    ValueError: backend='native' keeps the library's own neuron loop, which has no bifurcation dynamics, IMP or sequence mode; choose backend 'torch', 'triton', 'cpu' or 'auto' for those
     """
     changes = {name: value for name, value in changes.items() if value is not None}
     known = [f.name for f in fields(MethodSettings)]
@@ -195,8 +195,8 @@ def requested_changes(settings: MethodSettings | str | None, changes: dict) -> t
         raise ValueError(f"expected dynamics to be one of {list(DYNAMICS)} or None, got {dynamics!r}")
     if imp is not None and imp not in IMP_CHOICES:
         raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
-    if backend is not None and backend not in BACKEND_CHOICES:
-        raise ValueError(f"expected backend to be one of {list(BACKEND_CHOICES)} or None, got {backend!r}")
+    if backend is not None and backend not in (*engine_backends(), "native"):
+        raise ValueError(f"expected backend to be one of {[*engine_backends(), 'native']} or None, got {backend!r}")
     if backend == "native" and (dynamics == "bifurcation" or imp not in (None, "none") or options):
         raise ValueError(_NO_NATIVE)
     return changes, options

@@ -35,6 +35,7 @@ from .engine import (
     DiagonalBifurcation,
     Dynamics,
     Surrogate,
+    available_backends,
     multistep,
 )
 from .engine.api import MultistepOutput
@@ -45,7 +46,6 @@ DYNAMICS = ("lif", "bifurcation")
 IMP_MODES = ("neuron", "channel", "layer")
 GRANULARITIES = ("neuron", "channel")
 STRUCTURES = ("diagonal", "coupled")
-ENGINE_BACKENDS = ("torch", "triton", "auto")
 STEP_MODES = ("s", "m")
 STATE_DTYPES = ("native", "float32")
 #: the options of ``convert`` that configure bifurcation dynamics (fields of :class:`MethodSettings`)
@@ -91,7 +91,12 @@ class MethodSettings:
     bounds: tuple[float, float] = _setting(
         (-1.0, 0.2), "bifurcation dynamics: the range (lo, hi) the eigenvalues are clamped to, -1 <= lo < hi"
     )
-    backend: str = _setting("auto", 'who runs the neuron loop: "torch" (the reference engine), "triton" or "auto"')
+    backend: str = _setting(
+        "auto",
+        'who runs the neuron loop: "torch" (the reference engine), "triton" (fused kernels, CUDA), "cpu" (the time '
+        'loop compiled into one pass over memory, CPU), another registered backend, or "auto" (the fastest that can '
+        "run each call)",
+    )
     state_dtype: str = _setting(
         "native",
         'the precision of the membrane: "native" keeps it where the neuron\'s own code would (the input\'s dtype '
@@ -123,7 +128,7 @@ class MethodSettings:
             _check_choice("imp", self.imp, IMP_MODES)
         _check_choice("structure", self.structure, STRUCTURES)
         _check_choice("granularity", self.granularity, GRANULARITIES)
-        _check_choice("backend", self.backend, ENGINE_BACKENDS)
+        _check_choice("backend", self.backend, engine_backends())
         _check_choice("state_dtype", self.state_dtype, STATE_DTYPES)
         _check_choice("check_finite", self.check_finite, CHECK_MODES)
         if self.step_mode is not None:
@@ -697,6 +702,16 @@ def _device_of(module: nn.Module) -> torch.device:
     for tensor in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
         return tensor.device
     return torch.device("cpu")
+
+
+def engine_backends() -> tuple[str, ...]:
+    """The backends a neuron can name: every registered one (:func:`~bsnn_lightning.engine.available_backends`, so a
+    backend registered by the user's code too), and "auto".
+
+    >>> engine_backends()
+    ('cpu', 'torch', 'triton', 'auto')
+    """
+    return (*available_backends(), "auto")
 
 
 def _check_choice(name, value, choices):

@@ -77,6 +77,54 @@ def test_convert_refuses_a_setting_given_twice_an_unknown_name_and_a_wrong_setti
         ConvertNeurons(tau=2.0)
 
 
+def test_every_registered_backend_can_be_named_and_an_unknown_one_is_refused_with_the_names(monkeypatch):
+    """The backends a neuron, ``convert`` and a recipe's YAML accept are the engine's registry and "auto" (before,
+    a fixed list left out the registered ``cpu`` backend: ``backend="cpu"`` was refused); a backend registered by
+    the user's own code can be named too."""
+    from dataclasses import replace
+
+    from bsnn_lightning.engine import backends
+
+    assert MethodSettings(backend="cpu").backend == "cpu"
+    with pytest.raises(ValueError, match=r"expected backend to be one of \['cpu', 'torch', 'triton', 'auto'\], got 'fast'"):
+        MethodSettings(backend="fast")
+    net = nn.Sequential(nn.Linear(4, 3), bl.LIFNeuron())
+    with pytest.raises(ValueError, match=r"one of \['cpu', 'torch', 'triton', 'auto', 'native'\] or None, got 'fast'"):
+        bl.convert(net, backend="fast")
+    bl.convert(net, backend="cpu")
+    assert net[1].bsnn_settings.backend == "cpu"
+    monkeypatch.setitem(backends._BACKENDS, "mine", replace(backends._BACKENDS["torch"], name="mine"))
+    assert MethodSettings(backend="mine").backend == "mine"
+
+
+@pytest.mark.slow  # compiles the cpu backend's loop (seconds)
+def test_a_neuron_converted_to_the_cpu_backend_runs_it_and_computes_the_librarys_spikes(monkeypatch):
+    """``convert(..., backend="cpu")`` on a real snnTorch Leaky: each call goes to the ``cpu`` backend (a spy on
+    the registered backend counts them, then calls it) and the spikes are snnTorch's own, bit for bit."""
+    from dataclasses import replace
+
+    snntorch = pytest.importorskip("snntorch")
+    from bsnn_lightning.engine import backends
+
+    registered, calls = backends._BACKENDS["cpu"], []
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return registered.run(*args, **kwargs)
+
+    monkeypatch.setitem(backends._BACKENDS, "cpu", replace(registered, run=spy))
+    torch.manual_seed(0)
+    native = snntorch.Leaky(beta=0.9, init_hidden=True)
+    converted = bl.convert(snntorch.Leaky(beta=0.9, init_hidden=True), backend="cpu")
+    x = torch.rand(5, 3, 8) * 2
+    want = []
+    for t in range(x.shape[0]):
+        want.append(native(x[t]))
+    got = [converted(x[t]) for t in range(x.shape[0])]
+    assert len(calls) == x.shape[0]
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 def test_the_old_options_dict_still_works_for_one_release_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match=r"ConvertNeurons\(options=\{...\}\) is deprecated.*structure='coupled'"):
         old = ConvertNeurons(dynamics="bifurcation", options={"structure": "coupled"})

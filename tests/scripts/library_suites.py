@@ -1,6 +1,6 @@
 """Run snnTorch's and SpikingJelly's own test suites with every supported neuron converted (issue 12).
 
-    python tests/scripts/library_suites.py {snntorch|spikingjelly} CHECKOUT [--backends torch triton]
+    python tests/scripts/library_suites.py {snntorch|spikingjelly} CHECKOUT [--backends torch triton cpu auto]
         [--python PY] [--files F ...] [--json OUT] [-- PYTEST_ARGS]
 
 CHECKOUT is a clone of the library's repository (``git clone https://github.com/jeshraghian/snntorch``,
@@ -223,7 +223,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("library", choices=sorted(SUPPORTED))
     parser.add_argument("checkout", type=Path)
-    parser.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "triton", "auto"])
+    parser.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "triton", "cpu", "auto"])
     parser.add_argument("--python", default=sys.executable, help="the interpreter whose environment runs the suite")
     parser.add_argument("--files", nargs="+", help="test files or directories, relative to the checkout")
     parser.add_argument("--json", type=Path, help="write every run's outcomes and conversion log here")
