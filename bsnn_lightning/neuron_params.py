@@ -94,8 +94,8 @@ class MethodSettings:
     backend: str = _setting(
         "auto",
         'who runs the neuron loop: "torch" (the reference engine), "triton" (fused kernels, CUDA), "cpu" (the time '
-        'loop compiled into one pass over memory, CPU), another registered backend, or "auto" (the fastest that can '
-        "run each call)",
+        'loop compiled into one pass over memory, CPU), another registered backend, or "auto" ("triton" on CUDA, '
+        '"cpu" for large CPU calls, else "torch")',
     )
     state_dtype: str = _setting(
         "native",
