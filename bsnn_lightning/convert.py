@@ -195,8 +195,9 @@ def requested_changes(settings: MethodSettings | str | None, changes: dict) -> t
         raise ValueError(f"expected dynamics to be one of {list(DYNAMICS)} or None, got {dynamics!r}")
     if imp is not None and imp not in IMP_CHOICES:
         raise ValueError(f"expected imp to be one of {list(IMP_CHOICES)} or None, got {imp!r}")
-    if backend is not None and backend not in (*engine_backends(), "native"):
-        raise ValueError(f"expected backend to be one of {[*engine_backends(), 'native']} or None, got {backend!r}")
+    backends = (*engine_backends(), "native")
+    if backend is not None and backend not in backends:
+        raise ValueError(f"expected backend to be one of {list(backends)} or None, got {backend!r}")
     if backend == "native" and (dynamics == "bifurcation" or imp not in (None, "none") or options):
         raise ValueError(_NO_NATIVE)
     return changes, options

@@ -56,7 +56,7 @@ from .switches import switched_on
 from .backends import register_backend
 from .torch_modes import EXACT_INDUCTOR_OPTIONS, cpp_compiler_problem, dispatch_observed, distinct_sizes
 from .dynamics import Dynamics
-from .reference import _as_compute, _previous_state, _run_autograd, _sum_to_shape, run_reference
+from .reference import _as_compute, _previous_state, _run_autograd, _step, _sum_to_shape, run_reference
 from .surrogates import FUNCTION_PREFIX
 
 #: "auto" leaves smaller calls (elements of x) to the reference: below this, the compiled loop's fixed cost
@@ -230,9 +230,7 @@ def _forward_loop(dynamics: Dynamics, names, steps: int, compute: torch.dtype, k
         v = v0.to(compute).expand(x.shape[1:])
         spikes, charged, states = [], [], []
         for t in range(steps):
-            h = dynamics.charge(x[t].to(compute), v, p)
-            s = dynamics.fire(h, p)
-            v = dynamics.reset(h, s, p, v)
+            h, s, v = _step(dynamics, x[t], v, p, compute)
             spikes.append(s.to(x.dtype))
             charged.append(h)
             states.append(v)
@@ -254,15 +252,15 @@ def _backward_loop(dynamics, names, steps, compute, x_dtype, return_v_seq, needs
     values, so each ``h`` and state is the forward's to the bit, in registers rather than read from memory."""
     needs_set = frozenset(needs)
 
-    def backward(grad_spikes, grad_v_final, grad_v_seq, charged, history, v0, *values):
+    def backward(grad_spikes, grad_v_final, grad_v_seq, first, history, v0, *values):
         by_name = dict(zip(names, values))
         p = _as_compute(by_name, compute)
-        v0_full = v0.to(compute).expand(charged.shape[1:])
+        v0_full = v0.to(compute).expand(first.shape[1:])
+        charged = first  # x when charging again, else the saved charged potentials
         if recharge:
-            x, charged, history, v = charged, [], [], v0_full
+            charged, history, v = [], [], v0_full
             for t in range(steps):
-                h = dynamics.charge(x[t].to(compute), v, p)
-                v = dynamics.reset(h, dynamics.fire(h, p), p, v)
+                h, _, v = _step(dynamics, first[t], v, p, compute)
                 charged.append(h)
                 history.append(v)
         carry = grad_v_final.to(compute)

@@ -47,6 +47,15 @@ def run_reference(
     return spikes, v_final, (v_seq if return_v_seq else None)
 
 
+def _step(dynamics: Dynamics, x_t: torch.Tensor, v: torch.Tensor, p: dict, compute: torch.dtype):
+    """One step of the forward: ``(h, s, v)`` from ``x_t`` and the state before it. Every loop over the steps
+    (this module's, the ``cpu`` backend's forward and the backward that charges again there) takes this one, so
+    they do the same operations in the same order."""
+    h = dynamics.charge(x_t.to(compute), v, p)
+    s = dynamics.fire(h, p)
+    return h, s, dynamics.reset(h, s, p, v)
+
+
 def _run_autograd(x, v0, dynamics: Dynamics, params: dict, return_v_seq: bool):
     """The same loop differentiated by autograd, spikes carrying the surrogate gradient (``autograd=True``):
     what ``torch.compile`` traces (a plain graph of the step functions, which it can fuse), instead of the
@@ -58,9 +67,7 @@ def _run_autograd(x, v0, dynamics: Dynamics, params: dict, return_v_seq: bool):
     v = v0.to(compute).expand(x.shape[1:])
     spikes, states = [], []
     for t in range(x.shape[0]):
-        h = dynamics.charge(x[t].to(compute), v, p)
-        s = dynamics.fire(h, p)
-        v = dynamics.reset(h, s, p, v)
+        _, s, v = _step(dynamics, x[t], v, p, compute)
         spikes.append(s.to(x.dtype))
         if return_v_seq:
             states.append(v)
@@ -77,13 +84,8 @@ class _ReferenceMultistep(torch.autograd.Function):
         keep_states = return_v_seq or (keep and not dynamics.state_from_charge)
         v = v0.to(compute).expand(x.shape[1:])
 
-        def step(t, v):
-            h = dynamics.charge(x[t].to(compute), v, p)
-            s = dynamics.fire(h, p)
-            return h, s, dynamics.reset(h, s, p, v)
-
         if steps == 1:  # one step per call (a user's own time loop): views, no copies into buffers
-            h, s, v = step(0, v)
+            h, s, v = _step(dynamics, x[0], v, p, compute)
             charged = h.unsqueeze(0) if keep else None
             spikes = s.to(x.dtype).unsqueeze(0)
             history = v.unsqueeze(0) if keep_states else None
@@ -92,7 +94,7 @@ class _ReferenceMultistep(torch.autograd.Function):
             spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
             history = torch.empty(x.shape, dtype=compute, device=x.device) if keep_states else None
             for t in range(steps):
-                h, s, v = step(t, v)
+                h, s, v = _step(dynamics, x[t], v, p, compute)
                 if charged is not None:
                     charged[t] = h
                 spikes[t] = s
